@@ -1,0 +1,199 @@
+// The sans-IO WireGuard device: peers, sessions, cryptokey routing and timers.
+// Callers feed it packets and ticks; it fills `out` with what to send and what to write.
+import { keyId, publicKeyOf, type NodePrivateKey, type NodePublicKey } from '../crypto/keys.js';
+import type { TransportAead } from '../crypto/transport-aead.js';
+import { CookieChecker, type Rng } from '../noise/cookie.js';
+import { DEFAULT_TIMERS, type TimerConfig } from '../noise/constants.js';
+import type { StaticIdentity } from '../noise/handshake.js';
+import type { Keypair } from '../noise/keypair.js';
+import { RateLimiter } from '../noise/rate-limiter.js';
+import { AllowedIps } from './allowed-ips.js';
+import type { Cidr } from './cidr.js';
+import { DropCounters, INSIDE_DROP_REASONS, OUTSIDE_DROP_REASONS, type InsideDropReason, type OutsideDropReason } from './drops.js';
+import { Outbox } from './outbox.js';
+import { Peer, type PeerOptions } from './peer.js';
+import { insidePacket, sendKeepalive } from './inside.js';
+import { outsideDatagram } from './outside.js';
+import { tickPeer } from './timers.js';
+import type { Endpoint } from './endpoint.js';
+
+export interface Clock {
+  /** Monotonic milliseconds, for timers. */
+  now(): number;
+  /** Wall-clock milliseconds since the Unix epoch, for TAI64N and "latest handshake". */
+  wall(): number;
+}
+
+export interface DeviceOptions {
+  privateKey: NodePrivateKey;
+  clock: Clock;
+  rng: Rng;
+  aead: TransportAead;
+  mtu: number;
+  timers?: Partial<TimerConfig>;
+  /** Handshake messages per second above which mac2 (cookies) are demanded. */
+  underLoadHandshakesPerSecond?: number;
+}
+
+/** Under load for this long after the rate last exceeded the threshold (as wireguard-go). */
+export const UNDER_LOAD_AFTER_MS = 1000;
+export const DEFAULT_UNDER_LOAD_HANDSHAKES_PER_SECOND = 256;
+
+export interface IndexEntry {
+  peer: Peer;
+  /** null while the index names a handshake in flight. */
+  keypair: Keypair | null;
+}
+
+export class Device {
+  identity: StaticIdentity;
+  readonly clock: Clock;
+  readonly rng: Rng;
+  readonly aead: TransportAead;
+  mtu: number;
+  readonly timers: TimerConfig;
+  readonly peers = new Map<string, Peer>();
+  readonly allowedIps = new AllowedIps<Peer>();
+  readonly index = new Map<number, IndexEntry>();
+  readonly cookieChecker: CookieChecker;
+  readonly rateLimiter = new RateLimiter();
+  readonly outsideDrops = new DropCounters<OutsideDropReason>(OUTSIDE_DROP_REASONS);
+  readonly insideDrops = new DropCounters<InsideDropReason>(INSIDE_DROP_REASONS);
+  readonly out = new Outbox();
+  readonly underLoadThreshold: number;
+  private underLoadUntilMs = -Infinity;
+  private handshakeWindowStartMs = -Infinity;
+  private handshakesInWindow = 0;
+  private up = false;
+
+  constructor(opts: DeviceOptions) {
+    this.identity = { privateKey: opts.privateKey, publicKey: publicKeyOf(opts.privateKey) };
+    this.clock = opts.clock;
+    this.rng = opts.rng;
+    this.aead = opts.aead;
+    this.mtu = opts.mtu;
+    this.timers = { ...DEFAULT_TIMERS, ...opts.timers };
+    this.cookieChecker = new CookieChecker(this.identity.publicKey, this.timers.cookieRefreshTimeMs);
+    this.underLoadThreshold = opts.underLoadHandshakesPerSecond ?? DEFAULT_UNDER_LOAD_HANDSHAKES_PER_SECOND;
+  }
+
+  get publicKey(): NodePublicKey {
+    return this.identity.publicKey;
+  }
+
+  /** Starts timers that run without traffic (persistent keepalives). */
+  start(): void {
+    this.up = true;
+    for (const p of this.peers.values()) if (p.persistentKeepaliveSec > 0) sendKeepalive(this, p);
+  }
+
+  setPrivateKey(priv: NodePrivateKey): void {
+    this.identity = { privateKey: priv, publicKey: publicKeyOf(priv) };
+    this.cookieChecker.setLocalPublic(this.identity.publicKey);
+    for (const p of [...this.peers.values()]) {
+      // A peer whose key equals our own new public key cannot exist (wg(8) removes it).
+      if (p.id === keyId(this.identity.publicKey)) {
+        this.removePeer(p.id);
+        continue;
+      }
+      this.clearSessions(p);
+      p.handshake.rekeyLocal(this.identity);
+    }
+  }
+
+  addPeer(opts: PeerOptions, allowedIps: readonly Cidr[] = []): Peer {
+    const id = keyId(opts.publicKey);
+    if (this.peers.has(id)) throw new Error(`peer ${id} already exists`);
+    const peer = new Peer(this.identity, opts, this.timers);
+    this.peers.set(id, peer);
+    for (const c of allowedIps) this.allowedIps.insert(c, peer);
+    if (this.up && peer.persistentKeepaliveSec > 0) sendKeepalive(this, peer);
+    return peer;
+  }
+
+  removePeer(id: string): boolean {
+    const peer = this.peers.get(id);
+    if (!peer) return false;
+    this.clearSessions(peer);
+    this.allowedIps.removeValue(peer);
+    this.peers.delete(id);
+    peer.staged = [];
+    return true;
+  }
+
+  setPersistentKeepalive(peer: Peer, sec: number): void {
+    peer.persistentKeepaliveSec = sec;
+    if (sec > 0 && this.up) sendKeepalive(this, peer);
+    else if (sec === 0) peer.timers.persistentKeepaliveAt = Infinity;
+  }
+
+  setEndpoint(peer: Peer, e: Endpoint | null): void {
+    peer.endpoint = e;
+  }
+
+  /** Wipes every session and handshake of a peer and forgets their indices. */
+  clearSessions(peer: Peer): void {
+    for (const kp of peer.keypairs.clear()) this.unindexKeypair(kp);
+    this.unindexHandshake(peer);
+    peer.handshake.clear();
+    const t = peer.timers;
+    t.retransmitHandshakeAt = t.sendKeepaliveAt = t.newHandshakeAt = t.zeroKeyMaterialAt = Infinity;
+    t.handshakeAttempts = 0;
+  }
+
+  /** A packet read from the TUN device. The buffer may be reused once this returns. */
+  inside(packet: Uint8Array): void {
+    insidePacket(this, packet);
+  }
+
+  /** A WireGuard datagram from the network. The buffer may be reused once this returns. */
+  outside(datagram: Uint8Array, from: Endpoint): void {
+    outsideDatagram(this, datagram, from);
+  }
+
+  /** Runs due timers; call about every 100–250 ms. */
+  tick(): void {
+    for (const p of this.peers.values()) tickPeer(this, p);
+  }
+
+  // ---- helpers shared by inside/outside/timers ----
+
+  allocateIndex(entry: IndexEntry): number {
+    for (;;) {
+      const b = this.rng(4);
+      const idx = (b[0] | (b[1] << 8) | (b[2] << 16) | (b[3] << 24)) >>> 0;
+      if (!this.index.has(idx)) {
+        this.index.set(idx, entry);
+        return idx;
+      }
+    }
+  }
+
+  unindexKeypair(kp: Keypair): void {
+    const e = this.index.get(kp.localIndex);
+    if (e && e.keypair === kp) this.index.delete(kp.localIndex);
+    kp.wipe();
+  }
+
+  unindexHandshake(peer: Peer): void {
+    const idx = peer.handshake.localIndex;
+    const e = this.index.get(idx);
+    if (e && e.peer === peer && e.keypair === null) this.index.delete(idx);
+  }
+
+  /** Counts a handshake message and says whether the device is under load (cookies required). */
+  noteHandshakeAndCheckLoad(now: number): boolean {
+    if (now - this.handshakeWindowStartMs >= 1000) {
+      this.handshakeWindowStartMs = now;
+      this.handshakesInWindow = 0;
+    }
+    this.handshakesInWindow++;
+    if (this.handshakesInWindow > this.underLoadThreshold) this.underLoadUntilMs = now + UNDER_LOAD_AFTER_MS;
+    return now < this.underLoadUntilMs;
+  }
+
+  jitterMs(): number {
+    const b = this.rng(2);
+    return ((b[0] | (b[1] << 8)) % (this.timers.rekeyTimeoutJitterMaxMs + 1)) | 0;
+  }
+}

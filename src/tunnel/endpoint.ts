@@ -1,0 +1,40 @@
+// A UDP endpoint (IP literal and port), normalised so IPv4-mapped IPv6 reads as IPv4.
+import { parseIp } from './cidr.js';
+
+export interface Endpoint {
+  readonly address: string;
+  readonly port: number;
+}
+
+export function normalizeAddress(a: string): string {
+  if (a.startsWith('::ffff:') && a.includes('.')) return a.slice(7);
+  return a;
+}
+
+export function endpointEqual(a: Endpoint | null, b: Endpoint | null): boolean {
+  return a === b || (a !== null && b !== null && a.port === b.port && a.address === b.address);
+}
+
+export function formatEndpoint(e: Endpoint): string {
+  return e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`;
+}
+
+/** Parses "1.2.3.4:51820" or "[::1]:51820" with an IP literal; null otherwise. */
+export function parseEndpointLiteral(s: string): Endpoint | null {
+  const m = /^\[([^\]]+)\]:(\d{1,5})$/.exec(s) ?? /^([^:\[\]]+):(\d{1,5})$/.exec(s);
+  if (!m) return null;
+  const port = Number(m[2]);
+  if (port < 1 || port > 65535 || !parseIp(m[1])) return null;
+  return { address: normalizeAddress(m[1]), port };
+}
+
+/** Bytes identifying a source for cookies: the address bytes then the port, big-endian. */
+export function endpointBytes(e: Endpoint): Uint8Array {
+  const ip = parseIp(e.address);
+  const a = ip ? ip.bytes : new Uint8Array(0);
+  const out = new Uint8Array(a.length + 2);
+  out.set(a);
+  out[a.length] = e.port >> 8;
+  out[a.length + 1] = e.port & 0xff;
+  return out;
+}

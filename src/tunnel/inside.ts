@@ -1,0 +1,127 @@
+// Inside → outside: a packet from the TUN device becomes a transport message to its peer.
+//  1. Peek at the destination address; find the peer by longest-prefix match (AllowedIPs).
+//  2. With a usable session, pad, seal and queue the datagram; else stage it and start a handshake.
+//  3. Keep keys fresh: the initiator rekeys after REKEY_AFTER_TIME or REKEY_AFTER_MESSAGES.
+import { createInitiation } from '../noise/handshake.js';
+import { MAX_STAGED_PACKETS, REJECT_AFTER_MESSAGES, REKEY_AFTER_MESSAGES } from '../noise/constants.js';
+import type { Keypair } from '../noise/keypair.js';
+import { IPV4_DST_OFF, IPV6_DST_OFF, ipVersion } from '../wire/ip.js';
+import { AEAD_TAG_LEN } from '../crypto/aead.js';
+import { MSG_TRANSPORT, OFF_DATA_COUNTER, OFF_DATA_RECEIVER, TRANSPORT_HEADER_SIZE, writeCounter, writeHeader, writeU32 } from '../wire/wireguard.js';
+import type { Device } from './device.js';
+import type { Peer } from './peer.js';
+import { onAnyAuthenticatedPacketSent, onAnyAuthenticatedPacketTraversal, onDataSent, onHandshakeInitiated } from './timer-hooks.js';
+
+const EMPTY = new Uint8Array(0);
+
+export function insidePacket(dev: Device, packet: Uint8Array): void {
+  const v = ipVersion(packet, 0, packet.length);
+  if (v === 0) {
+    dev.insideDrops.add('not-ip');
+    return;
+  }
+  const peer = dev.allowedIps.lookup(v, packet, v === 4 ? IPV4_DST_OFF : IPV6_DST_OFF);
+  if (!peer) {
+    dev.insideDrops.add('no-route');
+    return;
+  }
+  const kp = usableKeypair(dev, peer);
+  if (kp && peer.staged.length === 0) {
+    sealAndQueue(dev, peer, kp, packet);
+    keepKeyFreshSending(dev, peer);
+    return;
+  }
+  stage(dev, peer, packet.slice());
+  sendStaged(dev, peer);
+}
+
+/** The current keypair if it may still send: not past REJECT_AFTER_TIME nor REJECT_AFTER_MESSAGES. */
+export function usableKeypair(dev: Device, peer: Peer): Keypair | null {
+  const kp = peer.keypairs.current;
+  if (!kp) return null;
+  if (kp.sendCounter >= REJECT_AFTER_MESSAGES) return null;
+  if (dev.clock.now() - kp.createdMs >= dev.timers.rejectAfterTimeMs) return null;
+  return kp;
+}
+
+function stage(dev: Device, peer: Peer, packet: Uint8Array): void {
+  if (peer.staged.length >= MAX_STAGED_PACKETS) {
+    peer.staged.shift();
+    dev.insideDrops.add('staged-overflow');
+  }
+  peer.staged.push(packet);
+}
+
+/** Sends what is staged if a session allows it; otherwise asks for a handshake. */
+export function sendStaged(dev: Device, peer: Peer): void {
+  const kp = usableKeypair(dev, peer);
+  if (!kp) {
+    sendHandshakeInitiation(dev, peer, false);
+    return;
+  }
+  const staged = peer.staged;
+  peer.staged = [];
+  for (const p of staged) sealAndQueue(dev, peer, kp, p);
+  keepKeyFreshSending(dev, peer);
+}
+
+/** A keepalive is an empty transport message; it goes through the staging queue like data. */
+export function sendKeepalive(dev: Device, peer: Peer): void {
+  if (peer.staged.length === 0) peer.staged.push(EMPTY);
+  sendStaged(dev, peer);
+}
+
+function paddedLength(len: number, mtu: number): number {
+  if (len === 0) return 0;
+  let last = len;
+  if (mtu > 0 && last > mtu) last %= mtu;
+  const padded = Math.min((last + 15) & ~15, mtu > 0 ? Math.max(mtu, last) : Infinity);
+  return len - last + padded;
+}
+
+function sealAndQueue(dev: Device, peer: Peer, kp: Keypair, payload: Uint8Array): void {
+  const padded = paddedLength(payload.length, dev.mtu);
+  const msg = new Uint8Array(TRANSPORT_HEADER_SIZE + padded + AEAD_TAG_LEN);
+  writeHeader(msg, MSG_TRANSPORT);
+  writeU32(msg, OFF_DATA_RECEIVER, kp.remoteIndex);
+  const counter = kp.sendCounter++;
+  writeCounter(msg, OFF_DATA_COUNTER, counter);
+  msg.set(payload, TRANSPORT_HEADER_SIZE);
+  dev.aead.seal(kp.sendKey, counter, msg, TRANSPORT_HEADER_SIZE, padded, msg, TRANSPORT_HEADER_SIZE);
+  dev.out.net.push({ to: peer.endpoint, data: msg, peerId: peer.id });
+  peer.txBytes += msg.length;
+  const now = dev.clock.now();
+  if (payload.length > 0) onDataSent(dev, peer, now);
+  onAnyAuthenticatedPacketSent(peer);
+  onAnyAuthenticatedPacketTraversal(peer, now);
+}
+
+function keepKeyFreshSending(dev: Device, peer: Peer): void {
+  const kp = peer.keypairs.current;
+  if (!kp || !kp.isInitiator) return;
+  if (kp.sendCounter > REKEY_AFTER_MESSAGES || dev.clock.now() - kp.createdMs > dev.timers.rekeyAfterTimeMs) {
+    sendHandshakeInitiation(dev, peer, false);
+  }
+}
+
+/** Starts (or retries) a handshake, at most once per REKEY_TIMEOUT. */
+export function sendHandshakeInitiation(dev: Device, peer: Peer, isRetry: boolean): void {
+  const now = dev.clock.now();
+  if (!isRetry) peer.timers.handshakeAttempts = 0;
+  if (now - peer.timers.lastSentHandshakeMs < dev.timers.rekeyTimeoutMs) return;
+  peer.timers.lastSentHandshakeMs = now;
+  dev.unindexHandshake(peer);
+  const idx = dev.allocateIndex({ peer, keypair: null });
+  const msg = createInitiation(dev.identity, peer.handshake, idx, dev.clock.wall(), dev.rng);
+  if (!msg) {
+    dev.index.delete(idx);
+    return;
+  }
+  peer.cookies.addMacs(msg, now);
+  dev.out.net.push({ to: peer.endpoint, data: msg, peerId: peer.id });
+  peer.txBytes += msg.length;
+  dev.out.events.push({ type: 'handshake-initiated', peerId: peer.id, attempt: peer.timers.handshakeAttempts + 1 });
+  onAnyAuthenticatedPacketTraversal(peer, now);
+  onAnyAuthenticatedPacketSent(peer);
+  onHandshakeInitiated(dev, peer, now);
+}

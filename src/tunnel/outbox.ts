@@ -1,0 +1,30 @@
+// What the tunnel asks the I/O layer to do: datagrams to send and packets to write to the TUN.
+// The device fills it; the daemon (or a test) drains it. Arrays are reused between drains.
+import type { Endpoint } from './endpoint.js';
+
+export interface Datagram {
+  /** null when the peer has no known endpoint: the transport decides (drop, or a relay). */
+  to: Endpoint | null;
+  data: Uint8Array;
+  /** The peer it is for (its public key id), so a path layer can choose relay vs direct. */
+  peerId: string;
+}
+
+export type DeviceEvent =
+  | { type: 'handshake-complete'; peerId: string; initiator: boolean }
+  | { type: 'handshake-initiated'; peerId: string; attempt: number }
+  | { type: 'handshake-gave-up'; peerId: string }
+  | { type: 'endpoint-changed'; peerId: string; endpoint: Endpoint }
+  | { type: 'keys-zeroed'; peerId: string };
+
+export class Outbox {
+  readonly net: Datagram[] = [];
+  readonly tun: Uint8Array[] = [];
+  readonly events: DeviceEvent[] = [];
+
+  clear(): void {
+    this.net.length = 0;
+    this.tun.length = 0;
+    this.events.length = 0;
+  }
+}

@@ -1,0 +1,245 @@
+// Outside → inside: a WireGuard datagram from the network.
+//  1. Check type and size; handshake messages must carry a valid mac1 (and mac2 under load).
+//  2. Initiation → response and a responder session; response → initiator session; cookie reply → cookie.
+//  3. Transport: find the session by receiver index, open, replay-check, confirm `next`,
+//     roam to the source address, check the inner source against AllowedIPs, write to the TUN.
+import { keyId } from '../crypto/keys.js';
+import { AEAD_TAG_LEN } from '../crypto/aead.js';
+import { REJECT_AFTER_MESSAGES } from '../noise/constants.js';
+import { consumeInitiation, consumeResponse, createResponse, deriveKeys } from '../noise/handshake.js';
+import { Keypair } from '../noise/keypair.js';
+import { rateLimitKey } from '../noise/rate-limiter.js';
+import { IPV4_HEADER_MIN, IPV4_SRC_OFF, IPV6_SRC_OFF, ipTotalLength, ipVersion } from '../wire/ip.js';
+import {
+  MSG_COOKIE_REPLY,
+  MSG_INITIATION,
+  MSG_RESPONSE,
+  MSG_TRANSPORT,
+  OFF_COOKIE_RECEIVER,
+  OFF_DATA_COUNTER,
+  OFF_DATA_RECEIVER,
+  OFF_SENDER,
+  TRANSPORT_HEADER_SIZE,
+  readCounter,
+  readU32,
+  wireguardSizeOk,
+  wireguardType,
+} from '../wire/wireguard.js';
+import type { Device } from './device.js';
+import { endpointBytes, endpointEqual, type Endpoint } from './endpoint.js';
+import type { Peer } from './peer.js';
+import { sendKeepalive, sendHandshakeInitiation, sendStaged } from './inside.js';
+import {
+  onAnyAuthenticatedPacketReceived,
+  onAnyAuthenticatedPacketSent,
+  onAnyAuthenticatedPacketTraversal,
+  onDataReceived,
+  onHandshakeComplete,
+  onSessionDerived,
+} from './timer-hooks.js';
+
+export function outsideDatagram(dev: Device, msg: Uint8Array, from: Endpoint): void {
+  const type = wireguardType(msg);
+  if (type === 0) {
+    dev.outsideDrops.add('not-wireguard');
+    return;
+  }
+  if (!wireguardSizeOk(type, msg.length)) {
+    dev.outsideDrops.add('bad-size');
+    return;
+  }
+  switch (type) {
+    case MSG_INITIATION:
+    case MSG_RESPONSE:
+      if (admitHandshake(dev, msg, from)) {
+        if (type === MSG_INITIATION) receiveInitiation(dev, msg, from);
+        else receiveResponse(dev, msg, from);
+      }
+      return;
+    case MSG_COOKIE_REPLY:
+      receiveCookieReply(dev, msg);
+      return;
+    case MSG_TRANSPORT:
+      receiveTransport(dev, msg, from);
+      return;
+  }
+}
+
+/** mac1 always; under load, mac2 (else answer with a cookie) and the per-source rate limit. */
+function admitHandshake(dev: Device, msg: Uint8Array, from: Endpoint): boolean {
+  if (!dev.cookieChecker.checkMac1(msg)) {
+    dev.outsideDrops.add('bad-mac1');
+    return false;
+  }
+  const now = dev.clock.now();
+  if (!dev.noteHandshakeAndCheckLoad(now)) return true;
+  const source = endpointBytes(from);
+  if (!dev.cookieChecker.checkMac2(msg, source, now)) {
+    const reply = dev.cookieChecker.createReply(msg, readU32(msg, OFF_SENDER), source, now, dev.rng);
+    dev.out.net.push({ to: from, data: reply, peerId: '' });
+    dev.outsideDrops.add('cookie-sent');
+    return false;
+  }
+  if (!dev.rateLimiter.allow(rateLimitKey(from.address), now)) {
+    dev.outsideDrops.add('rate-limited');
+    return false;
+  }
+  return true;
+}
+
+function roam(dev: Device, peer: Peer, from: Endpoint): void {
+  if (endpointEqual(peer.endpoint, from)) return;
+  peer.endpoint = from;
+  dev.out.events.push({ type: 'endpoint-changed', peerId: peer.id, endpoint: from });
+}
+
+function installSession(dev: Device, peer: Peer, kp: Keypair): void {
+  for (const old of peer.keypairs.install(kp)) dev.unindexKeypair(old);
+  dev.index.set(kp.localIndex, { peer, keypair: kp });
+  onSessionDerived(dev, peer, dev.clock.now());
+}
+
+function receiveInitiation(dev: Device, msg: Uint8Array, from: Endpoint): void {
+  const now = dev.clock.now();
+  const r = consumeInitiation<Peer>(
+    dev.identity,
+    msg,
+    (pub) => {
+      const peer = dev.peers.get(keyId(pub));
+      return peer ? { peer, hs: peer.handshake } : undefined;
+    },
+    now,
+  );
+  if (!r.ok) {
+    dev.outsideDrops.add(r.reason);
+    return;
+  }
+  const peer = r.peer;
+  peer.rxBytes += msg.length;
+  onAnyAuthenticatedPacketTraversal(peer, now);
+  onAnyAuthenticatedPacketReceived(peer);
+  roam(dev, peer, from);
+
+  dev.unindexHandshake(peer);
+  const idx = dev.allocateIndex({ peer, keypair: null });
+  const resp = createResponse(r.hs, idx, dev.rng);
+  const keys = resp ? deriveKeys(r.hs) : null;
+  if (!resp || !keys) {
+    dev.index.delete(idx);
+    dev.outsideDrops.add('handshake-decrypt');
+    return;
+  }
+  peer.cookies.addMacs(resp, now);
+  installSession(dev, peer, new Keypair(keys, now));
+  dev.out.net.push({ to: peer.endpoint, data: resp, peerId: peer.id });
+  peer.txBytes += resp.length;
+  onAnyAuthenticatedPacketTraversal(peer, now);
+  onAnyAuthenticatedPacketSent(peer);
+}
+
+function receiveResponse(dev: Device, msg: Uint8Array, from: Endpoint): void {
+  const now = dev.clock.now();
+  const r = consumeResponse<Peer>(dev.identity, msg, (idx) => {
+    const e = dev.index.get(idx);
+    return e && e.keypair === null ? { peer: e.peer, hs: e.peer.handshake } : undefined;
+  });
+  if (!r.ok) {
+    dev.outsideDrops.add(r.reason);
+    return;
+  }
+  const peer = r.peer;
+  const keys = deriveKeys(r.hs);
+  if (!keys) {
+    dev.outsideDrops.add('handshake-decrypt');
+    return;
+  }
+  peer.rxBytes += msg.length;
+  roam(dev, peer, from);
+  onAnyAuthenticatedPacketTraversal(peer, now);
+  onAnyAuthenticatedPacketReceived(peer);
+  installSession(dev, peer, new Keypair(keys, now));
+  onHandshakeComplete(dev, peer);
+  dev.out.events.push({ type: 'handshake-complete', peerId: peer.id, initiator: true });
+  sendKeepalive(dev, peer);
+}
+
+function receiveCookieReply(dev: Device, msg: Uint8Array): void {
+  const e = dev.index.get(readU32(msg, OFF_COOKIE_RECEIVER));
+  if (!e) {
+    dev.outsideDrops.add('unknown-receiver');
+    return;
+  }
+  if (!e.peer.cookies.consumeReply(msg, dev.clock.now())) dev.outsideDrops.add('bad-cookie-reply');
+}
+
+function receiveTransport(dev: Device, msg: Uint8Array, from: Endpoint): void {
+  const e = dev.index.get(readU32(msg, OFF_DATA_RECEIVER));
+  if (!e || !e.keypair) {
+    dev.outsideDrops.add('unknown-receiver');
+    return;
+  }
+  const { peer, keypair: kp } = e;
+  const counter = readCounter(msg, OFF_DATA_COUNTER);
+  if (counter < 0) {
+    dev.outsideDrops.add('counter-too-large');
+    return;
+  }
+  const now = dev.clock.now();
+  if (now - kp.createdMs >= dev.timers.rejectAfterTimeMs || counter >= REJECT_AFTER_MESSAGES) {
+    dev.outsideDrops.add('expired-keypair');
+    return;
+  }
+  const ctLen = msg.length - TRANSPORT_HEADER_SIZE;
+  const plain = new Uint8Array(ctLen - AEAD_TAG_LEN);
+  const n = dev.aead.open(kp.recvKey, counter, msg, TRANSPORT_HEADER_SIZE, ctLen, plain, 0);
+  if (n < 0) {
+    dev.outsideDrops.add('decrypt-failed');
+    return;
+  }
+  if (!kp.replay.validate(counter, REJECT_AFTER_MESSAGES)) {
+    dev.outsideDrops.add('replay');
+    return;
+  }
+
+  const { confirmed, dropped } = peer.keypairs.received(kp);
+  if (dropped) dev.unindexKeypair(dropped);
+  if (confirmed) {
+    onHandshakeComplete(dev, peer);
+    dev.out.events.push({ type: 'handshake-complete', peerId: peer.id, initiator: false });
+    sendStaged(dev, peer);
+  }
+  roam(dev, peer, from);
+  keepKeyFreshReceiving(dev, peer, now);
+  peer.rxBytes += msg.length;
+  onAnyAuthenticatedPacketTraversal(peer, now);
+  onAnyAuthenticatedPacketReceived(peer);
+  if (n === 0) return; // keepalive
+
+  const v = ipVersion(plain, 0, n);
+  if (v === 0) {
+    dev.outsideDrops.add('not-ip');
+    return;
+  }
+  const total = ipTotalLength(plain, 0, n);
+  if (total > n || total < (v === 4 ? IPV4_HEADER_MIN : 40)) {
+    dev.outsideDrops.add('bad-ip-length');
+    return;
+  }
+  if (dev.allowedIps.lookup(v, plain, v === 4 ? IPV4_SRC_OFF : IPV6_SRC_OFF) !== peer) {
+    dev.outsideDrops.add('source-not-allowed');
+    return;
+  }
+  dev.out.tun.push(plain.subarray(0, total));
+  onDataReceived(dev, peer, now);
+}
+
+/** The initiator rekeys before the responder would reject the session (whitepaper §6.2). */
+function keepKeyFreshReceiving(dev: Device, peer: Peer, now: number): void {
+  const kp = peer.keypairs.current;
+  if (!kp || !kp.isInitiator || peer.timers.sentLastMinuteHandshake) return;
+  const t = dev.timers;
+  if (now - kp.createdMs > t.rejectAfterTimeMs - t.keepaliveTimeoutMs - t.rekeyTimeoutMs) {
+    peer.timers.sentLastMinuteHandshake = true;
+    sendHandshakeInitiation(dev, peer, false);
+  }
+}

@@ -1,0 +1,74 @@
+// A configured peer: its keys, handshake, sessions, timer deadlines, endpoint and counters.
+import { keyId, type NodePublicKey } from '../crypto/keys.js';
+import { CookieGenerator } from '../noise/cookie.js';
+import { Handshake, type StaticIdentity } from '../noise/handshake.js';
+import { Keypairs } from '../noise/keypair.js';
+import type { TimerConfig } from '../noise/constants.js';
+import type { Endpoint } from './endpoint.js';
+
+/** Deadlines in the device clock's milliseconds; Infinity means "not pending". */
+export interface PeerTimers {
+  retransmitHandshakeAt: number;
+  sendKeepaliveAt: number;
+  newHandshakeAt: number;
+  zeroKeyMaterialAt: number;
+  persistentKeepaliveAt: number;
+  handshakeAttempts: number;
+  needAnotherKeepalive: boolean;
+  sentLastMinuteHandshake: boolean;
+  lastSentHandshakeMs: number;
+}
+
+export interface PeerOptions {
+  publicKey: NodePublicKey;
+  presharedKey?: Uint8Array | null;
+  endpoint?: Endpoint | null;
+  persistentKeepaliveSec?: number;
+  name?: string;
+}
+
+export class Peer {
+  readonly id: string;
+  readonly publicKey: NodePublicKey;
+  name: string | undefined;
+  endpoint: Endpoint | null;
+  persistentKeepaliveSec: number;
+  readonly handshake: Handshake;
+  readonly cookies: CookieGenerator;
+  readonly keypairs = new Keypairs();
+  readonly timers: PeerTimers = {
+    retransmitHandshakeAt: Infinity,
+    sendKeepaliveAt: Infinity,
+    newHandshakeAt: Infinity,
+    zeroKeyMaterialAt: Infinity,
+    persistentKeepaliveAt: Infinity,
+    handshakeAttempts: 0,
+    needAnotherKeepalive: false,
+    sentLastMinuteHandshake: false,
+    lastSentHandshakeMs: -Infinity,
+  };
+  /** Packets from the TUN waiting for a session. */
+  staged: Uint8Array[] = [];
+  rxBytes = 0;
+  txBytes = 0;
+  /** Wall-clock ms of the latest completed handshake, 0 if none. */
+  lastHandshakeWallMs = 0;
+
+  constructor(identity: StaticIdentity, opts: PeerOptions, timers: TimerConfig) {
+    this.publicKey = opts.publicKey;
+    this.id = keyId(opts.publicKey);
+    this.name = opts.name;
+    this.endpoint = opts.endpoint ?? null;
+    this.persistentKeepaliveSec = opts.persistentKeepaliveSec ?? 0;
+    this.handshake = new Handshake(identity, opts.publicKey, opts.presharedKey ?? null);
+    this.cookies = new CookieGenerator(opts.publicKey, timers.cookieRefreshTimeMs);
+  }
+
+  get presharedKey(): Uint8Array {
+    return this.handshake.presharedKey;
+  }
+
+  setPresharedKey(psk: Uint8Array | null): void {
+    this.handshake.presharedKey = psk ?? new Uint8Array(32);
+  }
+}

@@ -1,0 +1,44 @@
+// Timer hooks named for the events that move them (wireguard-go's timers.go, whitepaper §6).
+// Each sets or clears a deadline on the peer; tickPeer() acts on the deadlines that pass.
+import type { Device } from './device.js';
+import type { Peer } from './peer.js';
+
+/** We sent data: expect something back within KEEPALIVE + REKEY_TIMEOUT, or rekey. */
+export function onDataSent(dev: Device, peer: Peer, now: number): void {
+  if (peer.timers.newHandshakeAt === Infinity) {
+    peer.timers.newHandshakeAt = now + dev.timers.keepaliveTimeoutMs + dev.timers.rekeyTimeoutMs + dev.jitterMs();
+  }
+}
+
+/** We received data: answer with a keepalive if we send nothing within KEEPALIVE_TIMEOUT. */
+export function onDataReceived(dev: Device, peer: Peer, now: number): void {
+  if (peer.timers.sendKeepaliveAt === Infinity) peer.timers.sendKeepaliveAt = now + dev.timers.keepaliveTimeoutMs;
+  else peer.timers.needAnotherKeepalive = true;
+}
+
+export function onAnyAuthenticatedPacketSent(peer: Peer): void {
+  peer.timers.sendKeepaliveAt = Infinity;
+}
+
+export function onAnyAuthenticatedPacketReceived(peer: Peer): void {
+  peer.timers.newHandshakeAt = Infinity;
+}
+
+export function onAnyAuthenticatedPacketTraversal(peer: Peer, now: number): void {
+  if (peer.persistentKeepaliveSec > 0) peer.timers.persistentKeepaliveAt = now + peer.persistentKeepaliveSec * 1000;
+}
+
+export function onHandshakeInitiated(dev: Device, peer: Peer, now: number): void {
+  peer.timers.retransmitHandshakeAt = now + dev.timers.rekeyTimeoutMs + dev.jitterMs();
+}
+
+export function onHandshakeComplete(dev: Device, peer: Peer): void {
+  peer.timers.retransmitHandshakeAt = Infinity;
+  peer.timers.handshakeAttempts = 0;
+  peer.timers.sentLastMinuteHandshake = false;
+  peer.lastHandshakeWallMs = dev.clock.wall();
+}
+
+export function onSessionDerived(dev: Device, peer: Peer, now: number): void {
+  peer.timers.zeroKeyMaterialAt = now + dev.timers.rejectAfterTimeMs * 3;
+}

@@ -1,0 +1,57 @@
+// The periodic tick: acts on each peer's deadlines (retransmit, keepalive, rekey, key expiry).
+import type { Device } from './device.js';
+import type { Peer } from './peer.js';
+import { sendHandshakeInitiation, sendKeepalive } from './inside.js';
+
+export function maxHandshakeAttempts(dev: Device): number {
+  return Math.floor(dev.timers.rekeyAttemptTimeMs / dev.timers.rekeyTimeoutMs);
+}
+
+export function tickPeer(dev: Device, peer: Peer): void {
+  const now = dev.clock.now();
+  const t = peer.timers;
+
+  if (now >= t.retransmitHandshakeAt) {
+    t.retransmitHandshakeAt = Infinity;
+    if (t.handshakeAttempts >= maxHandshakeAttempts(dev)) {
+      // REKEY_ATTEMPT_TIME has passed: give up, drop what waited, and schedule key zeroing.
+      for (let i = 0; i < peer.staged.length; i++) dev.insideDrops.add('handshake-gave-up');
+      peer.staged = [];
+      dev.unindexHandshake(peer);
+      peer.handshake.clear();
+      if (t.zeroKeyMaterialAt === Infinity) t.zeroKeyMaterialAt = now + dev.timers.rejectAfterTimeMs * 3;
+      dev.out.events.push({ type: 'handshake-gave-up', peerId: peer.id });
+    } else {
+      t.handshakeAttempts++;
+      sendHandshakeInitiation(dev, peer, true);
+    }
+  }
+
+  if (now >= t.sendKeepaliveAt) {
+    t.sendKeepaliveAt = Infinity;
+    sendKeepalive(dev, peer);
+    if (t.needAnotherKeepalive) {
+      t.needAnotherKeepalive = false;
+      t.sendKeepaliveAt = now + dev.timers.keepaliveTimeoutMs;
+    }
+  }
+
+  if (now >= t.newHandshakeAt) {
+    // Data went out and nothing came back for KEEPALIVE + REKEY_TIMEOUT: the session may be dead.
+    t.newHandshakeAt = Infinity;
+    sendHandshakeInitiation(dev, peer, false);
+  }
+
+  if (now >= t.zeroKeyMaterialAt) {
+    t.zeroKeyMaterialAt = Infinity;
+    for (const kp of peer.keypairs.clear()) dev.unindexKeypair(kp);
+    dev.unindexHandshake(peer);
+    peer.handshake.clear();
+    dev.out.events.push({ type: 'keys-zeroed', peerId: peer.id });
+  }
+
+  if (now >= t.persistentKeepaliveAt) {
+    t.persistentKeepaliveAt = Infinity;
+    sendKeepalive(dev, peer);
+  }
+}

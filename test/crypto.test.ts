@@ -1,0 +1,94 @@
+// The crypto adapters against published vectors, and the two transport AEAD backends against each other.
+import t from 'tap';
+import { randomBytes } from 'node:crypto';
+import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
+import { hash, kdf1, kdf2, kdf3, mac } from '../src/crypto/blake2s.js';
+import { dh, dhPublic } from '../src/crypto/x25519.js';
+import { counterNonce } from '../src/crypto/aead.js';
+import { nobleAead, nodeCryptoAead } from '../src/crypto/transport-aead.js';
+import {
+  constantTimeEqual,
+  generatePrivateKey,
+  keyToBase64,
+  parsePrivateKey,
+  parsePublicKey,
+  publicKeyOf,
+} from '../src/crypto/keys.js';
+import { hex, loadVector, toHex } from './helpers/vectors.js';
+
+t.test('X25519 matches RFC 7748', async (t) => {
+  const v = loadVector<{
+    scalarmult: { scalar: string; u: string; out: string }[];
+    dh: Record<string, string>;
+  }>('x25519.json');
+  for (const c of v.scalarmult) t.equal(toHex(dh(hex(c.scalar), hex(c.u))!), c.out);
+  t.equal(toHex(dhPublic(hex(v.dh.alicePrivate))), v.dh.alicePublic);
+  t.equal(toHex(dhPublic(hex(v.dh.bobPrivate))), v.dh.bobPublic);
+  t.equal(toHex(dh(hex(v.dh.alicePrivate), hex(v.dh.bobPublic))!), v.dh.shared);
+  t.equal(toHex(dh(hex(v.dh.bobPrivate), hex(v.dh.alicePublic))!), v.dh.shared);
+  t.equal(dh(hex(v.dh.alicePrivate), new Uint8Array(32)), null, 'a low-order (zero) point gives null');
+});
+
+t.test('BLAKE2s matches RFC 7693', async (t) => {
+  for (const c of loadVector<{ input: string; hash: string }[]>('blake2s.json')) t.equal(toHex(hash(hex(c.input))), c.hash);
+  t.equal(mac(new Uint8Array(32), new Uint8Array(0)).length, 16, 'MAC is 16 bytes');
+});
+
+t.test('KDF matches wireguard-go kdf_test.go', async (t) => {
+  for (const c of loadVector<{ key: string; input: string; t0: string; t1: string; t2: string }[]>('kdf.json')) {
+    const [a, b, d] = kdf3(hex(c.key), hex(c.input));
+    t.same([toHex(a), toHex(b), toHex(d)], [c.t0, c.t1, c.t2]);
+    const [e, f] = kdf2(hex(c.key), hex(c.input));
+    t.same([toHex(e), toHex(f)], [c.t0, c.t1]);
+    t.equal(toHex(kdf1(hex(c.key), hex(c.input))), c.t0);
+  }
+});
+
+t.test('ChaCha20-Poly1305 matches RFC 8439 §2.8.2', async (t) => {
+  const v = loadVector<Record<string, string>>('chacha20poly1305.json');
+  const sealed = chacha20poly1305(hex(v.key), hex(v.nonce), hex(v.aad)).encrypt(hex(v.plaintext));
+  t.equal(toHex(sealed), v.ciphertext + v.tag);
+});
+
+t.test('transport AEAD backends agree byte for byte and reject tampering', async (t) => {
+  const key = new Uint8Array(randomBytes(32));
+  for (const len of [0, 1, 15, 16, 17, 1280, 1420]) {
+    for (const counter of [0, 1, 0xffff_ffff, 2 ** 40 + 7]) {
+      const pt = new Uint8Array(randomBytes(len));
+      const a = new Uint8Array(len + 16);
+      const b = new Uint8Array(len + 16);
+      t.equal(nodeCryptoAead.seal(key, counter, pt, 0, len, a, 0), len + 16);
+      t.equal(nobleAead.seal(key, counter, pt, 0, len, b, 0), len + 16);
+      t.equal(toHex(a), toHex(b), `len ${len} counter ${counter}`);
+      const ref = chacha20poly1305(key, counterNonce(counter)).encrypt(pt);
+      t.equal(toHex(a), toHex(ref), 'matches noble with the WireGuard nonce');
+      for (const aead of [nodeCryptoAead, nobleAead]) {
+        const out = new Uint8Array(len);
+        t.equal(aead.open(key, counter, a, 0, len + 16, out, 0), len);
+        t.equal(toHex(out), toHex(pt));
+        const bad = a.slice();
+        bad[bad.length - 1] ^= 1;
+        t.equal(aead.open(key, counter, bad, 0, len + 16, out, 0), -1, `${aead.name} rejects a flipped tag`);
+        t.equal(aead.open(key, counter + 1, a, 0, len + 16, out, 0), -1, `${aead.name} rejects a wrong counter`);
+      }
+    }
+  }
+});
+
+t.test('keys round-trip through base64 like wg(8)', async (t) => {
+  const priv = generatePrivateKey((n) => new Uint8Array(randomBytes(n)));
+  t.equal(priv[0] & 7, 0, 'clamped low bits');
+  t.equal(priv[31] & 0xc0, 0x40, 'clamped high bits');
+  const b64 = keyToBase64(priv);
+  t.equal(b64.length, 44);
+  t.ok(constantTimeEqual(parsePrivateKey(b64), priv));
+  t.ok(constantTimeEqual(parsePublicKey(keyToBase64(publicKeyOf(priv))), publicKeyOf(priv)));
+  t.throws(() => parsePublicKey('not a key'), { code: 'EKEYFORMAT' });
+  t.throws(() => parsePublicKey(b64.slice(0, 43)), { code: 'EKEYFORMAT' });
+  // An unclamped private key is accepted and clamped, as wg(8) does.
+  const raw = new Uint8Array(32).fill(0xff);
+  const p = parsePrivateKey(Buffer.from(raw).toString('base64'));
+  t.equal(p[0], 0xf8);
+  t.equal(p[31], 0x7f);
+  t.notOk(constantTimeEqual(new Uint8Array(32), new Uint8Array(31)), 'different lengths are unequal');
+});
