@@ -1,0 +1,119 @@
+// The meshd command line: up, down, status, genkey, pubkey, genpsk.
+// Exit codes: 0 ok, 1 user error (usage, config), 2 runtime failure.
+import { existsSync, readdirSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import { loadConfig } from '../config/config.js';
+import { controlRequest, CONTROL_DIR } from '../control/control.js';
+import { Daemon } from '../daemon/daemon.js';
+import { formatStatus, type DaemonStatus } from '../daemon/status.js';
+import { ConfigError, MeshdError, UsageError } from '../errors.js';
+import { createLogger } from '../log.js';
+import { genkey, genpsk, pubkey } from './keys.js';
+
+const CONFIG_DIRS = ['/etc/meshd', '/etc/wireguard'];
+
+/** A bare interface name means /etc/meshd/NAME.conf (then /etc/wireguard/NAME.conf), as wg-quick does. */
+export function findConfig(arg: string): string {
+  if (arg.includes('/') || arg.endsWith('.conf')) return arg;
+  for (const d of CONFIG_DIRS) {
+    const p = `${d}/${arg}.conf`;
+    if (existsSync(p)) return p;
+  }
+  throw new UsageError(`no config for "${arg}" in ${CONFIG_DIRS.join(' or ')} (give a path to a .conf file)`);
+}
+
+/** The interface to talk to: the one given, or the only daemon running. */
+export function pickInterface(arg: string | undefined): string {
+  if (arg) return arg;
+  const running = existsSync(CONTROL_DIR) ? readdirSync(CONTROL_DIR).filter((f) => f.endsWith('.sock')).map((f) => f.slice(0, -5)) : [];
+  if (running.length === 1) return running[0];
+  if (running.length === 0) throw new MeshdError('ENODAEMON', 'no meshd daemon is running');
+  throw new UsageError(`several interfaces run (${running.join(', ')}): name one`);
+}
+
+async function up(configArg: string, opts: { interface?: string; logLevel?: string }): Promise<void> {
+  const file = findConfig(configArg);
+  const config = loadConfig(file, opts.interface);
+  const log = createLogger(opts.logLevel);
+  const daemon = await Daemon.start({ config, log });
+  const stop = (sig: string) => void daemon.stop(sig);
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGHUP', () => log.info({ component: 'daemon' }, 'SIGHUP: live reload is not supported yet; restart to apply config changes'));
+  process.on('uncaughtException', (err) => {
+    log.fatal({ component: 'daemon', err }, 'unexpected error; shutting down');
+    void daemon.stop('crash').finally(() => process.exit(2));
+  });
+  await daemon.done;
+  process.exit(0);
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = new Command();
+  program
+    .name('meshd')
+    .description('Peer-to-peer mesh VPN, WireGuard-compatible')
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+
+  program
+    .command('up')
+    .argument('<config>', 'config file, or an interface name (looked up in /etc/meshd, /etc/wireguard)')
+    .option('-i, --interface <name>', 'interface name (default: the config file name without .conf)')
+    .option('--log-level <level>', 'trace, debug, info, warn, error', process.env.MESHD_LOG_LEVEL ?? 'info')
+    .description('run the daemon in the foreground')
+    .action(up);
+
+  program
+    .command('down')
+    .argument('[iface]', 'interface (default: the only one running)')
+    .description('stop a running daemon')
+    .action(async (iface?: string) => {
+      const name = pickInterface(iface);
+      await controlRequest(name, { cmd: 'down' });
+      // Wait until the daemon has released its socket (it removes it last).
+      for (let i = 0; i < 100 && existsSync(`${CONTROL_DIR}/${name}.sock`); i++) await new Promise((r) => setTimeout(r, 50));
+    });
+
+  program
+    .command('status')
+    .argument('[iface]', 'interface (default: the only one running)')
+    .option('--json', 'machine-readable output')
+    .description('show peers, paths, handshakes and transfer')
+    .action(async (iface: string | undefined, opts: { json?: boolean }) => {
+      const s = (await controlRequest(pickInterface(iface), { cmd: 'status' })) as DaemonStatus;
+      process.stdout.write(opts.json ? JSON.stringify(s, null, 2) + '\n' : formatStatus(s, Date.now()) + '\n');
+    });
+
+  program
+    .command('genkey')
+    .option('-o, --out <file>', 'write to FILE (created with mode 0600) instead of stdout')
+    .description('print a new private key (base64), like wg genkey')
+    .action((o: { out?: string }) => genkey(o.out));
+  program.command('genpsk').option('-o, --out <file>', 'write to FILE (mode 0600)').description('print a new preshared key').action((o: { out?: string }) => genpsk(o.out));
+  program.command('pubkey').description('read a private key on stdin, print its public key').action(pubkey);
+
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    process.exit(report(err));
+  }
+}
+
+/** Prints one line for an error and returns the exit code. */
+export function report(err: unknown): number {
+  if (err instanceof CommanderError) {
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.exitCode === 0) return 0;
+    return 1; // commander already printed the message
+  }
+  if (err instanceof ConfigError || err instanceof UsageError) {
+    process.stderr.write(`meshd: ${err.message}\n`);
+    return 1;
+  }
+  if (err instanceof MeshdError) {
+    process.stderr.write(`meshd: ${err.message}\n`);
+    return 2;
+  }
+  process.stderr.write(`meshd: ${(err as Error).stack ?? String(err)}\n`);
+  return 2;
+}

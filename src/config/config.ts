@@ -1,0 +1,274 @@
+// meshd's configuration: wg-quick's format (an existing wg0.conf runs unchanged) plus meshd keys.
+// Every error names the file, the line and the key, and nothing on the host is touched before it passes.
+import { readFileSync, statSync } from 'node:fs';
+import { basename, dirname, resolve } from 'node:path';
+import { isIP } from 'node:net';
+import { ConfigError } from '../errors.js';
+import {
+  KeyFormatError,
+  keyId,
+  parsePresharedKey,
+  parsePrivateKey,
+  parsePublicKey,
+  type NodePrivateKey,
+  type NodePublicKey,
+  type PresharedKey,
+} from '../crypto/keys.js';
+import { parseCidr, parseInterfaceAddress, type Cidr } from '../tunnel/cidr.js';
+import { parseIni, type IniEntry, type IniSection } from './ini.js';
+
+export const DEFAULT_MTU = 1280;
+const IFACE_NAME = /^[a-zA-Z0-9_=+.-]{1,15}$/;
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+export interface PeerConfig {
+  publicKey: NodePublicKey;
+  presharedKey: PresharedKey | null;
+  allowedIps: Cidr[];
+  endpoint: HostPort | null;
+  persistentKeepalive: number;
+  name: string | undefined;
+  line: number;
+}
+
+export interface InterfaceConfig {
+  privateKey: NodePrivateKey;
+  addresses: Cidr[];
+  listenPort: number | null;
+  mtu: number;
+  dns: string[];
+  /** "auto" (routes in main), "off" (no routes), or a table number or name. */
+  table: string;
+  preUp: string[];
+  postUp: string[];
+  preDown: string[];
+  postDown: string[];
+}
+
+export interface MeshConfig {
+  file: string;
+  interfaceName: string;
+  iface: InterfaceConfig;
+  peers: PeerConfig[];
+  /** wg-quick keys that are accepted but have no effect under meshd, for a warning at start. */
+  ignored: string[];
+}
+
+export function interfaceNameFromPath(file: string): string {
+  return basename(file).replace(/\.conf$/, '');
+}
+
+/** Parses "host:port", "[v6]:port" or "v4:port"; the host may be a DNS name. */
+export function parseHostPort(s: string): HostPort | null {
+  const m = /^\[([^\]]+)\]:(\d{1,5})$/.exec(s) ?? /^([^:\[\]\s]+):(\d{1,5})$/.exec(s);
+  if (!m) return null;
+  const port = Number(m[2]);
+  if (port < 1 || port > 65535) return null;
+  if (m[0].startsWith('[') && isIP(m[1]) !== 6) return null;
+  if (!isIP(m[1]) && !/^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$/.test(m[1])) return null;
+  return { host: m[1], port };
+}
+
+function list(v: string): string[] {
+  return v
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+}
+
+export function loadConfig(file: string, interfaceName?: string): MeshConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`${file}: cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  return parseConfig(text, file, interfaceName);
+}
+
+export function parseConfig(text: string, file: string, interfaceName?: string): MeshConfig {
+  const name = interfaceName ?? interfaceNameFromPath(file);
+  if (!IFACE_NAME.test(name)) {
+    throw new ConfigError(`${file}: interface name "${name}" must be 1–15 characters of [a-zA-Z0-9_=+.-]`);
+  }
+  const sections = parseIni(text, file);
+  const ctx = new Ctx(file);
+  let iface: InterfaceConfig | null = null;
+  const peers: PeerConfig[] = [];
+  const ignored: string[] = [];
+  const seen = new Map<string, number>();
+  for (const s of sections) {
+    const kind = s.name.toLowerCase();
+    if (kind === 'interface') {
+      if (iface) throw new ConfigError(`${file}:${s.line}: a second [Interface] section`);
+      iface = parseInterface(s, ctx, ignored);
+    } else if (kind === 'peer') {
+      const p = parsePeer(s, ctx);
+      const id = keyId(p.publicKey);
+      const first = seen.get(id);
+      if (first !== undefined) {
+        throw new ConfigError(`${file}:${p.line}: [Peer] PublicKey: duplicate peer (first defined at line ${first})`);
+      }
+      seen.set(id, p.line);
+      peers.push(p);
+    } else {
+      throw new ConfigError(`${file}:${s.line}: unknown section [${s.name}] (expected [Interface] or [Peer])`);
+    }
+  }
+  if (!iface) throw new ConfigError(`${file}: no [Interface] section`);
+  return { file, interfaceName: name, iface, peers, ignored };
+}
+
+class Ctx {
+  constructor(readonly file: string) {}
+  err(e: IniEntry, section: string, what: string): ConfigError {
+    return new ConfigError(`${this.file}:${e.line}: [${section}] ${e.key}: ${what}`);
+  }
+}
+
+function parseInterface(s: IniSection, ctx: Ctx, ignored: string[]): InterfaceConfig {
+  let privateKey: NodePrivateKey | null = null;
+  let privateKeyLine = 0;
+  const out: Omit<InterfaceConfig, 'privateKey'> = {
+    addresses: [],
+    listenPort: null,
+    mtu: DEFAULT_MTU,
+    dns: [],
+    table: 'auto',
+    preUp: [],
+    postUp: [],
+    preDown: [],
+    postDown: [],
+  };
+  for (const e of s.entries) {
+    const k = e.key.toLowerCase();
+    switch (k) {
+      case 'privatekey':
+      case 'privatekeyfile': {
+        if (privateKey) throw ctx.err(e, 'Interface', `private key already given at line ${privateKeyLine}`);
+        privateKey = k === 'privatekey' ? key(() => parsePrivateKey(e.value), ctx, e) : readPrivateKeyFile(e, ctx);
+        privateKeyLine = e.line;
+        break;
+      }
+      case 'address':
+        for (const a of list(e.value)) {
+          const c = parseInterfaceAddress(a);
+          if (!c) throw ctx.err(e, 'Interface', `"${a}" is not an IP address or prefix`);
+          out.addresses.push(c);
+        }
+        break;
+      case 'listenport':
+        out.listenPort = int(e, ctx, 'Interface', 0, 65535);
+        break;
+      case 'mtu':
+        out.mtu = int(e, ctx, 'Interface', 576, 65535);
+        break;
+      case 'dns':
+        out.dns.push(...list(e.value));
+        break;
+      case 'table':
+        if (!/^(auto|off|\d+|[A-Za-z0-9_-]+)$/.test(e.value)) throw ctx.err(e, 'Interface', `"${e.value}" is not a routing table`);
+        out.table = e.value;
+        break;
+      case 'preup':
+        out.preUp.push(e.value);
+        break;
+      case 'postup':
+        out.postUp.push(e.value);
+        break;
+      case 'predown':
+        out.preDown.push(e.value);
+        break;
+      case 'postdown':
+        out.postDown.push(e.value);
+        break;
+      case 'saveconfig':
+      case 'fwmark':
+        ignored.push(`${ctx.file}:${e.line}: ${e.key}`);
+        break;
+      default:
+        throw ctx.err(e, 'Interface', 'unknown key');
+    }
+  }
+  if (!privateKey) throw new ConfigError(`${ctx.file}:${s.line}: [Interface] PrivateKey: missing (give PrivateKey or PrivateKeyFile)`);
+  return { privateKey, ...out };
+}
+
+function parsePeer(s: IniSection, ctx: Ctx): PeerConfig {
+  let publicKey: NodePublicKey | null = null;
+  const p: Omit<PeerConfig, 'publicKey'> = {
+    presharedKey: null,
+    allowedIps: [],
+    endpoint: null,
+    persistentKeepalive: 0,
+    name: undefined,
+    line: s.line,
+  };
+  for (const e of s.entries) {
+    switch (e.key.toLowerCase()) {
+      case 'publickey':
+        publicKey = key(() => parsePublicKey(e.value), ctx, e, 'Peer');
+        break;
+      case 'presharedkey':
+        p.presharedKey = key(() => parsePresharedKey(e.value), ctx, e, 'Peer');
+        break;
+      case 'allowedips':
+        for (const a of list(e.value)) {
+          const c = parseCidr(a);
+          if (!c) throw ctx.err(e, 'Peer', `"${a}" is not an IP prefix`);
+          p.allowedIps.push(c);
+        }
+        break;
+      case 'endpoint': {
+        const hp = parseHostPort(e.value);
+        if (!hp) throw ctx.err(e, 'Peer', `"${e.value}" is not host:port`);
+        p.endpoint = hp;
+        break;
+      }
+      case 'persistentkeepalive':
+        p.persistentKeepalive = e.value === 'off' ? 0 : int(e, ctx, 'Peer', 0, 65535);
+        break;
+      case 'name':
+        if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(e.value)) throw ctx.err(e, 'Peer', `"${e.value}" is not a valid name (letters, digits, _ . -)`);
+        p.name = e.value;
+        break;
+      default:
+        throw ctx.err(e, 'Peer', 'unknown key');
+    }
+  }
+  if (!publicKey) throw new ConfigError(`${ctx.file}:${s.line}: [Peer] PublicKey: missing`);
+  return { publicKey, ...p };
+}
+
+function key<T>(parse: () => T, ctx: Ctx, e: IniEntry, section = 'Interface'): T {
+  try {
+    return parse();
+  } catch (err) {
+    if (err instanceof KeyFormatError) throw ctx.err(e, section, 'not a base64-encoded 32-byte key');
+    throw err;
+  }
+}
+
+function int(e: IniEntry, ctx: Ctx, section: string, min: number, max: number): number {
+  if (!/^\d+$/.test(e.value) || Number(e.value) < min || Number(e.value) > max) {
+    throw ctx.err(e, section, `"${e.value}" is not a whole number from ${min} to ${max}`);
+  }
+  return Number(e.value);
+}
+
+function readPrivateKeyFile(e: IniEntry, ctx: Ctx): NodePrivateKey {
+  const path = resolve(dirname(ctx.file), e.value);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw ctx.err(e, 'Interface', `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+  const mode = statSync(path).mode & 0o077;
+  if (mode !== 0) throw ctx.err(e, 'Interface', `${path} is readable by others (mode must be 0600)`);
+  return key(() => parsePrivateKey(text.trim()), ctx, e);
+}

@@ -1,0 +1,239 @@
+// The composition root: wires config, TUN, UDP, the sans-IO device, UAPI and control sockets,
+// owns the tick and the lifecycle. Everything it creates is undone on stop, in reverse order.
+import type net from 'node:net';
+import { randomBytes } from 'node:crypto';
+import type { Logger } from '../log.js';
+import type { MeshConfig } from '../config/config.js';
+import { keyToBase64 } from '../crypto/keys.js';
+import { selectTransportAead } from '../crypto/transport-aead.js';
+import type { TimerConfig } from '../noise/constants.js';
+import { formatCidr } from '../tunnel/cidr.js';
+import { Device, type Clock } from '../tunnel/device.js';
+import { formatEndpoint, type Endpoint } from '../tunnel/endpoint.js';
+import type { DeviceEvent } from '../tunnel/outbox.js';
+import { LinuxTun, type TunDevice } from '../tun/tun-device.js';
+import { addAddress, setMtuAndUp } from '../tun/netconfig.js';
+import { UdpConn, type PacketConn } from '../transport/udp.js';
+import { classify } from '../wire/classify.js';
+import { applySet, formatGet } from '../uapi/uapi.js';
+import { startUapiServer, uapiSocketPath } from '../uapi/server.js';
+import { closeUnix, socketInUse } from '../control/unix-socket.js';
+import { controlSocketPath, startControlServer } from '../control/control.js';
+import { MeshdError } from '../errors.js';
+import { runHooks } from './hooks.js';
+import { resolveEndpoint } from './resolve.js';
+import { RouteTable } from './routes.js';
+import { buildStatus, type DaemonStatus } from './status.js';
+
+/** How often timers are checked; WireGuard's timers tolerate this much lateness. */
+export const TICK_INTERVAL_MS = 100;
+
+export interface DaemonOptions {
+  config: MeshConfig;
+  log: Logger;
+  /** Transport AEAD backend name ("node-crypto" or "noble"); default node-crypto. */
+  aead?: string;
+  timers?: Partial<TimerConfig>;
+}
+
+const systemClock: Clock = {
+  now: () => performance.now(),
+  wall: () => Date.now(),
+};
+
+export class Daemon {
+  readonly device: Device;
+  readonly iface: string;
+  private tun: TunDevice | null = null;
+  private udp: PacketConn | null = null;
+  private uapi: net.Server | null = null;
+  private control: net.Server | null = null;
+  private tick: NodeJS.Timeout | null = null;
+  private routes: RouteTable;
+  private stopping: Promise<void> | null = null;
+  private resolveDone!: () => void;
+  /** Resolves when the daemon has stopped and cleaned up. */
+  readonly done = new Promise<void>((r) => (this.resolveDone = r));
+
+  private constructor(
+    private readonly config: MeshConfig,
+    private readonly log: Logger,
+    opts: DaemonOptions,
+  ) {
+    this.iface = config.interfaceName;
+    this.device = new Device({
+      privateKey: config.iface.privateKey,
+      clock: systemClock,
+      rng: (n) => new Uint8Array(randomBytes(n)),
+      aead: selectTransportAead(opts.aead ?? process.env.MESHD_AEAD),
+      mtu: config.iface.mtu,
+      timers: opts.timers,
+    });
+    this.routes = new RouteTable(this.iface, config.iface.table, log);
+  }
+
+  /** Brings the interface up. On any failure, whatever was created is removed before the error is thrown. */
+  static async start(opts: DaemonOptions): Promise<Daemon> {
+    const d = new Daemon(opts.config, opts.log, opts);
+    try {
+      await d.bringUp();
+    } catch (err) {
+      await d.teardown(false);
+      throw err;
+    }
+    return d;
+  }
+
+  private async bringUp(): Promise<void> {
+    const { config, log } = this;
+    const cfg = config.iface;
+    for (const w of config.ignored) log.warn({ component: 'config' }, `${w}: accepted for wg-quick compatibility, has no effect under meshd`);
+
+    // Everything that can fail without touching the host comes first.
+    const endpoints: (Endpoint | null)[] = [];
+    for (const p of config.peers) endpoints.push(p.endpoint ? await resolveEndpoint(p.endpoint, config.file, p.line) : null);
+    for (const path of [uapiSocketPath(this.iface), controlSocketPath(this.iface)]) {
+      if (await socketInUse(path)) throw new MeshdError('EINUSE', `${path} is in use: meshd (or wireguard-go) already runs ${this.iface}`);
+    }
+    config.peers.forEach((p, i) =>
+      this.device.addPeer(
+        { publicKey: p.publicKey, presharedKey: p.presharedKey, endpoint: endpoints[i], persistentKeepaliveSec: p.persistentKeepalive, name: p.name },
+        p.allowedIps,
+      ),
+    );
+
+    await runHooks('PreUp', cfg.preUp, this.iface);
+    this.tun = LinuxTun.open(this.iface);
+    for (const a of cfg.addresses) await addAddress(this.iface, a);
+    await setMtuAndUp(this.iface, cfg.mtu);
+    await this.routes.reconcile(this.device);
+    this.udp = await UdpConn.bind(cfg.listenPort ?? 0, (msg, from) => this.onDatagram(msg, from));
+
+    this.uapi = await startUapiServer(this.iface, {
+      get: () => formatGet(this.device, this.udp?.port ?? 0),
+      set: (lines) => this.uapiSet(lines),
+    });
+    this.control = await startControlServer(this.iface, (req) => {
+      if (req.cmd === 'status') return this.status();
+      setImmediate(() => void this.stop('meshd down'));
+      return { stopping: true };
+    });
+
+    this.tun.start({
+      onPacket: (buf, off, len) => this.device.inside(buf.subarray(off, off + len)),
+      onBatchEnd: () => this.flush(),
+      onError: (errno) => {
+        log.error({ component: 'tun', err: { errno } }, 'TUN device read failed; shutting down');
+        void this.stop('tun error');
+      },
+    });
+    this.tick = setInterval(() => {
+      this.device.tick();
+      this.flush();
+    }, TICK_INTERVAL_MS);
+    this.device.start();
+    this.flush();
+    await runHooks('PostUp', cfg.postUp, this.iface);
+    log.info(
+      {
+        component: 'daemon',
+        interface: this.iface,
+        publicKey: keyToBase64(this.device.publicKey),
+        listenPort: this.udp.port,
+        addresses: cfg.addresses.map(formatCidr),
+        peers: config.peers.length,
+      },
+      'interface up',
+    );
+  }
+
+  private onDatagram(msg: Buffer, from: Endpoint): void {
+    if (classify(msg) === 'wireguard') this.device.outside(msg, from);
+    else this.device.outsideDrops.add('not-wireguard');
+    this.flush();
+  }
+
+  /** Hands what the device queued to the socket, the TUN and the log. */
+  private flush(): void {
+    const out = this.device.out;
+    if (this.udp) {
+      for (const d of out.net) {
+        if (d.to) this.udp.send(d.data, d.to);
+        else this.device.insideDrops.add('no-endpoint');
+      }
+    }
+    if (this.tun) for (const p of out.tun) this.tun.write(p, 0, p.length);
+    for (const e of out.events) this.logEvent(e);
+    out.clear();
+  }
+
+  private logEvent(e: DeviceEvent): void {
+    const peer = this.device.peers.get(e.peerId);
+    const name = peer ? (peer.name ?? keyToBase64(peer.publicKey)) : e.peerId;
+    switch (e.type) {
+      case 'handshake-complete':
+        this.log.debug({ component: 'tunnel', peer: name, initiator: e.initiator }, 'handshake complete');
+        break;
+      case 'handshake-initiated':
+        this.log.debug({ component: 'tunnel', peer: name, attempt: e.attempt }, 'handshake initiation sent');
+        break;
+      case 'handshake-gave-up':
+        this.log.info({ component: 'tunnel', peer: name, reason: 'no response for REKEY_ATTEMPT_TIME' }, 'handshake gave up');
+        break;
+      case 'endpoint-changed':
+        this.log.info({ component: 'tunnel', peer: name, endpoint: formatEndpoint(e.endpoint) }, 'peer endpoint changed');
+        break;
+      case 'keys-zeroed':
+        this.log.debug({ component: 'tunnel', peer: name }, 'session keys zeroed');
+        break;
+    }
+  }
+
+  private async uapiSet(lines: string[]): Promise<number> {
+    const r = applySet(this.device, lines);
+    if (r.added.length || r.removed.length) this.log.info({ component: 'uapi', added: r.added, removed: r.removed }, 'peers changed over UAPI');
+    try {
+      if (r.listenPort !== undefined && r.listenPort !== this.udp?.port) {
+        const next = await UdpConn.bind(r.listenPort, (msg, from) => this.onDatagram(msg, from));
+        this.udp?.close();
+        this.udp = next;
+        this.log.info({ component: 'uapi', listenPort: next.port }, 'listen port changed');
+      }
+      if (r.routesChanged) await this.routes.reconcile(this.device);
+    } catch (err) {
+      this.log.warn({ component: 'uapi', err }, 'could not apply set');
+      return 98; // EADDRINUSE-like failure reported to wg(8)
+    }
+    this.flush();
+    return r.errno;
+  }
+
+  status(): DaemonStatus {
+    return buildStatus(this.device, this.iface, this.udp?.port ?? 0, this.config.iface.addresses.map(formatCidr));
+  }
+
+  /** Stops the daemon: PreDown, sockets, interface (with its routes), PostDown. Idempotent. */
+  stop(reason: string): Promise<void> {
+    if (!this.stopping) {
+      this.log.info({ component: 'daemon', reason }, 'shutting down');
+      this.stopping = this.teardown(true).finally(() => this.resolveDone());
+    }
+    return this.stopping;
+  }
+
+  private async teardown(runDownHooks: boolean): Promise<void> {
+    const cfg = this.config.iface;
+    if (runDownHooks) await runHooks('PreDown', cfg.preDown, this.iface).catch((err) => this.log.warn({ component: 'daemon', err }, 'PreDown failed'));
+    if (this.tick) clearInterval(this.tick);
+    this.tick = null;
+    if (this.uapi) closeUnix(this.uapi, uapiSocketPath(this.iface));
+    if (this.control) closeUnix(this.control, controlSocketPath(this.iface));
+    this.uapi = this.control = null;
+    this.udp?.close();
+    this.udp = null;
+    this.tun?.close();
+    this.tun = null;
+    for (const p of this.device.peers.values()) this.device.clearSessions(p);
+    if (runDownHooks) await runHooks('PostDown', cfg.postDown, this.iface).catch((err) => this.log.warn({ component: 'daemon', err }, 'PostDown failed'));
+  }
+}
