@@ -12,7 +12,7 @@ import type { Cidr } from './cidr.js';
 import { DropCounters, INSIDE_DROP_REASONS, OUTSIDE_DROP_REASONS, type InsideDropReason, type OutsideDropReason } from './drops.js';
 import { Outbox } from './outbox.js';
 import { Peer, type PeerOptions } from './peer.js';
-import { insidePacket, sendKeepalive } from './inside.js';
+import { insidePacket, sendKeepalive, sendStaged } from './inside.js';
 import { outsideDatagram } from './outside.js';
 import { tickPeer } from './timers.js';
 import type { Endpoint } from './endpoint.js';
@@ -127,8 +127,13 @@ export class Device {
     else if (sec === 0) peer.timers.persistentKeepaliveAt = Infinity;
   }
 
+  /** A configured endpoint change: packets waiting for a session go now, not at the next retry. */
   setEndpoint(peer: Peer, e: Endpoint | null): void {
     peer.endpoint = e;
+    if (e && peer.staged.length > 0 && !peer.keypairs.current) {
+      peer.timers.lastSentHandshakeMs = -Infinity;
+      sendStaged(this, peer);
+    }
   }
 
   /** Wipes every session and handshake of a peer and forgets their indices. */

@@ -1,0 +1,71 @@
+// Two meshd hosts with static endpoints in network namespaces: ping both ways over IPv4 and
+// IPv6, a 100 MB TCP transfer with matching checksum, status, and clean shutdown.
+import t from 'tap';
+import { existsSync } from 'node:fs';
+import { Lab, labUnavailable } from '../helpers/lab.js';
+import { meshdBoth, transfer, twoHosts } from '../helpers/two-hosts.js';
+
+const why = labUnavailable(['ping']);
+if (why) t.plan(0, why);
+else {
+  t.test('two meshd hosts reach each other over the mesh', async (t) => {
+    const lab = new Lab(t);
+    const h = await twoHosts(lab);
+    const { pa, pb } = await meshdBoth(h);
+
+    for (const [from, to] of [
+      [h.a, h.b],
+      [h.b, h.a],
+    ]) {
+      const p4 = await lab.exec(from.ns, 'ping', ['-c', '3', '-i', '0.2', '-W', '2', to.mesh4]);
+      t.equal(p4.code, 0, `IPv4 ping ${from.mesh4} -> ${to.mesh4}\n${p4.stdout}`);
+      const p6 = await lab.exec(from.ns, 'ping', ['-6', '-c', '3', '-i', '0.2', '-W', '2', to.mesh6]);
+      t.equal(p6.code, 0, `IPv6 ping ${from.mesh6} -> ${to.mesh6}\n${p6.stdout}`);
+    }
+
+    const bytes = 100 * 1024 * 1024;
+    const r = await transfer(lab, h.a.ns, h.b.ns, h.b.mesh4, bytes);
+    t.match(r.sent, new RegExp(`^${bytes} [0-9a-f]{64}$`), `sender finished: ${r.sendErr}`);
+    t.equal(r.received, r.sent, '100 MB arrived with the same SHA-256');
+
+    const st = await lab.cli(['status', h.a.iface, '--json']);
+    t.equal(st.code, 0, st.stderr);
+    const s = JSON.parse(st.stdout);
+    t.equal(s.peers.length, 1);
+    t.equal(s.peers[0].publicKey, h.b.keys.pub);
+    t.same(s.peers[0].path, { kind: 'direct', endpoint: '192.0.2.2:51820' });
+    t.ok(s.peers[0].txBytes > bytes, 'tx counter covers the transfer');
+    t.ok(s.peers[0].latestHandshake > Date.now() - 60_000, 'recent handshake');
+    const human = await lab.cli(['status', h.b.iface]);
+    t.match(human.stdout, /path: direct 192\.0\.2\.1:51820/);
+
+    // meshd down removes the interface and its sockets; SIGTERM does the same.
+    const down = await lab.cli(['down', h.a.iface]);
+    t.equal(down.code, 0, down.stderr);
+    await new Promise((r) => pa.once('exit', r));
+    t.equal(pa.exitCode, 0, 'daemon exits 0 after meshd down');
+    const links = await lab.exec(h.a.ns, 'ip', ['link', 'show', h.a.iface]);
+    t.not(links.code, 0, 'interface gone after down');
+    const routes = await lab.exec(h.a.ns, 'ip', ['route', 'show', 'dev', h.a.iface]);
+    t.equal(routes.stdout.trim(), '', 'no routes left');
+    t.notOk(existsSync(`/var/run/wireguard/${h.a.iface}.sock`), 'UAPI socket removed');
+    t.notOk(existsSync(`/var/run/meshd/${h.a.iface}.sock`), 'control socket removed');
+    pb.kill('SIGTERM');
+    await new Promise((r) => pb.once('exit', r));
+    t.equal(pb.exitCode, 0, 'daemon exits 0 on SIGTERM');
+    t.not((await lab.exec(h.b.ns, 'ip', ['link', 'show', h.b.iface])).code, 0, 'interface gone after SIGTERM');
+  });
+
+  t.test('after kill -9 nothing stops the next meshd up', async (t) => {
+    const lab = new Lab(t);
+    const h = await twoHosts(lab);
+    const { pa } = await meshdBoth(h);
+    pa.kill('SIGKILL');
+    await new Promise((r) => pa.once('exit', r));
+    t.not((await lab.exec(h.a.ns, 'ip', ['link', 'show', h.a.iface])).code, 0, 'the kernel removed the TUN with the process');
+    const again = await lab.meshd(h.a.ns, `${lab.dir}/${h.a.iface}.conf`, h.a.iface);
+    t.ok(again.pid, 'meshd up works again (stale sockets replaced)');
+    const p = await lab.exec(h.a.ns, 'ping', ['-c', '2', '-i', '0.3', '-W', '3', h.b.mesh4]);
+    t.equal(p.code, 0, 'and the tunnel works');
+  });
+}
