@@ -21,6 +21,7 @@ import { closeUnix, socketInUse } from '../control/unix-socket.js';
 import { controlSocketPath, startControlServer } from '../control/control.js';
 import { MeshdError } from '../errors.js';
 import { runHooks } from './hooks.js';
+import { setDns, unsetDns } from './dns.js';
 import { resolveEndpoint } from './resolve.js';
 import { RouteTable } from './routes.js';
 import { buildStatus, type DaemonStatus } from './status.js';
@@ -107,6 +108,9 @@ export class Daemon {
     for (const a of cfg.addresses) await addAddress(this.iface, a);
     await setMtuAndUp(this.iface, cfg.mtu);
     await this.routes.reconcile(this.device);
+    if (!(await setDns(this.iface, cfg.dns))) {
+      log.warn({ component: 'dns', dns: cfg.dns }, 'DNS not applied: resolvconf is not installed (apt-get install resolvconf or openresolv)');
+    }
     this.udp = await UdpConn.bind(cfg.listenPort ?? 0, (msg, from) => this.onDatagram(msg, from));
 
     this.uapi = await startUapiServer(this.iface, {
@@ -231,6 +235,7 @@ export class Daemon {
     this.uapi = this.control = null;
     this.udp?.close();
     this.udp = null;
+    if (this.tun) await unsetDns(this.iface, cfg.dns);
     this.tun?.close();
     this.tun = null;
     for (const p of this.device.peers.values()) this.device.clearSessions(p);

@@ -165,6 +165,12 @@ export class Lab {
   }
 }
 
+/** Resolves with the exit code once `p` has exited (at once if it already has). */
+export function exited(p: ChildProcess): Promise<number | null> {
+  if (p.exitCode !== null || p.signalCode !== null) return Promise.resolve(p.exitCode);
+  return new Promise((r) => p.once('exit', (code) => r(code)));
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }

@@ -2,7 +2,7 @@
 // IPv6, a 100 MB TCP transfer with matching checksum, status, and clean shutdown.
 import t from 'tap';
 import { existsSync } from 'node:fs';
-import { Lab, labUnavailable } from '../helpers/lab.js';
+import { exited, Lab, labUnavailable, MESHD_BIN } from '../helpers/lab.js';
 import { meshdBoth, transfer, twoHosts } from '../helpers/two-hosts.js';
 
 const why = labUnavailable(['ping']);
@@ -42,7 +42,7 @@ else {
     // meshd down removes the interface and its sockets; SIGTERM does the same.
     const down = await lab.cli(['down', h.a.iface]);
     t.equal(down.code, 0, down.stderr);
-    await new Promise((r) => pa.once('exit', r));
+    await exited(pa);
     t.equal(pa.exitCode, 0, 'daemon exits 0 after meshd down');
     const links = await lab.exec(h.a.ns, 'ip', ['link', 'show', h.a.iface]);
     t.not(links.code, 0, 'interface gone after down');
@@ -51,7 +51,7 @@ else {
     t.notOk(existsSync(`/var/run/wireguard/${h.a.iface}.sock`), 'UAPI socket removed');
     t.notOk(existsSync(`/var/run/meshd/${h.a.iface}.sock`), 'control socket removed');
     pb.kill('SIGTERM');
-    await new Promise((r) => pb.once('exit', r));
+    await exited(pb);
     t.equal(pb.exitCode, 0, 'daemon exits 0 on SIGTERM');
     t.not((await lab.exec(h.b.ns, 'ip', ['link', 'show', h.b.iface])).code, 0, 'interface gone after SIGTERM');
   });
@@ -61,11 +61,26 @@ else {
     const h = await twoHosts(lab);
     const { pa } = await meshdBoth(h);
     pa.kill('SIGKILL');
-    await new Promise((r) => pa.once('exit', r));
+    await exited(pa);
     t.not((await lab.exec(h.a.ns, 'ip', ['link', 'show', h.a.iface])).code, 0, 'the kernel removed the TUN with the process');
     const again = await lab.meshd(h.a.ns, `${lab.dir}/${h.a.iface}.conf`, h.a.iface);
     t.ok(again.pid, 'meshd up works again (stale sockets replaced)');
     const p = await lab.exec(h.a.ns, 'ping', ['-c', '2', '-i', '0.3', '-W', '3', h.b.mesh4]);
     t.equal(p.code, 0, 'and the tunnel works');
+  });
+}
+
+if (!why) {
+  t.test('a malformed config exits 1 with one line and creates nothing', async (t) => {
+    const lab = new Lab(t);
+    const ns = await lab.ns('x');
+    const iface = `${lab.id}x`;
+    const conf = lab.file(`${iface}.conf`, '[Interface]\nPrivateKey = nope\nAddress = 10.9.0.1/24\n');
+    const r = await lab.exec(ns, process.execPath, [MESHD_BIN, 'up', conf]);
+    t.equal(r.code, 1);
+    t.equal(r.stderr, `meshd: ${conf}:2: [Interface] PrivateKey: not a base64-encoded 32-byte key\n`);
+    t.not((await lab.exec(ns, 'ip', ['link', 'show', iface])).code, 0, 'no interface');
+    t.notOk(existsSync(`/var/run/wireguard/${iface}.sock`), 'no UAPI socket');
+    t.notOk(existsSync(`/var/run/meshd/${iface}.sock`), 'no control socket');
   });
 }
