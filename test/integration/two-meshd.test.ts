@@ -3,7 +3,7 @@
 import t from 'tap';
 import { existsSync } from 'node:fs';
 import { exited, Lab, labUnavailable, MESHD_BIN } from '../helpers/lab.js';
-import { meshdBoth, transfer, twoHosts } from '../helpers/two-hosts.js';
+import { meshConfig, meshdBoth, transfer, twoHosts } from '../helpers/two-hosts.js';
 
 const why = labUnavailable(['ping']);
 if (why) t.plan(0, why);
@@ -82,5 +82,27 @@ if (!why) {
     t.not((await lab.exec(ns, 'ip', ['link', 'show', iface])).code, 0, 'no interface');
     t.notOk(existsSync(`/var/run/wireguard/${iface}.sock`), 'no UAPI socket');
     t.notOk(existsSync(`/var/run/meshd/${iface}.sock`), 'no control socket');
+  });
+}
+
+if (!why) {
+  t.test('peers over an IPv6-only underlay', async (t) => {
+    const lab = new Lab(t);
+    const h = await twoHosts(lab);
+    const nsA6 = await lab.ns('p');
+    const nsB6 = await lab.ns('q');
+    await lab.run('ip', ['-n', nsA6, 'link', 'set', 'lo', 'up']);
+    const [va, vb] = await lab.link(nsA6, '192.0.2.101/32', nsB6, '192.0.2.102/32');
+    await lab.exec(nsA6, 'ip', ['-6', 'addr', 'add', '2001:db8::1/64', 'dev', va, 'nodad']);
+    await lab.exec(nsB6, 'ip', ['-6', 'addr', 'add', '2001:db8::2/64', 'dev', vb, 'nodad']);
+    const a = { ...h.a, ns: nsA6, underlay: '2001:db8::1' };
+    const b = { ...h.b, ns: nsB6, underlay: '2001:db8::2' };
+    const confA = meshConfig(a, b).replace('Endpoint = 2001:db8::2:51820', 'Endpoint = [2001:db8::2]:51820');
+    await lab.meshd(nsA6, lab.file('a6.conf', confA), a.iface);
+    await lab.meshd(nsB6, lab.file('b6.conf', meshConfig(b, a, { endpoint: false })), b.iface);
+    const p = await lab.exec(nsA6, 'ping', ['-c', '3', '-i', '0.2', '-W', '3', b.mesh4]);
+    t.equal(p.code, 0, p.stdout);
+    const s = JSON.parse((await lab.cli(['status', b.iface, '--json'])).stdout);
+    t.equal(s.peers[0].endpoint, '[2001:db8::1]:51820', 'the IPv6 endpoint was learned');
   });
 }
