@@ -226,3 +226,15 @@ t.test('under load, initiations without mac2 get a cookie reply; with the cookie
   t.equal(p.tunB.length, 1, 'the retried initiation carries mac2 and the handshake completes');
   t.ok(p.b.outsideDrops.counts['rate-limited'] === 0, 'a legitimate peer is not rate limited');
 });
+
+t.test('a packet waiting for the handshake survives reuse of the TUN read buffer', async (t) => {
+  const p = makePair();
+  const tunBuffer = Buffer.alloc(2048); // the daemon reads every packet into the same slots
+  const first = ipv4Packet('10.0.0.1', '10.0.0.2', payload(64, 0x11));
+  tunBuffer.set(first, 0);
+  p.a.inside(tunBuffer.subarray(0, first.length));
+  tunBuffer.set(ipv6Packet('fe80::1', 'ff02::2', payload(8, 0x22)), 0); // the next read overwrites the slot
+  pump(p);
+  t.equal(p.tunB.length, 1);
+  t.equal(toHex(p.tunB[0]), toHex(first), 'B receives the packet as it was read, not what replaced it');
+});

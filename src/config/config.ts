@@ -47,6 +47,10 @@ export interface InterfaceConfig {
   postUp: string[];
   preDown: string[];
   postDown: string[];
+  /** meshd: relay URLs (ws:// or wss://), in order of preference. */
+  relays: string[];
+  /** meshd: extra CA certificates (PEM) to trust for wss:// relays, e.g. a self-signed relay's. */
+  relayCa: Buffer | null;
 }
 
 export interface MeshConfig {
@@ -143,6 +147,8 @@ function parseInterface(s: IniSection, ctx: Ctx, ignored: string[]): InterfaceCo
     postUp: [],
     preDown: [],
     postDown: [],
+    relays: [],
+    relayCa: null,
   };
   for (const e of s.entries) {
     const k = e.key.toLowerCase();
@@ -185,6 +191,12 @@ function parseInterface(s: IniSection, ctx: Ctx, ignored: string[]): InterfaceCo
         break;
       case 'postdown':
         out.postDown.push(e.value);
+        break;
+      case 'relay':
+        for (const u of list(e.value)) out.relays.push(relayUrl(u, e, ctx));
+        break;
+      case 'relaycafile':
+        out.relayCa = readFile(e, ctx, 'Interface');
         break;
       case 'saveconfig':
       case 'fwmark':
@@ -258,6 +270,28 @@ function int(e: IniEntry, ctx: Ctx, section: string, min: number, max: number): 
     throw ctx.err(e, section, `"${e.value}" is not a whole number from ${min} to ${max}`);
   }
   return Number(e.value);
+}
+
+function relayUrl(v: string, e: IniEntry, ctx: Ctx): string {
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    throw ctx.err(e, 'Interface', `"${v}" is not a URL (expected wss://host[:port]/)`);
+  }
+  if ((u.protocol !== 'wss:' && u.protocol !== 'ws:') || !u.hostname) {
+    throw ctx.err(e, 'Interface', `"${v}" must be a wss:// or ws:// URL with a host`);
+  }
+  return u.toString();
+}
+
+function readFile(e: IniEntry, ctx: Ctx, section: string): Buffer {
+  const path = resolve(dirname(ctx.file), e.value);
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw ctx.err(e, section, `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
 }
 
 function readPrivateKeyFile(e: IniEntry, ctx: Ctx): NodePrivateKey {

@@ -9,7 +9,11 @@ import { selectTransportAead } from '../crypto/transport-aead.js';
 import type { TimerConfig } from '../noise/constants.js';
 import { formatCidr } from '../tunnel/cidr.js';
 import { Device, type Clock } from '../tunnel/device.js';
-import { formatEndpoint, type Endpoint } from '../tunnel/endpoint.js';
+import { formatEndpoint, relayEndpoint, type Endpoint } from '../tunnel/endpoint.js';
+import type { Peer } from '../tunnel/peer.js';
+import { Relays } from '../transport/relays.js';
+import type { RelayClient } from '../transport/relay-client.js';
+import { choosePath, isDirectConfirmed } from '../transport/path.js';
 import type { DeviceEvent } from '../tunnel/outbox.js';
 import { LinuxTun, type TunDevice } from '../tun/tun-device.js';
 import { addAddress, setMtuAndUp } from '../tun/netconfig.js';
@@ -24,7 +28,7 @@ import { runHooks } from './hooks.js';
 import { setDns, unsetDns } from './dns.js';
 import { resolveEndpoint } from './resolve.js';
 import { RouteTable } from './routes.js';
-import { buildStatus, type DaemonStatus } from './status.js';
+import { buildStatus, type DaemonStatus, type PathStatus } from './status.js';
 
 /** How often timers are checked; WireGuard's timers tolerate this much lateness. */
 export const TICK_INTERVAL_MS = 100;
@@ -47,6 +51,7 @@ export class Daemon {
   readonly iface: string;
   private tun: TunDevice | null = null;
   private udp: PacketConn | null = null;
+  private relays: Relays | null = null;
   private uapi: net.Server | null = null;
   private control: net.Server | null = null;
   private tick: NodeJS.Timeout | null = null;
@@ -113,6 +118,23 @@ export class Daemon {
     }
     this.udp = await UdpConn.bind(cfg.listenPort ?? 0, (msg, from) => this.onDatagram(msg, from));
 
+    if (cfg.relays.length > 0) {
+      this.relays = new Relays(
+        cfg.relays,
+        () => this.device.identity,
+        cfg.relayCa ?? undefined,
+        {
+          onPacket: (src, packet, relay) => this.onRelayPacket(src, packet, relay),
+          onStateChange: (relay) => {
+            if (relay.connected) this.device.retryWaitingHandshakes();
+            this.flush();
+          },
+        },
+        log,
+      );
+      this.relays.start();
+    }
+
     this.uapi = await startUapiServer(this.iface, {
       get: () => formatGet(this.device, this.udp?.port ?? 0),
       set: (lines) => this.uapiSet(lines),
@@ -157,14 +179,35 @@ export class Daemon {
     this.flush();
   }
 
-  /** Hands what the device queued to the socket, the TUN and the log. */
+  private onRelayPacket(src: Uint8Array, packet: Uint8Array, relay: RelayClient): void {
+    if (classify(packet) === 'wireguard') this.device.outside(packet, relayEndpoint(relay.url, src));
+    else this.device.outsideDrops.add('not-wireguard');
+    this.flush();
+  }
+
+  /** Hands what the device queued to the socket or relay (path choice), the TUN and the log. */
   private flush(): void {
     const out = this.device.out;
-    if (this.udp) {
-      for (const d of out.net) {
-        if (d.to) this.udp.send(d.data, d.to);
-        else this.device.insideDrops.add('no-endpoint');
+    const now = this.device.clock.now();
+    for (const d of out.net) {
+      if (d.to?.relay) {
+        // An answer to something that came through a relay (a cookie reply) goes back the same way.
+        if (!this.relays?.sendVia(d.to.relay.url, d.to.relay.key, d.data)) this.device.insideDrops.add('no-endpoint');
+        continue;
       }
+      const peer = this.device.peers.get(d.peerId);
+      if (!peer) {
+        if (d.to) this.udp?.send(d.data, d.to);
+        continue;
+      }
+      const path = choosePath(peer, now, this.relays?.anyConnected ?? false);
+      let sent = false;
+      if (path.direct && this.udp) {
+        this.udp.send(d.data, path.direct);
+        sent = true;
+      }
+      if (path.relay && this.relays?.send(peer.publicKey, d.data)) sent = true;
+      if (!sent) this.device.insideDrops.add('no-endpoint');
     }
     if (this.tun) for (const p of out.tun) this.tun.write(p, 0, p.length);
     for (const e of out.events) this.logEvent(e);
@@ -213,7 +256,26 @@ export class Daemon {
   }
 
   status(): DaemonStatus {
-    return buildStatus(this.device, this.iface, this.udp?.port ?? 0, this.config.iface.addresses.map(formatCidr));
+    return buildStatus(this.device, {
+      iface: this.iface,
+      listenPort: this.udp?.port ?? 0,
+      addresses: this.config.iface.addresses.map(formatCidr),
+      relays: this.relays?.status() ?? [],
+      pathOf: (p) => this.pathOf(p),
+    });
+  }
+
+  /** The path a peer's traffic takes now, and why it is relayed. */
+  private pathOf(p: Peer): PathStatus {
+    const now = this.device.clock.now();
+    const live = p.lastHandshakeWallMs > 0 && this.device.clock.wall() - p.lastHandshakeWallMs < this.device.timers.rejectAfterTimeMs;
+    if (!live) return { kind: 'none', why: p.endpoint || this.relays ? 'no handshake in the last 180 s' : 'no endpoint known and no relay configured' };
+    if (!this.relays) return p.endpoint ? { kind: 'direct', endpoint: formatEndpoint(p.endpoint) } : { kind: 'none', why: 'no endpoint known' };
+    if (isDirectConfirmed(p, now) && p.endpoint) return { kind: 'direct', endpoint: formatEndpoint(p.endpoint) };
+    const relay = this.relays.choose(p.publicKey);
+    const why = choosePath(p, now, true).why ?? 'direct path not confirmed';
+    if (relay) return { kind: 'relay', relay: relay.url, why };
+    return { kind: 'none', why: `${why}, and no relay is connected` };
   }
 
   /** Stops the daemon: PreDown, sockets, interface (with its routes), PostDown. Idempotent. */
@@ -233,6 +295,8 @@ export class Daemon {
     if (this.uapi) closeUnix(this.uapi, uapiSocketPath(this.iface));
     if (this.control) closeUnix(this.control, controlSocketPath(this.iface));
     this.uapi = this.control = null;
+    this.relays?.stop();
+    this.relays = null;
     this.udp?.close();
     this.udp = null;
     if (this.tun) await unsetDns(this.iface, cfg.dns);

@@ -4,7 +4,10 @@ import { formatCidr } from '../tunnel/cidr.js';
 import type { Device } from '../tunnel/device.js';
 import { formatEndpoint } from '../tunnel/endpoint.js';
 
-export type PathStatus = { kind: 'direct'; endpoint: string } | { kind: 'none' };
+import type { Peer } from '../tunnel/peer.js';
+import type { RelayStatus } from '../transport/relays.js';
+
+export type PathStatus = { kind: 'direct'; endpoint: string } | { kind: 'relay'; relay: string; why: string } | { kind: 'none'; why: string };
 
 export interface PeerStatus {
   publicKey: string;
@@ -26,21 +29,28 @@ export interface DaemonStatus {
   listenPort: number;
   addresses: string[];
   mtu: number;
+  relays: RelayStatus[];
   peers: PeerStatus[];
   drops: { outside: Record<string, number>; inside: Record<string, number> };
 }
 
-export function buildStatus(dev: Device, iface: string, listenPort: number, addresses: string[]): DaemonStatus {
-  const now = dev.clock.wall();
+export interface StatusContext {
+  iface: string;
+  listenPort: number;
+  addresses: string[];
+  relays: RelayStatus[];
+  pathOf(p: Peer): PathStatus;
+}
+
+export function buildStatus(dev: Device, ctx: StatusContext): DaemonStatus {
   const peers: PeerStatus[] = [];
   for (const p of dev.peers.values()) {
-    const live = p.lastHandshakeWallMs > 0 && now - p.lastHandshakeWallMs < dev.timers.rejectAfterTimeMs;
     peers.push({
       publicKey: keyToBase64(p.publicKey),
       name: p.name ?? null,
       allowedIps: dev.allowedIps.prefixesOf(p).map(formatCidr),
       endpoint: p.endpoint ? formatEndpoint(p.endpoint) : null,
-      path: live && p.endpoint ? { kind: 'direct', endpoint: formatEndpoint(p.endpoint) } : { kind: 'none' },
+      path: ctx.pathOf(p),
       latestHandshake: p.lastHandshakeWallMs > 0 ? p.lastHandshakeWallMs : null,
       rxBytes: p.rxBytes,
       txBytes: p.txBytes,
@@ -49,11 +59,12 @@ export function buildStatus(dev: Device, iface: string, listenPort: number, addr
     });
   }
   return {
-    interface: iface,
+    interface: ctx.iface,
     publicKey: keyToBase64(dev.publicKey),
-    listenPort,
-    addresses,
+    listenPort: ctx.listenPort,
+    addresses: ctx.addresses,
     mtu: dev.mtu,
+    relays: ctx.relays,
     peers,
     drops: { outside: dev.outsideDrops.snapshot(), inside: dev.insideDrops.snapshot() },
   };
@@ -84,13 +95,16 @@ export function formatStatus(s: DaemonStatus, nowMs: number): string {
   out.push(`  listening port: ${s.listenPort}`);
   out.push(`  addresses: ${s.addresses.join(', ') || '(none)'}`);
   const dropped = Object.entries(s.drops.outside).filter(([, v]) => v > 0);
+  for (const r of s.relays) out.push(`  relay: ${r.url} ${r.state}${r.latencyMs !== null ? ` (${r.latencyMs} ms)` : ''}${r.state !== 'connected' && r.lastError ? ` — ${r.lastError}` : ''}`);
   if (dropped.length) out.push(`  dropped from network: ${dropped.map(([k, v]) => `${k} ${v}`).join(', ')}`);
   for (const p of s.peers) {
     out.push('');
     out.push(`peer: ${p.name ? `${p.name} (${p.publicKey})` : p.publicKey}`);
     out.push(`  allowed ips: ${p.allowedIps.join(', ') || '(none)'}`);
     if (p.path.kind === 'direct') out.push(`  path: direct ${p.path.endpoint}`);
-    else out.push(`  path: none (${p.endpoint ? `no handshake yet with ${p.endpoint}` : 'no endpoint known: the peer must contact us first'})`);
+    else if (p.path.kind === 'relay') out.push(`  path: relay ${p.path.relay} (${p.path.why})`);
+    else out.push(`  path: none (${p.path.why})`);
+    if (p.endpoint) out.push(`  endpoint: ${p.endpoint}`);
     if (p.latestHandshake) out.push(`  latest handshake: ${ago(nowMs - p.latestHandshake)}`);
     out.push(`  transfer: ${bytes(p.rxBytes)} received, ${bytes(p.txBytes)} sent`);
     if (p.persistentKeepalive) out.push(`  persistent keepalive: every ${p.persistentKeepalive} seconds`);

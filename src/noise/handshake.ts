@@ -1,6 +1,7 @@
 // Noise_IKpsk2 as WireGuard uses it (whitepaper §5.4.2–5.4.5), split the paper's way:
 // createInitiation / consumeInitiation / createResponse / consumeResponse / deriveKeys.
 // No I/O: randomness and time come in as arguments; macs are added by CookieGenerator.
+import { copyBytes } from '../wire/bytes.js';
 import { hash, kdf1, kdf2, kdf3 } from '../crypto/blake2s.js';
 import { openZero, sealZero } from '../crypto/aead.js';
 import { dh, dhPublic } from '../crypto/x25519.js';
@@ -138,7 +139,7 @@ export function consumeInitiation<P>(
 ): ConsumeInitiationResult<P> {
   let c = INITIAL_CHAIN_KEY;
   let h = mixHash(INITIAL_HASH, identity.publicKey);
-  const ephemeral = msg.slice(OFF_INIT_EPHEMERAL, OFF_INIT_EPHEMERAL + 32);
+  const ephemeral = copyBytes(msg, OFF_INIT_EPHEMERAL, OFF_INIT_EPHEMERAL + 32);
   c = kdf1(c, ephemeral);
   h = mixHash(h, ephemeral);
 
@@ -219,7 +220,7 @@ export function consumeResponse<P>(
   const found = lookup(readU32(msg, OFF_RECEIVER));
   if (!found || found.hs.stage !== 'initiation-created') return { ok: false, reason: 'unknown-receiver' };
   const { hs } = found;
-  const ephemeral = msg.slice(OFF_RESP_EPHEMERAL, OFF_RESP_EPHEMERAL + 32);
+  const ephemeral = copyBytes(msg, OFF_RESP_EPHEMERAL, OFF_RESP_EPHEMERAL + 32);
   let c = kdf1(hs.chainKey, ephemeral);
   let h = mixHash(hs.hash, ephemeral);
   const ee = dh(hs.localEphemeral, ephemeral);

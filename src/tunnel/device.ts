@@ -136,6 +136,19 @@ export class Device {
     }
   }
 
+  /**
+   * A new way to reach peers appeared (a relay connected): peers with packets waiting for a
+   * session retry their handshake now instead of at the next 5 s retry.
+   */
+  retryWaitingHandshakes(): void {
+    for (const p of this.peers.values()) {
+      if (p.staged.length > 0 && !p.keypairs.current) {
+        p.timers.lastSentHandshakeMs = -Infinity;
+        sendStaged(this, p);
+      }
+    }
+  }
+
   /** Wipes every session and handshake of a peer and forgets their indices. */
   clearSessions(peer: Peer): void {
     for (const kp of peer.keypairs.clear()) this.unindexKeypair(kp);

@@ -4,6 +4,13 @@ import { parseIp } from './cidr.js';
 export interface Endpoint {
   readonly address: string;
   readonly port: number;
+  /** Set when the datagram came through a relay: which relay, and the sender key it vouched for. */
+  readonly relay?: { readonly url: string; readonly key: Uint8Array };
+}
+
+/** The pseudo-endpoint of a packet delivered by relay `url` from public key `key`. */
+export function relayEndpoint(url: string, key: Uint8Array): Endpoint {
+  return { address: 'relay', port: 0, relay: { url, key } };
 }
 
 export function normalizeAddress(a: string): string {
@@ -16,6 +23,7 @@ export function endpointEqual(a: Endpoint | null, b: Endpoint | null): boolean {
 }
 
 export function formatEndpoint(e: Endpoint): string {
+  if (e.relay) return `relay ${e.relay.url}`;
   return e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`;
 }
 
@@ -30,6 +38,7 @@ export function parseEndpointLiteral(s: string): Endpoint | null {
 
 /** Bytes identifying a source for cookies: the address bytes then the port, big-endian. */
 export function endpointBytes(e: Endpoint): Uint8Array {
+  if (e.relay) return e.relay.key;
   const ip = parseIp(e.address);
   const a = ip ? ip.bytes : new Uint8Array(0);
   const out = new Uint8Array(a.length + 2);

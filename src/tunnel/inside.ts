@@ -2,6 +2,7 @@
 //  1. Peek at the destination address; find the peer by longest-prefix match (AllowedIPs).
 //  2. With a usable session, pad, seal and queue the datagram; else stage it and start a handshake.
 //  3. Keep keys fresh: the initiator rekeys after REKEY_AFTER_TIME or REKEY_AFTER_MESSAGES.
+import { copyBytes } from '../wire/bytes.js';
 import { createInitiation } from '../noise/handshake.js';
 import { MAX_STAGED_PACKETS, REJECT_AFTER_MESSAGES, REKEY_AFTER_MESSAGES } from '../noise/constants.js';
 import type { Keypair } from '../noise/keypair.js';
@@ -31,7 +32,7 @@ export function insidePacket(dev: Device, packet: Uint8Array): void {
     keepKeyFreshSending(dev, peer);
     return;
   }
-  stage(dev, peer, packet.slice());
+  stage(dev, peer, copyBytes(packet));
   sendStaged(dev, peer);
 }
 

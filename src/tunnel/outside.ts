@@ -80,14 +80,20 @@ function admitHandshake(dev: Device, msg: Uint8Array, from: Endpoint): boolean {
     dev.outsideDrops.add('cookie-sent');
     return false;
   }
-  if (!dev.rateLimiter.allow(rateLimitKey(from.address), now)) {
+  if (!dev.rateLimiter.allow(from.relay ? `relay:${Buffer.from(from.relay.key).toString('hex')}` : rateLimitKey(from.address), now)) {
     dev.outsideDrops.add('rate-limited');
     return false;
   }
   return true;
 }
 
+/** After authentication: note which path the packet took; a UDP source becomes the endpoint (roaming). */
 function roam(dev: Device, peer: Peer, from: Endpoint): void {
+  if (from.relay) {
+    peer.lastRelayRxMs = dev.clock.now();
+    return;
+  }
+  peer.lastDirectRxMs = dev.clock.now();
   if (endpointEqual(peer.endpoint, from)) return;
   peer.endpoint = from;
   dev.out.events.push({ type: 'endpoint-changed', peerId: peer.id, endpoint: from });

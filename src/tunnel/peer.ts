@@ -51,6 +51,9 @@ export class Peer {
   staged: Uint8Array[] = [];
   rxBytes = 0;
   txBytes = 0;
+  /** Device-clock ms of the latest authenticated packet that came straight over UDP / via a relay. */
+  lastDirectRxMs = 0;
+  lastRelayRxMs = 0;
   /** Wall-clock ms of the latest completed handshake, 0 if none. */
   lastHandshakeWallMs = 0;
 

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { REPO_ROOT } from './vectors.js';
 
 export const MESHD_BIN = join(REPO_ROOT, 'bin', 'meshd.js');
+export const RELAY_BIN = join(REPO_ROOT, 'bin', 'meshd-relay.js');
 
 function hasCommand(cmd: string): boolean {
   try {
@@ -76,6 +77,37 @@ export class Lab {
       await this.exec(ns, 'ip', ['link', 'set', dev, 'up']);
     }
     return [a, b];
+  }
+
+  /** A namespace holding a bridge (a LAN switch); returns its name. Attach hosts with `attach`. */
+  async switch(suffix: string): Promise<string> {
+    const ns = await this.ns(suffix);
+    await this.exec(ns, 'ip', ['link', 'add', 'br0', 'type', 'bridge']);
+    await this.exec(ns, 'ip', ['link', 'set', 'br0', 'up']);
+    return ns;
+  }
+
+  /** Plugs namespace `ns` into the bridge of `switchNs` with address `addr`; returns the host-side device. */
+  async attach(ns: string, addr: string, switchNs: string): Promise<string> {
+    const n = Math.floor(Math.random() * 1e6);
+    const host = `${this.id}h${n}`.slice(-15);
+    const port = `${this.id}p${n}`.slice(-15);
+    await this.run('ip', ['link', 'add', host, 'netns', ns, 'type', 'veth', 'peer', 'name', port, 'netns', switchNs]);
+    await this.exec(switchNs, 'ip', ['link', 'set', port, 'master', 'br0', 'up']);
+    await this.exec(ns, 'ip', ['addr', 'add', addr, 'dev', host]);
+    await this.exec(ns, 'ip', ['link', 'set', host, 'up']);
+    return host;
+  }
+
+  /** Runs `meshd-relay ARGS` in a namespace and waits until it says it is up. */
+  async relay(ns: string, args: string[]): Promise<ChildProcess & { log: string[] }> {
+    const p = this.spawn(ns, process.execPath, [RELAY_BIN, ...args], { MESHD_LOG_FORMAT: 'json' });
+    for (let i = 0; i < 200; i++) {
+      if (p.exitCode !== null) throw new Error(`meshd-relay exited ${p.exitCode}: ${p.log.join('')}`);
+      if (p.log.join('').includes('meshd-relay up')) return p;
+      await sleep(50);
+    }
+    throw new Error(`meshd-relay did not come up: ${p.log.join('')}`);
   }
 
   /** Writes a file in the lab's directory (mode 0600) and returns its path. */

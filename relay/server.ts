@@ -1,0 +1,284 @@
+// meshd-relay: forwards opaque packets between logged-in clients, addressed by public key.
+// It never sees plaintext (WireGuard ciphertext and sealed disco only). Every frame, queue and
+// connection is bounded; a bad frame closes that one connection with a reason, nothing else.
+import http from 'node:http';
+import https from 'node:https';
+import { randomBytes } from 'node:crypto';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket, type RawData } from 'ws';
+import type { Logger } from '../src/log.js';
+import { keyId, keyToBase64, publicKeyOf, type NodePrivateKey } from '../src/crypto/keys.js';
+import { verifyLoginProof } from '../src/crypto/relay-login.js';
+import {
+  CHALLENGE_LEN,
+  CLOSE_BAD_PROOF,
+  CLOSE_FRAME_BEFORE_LOGIN,
+  CLOSE_LOGIN_TIMEOUT,
+  CLOSE_MALFORMED,
+  CLOSE_NOT_ALLOWED,
+  CLOSE_REPLACED,
+  CLOSE_SERVER_FULL,
+  CLOSE_SHUTDOWN,
+  NOTICE_REPLACED,
+  NOTICE_SHUTDOWN,
+  decodeRelayFrame,
+  encodeKeepalive,
+  encodeNotice,
+  encodePeerGone,
+  encodePong,
+  encodeRecvPacket,
+  encodeServerHello,
+  encodeServerWelcome,
+} from '../src/wire/relay.js';
+import type { HostPort } from '../src/config/config.js';
+import { RelayMetrics } from './metrics.js';
+
+export interface RelayLimits {
+  /** Largest WebSocket message accepted (a frame: type, key and packet). */
+  maxFrameBytes: number;
+  /** Bytes that may wait in one destination's send buffer before packets to it are dropped. */
+  queueBytes: number;
+  /** Sustained bytes per second one client may send through the relay (0 = unlimited). */
+  clientBytesPerSecond: number;
+  /** Burst allowance for the per-client rate. */
+  clientBurstBytes: number;
+  maxClients: number;
+  loginTimeoutMs: number;
+  keepaliveMs: number;
+}
+
+export const DEFAULT_LIMITS: Readonly<RelayLimits> = Object.freeze({
+  maxFrameBytes: 64 * 1024,
+  queueBytes: 2 * 1024 * 1024,
+  clientBytesPerSecond: 125_000_000, // 1 Gbit/s: a guard against one client starving the rest
+  clientBurstBytes: 8 * 1024 * 1024,
+  maxClients: 50_000,
+  loginTimeoutMs: 5_000,
+  keepaliveMs: 30_000,
+});
+
+export interface RelayServerOptions {
+  privateKey: NodePrivateKey;
+  listen: HostPort[];
+  tls?: { cert: Buffer; key: Buffer };
+  limits: RelayLimits;
+  allowKeys: () => Set<string> | null;
+  log: Logger;
+}
+
+interface Client {
+  ws: WebSocket;
+  key: Uint8Array | null;
+  id: string;
+  tokens: number;
+  lastRefillMs: number;
+}
+
+export class RelayServer {
+  readonly metrics = new RelayMetrics();
+  readonly publicKey: Uint8Array;
+  private readonly servers: (http.Server | https.Server)[] = [];
+  private readonly wss: WebSocketServer;
+  private readonly clients = new Map<string, Client>();
+  private readonly connections = new Set<Client>();
+  private keepaliveTimer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly opts: RelayServerOptions) {
+    this.publicKey = publicKeyOf(opts.privateKey);
+    this.wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: opts.limits.maxFrameBytes });
+  }
+
+  /** Listens on every address; returns the bound ports in the same order. */
+  async start(): Promise<number[]> {
+    const ports: number[] = [];
+    for (const l of this.opts.listen) {
+      const handler = (req: http.IncomingMessage, res: http.ServerResponse) => void this.http(req, res);
+      const server = this.opts.tls ? https.createServer({ cert: this.opts.tls.cert, key: this.opts.tls.key }, handler) : http.createServer(handler);
+      server.on('upgrade', (req, socket, head) => this.upgrade(req, socket, head));
+      server.on('clientError', (_err, socket) => socket.destroy());
+      server.headersTimeout = this.opts.limits.loginTimeoutMs;
+      server.requestTimeout = this.opts.limits.loginTimeoutMs * 2;
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen({ port: l.port, host: l.host === '' ? undefined : l.host, ipv6Only: false }, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+      const addr = server.address();
+      ports.push(typeof addr === 'object' && addr ? addr.port : l.port);
+      this.servers.push(server);
+    }
+    this.keepaliveTimer = setInterval(() => {
+      const ka = encodeKeepalive();
+      for (const c of this.clients.values()) c.ws.send(ka);
+    }, this.opts.limits.keepaliveMs);
+    this.keepaliveTimer.unref();
+    return ports;
+  }
+
+  /** Tells every client, closes every connection and listener. */
+  async stop(): Promise<void> {
+    if (this.keepaliveTimer) clearInterval(this.keepaliveTimer);
+    const notice = encodeNotice(NOTICE_SHUTDOWN, 'relay shutting down');
+    for (const c of this.connections) {
+      if (c.key) c.ws.send(notice);
+      c.ws.close(CLOSE_SHUTDOWN, 'relay shutting down');
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    for (const c of this.connections) c.ws.terminate();
+    await Promise.all(this.servers.map((s) => new Promise((r) => s.close(() => r(undefined)))));
+    this.wss.close();
+  }
+
+  get clientCount(): number {
+    return this.clients.size;
+  }
+
+  private async http(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    if (req.method === 'GET' && req.url === '/healthz') {
+      res.writeHead(200, { 'content-type': 'text/plain' }).end(`ok ${this.clients.size} clients\n`);
+    } else if (req.method === 'GET' && req.url === '/metrics') {
+      res.writeHead(200, { 'content-type': this.metrics.registry.contentType }).end(await this.metrics.registry.metrics());
+    } else {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('meshd-relay: connect with a WebSocket\n');
+    }
+  }
+
+  private upgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', () => socket.destroy());
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws));
+  }
+
+  private accept(ws: WebSocket): void {
+    const c: Client = { ws, key: null, id: '', tokens: this.opts.limits.clientBurstBytes, lastRefillMs: Date.now() };
+    this.connections.add(c);
+    this.metrics.connections.set(this.connections.size);
+    ws.on('error', (err: Error & { code?: string }) => {
+      if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') this.metrics.drop('oversized-frame');
+      else this.metrics.drop('malformed');
+    });
+    ws.on('close', () => this.forget(c));
+    if (this.connections.size > this.opts.limits.maxClients) {
+      this.metrics.refuse('server-full');
+      ws.close(CLOSE_SERVER_FULL, 'server full');
+      return;
+    }
+    const challenge = new Uint8Array(randomBytes(CHALLENGE_LEN));
+    const deadline = setTimeout(() => {
+      if (c.key) return;
+      this.metrics.refuse('login-timeout');
+      ws.close(CLOSE_LOGIN_TIMEOUT, 'login timeout');
+      setTimeout(() => ws.terminate(), 1000).unref();
+    }, this.opts.limits.loginTimeoutMs);
+    deadline.unref();
+    ws.on('message', (data: RawData, isBinary: boolean) => {
+      const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
+      if (!isBinary) {
+        this.refuseOrDrop(c, 'malformed', 'text frames are not part of the protocol');
+        return;
+      }
+      if (c.key) this.onFrame(c, buf);
+      else if (this.login(c, buf, challenge)) clearTimeout(deadline);
+    });
+    ws.send(encodeServerHello(this.publicKey, challenge));
+  }
+
+  private refuseOrDrop(c: Client, reason: 'malformed', why: string): void {
+    if (c.key) this.metrics.drop(reason);
+    else this.metrics.refuse('malformed-login');
+    c.ws.close(CLOSE_MALFORMED, why);
+  }
+
+  private login(c: Client, buf: Buffer, challenge: Uint8Array): boolean {
+    const f = decodeRelayFrame(buf);
+    if (f.type === 'invalid') {
+      this.metrics.refuse('malformed-login');
+      c.ws.close(CLOSE_MALFORMED, `malformed frame (${f.reason})`);
+      return false;
+    }
+    if (f.type !== 'client-login') {
+      this.metrics.refuse('frame-before-login');
+      c.ws.close(CLOSE_FRAME_BEFORE_LOGIN, `${f.type} before login`);
+      return false;
+    }
+    if (!verifyLoginProof(this.opts.privateKey, this.publicKey, f.clientKey, challenge, f.nonce, f.sealed)) {
+      this.metrics.refuse('bad-proof');
+      c.ws.close(CLOSE_BAD_PROOF, 'key proof failed');
+      return false;
+    }
+    const id = keyId(f.clientKey);
+    const allow = this.opts.allowKeys();
+    if (allow && !allow.has(id)) {
+      this.metrics.refuse('not-allowed');
+      c.ws.close(CLOSE_NOT_ALLOWED, 'key not allowed on this relay');
+      return false;
+    }
+    const old = this.clients.get(id);
+    if (old) {
+      this.metrics.replaced.inc();
+      old.ws.send(encodeNotice(NOTICE_REPLACED, 'replaced by a newer connection with the same key'));
+      old.ws.close(CLOSE_REPLACED, 'replaced by a newer connection');
+      old.key = null; // its close must not remove the new entry
+    }
+    c.key = f.clientKey;
+    c.id = id;
+    this.clients.set(id, c);
+    this.metrics.logins.inc();
+    this.metrics.clients.set(this.clients.size);
+    c.ws.send(encodeServerWelcome(this.opts.limits.keepaliveMs, this.opts.limits.maxFrameBytes));
+    this.opts.log.debug({ component: 'relay', peer: keyToBase64(f.clientKey) }, 'client logged in');
+    return true;
+  }
+
+  private onFrame(c: Client, buf: Buffer): void {
+    const f = decodeRelayFrame(buf);
+    switch (f.type) {
+      case 'send-packet':
+        this.forward(c, f.key, f.packet);
+        return;
+      case 'ping':
+        c.ws.send(encodePong(f.data));
+        return;
+      case 'keepalive':
+      case 'pong':
+        return;
+      default:
+        this.refuseOrDrop(c, 'malformed', f.type === 'invalid' ? `malformed frame (${f.reason})` : `unexpected ${f.type} frame`);
+    }
+  }
+
+  private forward(c: Client, dst: Uint8Array, packet: Uint8Array): void {
+    const limits = this.opts.limits;
+    if (limits.clientBytesPerSecond > 0) {
+      const now = Date.now();
+      c.tokens = Math.min(limits.clientBurstBytes, c.tokens + ((now - c.lastRefillMs) * limits.clientBytesPerSecond) / 1000);
+      c.lastRefillMs = now;
+      if (c.tokens < packet.length) {
+        this.metrics.drop('rate-limited');
+        return;
+      }
+      c.tokens -= packet.length;
+    }
+    const to = this.clients.get(keyId(dst));
+    if (!to || !c.key) {
+      this.metrics.drop('no-destination');
+      c.ws.send(encodePeerGone(dst, 0));
+      return;
+    }
+    if (to.ws.bufferedAmount > limits.queueBytes) {
+      this.metrics.drop('queue-full');
+      return;
+    }
+    to.ws.send(encodeRecvPacket(c.key, packet));
+    this.metrics.framesForwarded.inc();
+    this.metrics.bytesForwarded.inc(packet.length);
+  }
+
+  private forget(c: Client): void {
+    this.connections.delete(c);
+    this.metrics.connections.set(this.connections.size);
+    if (c.key && this.clients.get(c.id) === c) this.clients.delete(c.id);
+    this.metrics.clients.set(this.clients.size);
+  }
+}

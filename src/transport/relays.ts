@@ -1,0 +1,93 @@
+// The relays a daemon uses: one RelayClient each (all connected at once), and the choice of which
+// relay carries a packet to a peer: the first connected one (config order) that has not said
+// recently that the peer is absent. Both peers list the same relays in practice, so they meet on
+// the first healthy one, and move to the next within seconds when it dies.
+import { keyId } from '../crypto/keys.js';
+import type { Logger } from '../log.js';
+import type { StaticIdentity } from '../noise/handshake.js';
+import { RelayClient, type RelayClientEvents } from './relay-client.js';
+
+/** After a relay says a peer is not connected to it, try other relays for this long. */
+export const PEER_GONE_HOLD_MS = 5_000;
+
+export interface RelayStatus {
+  url: string;
+  state: string;
+  latencyMs: number | null;
+  lastError: string | null;
+}
+
+export class Relays {
+  readonly clients: RelayClient[];
+  /** relay url → peer key id → time the relay said the peer was gone. */
+  private readonly gone = new Map<string, Map<string, number>>();
+
+  constructor(
+    urls: readonly string[],
+    identity: () => StaticIdentity,
+    ca: Buffer | undefined,
+    events: Pick<RelayClientEvents, 'onPacket' | 'onStateChange'>,
+    log: Logger,
+  ) {
+    this.clients = urls.map(
+      (u) =>
+        new RelayClient(
+          u,
+          identity,
+          ca,
+          {
+            onPacket: events.onPacket,
+            onStateChange: events.onStateChange,
+            onPeerGone: (key, relay) => this.goneMap(relay.url).set(keyId(key), Date.now()),
+          },
+          log,
+        ),
+    );
+  }
+
+  start(): void {
+    for (const c of this.clients) c.start();
+  }
+
+  stop(): void {
+    for (const c of this.clients) c.stop();
+  }
+
+  get anyConnected(): boolean {
+    return this.clients.some((c) => c.connected);
+  }
+
+  /** The relay to use for a peer now, or null. */
+  choose(peerKey: Uint8Array, nowMs = Date.now()): RelayClient | null {
+    const id = keyId(peerKey);
+    let fallback: RelayClient | null = null;
+    for (const c of this.clients) {
+      if (!c.connected) continue;
+      const t = this.goneMap(c.url).get(id);
+      if (t === undefined || nowMs - t > PEER_GONE_HOLD_MS) return c;
+      fallback ??= c;
+    }
+    return fallback;
+  }
+
+  /** Sends via the chosen relay; returns its URL, or null if no relay could take it. */
+  send(peerKey: Uint8Array, packet: Uint8Array): string | null {
+    const c = this.choose(peerKey);
+    return c && c.send(peerKey, packet) ? c.url : null;
+  }
+
+  sendVia(url: string, peerKey: Uint8Array, packet: Uint8Array): boolean {
+    const c = this.clients.find((r) => r.url === url);
+    return !!c && c.send(peerKey, packet);
+  }
+
+  status(): RelayStatus[] {
+    return this.clients.map((c) => ({ url: c.url, state: c.state, latencyMs: c.latencyMs, lastError: c.lastError }));
+  }
+
+  private goneMap(url: string): Map<string, number> {
+    let m = this.gone.get(url);
+    if (!m) this.gone.set(url, (m = new Map()));
+    return m;
+  }
+}
