@@ -82,6 +82,7 @@ export class RelayServer {
   private readonly clients = new Map<string, Client>();
   private readonly connections = new Set<Client>();
   private keepaliveTimer: NodeJS.Timeout | null = null;
+  private stopping = false;
 
   constructor(private readonly opts: RelayServerOptions) {
     this.publicKey = publicKeyOf(opts.privateKey);
@@ -117,9 +118,11 @@ export class RelayServer {
     return ports;
   }
 
-  /** Tells every client, closes every connection and listener. */
+  /** Stops accepting, tells every client, closes every connection and listener. */
   async stop(): Promise<void> {
+    this.stopping = true;
     if (this.keepaliveTimer) clearInterval(this.keepaliveTimer);
+    const closed = Promise.all(this.servers.map((s) => new Promise((r) => s.close(() => r(undefined)))));
     const notice = encodeNotice(NOTICE_SHUTDOWN, 'relay shutting down');
     for (const c of this.connections) {
       if (c.key) c.ws.send(notice);
@@ -127,7 +130,7 @@ export class RelayServer {
     }
     await new Promise((r) => setTimeout(r, 200));
     for (const c of this.connections) c.ws.terminate();
-    await Promise.all(this.servers.map((s) => new Promise((r) => s.close(() => r(undefined)))));
+    await closed;
     this.wss.close();
   }
 
@@ -147,6 +150,10 @@ export class RelayServer {
 
   private upgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => socket.destroy());
+    if (this.stopping) {
+      socket.destroy();
+      return;
+    }
     this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws));
   }
 
