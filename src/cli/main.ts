@@ -6,6 +6,7 @@ import { loadConfig } from '../config/config.js';
 import { controlRequest, CONTROL_DIR } from '../control/control.js';
 import { Daemon } from '../daemon/daemon.js';
 import { formatStatus, type DaemonStatus } from '../daemon/status.js';
+import type { NetcheckReport, PongReply } from '../daemon/daemon.js';
 import { ConfigError, MeshdError, UsageError } from '../errors.js';
 import { createLogger } from '../log.js';
 import { genkey, genpsk, pubkey } from './keys.js';
@@ -86,6 +87,54 @@ export async function main(argv: string[]): Promise<void> {
     });
 
   program
+    .command('ping')
+    .argument('<peer>', 'peer name, mesh IP or public key')
+    .option('-i, --interface <name>', 'interface (default: the only one running)')
+    .option('-c, --count <n>', 'pings to send at most', (v) => positiveInt(v, '--count'), 10)
+    .option('--until-direct', 'stop at the first reply over a direct path')
+    .description('disco ping over the current paths, like tailscale ping')
+    .action(async (q: string, o: { interface?: string; count: number; untilDirect?: boolean }) => {
+      const iface = pickInterface(o.interface);
+      let replies = 0;
+      let direct = false;
+      for (let i = 0; i < o.count && !(o.untilDirect && direct); i++) {
+        const started = Date.now();
+        const r = (await controlRequest(iface, { cmd: 'ping', peer: q }, 10_000)) as { peer: string; replies: PongReply[] };
+        if (r.replies.length === 0) process.stdout.write(`no reply from ${r.peer}\n`);
+        for (const p of r.replies.sort((a, b) => a.rttMs - b.rttMs)) {
+          process.stdout.write(`pong from ${r.peer} via ${p.via} in ${p.rttMs.toFixed(0)}ms\n`);
+          replies++;
+          if (p.direct) direct = true;
+        }
+        const wait = 1000 - (Date.now() - started);
+        if (wait > 0 && i + 1 < o.count && !(o.untilDirect && direct)) await new Promise((res) => setTimeout(res, wait));
+      }
+      if (o.untilDirect && !direct) {
+        process.stderr.write(`meshd: no direct path to ${q} after ${o.count} pings\n`);
+        process.exit(2);
+      }
+      if (replies === 0) process.exit(2);
+    });
+
+  program
+    .command('netcheck')
+    .option('-i, --interface <name>', 'interface (default: the only one running)')
+    .option('--json', 'machine-readable output')
+    .description('UDP reachability, public endpoints from STUN, NAT mapping behaviour, relay latency')
+    .action(async (o: { interface?: string; json?: boolean }) => {
+      const r = (await controlRequest(pickInterface(o.interface), { cmd: 'netcheck' }, 10_000)) as NetcheckReport;
+      if (o.json) {
+        process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+        return;
+      }
+      const lines = [`UDP: ${r.udp ? 'yes' : r.stun.length ? 'no (no STUN server answered)' : 'unknown (no STUN server configured)'}`];
+      for (const s of r.stun) lines.push(`STUN ${s.server}: ${s.mapped ? `${s.mapped} (${s.rttMs} ms)` : s.error}`);
+      lines.push(`NAT mapping varies by destination: ${r.natMappingVariesByDestination === null ? 'unknown (needs two STUN servers)' : r.natMappingVariesByDestination ? 'yes' : 'no'}`);
+      for (const rl of r.relays) lines.push(`relay ${rl.url}: ${rl.state}${rl.latencyMs !== null ? `, ${rl.latencyMs} ms` : ''}`);
+      process.stdout.write(lines.join('\n') + '\n');
+    });
+
+  program
     .command('genkey')
     .option('-o, --out <file>', 'write to FILE (created with mode 0600) instead of stdout')
     .description('print a new private key (base64), like wg genkey')
@@ -98,6 +147,11 @@ export async function main(argv: string[]): Promise<void> {
   } catch (err) {
     process.exit(report(err));
   }
+}
+
+function positiveInt(v: string, what: string): number {
+  if (!/^[1-9]\d*$/.test(v)) throw new UsageError(`${what}: "${v}" is not a positive whole number`);
+  return Number(v);
 }
 
 /** Prints one line for an error and returns the exit code. */

@@ -51,6 +51,8 @@ export interface InterfaceConfig {
   relays: string[];
   /** meshd: extra CA certificates (PEM) to trust for wss:// relays, e.g. a self-signed relay's. */
   relayCa: Buffer | null;
+  /** meshd: STUN servers (default: port 3478 on each relay's host). */
+  stun: HostPort[];
 }
 
 export interface MeshConfig {
@@ -149,6 +151,7 @@ function parseInterface(s: IniSection, ctx: Ctx, ignored: string[]): InterfaceCo
     postDown: [],
     relays: [],
     relayCa: null,
+    stun: [],
   };
   for (const e of s.entries) {
     const k = e.key.toLowerCase();
@@ -194,6 +197,13 @@ function parseInterface(s: IniSection, ctx: Ctx, ignored: string[]): InterfaceCo
         break;
       case 'relay':
         for (const u of list(e.value)) out.relays.push(relayUrl(u, e, ctx));
+        break;
+      case 'stun':
+        for (const v of list(e.value)) {
+          const hp = parseHostPort(v);
+          if (!hp) throw ctx.err(e, 'Interface', `"${v}" is not host:port`);
+          out.stun.push(hp);
+        }
         break;
       case 'relaycafile':
         out.relayCa = readFile(e, ctx, 'Interface');

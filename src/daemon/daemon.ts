@@ -14,6 +14,11 @@ import type { Peer } from '../tunnel/peer.js';
 import { Relays } from '../transport/relays.js';
 import type { RelayClient } from '../transport/relay-client.js';
 import { choosePath, isDirectConfirmed } from '../transport/path.js';
+import { Discovery, type PongResult } from '../transport/discovery.js';
+import { StunProber, type StunResult } from '../transport/stun-client.js';
+import { OwnEndpoints, mappingVaries } from '../transport/endpoints.js';
+import { keyId, parsePublicKey } from '../crypto/keys.js';
+import { parseIp } from '../tunnel/cidr.js';
 import type { DeviceEvent } from '../tunnel/outbox.js';
 import { LinuxTun, type TunDevice } from '../tun/tun-device.js';
 import { addAddress, setMtuAndUp } from '../tun/netconfig.js';
@@ -32,6 +37,10 @@ import { buildStatus, type DaemonStatus, type PathStatus } from './status.js';
 
 /** How often timers are checked; WireGuard's timers tolerate this much lateness. */
 export const TICK_INTERVAL_MS = 100;
+/** STUN refresh: often enough to notice a NAT rebinding well before UDP conntrack (30 s) forgets us. */
+export const STUN_REFRESH_MS = 20_000;
+export const STUN_TIMEOUT_MS = 2_000;
+export const DEFAULT_STUN_PORT = 3478;
 
 export interface DaemonOptions {
   config: MeshConfig;
@@ -46,12 +55,30 @@ const systemClock: Clock = {
   wall: () => Date.now(),
 };
 
+export interface PongReply {
+  via: string;
+  direct: boolean;
+  rttMs: number;
+}
+
+export interface NetcheckReport {
+  udp: boolean;
+  stun: { server: string; mapped: string | null; rttMs: number | null; error: string | null }[];
+  natMappingVariesByDestination: boolean | null;
+  relays: { url: string; state: string; latencyMs: number | null }[];
+}
+
 export class Daemon {
   readonly device: Device;
   readonly iface: string;
   private tun: TunDevice | null = null;
   private udp: PacketConn | null = null;
   private relays: Relays | null = null;
+  readonly discovery: Discovery;
+  private readonly stunProber = new StunProber();
+  private readonly own: OwnEndpoints;
+  private stunServers: { name: string; ep: Endpoint }[] = [];
+  private stunTimer: NodeJS.Timeout | null = null;
   private uapi: net.Server | null = null;
   private control: net.Server | null = null;
   private tick: NodeJS.Timeout | null = null;
@@ -76,6 +103,8 @@ export class Daemon {
       timers: opts.timers,
     });
     this.routes = new RouteTable(this.iface, config.iface.table, log);
+    this.own = new OwnEndpoints(this.iface, () => this.udp?.port ?? 0);
+    this.discovery = new Discovery(this.device, () => this.own.candidates(), () => this.relays?.anyConnected ?? false);
   }
 
   /** Brings the interface up. On any failure, whatever was created is removed before the error is thrown. */
@@ -135,14 +164,26 @@ export class Daemon {
       this.relays.start();
     }
 
+    this.stunServers = await this.resolveStunServers();
+    void this.refreshStun();
+    this.stunTimer = setInterval(() => void this.refreshStun(), STUN_REFRESH_MS);
+
     this.uapi = await startUapiServer(this.iface, {
       get: () => formatGet(this.device, this.udp?.port ?? 0),
       set: (lines) => this.uapiSet(lines),
     });
     this.control = await startControlServer(this.iface, (req) => {
-      if (req.cmd === 'status') return this.status();
-      setImmediate(() => void this.stop('meshd down'));
-      return { stopping: true };
+      switch (req.cmd) {
+        case 'status':
+          return this.status();
+        case 'ping':
+          return this.ping(req.peer);
+        case 'netcheck':
+          return this.netcheck();
+        case 'down':
+          setImmediate(() => void this.stop('meshd down'));
+          return { stopping: true };
+      }
     });
 
     this.tun.start({
@@ -155,6 +196,7 @@ export class Daemon {
     });
     this.tick = setInterval(() => {
       this.device.tick();
+      this.discovery.tick();
       this.flush();
     }, TICK_INTERVAL_MS);
     this.device.start();
@@ -174,13 +216,103 @@ export class Daemon {
   }
 
   private onDatagram(msg: Buffer, from: Endpoint): void {
-    if (classify(msg) === 'wireguard') this.device.outside(msg, from);
-    else this.device.outsideDrops.add('not-wireguard');
+    switch (classify(msg)) {
+      case 'wireguard':
+        this.device.outside(msg, from);
+        break;
+      case 'disco':
+        this.discovery.handle(msg, from);
+        break;
+      case 'stun':
+        if (!this.stunProber.onDatagram(msg)) this.device.outsideDrops.add('not-wireguard');
+        break;
+      default:
+        this.device.outsideDrops.add('not-wireguard');
+    }
     this.flush();
   }
 
+  private async resolveStunServers(): Promise<{ name: string; ep: Endpoint }[]> {
+    const cfg = this.config.iface;
+    const wanted = cfg.stun.length
+      ? cfg.stun
+      : cfg.relays.map((u) => ({ host: new URL(u).hostname.replace(/^\[|\]$/g, ''), port: DEFAULT_STUN_PORT }));
+    const out: { name: string; ep: Endpoint }[] = [];
+    for (const hp of wanted) {
+      try {
+        out.push({ name: `${hp.host.includes(':') ? `[${hp.host}]` : hp.host}:${hp.port}`, ep: await resolveEndpoint(hp, this.config.file, 0) });
+      } catch (err) {
+        this.log.warn({ component: 'stun', server: `${hp.host}:${hp.port}`, err: (err as Error).message }, 'cannot resolve STUN server; skipping it');
+      }
+    }
+    return out;
+  }
+
+  private async stunRound(): Promise<StunResult[]> {
+    return Promise.all(
+      this.stunServers.map((s) => this.stunProber.probe(s.ep, s.name, (data, to) => this.udp?.send(data, to), STUN_TIMEOUT_MS)),
+    );
+  }
+
+  private async refreshStun(): Promise<void> {
+    const results = await this.stunRound();
+    if (this.own.update(results)) {
+      this.log.info({ component: 'stun', endpoints: this.own.list() }, 'own endpoints changed');
+      this.discovery.candidatesChanged();
+    }
+  }
+
+  /** Finds a peer by name, mesh IP or public key. */
+  private findPeer(q: string): Peer {
+    for (const p of this.device.peers.values()) if (p.name === q) return p;
+    const ip = parseIp(q);
+    if (ip) {
+      const p = this.device.allowedIps.lookup(ip.version, ip.bytes, 0);
+      if (p) return p;
+    }
+    try {
+      const p = this.device.peers.get(keyId(parsePublicKey(q)));
+      if (p) return p;
+    } catch {
+      // not a key
+    }
+    throw new MeshdError('ENOPEER', `no peer "${q}" (give a name, a mesh IP or a public key)`);
+  }
+
+  /** One disco ping over every current path; answers with each pong that came back. */
+  private ping(q: string): Promise<{ peer: string; replies: PongReply[] }> {
+    const peer = this.findPeer(q);
+    const label = peer.name ?? keyToBase64(peer.publicKey);
+    return new Promise((resolve, reject) => {
+      const replies: PongReply[] = [];
+      let expected = 0;
+      let answered = 0;
+      const finish = () => resolve({ peer: label, replies });
+      expected = this.discovery.pingNow(peer, (r: PongResult | null) => {
+        answered++;
+        if (r) replies.push({ via: r.via ? formatEndpoint(r.via) : `relay ${r.relay}`, direct: r.via !== null, rttMs: r.rttMs });
+        if (answered === expected) finish();
+      });
+      this.flush();
+      if (expected === 0) reject(new MeshdError('ENOPATH', `no path to ${label}: no endpoint known and no relay connected`));
+    });
+  }
+
+  private async netcheck(): Promise<NetcheckReport> {
+    const results = await this.stunRound();
+    const udp = results.some((r) => r.mapped);
+    return {
+      udp,
+      stun: results.map((r) => ({ server: r.server, mapped: r.mapped ? formatEndpoint(r.mapped) : null, rttMs: r.rttMs, error: r.error ?? null })),
+      natMappingVariesByDestination: mappingVaries(results),
+      relays: this.relays?.status() ?? [],
+    };
+  }
+
   private onRelayPacket(src: Uint8Array, packet: Uint8Array, relay: RelayClient): void {
-    if (classify(packet) === 'wireguard') this.device.outside(packet, relayEndpoint(relay.url, src));
+    const kind = classify(packet);
+    if (kind === 'wireguard') this.device.outside(packet, relayEndpoint(relay.url, src));
+    else if (kind === 'disco') this.discovery.handle(packet, relayEndpoint(relay.url, src));
     else this.device.outsideDrops.add('not-wireguard');
     this.flush();
   }
@@ -212,6 +344,20 @@ export class Daemon {
     if (this.tun) for (const p of out.tun) this.tun.write(p, 0, p.length);
     for (const e of out.events) this.logEvent(e);
     out.clear();
+    for (const d of this.discovery.out) {
+      if (d.to?.relay) this.relays?.sendVia(d.to.relay.url, d.to.relay.key, d.data);
+      else if (d.to) this.udp?.send(d.data, d.to);
+      else {
+        const peer = this.device.peers.get(d.peerId);
+        if (peer) this.relays?.send(peer.publicKey, d.data);
+      }
+    }
+    this.discovery.out.length = 0;
+    for (const e of this.discovery.events) {
+      const peer = this.device.peers.get(e.peerId);
+      this.log.info({ component: 'disco', peer: peer ? (peer.name ?? keyToBase64(peer.publicKey)) : e.peerId, endpoint: formatEndpoint(e.endpoint), rttMs: e.rttMs }, 'direct path');
+    }
+    this.discovery.events.length = 0;
   }
 
   private logEvent(e: DeviceEvent): void {
@@ -238,6 +384,7 @@ export class Daemon {
 
   private async uapiSet(lines: string[]): Promise<number> {
     const r = applySet(this.device, lines);
+    if (lines.some((l) => l.startsWith('private_key='))) this.discovery.reset();
     if (r.added.length || r.removed.length) this.log.info({ component: 'uapi', added: r.added, removed: r.removed }, 'peers changed over UAPI');
     try {
       if (r.listenPort !== undefined && r.listenPort !== this.udp?.port) {
@@ -261,7 +408,11 @@ export class Daemon {
       listenPort: this.udp?.port ?? 0,
       addresses: this.config.iface.addresses.map(formatCidr),
       relays: this.relays?.status() ?? [],
+      endpoints: this.own.list(),
+      natMappingVariesByDestination: this.own.mappingVariesByDestination(),
+      discoDrops: this.discovery.drops.snapshot(),
       pathOf: (p) => this.pathOf(p),
+      rttOf: (p) => this.discovery.lastRttMs(p),
     });
   }
 
@@ -292,6 +443,9 @@ export class Daemon {
     if (runDownHooks) await runHooks('PreDown', cfg.preDown, this.iface).catch((err) => this.log.warn({ component: 'daemon', err }, 'PreDown failed'));
     if (this.tick) clearInterval(this.tick);
     this.tick = null;
+    if (this.stunTimer) clearInterval(this.stunTimer);
+    this.stunTimer = null;
+    this.stunProber.cancelAll();
     if (this.uapi) closeUnix(this.uapi, uapiSocketPath(this.iface));
     if (this.control) closeUnix(this.control, controlSocketPath(this.iface));
     this.uapi = this.control = null;

@@ -6,6 +6,7 @@ import { formatEndpoint } from '../tunnel/endpoint.js';
 
 import type { Peer } from '../tunnel/peer.js';
 import type { RelayStatus } from '../transport/relays.js';
+import type { OwnEndpoint } from '../transport/endpoints.js';
 
 export type PathStatus = { kind: 'direct'; endpoint: string } | { kind: 'relay'; relay: string; why: string } | { kind: 'none'; why: string };
 
@@ -29,6 +30,8 @@ export interface DaemonStatus {
   listenPort: number;
   addresses: string[];
   mtu: number;
+  endpoints: OwnEndpoint[];
+  natMappingVariesByDestination: boolean | null;
   relays: RelayStatus[];
   peers: PeerStatus[];
   drops: { outside: Record<string, number>; inside: Record<string, number> };
@@ -39,7 +42,11 @@ export interface StatusContext {
   listenPort: number;
   addresses: string[];
   relays: RelayStatus[];
+  endpoints: OwnEndpoint[];
+  natMappingVariesByDestination: boolean | null;
+  discoDrops: Record<string, number>;
   pathOf(p: Peer): PathStatus;
+  rttOf(p: Peer): number | null;
 }
 
 export function buildStatus(dev: Device, ctx: StatusContext): DaemonStatus {
@@ -54,7 +61,7 @@ export function buildStatus(dev: Device, ctx: StatusContext): DaemonStatus {
       latestHandshake: p.lastHandshakeWallMs > 0 ? p.lastHandshakeWallMs : null,
       rxBytes: p.rxBytes,
       txBytes: p.txBytes,
-      rttMs: null,
+      rttMs: ctx.rttOf(p),
       persistentKeepalive: p.persistentKeepaliveSec,
     });
   }
@@ -64,9 +71,11 @@ export function buildStatus(dev: Device, ctx: StatusContext): DaemonStatus {
     listenPort: ctx.listenPort,
     addresses: ctx.addresses,
     mtu: dev.mtu,
+    endpoints: ctx.endpoints,
+    natMappingVariesByDestination: ctx.natMappingVariesByDestination,
     relays: ctx.relays,
     peers,
-    drops: { outside: dev.outsideDrops.snapshot(), inside: dev.insideDrops.snapshot() },
+    drops: { outside: { ...dev.outsideDrops.snapshot(), ...ctx.discoDrops }, inside: dev.insideDrops.snapshot() },
   };
 }
 
@@ -95,6 +104,8 @@ export function formatStatus(s: DaemonStatus, nowMs: number): string {
   out.push(`  listening port: ${s.listenPort}`);
   out.push(`  addresses: ${s.addresses.join(', ') || '(none)'}`);
   const dropped = Object.entries(s.drops.outside).filter(([, v]) => v > 0);
+  for (const e of s.endpoints) out.push(`  endpoint: ${e.endpoint} (${e.source})`);
+  if (s.natMappingVariesByDestination !== null) out.push(`  NAT mapping varies by destination: ${s.natMappingVariesByDestination ? 'yes (hard NAT: peers may need the relay)' : 'no'}`);
   for (const r of s.relays) out.push(`  relay: ${r.url} ${r.state}${r.latencyMs !== null ? ` (${r.latencyMs} ms)` : ''}${r.state !== 'connected' && r.lastError ? ` — ${r.lastError}` : ''}`);
   if (dropped.length) out.push(`  dropped from network: ${dropped.map(([k, v]) => `${k} ${v}`).join(', ')}`);
   for (const p of s.peers) {
@@ -106,6 +117,7 @@ export function formatStatus(s: DaemonStatus, nowMs: number): string {
     else out.push(`  path: none (${p.path.why})`);
     if (p.endpoint) out.push(`  endpoint: ${p.endpoint}`);
     if (p.latestHandshake) out.push(`  latest handshake: ${ago(nowMs - p.latestHandshake)}`);
+    if (p.rttMs !== null) out.push(`  round trip: ${p.rttMs.toFixed(1)} ms`);
     out.push(`  transfer: ${bytes(p.rxBytes)} received, ${bytes(p.txBytes)} sent`);
     if (p.persistentKeepalive) out.push(`  persistent keepalive: every ${p.persistentKeepalive} seconds`);
   }

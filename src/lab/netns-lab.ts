@@ -1,0 +1,219 @@
+// A throwaway network lab: network namespaces, veth links, bridges and processes inside them.
+// Used by the integration tests, the benchmarks and `meshd demo`. Everything it creates is removed
+// at teardown, and again on process exit if the owner died.
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { packageRoot } from '../package-root.js';
+
+export const MESHD_BIN = join(packageRoot(), 'bin', 'meshd.js');
+export const RELAY_BIN = join(packageRoot(), 'bin', 'meshd-relay.js');
+
+function hasCommand(cmd: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Why lab tests cannot run here, or null when they can (root, /dev/net/tun, iproute2). */
+export function labUnavailable(extraCommands: string[] = []): string | null {
+  if (process.getuid?.() !== 0) return 'needs root (network namespaces and TUN devices)';
+  if (!existsSync('/dev/net/tun')) return 'needs /dev/net/tun';
+  for (const c of ['ip', ...extraCommands]) if (!hasCommand(c)) return `needs ${c} on PATH`;
+  return null;
+}
+
+export interface ExecResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+interface Teardownable {
+  teardown(fn: () => unknown): void;
+}
+
+const liveLabs = new Set<Lab>();
+process.on('exit', () => {
+  for (const l of liveLabs) l.destroySync();
+});
+
+export class Lab {
+  readonly id = 'm' + randomBytes(3).toString('hex');
+  readonly dir = mkdtempSync(join(tmpdir(), 'meshd-lab-'));
+  private readonly namespaces: string[] = [];
+  private readonly procs: ChildProcess[] = [];
+
+  constructor(t: Teardownable) {
+    liveLabs.add(this);
+    t.teardown(() => this.destroy());
+  }
+
+  /** Creates namespace `<lab id><suffix>` with lo up and rp_filter off; returns its name. */
+  async ns(suffix: string): Promise<string> {
+    const name = this.id + suffix;
+    await this.run('ip', ['netns', 'add', name]);
+    this.namespaces.push(name);
+    await this.exec(name, 'ip', ['link', 'set', 'lo', 'up']);
+    await this.exec(name, 'sysctl', ['-qw', 'net.ipv4.conf.all.rp_filter=0', 'net.ipv4.conf.default.rp_filter=0']);
+    return name;
+  }
+
+  /** A veth pair between two namespaces with the given CIDR addresses; returns the two device names. */
+  async link(nsA: string, addrA: string, nsB: string, addrB: string): Promise<[string, string]> {
+    const n = this.procs.length + this.namespaces.length + Math.floor(Math.random() * 1000);
+    const a = `${this.id}v${n}a`.slice(-15);
+    const b = `${this.id}v${n}b`.slice(-15);
+    await this.run('ip', ['link', 'add', a, 'netns', nsA, 'type', 'veth', 'peer', 'name', b, 'netns', nsB]);
+    for (const [ns, dev, addr] of [
+      [nsA, a, addrA],
+      [nsB, b, addrB],
+    ]) {
+      await this.exec(ns, 'ip', ['addr', 'add', addr, 'dev', dev]);
+      await this.exec(ns, 'ip', ['link', 'set', dev, 'up']);
+    }
+    return [a, b];
+  }
+
+  /** A namespace holding a bridge (a LAN switch); returns its name. Attach hosts with `attach`. */
+  async switch(suffix: string): Promise<string> {
+    const ns = await this.ns(suffix);
+    await this.exec(ns, 'ip', ['link', 'add', 'br0', 'type', 'bridge']);
+    await this.exec(ns, 'ip', ['link', 'set', 'br0', 'up']);
+    return ns;
+  }
+
+  /** Plugs namespace `ns` into the bridge of `switchNs` with address `addr`; returns the host-side device. */
+  async attach(ns: string, addr: string, switchNs: string): Promise<string> {
+    const n = Math.floor(Math.random() * 1e6);
+    const host = `${this.id}h${n}`.slice(-15);
+    const port = `${this.id}p${n}`.slice(-15);
+    await this.run('ip', ['link', 'add', host, 'netns', ns, 'type', 'veth', 'peer', 'name', port, 'netns', switchNs]);
+    await this.exec(switchNs, 'ip', ['link', 'set', port, 'master', 'br0', 'up']);
+    await this.exec(ns, 'ip', ['addr', 'add', addr, 'dev', host]);
+    await this.exec(ns, 'ip', ['link', 'set', host, 'up']);
+    return host;
+  }
+
+  /** Runs `meshd-relay ARGS` in a namespace and waits until it says it is up. */
+  async relay(ns: string, args: string[]): Promise<ChildProcess & { log: string[] }> {
+    const p = this.spawn(ns, process.execPath, [RELAY_BIN, ...args], { MESHD_LOG_FORMAT: 'json' });
+    for (let i = 0; i < 200; i++) {
+      if (p.exitCode !== null) throw new Error(`meshd-relay exited ${p.exitCode}: ${p.log.join('')}`);
+      if (p.log.join('').includes('meshd-relay up')) return p;
+      await sleep(50);
+    }
+    throw new Error(`meshd-relay did not come up: ${p.log.join('')}`);
+  }
+
+  /** Writes a file in the lab's directory (mode 0600) and returns its path. */
+  file(name: string, content: string): string {
+    const p = join(this.dir, name);
+    writeFileSync(p, content, { mode: 0o600 });
+    return p;
+  }
+
+  run(cmd: string, args: string[], timeoutMs = 120_000): Promise<ExecResult> {
+    return new Promise((resolve) => {
+      execFile(cmd, args, { timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+        const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1) : 0;
+        resolve({ code, stdout: String(stdout), stderr: String(stderr) });
+      });
+    });
+  }
+
+  exec(ns: string, cmd: string, args: string[], timeoutMs?: number): Promise<ExecResult> {
+    return this.run('ip', ['netns', 'exec', ns, cmd, ...args], timeoutMs);
+  }
+
+  /** Starts a long-running process in a namespace; it is killed at teardown. Output is kept in `.log`. */
+  spawn(ns: string, cmd: string, args: string[], env: Record<string, string> = {}): ChildProcess & { log: string[] } {
+    const p = spawn('ip', ['netns', 'exec', ns, cmd, ...args], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }) as ChildProcess & { log: string[] };
+    p.log = [];
+    p.stdout?.on('data', (d: Buffer) => p.log.push(d.toString()));
+    p.stderr?.on('data', (d: Buffer) => p.log.push(d.toString()));
+    this.procs.push(p);
+    return p;
+  }
+
+  /** Runs `meshd up CONFIG` in a namespace and waits until its control socket answers. */
+  async meshd(ns: string, config: string, iface: string, env: Record<string, string> = {}): Promise<ChildProcess & { log: string[] }> {
+    const p = this.spawn(ns, process.execPath, [MESHD_BIN, 'up', config, '--interface', iface], { MESHD_LOG_FORMAT: 'json', ...env });
+    const sock = `/var/run/meshd/${iface}.sock`;
+    for (let i = 0; i < 200; i++) {
+      if (p.exitCode !== null) throw new Error(`meshd exited ${p.exitCode}: ${p.log.join('')}`);
+      if (existsSync(sock) && p.log.join('').includes('interface up')) return p;
+      await sleep(50);
+    }
+    throw new Error(`meshd did not come up: ${p.log.join('')}`);
+  }
+
+  /** Runs the meshd CLI (not inside a namespace: control sockets live in the shared filesystem). */
+  cli(args: string[], stdin?: string): Promise<ExecResult> {
+    return new Promise((resolve) => {
+      const p = spawn(process.execPath, [MESHD_BIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+      p.stdin.end(stdin ?? '');
+    });
+  }
+
+  async destroy(): Promise<void> {
+    for (const p of this.procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGTERM');
+    const deadline = Date.now() + 5000;
+    while (this.procs.some((p) => p.exitCode === null && p.signalCode === null) && Date.now() < deadline) await sleep(50);
+    this.destroySync();
+  }
+
+  destroySync(): void {
+    for (const p of this.procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+    for (const ns of this.namespaces.splice(0)) {
+      // Kill anything still inside the namespace (e.g. a daemonised iperf3), then remove it.
+      try {
+        execFileSync('ip', ['netns', 'pids', ns]).toString().split(/\s+/).filter(Boolean).forEach((pid) => {
+          try {
+            process.kill(Number(pid), 'SIGKILL');
+          } catch {
+            // gone
+          }
+        });
+        execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
+      } catch {
+        // already gone
+      }
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+    liveLabs.delete(this);
+  }
+}
+
+/** Resolves with the exit code once `p` has exited (at once if it already has). */
+export function exited(p: ChildProcess): Promise<number | null> {
+  if (p.exitCode !== null || p.signalCode !== null) return Promise.resolve(p.exitCode);
+  return new Promise((r) => p.once('exit', (code) => r(code)));
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Polls `check` until it returns true or the time runs out. */
+export async function waitFor(check: () => Promise<boolean> | boolean, timeoutMs: number, stepMs = 100): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (await check()) return true;
+    await sleep(stepMs);
+  }
+  return false;
+}

@@ -1,0 +1,297 @@
+// Path discovery (DESIGN §4): disco ping / pong / call-me-maybe between peers, the UDP hole punch,
+// and the upgrade of a peer to a direct path. Sans-IO: time comes from the device clock, and what
+// to send is queued in `out` (to a UDP endpoint, back through the relay it came from, or via the
+// peer's relay when `to` is null).
+//  1. Punch: for an active peer without a confirmed direct path, every PUNCH_INTERVAL_MS (and at
+//     once when our candidates change or a call-me-maybe arrives) ping every candidate of the peer
+//     and send it our candidates via the relay. Both sides' outbound pings open their NATs.
+//  2. A pong from a candidate proves the path: it becomes the peer's WireGuard endpoint if it is
+//     better (no confirmed path yet, or clearly lower RTT: hysteresis), and confirms it for a while.
+//  3. Heartbeat: while the direct path is in use, ping it every HEARTBEAT_INTERVAL_MS; when pongs and
+//     WireGuard packets stop, the path expires and traffic also goes via the relay (path.ts).
+import { randomBytes } from 'node:crypto';
+import { keyId } from '../crypto/keys.js';
+import { discoKey, openDisco, sealDisco } from '../crypto/disco-box.js';
+import {
+  DISCO_TXID_LEN,
+  decodeDiscoEnvelope,
+  decodeDiscoMessage,
+  encodeDiscoEnvelope,
+  encodeDiscoMessage,
+  type DiscoMessage,
+} from '../wire/disco.js';
+import type { Device } from '../tunnel/device.js';
+import { DropCounters } from '../tunnel/drops.js';
+import { endpointEqual, formatEndpoint, type Endpoint } from '../tunnel/endpoint.js';
+import type { Peer } from '../tunnel/peer.js';
+import { isDirectConfirmed } from './path.js';
+
+export const PUNCH_INTERVAL_MS = 5_000;
+export const HEARTBEAT_INTERVAL_MS = 2_000;
+/** A peer is worth punching to while it has traffic or a session, or for this long after it appears. */
+export const ACTIVE_WINDOW_MS = 60_000;
+export const PING_TIMEOUT_MS = 5_000;
+/** Answering a call-me-maybe with our own at most this often per peer. */
+export const CALL_ME_MAYBE_MIN_INTERVAL_MS = 1_000;
+/** A new path replaces a confirmed one only when its RTT is below this fraction of the old one's. */
+export const BETTER_RTT_FACTOR = 0.9;
+export const MAX_CANDIDATES_PER_PEER = 32;
+
+export const DISCO_DROP_REASONS = ['disco-malformed', 'disco-unknown-sender', 'disco-bad-box', 'disco-bad-message', 'disco-unexpected-pong'] as const;
+export type DiscoDropReason = (typeof DISCO_DROP_REASONS)[number];
+
+export interface DiscoSend {
+  /** A UDP endpoint, a relay endpoint (reply the way it came), or null: via the peer's relay. */
+  to: Endpoint | null;
+  peerId: string;
+  data: Uint8Array;
+}
+
+export interface PongResult {
+  /** The UDP endpoint that answered, or null when the pong came through a relay. */
+  via: Endpoint | null;
+  relay: string | null;
+  rttMs: number;
+}
+
+interface Candidate {
+  ep: Endpoint;
+  source: string;
+  lastPingMs: number;
+  lastPongMs: number;
+  rttMs: number | null;
+}
+
+interface PeerDisco {
+  key: Uint8Array | null;
+  firstSeenMs: number;
+  candidates: Map<string, Candidate>;
+  lastPunchMs: number;
+  lastCallMeMaybeSentMs: number;
+  lastHeartbeatMs: number;
+  bestRttMs: number | null;
+}
+
+interface PendingPing {
+  peerId: string;
+  to: Endpoint | null;
+  sentMs: number;
+  waiter?: (r: PongResult | null) => void;
+}
+
+export type DiscoEvent = { type: 'direct-path'; peerId: string; endpoint: Endpoint; rttMs: number };
+
+const epKey = (e: Endpoint): string => formatEndpoint(e);
+
+export class Discovery {
+  readonly out: DiscoSend[] = [];
+  readonly events: DiscoEvent[] = [];
+  readonly drops = new DropCounters<DiscoDropReason>(DISCO_DROP_REASONS);
+  private readonly state = new Map<string, PeerDisco>();
+  private readonly pending = new Map<string, PendingPing>();
+
+  constructor(
+    private readonly dev: Device,
+    private readonly ownCandidates: () => Endpoint[],
+    private readonly relayAvailable: () => boolean,
+  ) {}
+
+  /** A disco datagram from a UDP endpoint or through a relay. */
+  handle(b: Uint8Array, from: Endpoint): void {
+    const env = decodeDiscoEnvelope(b);
+    if (!env) return this.drops.add('disco-malformed');
+    const peer = this.dev.peers.get(keyId(env.sender));
+    if (!peer) return this.drops.add('disco-unknown-sender'); // before any crypto
+    const st = this.stateOf(peer);
+    if (!st.key) return this.drops.add('disco-bad-box');
+    const plain = openDisco(st.key, env.nonce, env.sealed, env.sender);
+    if (!plain) return this.drops.add('disco-bad-box');
+    const msg = decodeDiscoMessage(plain);
+    if (!msg) return this.drops.add('disco-bad-message');
+    const now = this.dev.clock.now();
+    switch (msg.type) {
+      case 'ping':
+        this.send(peer, { type: 'pong', txid: msg.txid, src: from.relay ? null : from }, from);
+        if (!from.relay) {
+          this.addCandidate(st, from, 'ping');
+          // Punch back at once: our pong alone does not give us a pong of our own.
+          const c = st.candidates.get(epKey(from));
+          if (!isDirectConfirmed(peer, now) && c && now - c.lastPingMs > 1000) this.ping(peer, from);
+        }
+        return;
+      case 'pong':
+        return this.onPong(peer, st, msg.txid, from, now);
+      case 'call-me-maybe':
+        for (const c of msg.candidates) this.addCandidate(st, c, 'call-me-maybe');
+        if (now - st.lastCallMeMaybeSentMs > CALL_ME_MAYBE_MIN_INTERVAL_MS) this.sendCallMeMaybe(peer, st, now);
+        this.punch(peer, st, now);
+        return;
+    }
+  }
+
+  /** Runs punches and heartbeats that are due. */
+  tick(): void {
+    const now = this.dev.clock.now();
+    for (const [tx, p] of this.pending) {
+      if (now - p.sentMs > PING_TIMEOUT_MS) {
+        this.pending.delete(tx);
+        p.waiter?.(null);
+      }
+    }
+    for (const peer of this.dev.peers.values()) {
+      const st = this.stateOf(peer);
+      if (!this.isActive(peer, st, now)) continue;
+      if (isDirectConfirmed(peer, now)) {
+        if (now - st.lastHeartbeatMs >= HEARTBEAT_INTERVAL_MS && peer.endpoint) {
+          st.lastHeartbeatMs = now;
+          this.ping(peer, peer.endpoint);
+        }
+      } else if (now - st.lastPunchMs >= PUNCH_INTERVAL_MS) {
+        this.punch(peer, st, now);
+        if (this.relayAvailable()) this.sendCallMeMaybe(peer, st, now);
+      }
+    }
+    for (const id of this.state.keys()) if (!this.dev.peers.has(id)) this.state.delete(id);
+  }
+
+  /** Forgets keys and candidates (after our private key changed). */
+  reset(): void {
+    this.state.clear();
+    this.pending.clear();
+  }
+
+  /** Our candidates changed (a new STUN mapping): punch again now to peers without a direct path. */
+  candidatesChanged(): void {
+    for (const st of this.state.values()) st.lastPunchMs = -Infinity;
+  }
+
+  /**
+   * `meshd ping`: pings the peer via its relay and its endpoint at once; `waiter` gets each pong
+   * (or null when a ping times out).
+   */
+  pingNow(peer: Peer, waiter: (r: PongResult | null) => void): number {
+    let sent = 0;
+    if (this.relayAvailable()) {
+      this.ping(peer, null, waiter);
+      sent++;
+    }
+    if (peer.endpoint) {
+      this.ping(peer, peer.endpoint, waiter);
+      sent++;
+    }
+    return sent;
+  }
+
+  candidatesOf(peer: Peer): { endpoint: string; source: string; rttMs: number | null }[] {
+    return [...this.stateOf(peer).candidates.values()].map((c) => ({ endpoint: formatEndpoint(c.ep), source: c.source, rttMs: c.rttMs }));
+  }
+
+  lastRttMs(peer: Peer): number | null {
+    return this.stateOf(peer).bestRttMs;
+  }
+
+  private isActive(peer: Peer, st: PeerDisco, now: number): boolean {
+    if (now - st.firstSeenMs < ACTIVE_WINDOW_MS) return true;
+    if (peer.keypairs.current || peer.staged.length > 0) return true;
+    return now - Math.max(peer.lastDirectRxMs, peer.lastRelayRxMs) < ACTIVE_WINDOW_MS;
+  }
+
+  private punch(peer: Peer, st: PeerDisco, now: number): void {
+    st.lastPunchMs = now;
+    if (peer.endpoint) this.addCandidate(st, peer.endpoint, 'endpoint');
+    for (const c of st.candidates.values()) this.ping(peer, c.ep);
+  }
+
+  private sendCallMeMaybe(peer: Peer, st: PeerDisco, now: number): void {
+    st.lastCallMeMaybeSentMs = now;
+    this.send(peer, { type: 'call-me-maybe', candidates: this.ownCandidates() }, null);
+  }
+
+  private ping(peer: Peer, to: Endpoint | null, waiter?: (r: PongResult | null) => void): void {
+    const txid = new Uint8Array(randomBytes(DISCO_TXID_LEN));
+    const now = this.dev.clock.now();
+    this.pending.set(Buffer.from(txid).toString('hex'), { peerId: peer.id, to, sentMs: now, waiter });
+    if (to) {
+      const c = this.stateOf(peer).candidates.get(epKey(to));
+      if (c) c.lastPingMs = now;
+    }
+    this.send(peer, { type: 'ping', txid }, to);
+  }
+
+  private onPong(peer: Peer, st: PeerDisco, txid: Uint8Array, from: Endpoint, now: number): void {
+    const tx = Buffer.from(txid).toString('hex');
+    const p = this.pending.get(tx);
+    if (!p || p.peerId !== peer.id) return this.drops.add('disco-unexpected-pong');
+    this.pending.delete(tx);
+    const rttMs = now - p.sentMs;
+    if (from.relay) {
+      peer.lastRelayRxMs = now;
+      p.waiter?.({ via: null, relay: from.relay.url, rttMs });
+      return;
+    }
+    if (!p.to || !endpointEqual(p.to, from)) {
+      // A UDP pong from somewhere other than where the ping went: not proof of that path.
+      p.waiter?.({ via: from, relay: null, rttMs });
+      return;
+    }
+    const c = this.addCandidate(st, from, 'pong');
+    c.lastPongMs = now;
+    c.rttMs = rttMs;
+    const wasConfirmed = isDirectConfirmed(peer, now);
+    const same = endpointEqual(peer.endpoint, from);
+    const better = !wasConfirmed || same || st.bestRttMs === null || rttMs < st.bestRttMs * BETTER_RTT_FACTOR;
+    if (better) {
+      if (!same) {
+        this.dev.setEndpoint(peer, from);
+        this.events.push({ type: 'direct-path', peerId: peer.id, endpoint: from, rttMs });
+      } else if (!wasConfirmed) {
+        this.events.push({ type: 'direct-path', peerId: peer.id, endpoint: from, rttMs });
+      }
+      st.bestRttMs = rttMs;
+      peer.lastDirectRxMs = now;
+    } else if (same) {
+      peer.lastDirectRxMs = now;
+    }
+    p.waiter?.({ via: from, relay: null, rttMs });
+  }
+
+  private addCandidate(st: PeerDisco, ep: Endpoint, source: string): Candidate {
+    const k = epKey(ep);
+    let c = st.candidates.get(k);
+    if (!c) {
+      if (st.candidates.size >= MAX_CANDIDATES_PER_PEER) {
+        const oldest = [...st.candidates.entries()].sort((a, b) => a[1].lastPongMs - b[1].lastPongMs)[0];
+        st.candidates.delete(oldest[0]);
+      }
+      c = { ep: { address: ep.address, port: ep.port }, source, lastPingMs: -Infinity, lastPongMs: -Infinity, rttMs: null };
+      st.candidates.set(k, c);
+    }
+    return c;
+  }
+
+  private send(peer: Peer, m: DiscoMessage, to: Endpoint | null): void {
+    const st = this.stateOf(peer);
+    if (!st.key) return;
+    const nonce = new Uint8Array(randomBytes(24));
+    const own = this.dev.publicKey;
+    const sealed = sealDisco(st.key, nonce, encodeDiscoMessage(m), own);
+    this.out.push({ to, peerId: peer.id, data: encodeDiscoEnvelope(own, nonce, sealed) });
+  }
+
+  private stateOf(peer: Peer): PeerDisco {
+    let st = this.state.get(peer.id);
+    if (!st) {
+      st = {
+        key: discoKey(this.dev.identity.privateKey, peer.publicKey),
+        firstSeenMs: this.dev.clock.now(),
+        candidates: new Map(),
+        lastPunchMs: -Infinity,
+        lastCallMeMaybeSentMs: -Infinity,
+        lastHeartbeatMs: -Infinity,
+        bestRttMs: null,
+      };
+      this.state.set(peer.id, st);
+    }
+    return st;
+  }
+}

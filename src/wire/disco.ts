@@ -1,0 +1,116 @@
+// Disco: path-discovery messages between peers, on the data socket or through a relay.
+// Sealed end to end with the node keys (see crypto/disco-box.ts). Big-endian. Parsers never throw
+// and ignore trailing bytes (room for extensions).
+//
+// Datagram:
+//   off  len  field
+//     0    7  DISCO_MAGIC ("MeshD" F0 9F)
+//     7   32  sender public key
+//    39   24  nonce
+//    63    n  sealed message (plaintext + 16-byte tag)
+//
+// Plaintext message:
+//     0    1  type: 1 ping, 2 pong, 3 call-me-maybe
+//     1    1  version (0)
+//   ping           2 12 transaction id
+//   pong           2 12 transaction id | 14 address (the UDP source the ping came from; family 0 = none, e.g. via a relay)
+//   call-me-maybe  2  1 count | count × address   (the sender's candidate endpoints)
+// Address: family u8 (4 or 6) | 4 or 16 address bytes | port u16
+import { DISCO_MAGIC } from './classify.js';
+import { copyBytes } from './bytes.js';
+import { parseIp, formatIpAddr } from '../tunnel/cidr.js';
+import type { Endpoint } from '../tunnel/endpoint.js';
+
+export const DISCO_HEADER_LEN = DISCO_MAGIC.length + 32 + 24;
+export const DISCO_TXID_LEN = 12;
+export const DISCO_PING = 1;
+export const DISCO_PONG = 2;
+export const DISCO_CALL_ME_MAYBE = 3;
+/** Candidates carried at most in one call-me-maybe. */
+export const DISCO_MAX_CANDIDATES = 32;
+
+export type DiscoMessage =
+  | { type: 'ping'; txid: Uint8Array }
+  | { type: 'pong'; txid: Uint8Array; src: Endpoint | null }
+  | { type: 'call-me-maybe'; candidates: Endpoint[] };
+
+export interface DiscoEnvelope {
+  sender: Uint8Array;
+  nonce: Uint8Array;
+  sealed: Uint8Array;
+}
+
+export function decodeDiscoEnvelope(b: Uint8Array): DiscoEnvelope | null {
+  if (b.length < DISCO_HEADER_LEN + 16) return null;
+  for (let i = 0; i < DISCO_MAGIC.length; i++) if (b[i] !== DISCO_MAGIC[i]) return null;
+  const m = DISCO_MAGIC.length;
+  return { sender: copyBytes(b, m, m + 32), nonce: copyBytes(b, m + 32, m + 56), sealed: b.subarray(DISCO_HEADER_LEN) };
+}
+
+export function encodeDiscoEnvelope(sender: Uint8Array, nonce: Uint8Array, sealed: Uint8Array): Uint8Array {
+  const out = new Uint8Array(DISCO_HEADER_LEN + sealed.length);
+  out.set(DISCO_MAGIC, 0);
+  out.set(sender, DISCO_MAGIC.length);
+  out.set(nonce, DISCO_MAGIC.length + 32);
+  out.set(sealed, DISCO_HEADER_LEN);
+  return out;
+}
+
+function encodeAddr(e: Endpoint): number[] {
+  const ip = parseIp(e.address);
+  if (!ip) return [];
+  return [ip.version, ...ip.bytes, e.port >> 8, e.port & 0xff];
+}
+
+function decodeAddr(b: Uint8Array, off: number): [Endpoint, number] | null {
+  const fam = b[off];
+  const n = fam === 4 ? 4 : fam === 6 ? 16 : 0;
+  if (n === 0 || off + 1 + n + 2 > b.length) return null;
+  const address = formatIpAddr({ version: fam as 4 | 6, bytes: b.subarray(off + 1, off + 1 + n) });
+  const port = (b[off + 1 + n] << 8) | b[off + 2 + n];
+  if (port === 0) return null;
+  return [{ address, port }, off + 3 + n];
+}
+
+export function encodeDiscoMessage(m: DiscoMessage): Uint8Array {
+  switch (m.type) {
+    case 'ping':
+      return Uint8Array.from([DISCO_PING, 0, ...m.txid]);
+    case 'pong':
+      return Uint8Array.from([DISCO_PONG, 0, ...m.txid, ...(m.src ? encodeAddr(m.src) : [0])]);
+    case 'call-me-maybe': {
+      const c = m.candidates.slice(0, DISCO_MAX_CANDIDATES);
+      return Uint8Array.from([DISCO_CALL_ME_MAYBE, 0, c.length, ...c.flatMap(encodeAddr)]);
+    }
+  }
+}
+
+export function decodeDiscoMessage(b: Uint8Array): DiscoMessage | null {
+  if (b.length < 2) return null;
+  switch (b[0]) {
+    case DISCO_PING:
+      if (b.length < 2 + DISCO_TXID_LEN) return null;
+      return { type: 'ping', txid: copyBytes(b, 2, 14) };
+    case DISCO_PONG: {
+      if (b.length < 2 + DISCO_TXID_LEN + 1) return null;
+      if (b[14] === 0) return { type: 'pong', txid: copyBytes(b, 2, 14), src: null };
+      const a = decodeAddr(b, 14);
+      return a ? { type: 'pong', txid: copyBytes(b, 2, 14), src: a[0] } : null;
+    }
+    case DISCO_CALL_ME_MAYBE: {
+      if (b.length < 3) return null;
+      const count = Math.min(b[2], DISCO_MAX_CANDIDATES);
+      const candidates: Endpoint[] = [];
+      let off = 3;
+      for (let i = 0; i < count; i++) {
+        const a = decodeAddr(b, off);
+        if (!a) return null;
+        candidates.push(a[0]);
+        off = a[1];
+      }
+      return { type: 'call-me-maybe', candidates };
+    }
+    default:
+      return null;
+  }
+}
