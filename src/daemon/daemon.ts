@@ -155,7 +155,10 @@ export class Daemon {
         {
           onPacket: (src, packet, relay) => this.onRelayPacket(src, packet, relay),
           onStateChange: (relay) => {
-            if (relay.connected) this.device.retryWaitingHandshakes();
+            if (relay.connected) {
+              this.device.retryWaitingHandshakes();
+              this.discovery.candidatesChanged(); // call-me-maybe can travel now: punch at once
+            }
             this.flush();
           },
         },
@@ -419,6 +422,7 @@ export class Daemon {
   /** The path a peer's traffic takes now, and why it is relayed. */
   private pathOf(p: Peer): PathStatus {
     const now = this.device.clock.now();
+    if (isDirectConfirmed(p, now) && p.endpoint) return { kind: 'direct', endpoint: formatEndpoint(p.endpoint) };
     const live = p.lastHandshakeWallMs > 0 && this.device.clock.wall() - p.lastHandshakeWallMs < this.device.timers.rejectAfterTimeMs;
     if (!live) return { kind: 'none', why: p.endpoint || this.relays ? 'no handshake in the last 180 s' : 'no endpoint known and no relay configured' };
     if (!this.relays) return p.endpoint ? { kind: 'direct', endpoint: formatEndpoint(p.endpoint) } : { kind: 'none', why: 'no endpoint known' };

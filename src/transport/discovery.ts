@@ -36,6 +36,8 @@ export const CALL_ME_MAYBE_MIN_INTERVAL_MS = 1_000;
 /** A new path replaces a confirmed one only when its RTT is below this fraction of the old one's. */
 export const BETTER_RTT_FACTOR = 0.9;
 export const MAX_CANDIDATES_PER_PEER = 32;
+/** A ping from a candidate is answered with a ping of our own (the punch back) at most this often. */
+export const PUNCH_BACK_MIN_INTERVAL_MS = 250;
 
 export const DISCO_DROP_REASONS = ['disco-malformed', 'disco-unknown-sender', 'disco-bad-box', 'disco-bad-message', 'disco-unexpected-pong'] as const;
 export type DiscoDropReason = (typeof DISCO_DROP_REASONS)[number];
@@ -57,6 +59,8 @@ export interface PongResult {
 interface Candidate {
   ep: Endpoint;
   source: string;
+  /** When a ping from this candidate asked us to punch back but we had just pinged it. */
+  punchBackAtMs: number;
   lastPingMs: number;
   lastPongMs: number;
   rttMs: number | null;
@@ -114,18 +118,30 @@ export class Discovery {
         this.send(peer, { type: 'pong', txid: msg.txid, src: from.relay ? null : from }, from);
         if (!from.relay) {
           this.addCandidate(st, from, 'ping');
-          // Punch back at once: our pong alone does not give us a pong of our own.
+          // Punch back: our pong alone does not give us a pong of our own. If we pinged this
+          // address a moment ago (possibly before its NAT let us in), ping again a little later.
           const c = st.candidates.get(epKey(from));
-          if (!isDirectConfirmed(peer, now) && c && now - c.lastPingMs > 1000) this.ping(peer, from);
+          if (c && !isDirectConfirmed(peer, now)) {
+            if (now - c.lastPingMs > PUNCH_BACK_MIN_INTERVAL_MS) this.ping(peer, from);
+            else c.punchBackAtMs = c.lastPingMs + PUNCH_BACK_MIN_INTERVAL_MS;
+          }
         }
         return;
       case 'pong':
         return this.onPong(peer, st, msg.txid, from, now);
-      case 'call-me-maybe':
-        for (const c of msg.candidates) this.addCandidate(st, c, 'call-me-maybe');
-        if (now - st.lastCallMeMaybeSentMs > CALL_ME_MAYBE_MIN_INTERVAL_MS) this.sendCallMeMaybe(peer, st, now);
+      case 'call-me-maybe': {
+        // Answer with our own candidates when this one told us something new (so both sides
+        // punch at once; two peers that know each other's candidates stop answering), or when
+        // we have not sent any for a while.
+        let news = false;
+        for (const c of msg.candidates) {
+          news ||= !st.candidates.has(epKey(c));
+          this.addCandidate(st, c, 'call-me-maybe');
+        }
+        if (news || now - st.lastCallMeMaybeSentMs > CALL_ME_MAYBE_MIN_INTERVAL_MS) this.sendCallMeMaybe(peer, st, now);
         this.punch(peer, st, now);
         return;
+      }
     }
   }
 
@@ -140,6 +156,12 @@ export class Discovery {
     }
     for (const peer of this.dev.peers.values()) {
       const st = this.stateOf(peer);
+      for (const c of st.candidates.values()) {
+        if (now >= c.punchBackAtMs) {
+          c.punchBackAtMs = Infinity;
+          if (!isDirectConfirmed(peer, now)) this.ping(peer, c.ep);
+        }
+      }
       if (!this.isActive(peer, st, now)) continue;
       if (isDirectConfirmed(peer, now)) {
         if (now - st.lastHeartbeatMs >= HEARTBEAT_INTERVAL_MS && peer.endpoint) {
@@ -263,7 +285,7 @@ export class Discovery {
         const oldest = [...st.candidates.entries()].sort((a, b) => a[1].lastPongMs - b[1].lastPongMs)[0];
         st.candidates.delete(oldest[0]);
       }
-      c = { ep: { address: ep.address, port: ep.port }, source, lastPingMs: -Infinity, lastPongMs: -Infinity, rttMs: null };
+      c = { ep: { address: ep.address, port: ep.port }, source, punchBackAtMs: Infinity, lastPingMs: -Infinity, lastPongMs: -Infinity, rttMs: null };
       st.candidates.set(k, c);
     }
     return c;

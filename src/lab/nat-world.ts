@@ -1,0 +1,166 @@
+// A small internet in network namespaces for NAT traversal: a bridge ("inet", 203.0.113.0/24),
+// a relay host with two addresses (two STUN servers), and hosts A and B each behind its own NAT
+// router (nftables). Used by the NAT tests, the benchmarks and `meshd demo`.
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { generatePrivateKey, keyToBase64, publicKeyOf } from '../crypto/keys.js';
+import type { Lab } from './netns-lab.js';
+
+/** eim: endpoint-independent mapping (plain masquerade); symmetric: a new port per destination. */
+export type NatKind = 'eim' | 'symmetric' | 'udp-blocked';
+
+export interface NatHost {
+  name: string;
+  ns: string;
+  router: string;
+  iface: string;
+  lanAddr: string;
+  routerLan: string;
+  wanAddr: string;
+  wanDev: string;
+  lanDev: string;
+  mesh4: string;
+  mesh6: string;
+  priv: string;
+  pub: string;
+  kind: NatKind;
+}
+
+export interface NatWorld {
+  lab: Lab;
+  inet: string;
+  relayNs: string;
+  relayAddrs: [string, string];
+  relayUrl: string;
+  cert: string;
+  key: string;
+  a: NatHost;
+  b: NatHost;
+}
+
+export const RELAY_PORT = 8443;
+
+function keys(): { priv: string; pub: string } {
+  const k = generatePrivateKey((n) => new Uint8Array(randomBytes(n)));
+  return { priv: keyToBase64(k), pub: keyToBase64(publicKeyOf(k)) };
+}
+
+async function must(p: Promise<{ code: number; stderr: string }>, what: string): Promise<void> {
+  const r = await p;
+  if (r.code !== 0) throw new Error(`${what}: ${r.stderr.trim()}`);
+}
+
+export async function natWorld(lab: Lab, kinds: [NatKind, NatKind]): Promise<NatWorld> {
+  const inet = await lab.switch('i');
+  const relayNs = await lab.ns('r');
+  const relayDev = await lab.attach(relayNs, '203.0.113.10/24', inet);
+  await must(lab.exec(relayNs, 'ip', ['addr', 'add', '203.0.113.11/24', 'dev', relayDev]), 'second relay address');
+
+  const host = async (name: 'a' | 'b', n: number, kind: NatKind): Promise<NatHost> => {
+    const router = await lab.ns(`${name}r`);
+    const ns = await lab.ns(name);
+    await must(lab.exec(router, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']), 'ip_forward');
+    const wanAddr = `203.0.113.${n}`;
+    const wanDev = await lab.attach(router, `${wanAddr}/24`, inet);
+    const [lanDev, hostDev] = await lab.link(router, `10.${n}.0.1/24`, ns, `10.${n}.0.2/24`);
+    await must(lab.exec(ns, 'ip', ['route', 'add', 'default', 'via', `10.${n}.0.1`, 'dev', hostDev]), 'default route');
+    const h: NatHost = {
+      name,
+      ns,
+      router,
+      iface: `${lab.id}${name}`,
+      lanAddr: `10.${n}.0.2`,
+      routerLan: `10.${n}.0.1`,
+      wanAddr,
+      wanDev,
+      lanDev,
+      mesh4: `10.77.0.${n}`,
+      mesh6: `fd77::${n}`,
+      ...keys(),
+      kind,
+    };
+    await setNat(lab, h, kind);
+    return h;
+  };
+  const a = await host('a', 1, kinds[0]);
+  const b = await host('b', 2, kinds[1]);
+
+  const cert = join(lab.dir, 'relay-cert.pem');
+  const key = join(lab.dir, 'relay-key.pem');
+  await must(
+    lab.run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=meshd-lab-relay', '-addext', 'subjectAltName=IP:203.0.113.10']),
+    'openssl',
+  );
+  return { lab, inet, relayNs, relayAddrs: ['203.0.113.10', '203.0.113.11'], relayUrl: `wss://203.0.113.10:${RELAY_PORT}/`, cert, key, a, b };
+}
+
+/**
+ * (Re)writes a router's NAT: masquerade on the WAN (fully-random for a symmetric NAT; `portRange`
+ * forces new mappings), drop unsolicited UDP to the router itself, and for 'udp-blocked' drop all
+ * UDP from the LAN. Flushes conntrack so old mappings go.
+ */
+export async function setNat(lab: Lab, h: NatHost, kind: NatKind, portRange?: string): Promise<void> {
+  h.kind = kind;
+  const masq =
+    kind === 'symmetric'
+      ? 'masquerade fully-random'
+      : portRange
+        ? `meta l4proto { tcp, udp } masquerade to :${portRange}; oifname "${h.wanDev}" masquerade`
+        : 'masquerade';
+  const rules = `flush ruleset
+table ip nat {
+  chain postrouting { type nat hook postrouting priority 100; oifname "${h.wanDev}" ${masq}; }
+}
+table inet filter {
+  chain input { type filter hook input priority 0; iifname "${h.wanDev}" meta l4proto udp drop; }
+  chain forward { type filter hook forward priority 0; ${kind === 'udp-blocked' ? `iifname "${h.lanDev}" meta l4proto udp drop;` : ''} }
+}
+`;
+  await must(lab.exec(h.router, 'nft', ['-f', lab.file(`${h.router}.nft`, rules)]), `nft on ${h.router}`);
+  await lab.exec(h.router, 'conntrack', ['-F']);
+}
+
+/** Cuts (or restores) UDP between the two routers' WAN addresses, as a path failure. */
+export async function cutUdpBetweenRouters(w: NatWorld, cut: boolean): Promise<void> {
+  const r = w.a.router;
+  if (cut) {
+    const rules = `table inet cut {
+  chain forward { type filter hook forward priority -10; ip daddr ${w.b.wanAddr} meta l4proto udp drop; ip saddr ${w.b.wanAddr} meta l4proto udp drop; }
+}
+`;
+    await must(w.lab.exec(r, 'nft', ['-f', w.lab.file(`${r}-cut.nft`, rules)]), 'nft cut');
+  } else {
+    await must(w.lab.exec(r, 'nft', ['delete', 'table', 'inet', 'cut']), 'nft uncut');
+  }
+}
+
+export function relayArgs(w: NatWorld, extra: string[] = []): string[] {
+  return [
+    '--listen', `${w.relayAddrs[0]}:${RELAY_PORT}`,
+    '--stun', `${w.relayAddrs[0]}:3478`,
+    '--stun', `${w.relayAddrs[1]}:3478`,
+    '--tls-cert', w.cert,
+    '--tls-key', w.key,
+    ...extra,
+  ];
+}
+
+/** A host's config: only the peer's key and the relay; no Endpoint anywhere. */
+export function natConfig(w: NatWorld, self: NatHost, other: NatHost, extra: string[] = []): string {
+  return [
+    '[Interface]',
+    `PrivateKey = ${self.priv}`,
+    `Address = ${self.mesh4}/24, ${self.mesh6}/64`,
+    'ListenPort = 51820',
+    `Relay = ${w.relayUrl}`,
+    `RelayCAFile = ${w.cert}`,
+    `STUN = ${w.relayAddrs[0]}:3478, ${w.relayAddrs[1]}:3478`,
+    ...extra,
+    '',
+    '[Peer]',
+    `Name = ${other.name === 'a' ? 'alice' : 'bob'}`,
+    `PublicKey = ${other.pub}`,
+    `AllowedIPs = ${other.mesh4}/32, ${other.mesh6}/128`,
+    '',
+  ].join('\n');
+}
