@@ -10,6 +10,7 @@ import type { NetcheckReport, PongReply } from '../daemon/daemon.js';
 import { ConfigError, MeshdError, UsageError } from '../errors.js';
 import { createLogger } from '../log.js';
 import { genkey, genpsk, pubkey } from './keys.js';
+import { demo } from '../demo/demo.js';
 
 const CONFIG_DIRS = ['/etc/meshd', '/etc/wireguard'];
 
@@ -133,6 +134,11 @@ export async function main(argv: string[]): Promise<void> {
       for (const rl of r.relays) lines.push(`relay ${rl.url}: ${rl.state}${rl.latencyMs !== null ? `, ${rl.latencyMs} ms` : ''}`);
       process.stdout.write(lines.join('\n') + '\n');
     });
+
+  program
+    .command('demo')
+    .description('build a small internet in network namespaces (root) and show meshd punching through two NATs')
+    .action(demo);
 
   program
     .command('genkey')

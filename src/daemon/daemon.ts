@@ -282,19 +282,24 @@ export class Daemon {
     throw new MeshdError('ENOPEER', `no peer "${q}" (give a name, a mesh IP or a public key)`);
   }
 
-  /** One disco ping over every current path; answers with each pong that came back. */
+  /** One disco ping over every current path at once; answers with the first pong (or none). */
   private ping(q: string): Promise<{ peer: string; replies: PongReply[] }> {
     const peer = this.findPeer(q);
     const label = peer.name ?? keyToBase64(peer.publicKey);
     return new Promise((resolve, reject) => {
-      const replies: PongReply[] = [];
       let expected = 0;
       let answered = 0;
-      const finish = () => resolve({ peer: label, replies });
+      let done = false;
       expected = this.discovery.pingNow(peer, (r: PongResult | null) => {
         answered++;
-        if (r) replies.push({ via: r.via ? formatEndpoint(r.via) : `relay ${r.relay}`, direct: r.via !== null, rttMs: r.rttMs });
-        if (answered === expected) finish();
+        if (done) return;
+        if (r) {
+          done = true;
+          resolve({ peer: label, replies: [{ via: r.via ? formatEndpoint(r.via) : `relay ${r.relay}`, direct: r.via !== null, rttMs: r.rttMs }] });
+        } else if (answered === expected) {
+          done = true;
+          resolve({ peer: label, replies: [] });
+        }
       });
       this.flush();
       if (expected === 0) reject(new MeshdError('ENOPATH', `no path to ${label}: no endpoint known and no relay connected`));
