@@ -79,6 +79,7 @@ export class Daemon {
   private readonly own: OwnEndpoints;
   private stunServers: { name: string; ep: Endpoint }[] = [];
   private stunTimer: NodeJS.Timeout | null = null;
+  private handshakeInitiationsSent = 0;
   private uapi: net.Server | null = null;
   private control: net.Server | null = null;
   private tick: NodeJS.Timeout | null = null;
@@ -376,6 +377,7 @@ export class Daemon {
         this.log.debug({ component: 'tunnel', peer: name, initiator: e.initiator }, 'handshake complete');
         break;
       case 'handshake-initiated':
+        this.handshakeInitiationsSent++;
         this.log.debug({ component: 'tunnel', peer: name, attempt: e.attempt }, 'handshake initiation sent');
         break;
       case 'handshake-gave-up':
@@ -419,6 +421,11 @@ export class Daemon {
       endpoints: this.own.list(),
       natMappingVariesByDestination: this.own.mappingVariesByDestination(),
       discoDrops: this.discovery.drops.snapshot(),
+      counters: {
+        handshakeInitiationsSent: this.handshakeInitiationsSent,
+        ...Object.fromEntries(Object.entries(this.discovery.sent).map(([k, v]) => [`disco-${k}-sent`, v])),
+        ...Object.fromEntries(Object.entries(this.discovery.received).map(([k, v]) => [`disco-${k}-received`, v])),
+      },
       pathOf: (p) => this.pathOf(p),
       rttOf: (p) => this.discovery.lastRttMs(p),
     });

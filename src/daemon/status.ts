@@ -35,6 +35,8 @@ export interface DaemonStatus {
   relays: RelayStatus[];
   peers: PeerStatus[];
   drops: { outside: Record<string, number>; inside: Record<string, number> };
+  /** Control-plane packet counts: handshake initiations sent, disco messages by type. */
+  counters: Record<string, number>;
 }
 
 export interface StatusContext {
@@ -45,6 +47,7 @@ export interface StatusContext {
   endpoints: OwnEndpoint[];
   natMappingVariesByDestination: boolean | null;
   discoDrops: Record<string, number>;
+  counters: Record<string, number>;
   pathOf(p: Peer): PathStatus;
   rttOf(p: Peer): number | null;
 }
@@ -76,6 +79,7 @@ export function buildStatus(dev: Device, ctx: StatusContext): DaemonStatus {
     relays: ctx.relays,
     peers,
     drops: { outside: { ...dev.outsideDrops.snapshot(), ...ctx.discoDrops }, inside: dev.insideDrops.snapshot() },
+    counters: ctx.counters,
   };
 }
 

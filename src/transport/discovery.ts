@@ -91,6 +91,9 @@ export class Discovery {
   readonly out: DiscoSend[] = [];
   readonly events: DiscoEvent[] = [];
   readonly drops = new DropCounters<DiscoDropReason>(DISCO_DROP_REASONS);
+  /** Disco messages sent and received, by type (for status and the benchmark's packet counts). */
+  readonly sent = { ping: 0, pong: 0, 'call-me-maybe': 0 };
+  readonly received = { ping: 0, pong: 0, 'call-me-maybe': 0 };
   private readonly state = new Map<string, PeerDisco>();
   private readonly pending = new Map<string, PendingPing>();
 
@@ -113,6 +116,7 @@ export class Discovery {
     const msg = decodeDiscoMessage(plain);
     if (!msg) return this.drops.add('disco-bad-message');
     const now = this.dev.clock.now();
+    this.received[msg.type]++;
     switch (msg.type) {
       case 'ping':
         this.send(peer, { type: 'pong', txid: msg.txid, src: from.relay ? null : from }, from);
@@ -297,6 +301,7 @@ export class Discovery {
     const nonce = new Uint8Array(randomBytes(24));
     const own = this.dev.publicKey;
     const sealed = sealDisco(st.key, nonce, encodeDiscoMessage(m), own);
+    this.sent[m.type]++;
     this.out.push({ to, peerId: peer.id, data: encodeDiscoEnvelope(own, nonce, sealed) });
   }
 

@@ -1,0 +1,118 @@
+// Disco codec and the discovery engine between two sans-IO devices: punching, upgrade to a direct
+// path, heartbeats, expiry when the path dies, and drops before crypto for strangers.
+import t from 'tap';
+import { randomBytes } from 'node:crypto';
+import { decodeDiscoEnvelope, decodeDiscoMessage, encodeDiscoMessage, encodeDiscoEnvelope } from '../src/wire/disco.js';
+import { Discovery } from '../src/transport/discovery.js';
+import { isDirectConfirmed } from '../src/transport/path.js';
+import { relayEndpoint, type Endpoint } from '../src/tunnel/endpoint.js';
+import { makePair, EP_A, EP_B } from './helpers/device-pair.js';
+import { generatePrivateKey, publicKeyOf } from '../src/crypto/keys.js';
+import { discoKey, sealDisco } from '../src/crypto/disco-box.js';
+
+const rnd = (n: number) => new Uint8Array(randomBytes(n));
+
+t.test('disco messages round-trip; junk never throws', async (t) => {
+  const txid = rnd(12);
+  t.same(decodeDiscoMessage(encodeDiscoMessage({ type: 'ping', txid })), { type: 'ping', txid });
+  t.same(decodeDiscoMessage(encodeDiscoMessage({ type: 'pong', txid, src: { address: '203.0.113.1', port: 51820 } })), { type: 'pong', txid, src: { address: '203.0.113.1', port: 51820 } });
+  t.same(decodeDiscoMessage(encodeDiscoMessage({ type: 'pong', txid, src: null })), { type: 'pong', txid, src: null });
+  const cands = [{ address: '198.51.100.7', port: 41641 }, { address: '2001:db8::5', port: 51820 }];
+  t.same(decodeDiscoMessage(encodeDiscoMessage({ type: 'call-me-maybe', candidates: cands })), { type: 'call-me-maybe', candidates: cands });
+  t.doesNotThrow(() => {
+    for (let i = 0; i < 20000; i++) {
+      const b = rnd(Math.floor(Math.random() * 80));
+      if (b.length && Math.random() < 0.7) b[0] = 1 + (i % 3);
+      decodeDiscoMessage(b);
+      decodeDiscoEnvelope(b);
+    }
+  }, '20000 random inputs decode without throwing');
+});
+
+interface Net {
+  udpUp: boolean;
+  delivered: number;
+}
+
+/** Moves disco messages between the two engines: `to: null` and relay endpoints via a fake relay. */
+function wire(p: ReturnType<typeof makePair>, da: Discovery, db: Discovery, net: Net): void {
+  for (let round = 0; round < 10; round++) {
+    const fromA = da.out.splice(0);
+    const fromB = db.out.splice(0);
+    if (!fromA.length && !fromB.length) return;
+    const deliver = (msgs: typeof fromA, to: Discovery, fromKey: Uint8Array, fromEp: Endpoint, toEp: Endpoint) => {
+      for (const m of msgs) {
+        if (m.to === null || m.to.relay) to.handle(m.data, relayEndpoint('wss://relay.test/', fromKey));
+        else if (net.udpUp && m.to.address === toEp.address && m.to.port === toEp.port) {
+          to.handle(m.data, fromEp);
+          net.delivered++;
+        }
+      }
+    };
+    deliver(fromA, db, p.a.publicKey, EP_A, EP_B);
+    deliver(fromB, da, p.b.publicKey, EP_B, EP_A);
+  }
+}
+
+t.test('two engines punch, confirm a direct path, keep it with heartbeats, and lose it when UDP dies', async (t) => {
+  const p = makePair();
+  p.a.setEndpoint(p.peerOfA, null); // nobody knows anybody's endpoint: only candidates via the relay
+  const net: Net = { udpUp: true, delivered: 0 };
+  const da = new Discovery(p.a, () => [EP_A], () => true);
+  const db = new Discovery(p.b, () => [EP_B], () => true);
+  for (let i = 0; i < 20; i++) {
+    p.clock.advance(100);
+    da.tick();
+    db.tick();
+    wire(p, da, db, net);
+  }
+  t.same(p.peerOfA.endpoint, EP_B, 'A learned B\'s endpoint from call-me-maybe and confirmed it with a pong');
+  t.same(p.peerOfB.endpoint, EP_A, 'and B learned A\'s');
+  t.ok(isDirectConfirmed(p.peerOfA, p.clock.now()) && isDirectConfirmed(p.peerOfB, p.clock.now()), 'both direct');
+  t.ok(da.events.some((e) => e.type === 'direct-path'), 'a direct-path event for the log');
+  t.ok(net.delivered > 0);
+
+  for (let i = 0; i < 100; i++) {
+    p.clock.advance(100);
+    da.tick();
+    db.tick();
+    wire(p, da, db, net);
+  }
+  t.ok(isDirectConfirmed(p.peerOfA, p.clock.now()), 'heartbeats keep the path confirmed over 10 s of silence');
+
+  net.udpUp = false;
+  for (let i = 0; i < 60; i++) {
+    p.clock.advance(100);
+    da.tick();
+    db.tick();
+    wire(p, da, db, net);
+  }
+  t.notOk(isDirectConfirmed(p.peerOfA, p.clock.now()), 'without pongs the direct path expires (traffic goes via the relay)');
+  net.udpUp = true;
+  for (let i = 0; i < 80; i++) {
+    p.clock.advance(100);
+    da.tick();
+    db.tick();
+    wire(p, da, db, net);
+  }
+  t.ok(isDirectConfirmed(p.peerOfA, p.clock.now()), 'a later punch restores it');
+});
+
+t.test('disco from a stranger is dropped before any crypto; tampering is dropped after', async (t) => {
+  const p = makePair();
+  const da = new Discovery(p.a, () => [EP_A], () => true);
+  const stranger = generatePrivateKey(rnd);
+  const nonce = rnd(24);
+  const msg = encodeDiscoMessage({ type: 'ping', txid: rnd(12) });
+  const sealed = sealDisco(discoKey(stranger, p.a.publicKey)!, nonce, msg, publicKeyOf(stranger));
+  da.handle(encodeDiscoEnvelope(publicKeyOf(stranger), nonce, sealed), EP_B);
+  t.equal(da.drops.counts['disco-unknown-sender'], 1);
+  t.equal(da.out.length, 0, 'no answer to a stranger');
+  const db = new Discovery(p.b, () => [EP_B], () => true);
+  db.tick(); // B pings nobody yet, but we can forge from B's key without B's secret:
+  const forged = sealDisco(rnd(32), nonce, msg, p.b.publicKey);
+  da.handle(encodeDiscoEnvelope(p.b.publicKey, nonce, forged), EP_B);
+  t.equal(da.drops.counts['disco-bad-box'], 1, 'a box not sealed with the peer key is refused');
+  da.handle(new Uint8Array(10), EP_B);
+  t.equal(da.drops.counts['disco-malformed'], 1);
+});
