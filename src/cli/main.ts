@@ -11,6 +11,8 @@ import { ConfigError, MeshdError, UsageError } from '../errors.js';
 import { createLogger } from '../log.js';
 import { genkey, genpsk, pubkey } from './keys.js';
 import { demo } from '../demo/demo.js';
+import { peerAdd, peerList, peerRemove } from './peer.js';
+import { interfaceNameFromPath } from '../config/config.js';
 
 const CONFIG_DIRS = ['/etc/meshd', '/etc/wireguard'];
 
@@ -41,7 +43,9 @@ async function up(configArg: string, opts: { interface?: string; logLevel?: stri
   const stop = (sig: string) => void daemon.stop(sig);
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGHUP', () => log.info({ component: 'daemon' }, 'SIGHUP: live reload is not supported yet; restart to apply config changes'));
+  process.on('SIGHUP', () => {
+    daemon.reload().catch((err: Error) => log.error({ component: 'daemon', err: err.message }, 'reload failed; the running configuration is unchanged'));
+  });
   process.on('uncaughtException', (err) => {
     log.fatal({ component: 'daemon', err }, 'unexpected error; shutting down');
     void daemon.stop('crash').finally(() => process.exit(2));
@@ -133,6 +137,71 @@ export async function main(argv: string[]): Promise<void> {
       lines.push(`NAT mapping varies by destination: ${r.natMappingVariesByDestination === null ? 'unknown (needs two STUN servers)' : r.natMappingVariesByDestination ? 'yes' : 'no'}`);
       for (const rl of r.relays) lines.push(`relay ${rl.url}: ${rl.state}${rl.latencyMs !== null ? `, ${rl.latencyMs} ms` : ''}`);
       process.stdout.write(lines.join('\n') + '\n');
+    });
+
+  const peer = program.command('peer').description('manage the peers in a config file');
+  peer
+    .command('add')
+    .argument('<config>', 'config file, or an interface name')
+    .requiredOption('--public-key <key>', "the new peer's public key (base64)")
+    .option('--name <name>', 'a short name (letters, digits, _ . -)')
+    .option('--allowed-ips <cidrs>', 'comma-separated prefixes (default: the next free mesh address)')
+    .option('--endpoint <host:port>', 'where to reach the peer')
+    .option('--persistent-keepalive <seconds>', 'keepalive interval')
+    .option('--preshared-key-file <file>', 'a file holding a base64 preshared key')
+    .option('--json', 'machine-readable output')
+    .description('add a peer to the config file (comments and formatting are kept); apply with meshd reload')
+    .action(async (c: string, o: { publicKey: string; name?: string; allowedIps?: string; endpoint?: string; persistentKeepalive?: string; presharedKeyFile?: string; json?: boolean }) => {
+      const file = findConfig(c);
+      const r = await peerAdd(file, o);
+      if (o.json) process.stdout.write(JSON.stringify(r) + '\n');
+      else process.stdout.write(`added peer ${r.name ?? r.publicKey} with AllowedIPs ${r.allowedIps.join(', ')} to ${file}\napply it with: meshd reload ${interfaceNameFromPath(file)}\n`);
+    });
+  peer
+    .command('remove')
+    .argument('<config>', 'config file, or an interface name')
+    .argument('<peer>', 'the peer\'s name or public key')
+    .option('--json', 'machine-readable output')
+    .description('remove a peer from the config file; apply with meshd reload')
+    .action(async (c: string, who: string, o: { json?: boolean }) => {
+      const file = findConfig(c);
+      const r = await peerRemove(file, who);
+      if (o.json) process.stdout.write(JSON.stringify(r) + '\n');
+      else process.stdout.write(`removed peer ${r.name ?? r.publicKey} from ${file}\napply it with: meshd reload ${interfaceNameFromPath(file)}\n`);
+    });
+  peer
+    .command('list')
+    .argument('<config>', 'config file, or an interface name')
+    .option('--json', 'machine-readable output')
+    .description('list the peers, with their live path when the daemon runs')
+    .action(async (c: string, o: { json?: boolean }) => {
+      const r = await peerList(findConfig(c));
+      if (o.json) {
+        process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+        return;
+      }
+      for (const p of r.peers) {
+        const path = p.path ? (p.path.kind === 'direct' ? `direct ${p.path.endpoint}` : p.path.kind === 'relay' ? `relay ${p.path.relay}` : 'none') : '-';
+        const hs = p.latestHandshake ? `${Math.round((Date.now() - p.latestHandshake) / 1000)}s ago` : '-';
+        process.stdout.write(`${(p.name ?? '-').padEnd(12)} ${p.publicKey}  ${p.allowedIps.join(',').padEnd(28)} ${(p.endpoint ?? '-').padEnd(22)} ${r.running ? `${path}  handshake ${hs}` : ''}\n`);
+      }
+    });
+
+  program
+    .command('reload')
+    .argument('[iface]', 'interface (default: the only one running)')
+    .option('--json', 'machine-readable output')
+    .description('re-read the config file and apply only what changed (also: SIGHUP)')
+    .action(async (iface: string | undefined, o: { json?: boolean }) => {
+      const r = (await controlRequest(pickInterface(iface), { cmd: 'reload' }, 30_000)) as Record<string, unknown>;
+      if (o.json) {
+        process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+        return;
+      }
+      const list = (k: string) => ((r[k] as string[]).length ? (r[k] as string[]).join(', ') : 'none');
+      process.stdout.write(`added: ${list('added')}\nremoved: ${list('removed')}\nchanged: ${list('changed')}\n`);
+      if (r.privateKeyChanged) process.stdout.write('private key changed: all sessions restart\n');
+      if ((r.restartNeeded as string[]).length) process.stdout.write(`not applied until restart: ${list('restartNeeded')}\n`);
     });
 
   program

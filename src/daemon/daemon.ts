@@ -31,6 +31,8 @@ import { controlSocketPath, startControlServer } from '../control/control.js';
 import { MeshdError } from '../errors.js';
 import { runHooks } from './hooks.js';
 import { setDns, unsetDns } from './dns.js';
+import { planReload, summarize } from './reload.js';
+import { loadConfig, type PeerConfig } from '../config/config.js';
 import { resolveEndpoint } from './resolve.js';
 import { RouteTable } from './routes.js';
 import { buildStatus, type DaemonStatus, type PathStatus } from './status.js';
@@ -40,6 +42,8 @@ export const TICK_INTERVAL_MS = 100;
 /** STUN refresh: often enough to notice a NAT rebinding well before UDP conntrack (30 s) forgets us. */
 export const STUN_REFRESH_MS = 20_000;
 export const STUN_TIMEOUT_MS = 2_000;
+/** How often interface addresses are checked; a change (new network) triggers a STUN round at once. */
+export const NETWORK_CHECK_MS = 2_000;
 export const DEFAULT_STUN_PORT = 3478;
 
 export interface DaemonOptions {
@@ -79,6 +83,7 @@ export class Daemon {
   private readonly own: OwnEndpoints;
   private stunServers: { name: string; ep: Endpoint }[] = [];
   private stunTimer: NodeJS.Timeout | null = null;
+  private netTimer: NodeJS.Timeout | null = null;
   private handshakeInitiationsSent = 0;
   private uapi: net.Server | null = null;
   private control: net.Server | null = null;
@@ -90,7 +95,7 @@ export class Daemon {
   readonly done = new Promise<void>((r) => (this.resolveDone = r));
 
   private constructor(
-    private readonly config: MeshConfig,
+    private config: MeshConfig,
     private readonly log: Logger,
     opts: DaemonOptions,
   ) {
@@ -171,6 +176,12 @@ export class Daemon {
     this.stunServers = await this.resolveStunServers();
     void this.refreshStun();
     this.stunTimer = setInterval(() => void this.refreshStun(), STUN_REFRESH_MS);
+    this.netTimer = setInterval(() => {
+      if (this.own.localAddressesChanged()) {
+        log.info({ component: 'stun' }, 'network change: interface addresses changed; refreshing endpoints');
+        void this.refreshStun();
+      }
+    }, NETWORK_CHECK_MS);
 
     this.uapi = await startUapiServer(this.iface, {
       get: () => formatGet(this.device, this.udp?.port ?? 0),
@@ -184,6 +195,8 @@ export class Daemon {
           return this.ping(req.peer);
         case 'netcheck':
           return this.netcheck();
+        case 'reload':
+          return this.reload();
         case 'down':
           setImmediate(() => void this.stop('meshd down'));
           return { stopping: true };
@@ -264,6 +277,53 @@ export class Daemon {
       this.log.info({ component: 'stun', endpoints: this.own.list() }, 'own endpoints changed');
       this.discovery.candidatesChanged();
     }
+  }
+
+  /**
+   * Re-reads the config file and applies only what changed: peers added, removed (sessions, keys
+   * and routes wiped) or changed; the private key; the listen port. A file that does not load
+   * changes nothing.
+   */
+  async reload(): Promise<ReturnType<typeof summarize>> {
+    const next = loadConfig(this.config.file, this.iface);
+    const plan = planReload(this.config, next);
+    const endpoints = new Map<PeerConfig, Endpoint>();
+    for (const p of [...plan.added, ...plan.changed.map((c) => c.after)]) {
+      if (p.endpoint) endpoints.set(p, await resolveEndpoint(p.endpoint, next.file, p.line));
+    }
+    const ep = (p: PeerConfig) => endpoints.get(p) ?? null;
+    if (plan.privateKeyChanged) {
+      this.device.setPrivateKey(next.iface.privateKey);
+      this.discovery.reset();
+    }
+    for (const p of plan.removed) this.device.removePeer(keyId(p.publicKey));
+    for (const p of plan.added) {
+      this.device.addPeer({ publicKey: p.publicKey, presharedKey: p.presharedKey, endpoint: ep(p), persistentKeepaliveSec: p.persistentKeepalive, name: p.name }, p.allowedIps);
+    }
+    for (const c of plan.changed) {
+      const peer = this.device.peers.get(keyId(c.after.publicKey));
+      if (!peer) continue;
+      if (c.what.includes('AllowedIPs')) {
+        this.device.allowedIps.removeValue(peer);
+        for (const cidr of c.after.allowedIps) this.device.allowedIps.insert(cidr, peer);
+      }
+      if (c.what.includes('Endpoint')) this.device.setEndpoint(peer, ep(c.after));
+      if (c.what.includes('PresharedKey')) peer.setPresharedKey(c.after.presharedKey);
+      if (c.what.includes('PersistentKeepalive')) this.device.setPersistentKeepalive(peer, c.after.persistentKeepalive);
+      if (c.what.includes('Name')) peer.name = c.after.name;
+    }
+    if (plan.listenPortChanged) {
+      const fresh = await UdpConn.bind(next.iface.listenPort ?? 0, (msg, from) => this.onDatagram(msg, from));
+      this.udp?.close();
+      this.udp = fresh;
+    }
+    await this.routes.reconcile(this.device);
+    // Settings that need a restart keep their running values.
+    this.config = { ...next, iface: { ...next.iface, addresses: this.config.iface.addresses, mtu: this.config.iface.mtu, dns: this.config.iface.dns, table: this.config.iface.table, relays: this.config.iface.relays, stun: this.config.iface.stun, relayCa: this.config.iface.relayCa, preUp: this.config.iface.preUp, postUp: this.config.iface.postUp, preDown: this.config.iface.preDown, postDown: this.config.iface.postDown } };
+    this.flush();
+    const s = summarize(plan);
+    this.log.info({ component: 'daemon', ...s }, 'config reloaded');
+    return s;
   }
 
   /** Finds a peer by name, mesh IP or public key. */
@@ -460,7 +520,8 @@ export class Daemon {
     if (this.tick) clearInterval(this.tick);
     this.tick = null;
     if (this.stunTimer) clearInterval(this.stunTimer);
-    this.stunTimer = null;
+    if (this.netTimer) clearInterval(this.netTimer);
+    this.stunTimer = this.netTimer = null;
     this.stunProber.cancelAll();
     if (this.uapi) closeUnix(this.uapi, uapiSocketPath(this.iface));
     if (this.control) closeUnix(this.control, controlSocketPath(this.iface));

@@ -66,6 +66,11 @@ export class OwnEndpoints {
     return mappingVaries(this.stun);
   }
 
+  /** True when the host's interface addresses differ from those of the last STUN round. */
+  localAddressesChanged(): boolean {
+    return JSON.stringify(localAddresses(this.iface)) !== JSON.stringify(this.local);
+  }
+
   get stunResults(): readonly StunResult[] {
     return this.stun;
   }
