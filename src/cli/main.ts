@@ -12,6 +12,7 @@ import { createLogger } from '../log.js';
 import { genkey, genpsk, pubkey } from './keys.js';
 import { demo } from '../demo/demo.js';
 import { peerAdd, peerList, peerRemove } from './peer.js';
+import { invite, join } from './invite.js';
 import { interfaceNameFromPath } from '../config/config.js';
 
 const CONFIG_DIRS = ['/etc/meshd', '/etc/wireguard'];
@@ -202,6 +203,44 @@ export async function main(argv: string[]): Promise<void> {
       process.stdout.write(`added: ${list('added')}\nremoved: ${list('removed')}\nchanged: ${list('changed')}\n`);
       if (r.privateKeyChanged) process.stdout.write('private key changed: all sessions restart\n');
       if ((r.restartNeeded as string[]).length) process.stdout.write(`not applied until restart: ${list('restartNeeded')}\n`);
+    });
+
+  program
+    .command('invite')
+    .argument('<config>', 'config file, or an interface name')
+    .requiredOption('--name <name>', 'name of the new host')
+    .option('--public-key <key>', 'the new host made its own key: invite that key')
+    .option('--expires <duration>', 'how long the invitation is valid (e.g. 24h, 30m)', '24h')
+    .option('--endpoint <host:port>', "this host's public endpoint, if it has one")
+    .option('--inviter-name <name>', 'the name the new host gives this host (default: the hostname)')
+    .option('--json', 'machine-readable output')
+    .description('prepare a new host: reserve its address and print a one-time invitation line')
+    .action(async (c: string, o: { name: string; publicKey?: string; expires: string; endpoint?: string; inviterName?: string; json?: boolean }) => {
+      const file = findConfig(c);
+      const r = await invite(file, o);
+      if (o.json) process.stdout.write(JSON.stringify(r) + '\n');
+      else {
+        process.stdout.write(`${r.invitation}\n`);
+        process.stderr.write(
+          `invitation ${r.id} for ${o.name} (${r.addresses.join(', ')}), valid once until ${new Date(r.expiresAt).toISOString()}.\n` +
+            `On the new host: meshd join '<the line above>'. Keep the line secret${r.invitation.includes('enrollmentKey":null') ? '' : ': it holds a one-time enrollment key'}.\n`,
+        );
+      }
+    });
+
+  program
+    .command('join')
+    .argument('<invitation>', 'the line meshd invite printed')
+    .option('-i, --interface <name>', 'interface (and config file) name', 'meshd0')
+    .option('--config-dir <dir>', 'where to write the config', '/etc/meshd')
+    .option('--private-key-file <file>', 'this host\'s own key, when the invitation was made for it (--public-key)')
+    .option('--force', 'overwrite an existing config file')
+    .option('--json', 'machine-readable output')
+    .description('redeem an invitation with the inviting host and write this host\'s config (mode 0600)')
+    .action(async (line: string, o: { interface: string; configDir: string; privateKeyFile?: string; force?: boolean; json?: boolean }) => {
+      const r = await join(line, o);
+      if (o.json) process.stdout.write(JSON.stringify(r) + '\n');
+      else process.stdout.write(`joined as ${r.addresses.join(', ')}; wrote ${r.file}\nstart it with: meshd up ${r.file}\n`);
     });
 
   program

@@ -6,7 +6,13 @@ import { parseConfig, parseHostPort, type MeshConfig } from '../config/config.js
 import { appendPeer, removePeer } from '../config/editor.js';
 import { allocateAddresses, overlaps } from '../config/allocate.js';
 import { withFileLock, writeFileAtomic } from '../config/write.js';
-import { formatCidr, parseCidr } from '../tunnel/cidr.js';
+import { formatCidr, parseCidr, type Cidr } from '../tunnel/cidr.js';
+import { liveInvites, loadInvites } from '../config/invites.js';
+
+/** Addresses held by invitations that are neither used nor expired. */
+export function reservedByInvites(file: string): Cidr[] {
+  return liveInvites(loadInvites(file), Date.now()).flatMap((p) => p.allowedIps.map((s) => parseCidr(s)!));
+}
 import { controlRequest, controlSocketPath } from '../control/control.js';
 import type { DaemonStatus } from '../daemon/status.js';
 
@@ -36,7 +42,7 @@ function readText(file: string): string {
 }
 
 /** Validates a new peer against the config; returns its AllowedIPs (allocated if not given). */
-export function checkNewPeer(cfg: MeshConfig, o: PeerAddOptions): string[] {
+export function checkNewPeer(cfg: MeshConfig, o: PeerAddOptions, reserved: Cidr[] = []): string[] {
   let pub;
   try {
     pub = parsePublicKey(o.publicKey);
@@ -53,7 +59,7 @@ export function checkNewPeer(cfg: MeshConfig, o: PeerAddOptions): string[] {
   }
   if (o.endpoint !== undefined && !parseHostPort(o.endpoint)) throw new ConfigError(`--endpoint: "${o.endpoint}" is not host:port`);
   if (o.persistentKeepalive !== undefined && !/^\d{1,5}$/.test(o.persistentKeepalive)) throw new ConfigError(`--persistent-keepalive: "${o.persistentKeepalive}" is not a number of seconds`);
-  const ips = o.allowedIps !== undefined ? o.allowedIps.split(',').map((s) => s.trim()).filter(Boolean) : allocateAddresses(cfg);
+  const ips = o.allowedIps !== undefined ? o.allowedIps.split(',').map((s) => s.trim()).filter(Boolean) : allocateAddresses(cfg, reserved);
   for (const s of ips) {
     const c = parseCidr(s);
     if (!c) throw new ConfigError(`--allowed-ips: "${s}" is not an IP prefix`);
@@ -67,10 +73,15 @@ export function checkNewPeer(cfg: MeshConfig, o: PeerAddOptions): string[] {
 
 /** Adds a peer to the config file (locked, validated, atomic). */
 export async function peerAdd(file: string, o: PeerAddOptions, iface?: string): Promise<AddedPeer> {
-  return withFileLock(file, () => {
+  return withFileLock(file, () => peerAddLocked(file, o, iface));
+}
+
+/** peerAdd for a caller that already holds the config's lock. */
+export function peerAddLocked(file: string, o: PeerAddOptions, iface?: string): AddedPeer {
+  {
     const text = readText(file);
     const cfg = parseConfig(text, file, iface);
-    const allowedIps = checkNewPeer(cfg, o);
+    const allowedIps = checkNewPeer(cfg, o, reservedByInvites(file));
     let psk: string | undefined;
     if (o.presharedKeyFile) {
       try {
@@ -91,7 +102,7 @@ export async function peerAdd(file: string, o: PeerAddOptions, iface?: string): 
     parseConfig(next, file, iface); // the result must load
     writeFileAtomic(file, next);
     return { publicKey: keyToBase64(parsePublicKey(o.publicKey)), name: o.name ?? null, allowedIps, file };
-  });
+  }
 }
 
 export async function peerRemove(file: string, nameOrKey: string, iface?: string): Promise<{ publicKey: string; name: string | null }> {

@@ -36,9 +36,9 @@ function nextFree(prefix: Cidr, taken: Cidr[], file: string): string {
   throw new ConfigError(`${file}: no free address left in ${formatIpAddr({ version: prefix.version, bytes: base })}/${prefix.bits}`);
 }
 
-/** Addresses (as /32 and /128 AllowedIPs) for a new peer. */
-export function allocateAddresses(cfg: MeshConfig): string[] {
-  const taken = used(cfg);
+/** Addresses (as /32 and /128 AllowedIPs) for a new peer; `reserved` are held by pending invitations. */
+export function allocateAddresses(cfg: MeshConfig, reserved: Cidr[] = []): string[] {
+  const taken = [...used(cfg), ...reserved];
   const v4 = cfg.iface.addresses.find((a) => a.version === 4) ?? parseCidr(DEFAULT_MESH_PREFIX_V4)!;
   const out = [`${nextFree(v4, taken, cfg.file)}/32`];
   const v6 = cfg.iface.addresses.find((a) => a.version === 6);

@@ -32,6 +32,7 @@ import { MeshdError } from '../errors.js';
 import { runHooks } from './hooks.js';
 import { setDns, unsetDns } from './dns.js';
 import { planReload, summarize } from './reload.js';
+import { InviteRedeemer } from './invites.js';
 import { loadConfig, type PeerConfig } from '../config/config.js';
 import { resolveEndpoint } from './resolve.js';
 import { RouteTable } from './routes.js';
@@ -85,6 +86,7 @@ export class Daemon {
   private stunTimer: NodeJS.Timeout | null = null;
   private netTimer: NodeJS.Timeout | null = null;
   private handshakeInitiationsSent = 0;
+  private readonly invites: InviteRedeemer;
   private uapi: net.Server | null = null;
   private control: net.Server | null = null;
   private tick: NodeJS.Timeout | null = null;
@@ -111,6 +113,13 @@ export class Daemon {
     this.routes = new RouteTable(this.iface, config.iface.table, log);
     this.own = new OwnEndpoints(this.iface, () => this.udp?.port ?? 0);
     this.discovery = new Discovery(this.device, () => this.own.candidates(), () => this.relays?.anyConnected ?? false);
+    this.invites = new InviteRedeemer({
+      configFile: config.file,
+      iface: this.iface,
+      identity: () => this.device.identity,
+      reload: () => this.reload(),
+      log: (msg, fields) => log.info({ component: 'invite', ...fields }, msg),
+    });
   }
 
   /** Brings the interface up. On any failure, whatever was created is removed before the error is thrown. */
@@ -238,7 +247,7 @@ export class Daemon {
         this.device.outside(msg, from);
         break;
       case 'disco':
-        this.discovery.handle(msg, from);
+        if (!this.invites.handle(msg, (data) => this.udp?.send(data, from))) this.discovery.handle(msg, from);
         break;
       case 'stun':
         if (!this.stunProber.onDatagram(msg)) this.device.outsideDrops.add('not-wireguard');
@@ -381,7 +390,9 @@ export class Daemon {
   private onRelayPacket(src: Uint8Array, packet: Uint8Array, relay: RelayClient): void {
     const kind = classify(packet);
     if (kind === 'wireguard') this.device.outside(packet, relayEndpoint(relay.url, src));
-    else if (kind === 'disco') this.discovery.handle(packet, relayEndpoint(relay.url, src));
+    else if (kind === 'disco') {
+      if (!this.invites.handle(packet, (data) => relay.send(src, data))) this.discovery.handle(packet, relayEndpoint(relay.url, src));
+    }
     else this.device.outsideDrops.add('not-wireguard');
     this.flush();
   }

@@ -92,8 +92,8 @@ export class Discovery {
   readonly events: DiscoEvent[] = [];
   readonly drops = new DropCounters<DiscoDropReason>(DISCO_DROP_REASONS);
   /** Disco messages sent and received, by type (for status and the benchmark's packet counts). */
-  readonly sent = { ping: 0, pong: 0, 'call-me-maybe': 0 };
-  readonly received = { ping: 0, pong: 0, 'call-me-maybe': 0 };
+  readonly sent = { ping: 0, pong: 0, 'call-me-maybe': 0, redeem: 0, 'redeem-result': 0 };
+  readonly received = { ping: 0, pong: 0, 'call-me-maybe': 0, redeem: 0, 'redeem-result': 0 };
   private readonly state = new Map<string, PeerDisco>();
   private readonly pending = new Map<string, PendingPing>();
 
@@ -146,6 +146,9 @@ export class Discovery {
         this.punch(peer, st, now);
         return;
       }
+      default:
+        // Invitation messages come from keys that are not peers yet (see daemon/invites.ts).
+        return this.drops.add('disco-bad-message');
     }
   }
 

@@ -15,6 +15,8 @@
 //   ping           2 12 transaction id
 //   pong           2 12 transaction id | 14 address (the UDP source the ping came from; family 0 = none, e.g. via a relay)
 //   call-me-maybe  2  1 count | count × address   (the sender's candidate endpoints)
+//   redeem         2 16 invitation token | 18 32 the joining host's own public key
+//   redeem-result  2  1 status (0 accepted, 1 already used, 2 expired, 3 unknown)
 // Address: family u8 (4 or 6) | 4 or 16 address bytes | port u16
 import { DISCO_MAGIC } from './classify.js';
 import { copyBytes } from './bytes.js';
@@ -26,13 +28,22 @@ export const DISCO_TXID_LEN = 12;
 export const DISCO_PING = 1;
 export const DISCO_PONG = 2;
 export const DISCO_CALL_ME_MAYBE = 3;
+export const DISCO_REDEEM = 4;
+export const DISCO_REDEEM_RESULT = 5;
+export const INVITE_TOKEN_LEN = 16;
+export const REDEEM_OK = 0;
+export const REDEEM_USED = 1;
+export const REDEEM_EXPIRED = 2;
+export const REDEEM_UNKNOWN = 3;
 /** Candidates carried at most in one call-me-maybe. */
 export const DISCO_MAX_CANDIDATES = 32;
 
 export type DiscoMessage =
   | { type: 'ping'; txid: Uint8Array }
   | { type: 'pong'; txid: Uint8Array; src: Endpoint | null }
-  | { type: 'call-me-maybe'; candidates: Endpoint[] };
+  | { type: 'call-me-maybe'; candidates: Endpoint[] }
+  | { type: 'redeem'; token: Uint8Array; newKey: Uint8Array }
+  | { type: 'redeem-result'; status: number };
 
 export interface DiscoEnvelope {
   sender: Uint8Array;
@@ -78,6 +89,10 @@ export function encodeDiscoMessage(m: DiscoMessage): Uint8Array {
       return Uint8Array.from([DISCO_PING, 0, ...m.txid]);
     case 'pong':
       return Uint8Array.from([DISCO_PONG, 0, ...m.txid, ...(m.src ? encodeAddr(m.src) : [0])]);
+    case 'redeem':
+      return Uint8Array.from([DISCO_REDEEM, 0, ...m.token, ...m.newKey]);
+    case 'redeem-result':
+      return Uint8Array.from([DISCO_REDEEM_RESULT, 0, m.status]);
     case 'call-me-maybe': {
       const c = m.candidates.slice(0, DISCO_MAX_CANDIDATES);
       return Uint8Array.from([DISCO_CALL_ME_MAYBE, 0, c.length, ...c.flatMap(encodeAddr)]);
@@ -110,6 +125,12 @@ export function decodeDiscoMessage(b: Uint8Array): DiscoMessage | null {
       }
       return { type: 'call-me-maybe', candidates };
     }
+    case DISCO_REDEEM:
+      if (b.length < 2 + INVITE_TOKEN_LEN + 32) return null;
+      return { type: 'redeem', token: copyBytes(b, 2, 18), newKey: copyBytes(b, 18, 50) };
+    case DISCO_REDEEM_RESULT:
+      if (b.length < 3) return null;
+      return { type: 'redeem-result', status: b[2] };
     default:
       return null;
   }

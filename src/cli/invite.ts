@@ -1,0 +1,224 @@
+// meshd invite / join. The inviting host records a pending invitation (token hash, enrollment key,
+// reserved address) and prints one line; the new host generates its own key and redeems the line
+// with the inviting daemon (sealed disco over the relay or UDP). Only then is it added as a peer.
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join as joinPath } from 'node:path';
+import dgram from 'node:dgram';
+import { generatePrivateKey, keyId, keyToBase64, parsePrivateKey, parsePublicKey, publicKeyOf } from '../crypto/keys.js';
+import { discoKey, openDisco, sealDisco } from '../crypto/disco-box.js';
+import { ConfigError, MeshdError, UsageError } from '../errors.js';
+import { parseConfig, parseHostPort } from '../config/config.js';
+import { allocateAddresses } from '../config/allocate.js';
+import { withFileLock, writeFileAtomic } from '../config/write.js';
+import { DEFAULT_INVITE_TTL_MS, decodeInvitation, encodeInvitation, loadInvites, saveInvites, tokenHash, type Invitation } from '../config/invites.js';
+import { formatIpAddr, parseCidr } from '../tunnel/cidr.js';
+import { decodeDiscoEnvelope, decodeDiscoMessage, encodeDiscoEnvelope, encodeDiscoMessage, INVITE_TOKEN_LEN, REDEEM_EXPIRED, REDEEM_OK, REDEEM_USED } from '../wire/disco.js';
+import { isDisco } from '../wire/classify.js';
+import { RelayClient } from '../transport/relay-client.js';
+import { reservedByInvites } from './peer.js';
+import { createLogger } from '../log.js';
+
+const rng = (n: number) => new Uint8Array(randomBytes(n));
+
+/** "24h", "30m", "90s" or a number of seconds. */
+export function parseDuration(s: string): number {
+  const m = /^(\d+)\s*([smhd]?)$/.exec(s.trim());
+  if (!m) throw new UsageError(`--expires: "${s}" is not a duration (e.g. 24h, 30m, 90s)`);
+  const unit = { '': 1000, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as '' | 's' | 'm' | 'h' | 'd'];
+  return Number(m[1]) * unit;
+}
+
+export interface InviteOptions {
+  name: string;
+  publicKey?: string;
+  expires?: string;
+  endpoint?: string;
+  inviterName?: string;
+}
+
+export async function invite(file: string, o: InviteOptions): Promise<{ invitation: string; addresses: string[]; expiresAt: number; id: string }> {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(o.name)) throw new UsageError(`--name: "${o.name}" is not a valid name (letters, digits, _ . -)`);
+  if (o.endpoint !== undefined && !parseHostPort(o.endpoint)) throw new UsageError(`--endpoint: "${o.endpoint}" is not host:port`);
+  const ttl = o.expires ? parseDuration(o.expires) : DEFAULT_INVITE_TTL_MS;
+  return withFileLock(file, () => {
+    const cfg = parseConfig(readFileSync(file, 'utf8'), file);
+    const pending = loadInvites(file);
+    const now = Date.now();
+    if (cfg.peers.some((p) => p.name === o.name) || pending.some((p) => p.name === o.name && p.usedAt === null && p.expiresAt > now)) {
+      throw new ConfigError(`${file}: a peer or pending invitation named ${o.name} already exists`);
+    }
+    let enrollPriv: string | null = null;
+    let enrollPub: string;
+    if (o.publicKey) {
+      try {
+        enrollPub = keyToBase64(parsePublicKey(o.publicKey));
+      } catch {
+        throw new UsageError(`--public-key: "${o.publicKey}" is not a base64 public key`);
+      }
+      if (cfg.peers.some((p) => keyId(p.publicKey) === keyId(parsePublicKey(enrollPub)))) throw new ConfigError(`${file}: a peer with public key ${enrollPub} already exists`);
+    } else {
+      const k = generatePrivateKey(rng);
+      enrollPriv = keyToBase64(k);
+      enrollPub = keyToBase64(publicKeyOf(k));
+    }
+    const reserved = reservedByInvites(file);
+    const allowedIps = allocateAddresses(cfg, reserved);
+    // The new host's addresses use the mesh's prefix length (the inviting interface's).
+    const addresses = allowedIps.map((a) => {
+      const c = parseCidr(a)!;
+      const iface = cfg.iface.addresses.find((x) => x.version === c.version);
+      return `${formatIpAddr(c)}/${iface ? iface.bits : c.version === 4 ? 10 : 64}`;
+    });
+    const token = rng(INVITE_TOKEN_LEN);
+    const id = randomBytes(4).toString('hex');
+    const expiresAt = now + ttl;
+    pending.push({ id, tokenHash: tokenHash(token), enrollmentPublicKey: enrollPub, name: o.name, allowedIps, expiresAt, usedAt: null, usedBy: null });
+    saveInvites(file, pending);
+    const inv: Invitation = {
+      v: 1,
+      id,
+      token: Buffer.from(token).toString('base64url'),
+      enrollmentKey: enrollPriv,
+      enrollmentPublicKey: enrollPub,
+      name: o.name,
+      addresses,
+      expiresAt,
+      inviter: {
+        publicKey: keyToBase64(publicKeyOf(cfg.iface.privateKey)),
+        name: o.inviterName ?? (hostname().replace(/[^A-Za-z0-9_.-]/g, '-').replace(/^[^A-Za-z0-9]+/, '') || 'inviter'),
+        endpoint: o.endpoint ?? null,
+        allowedIps: cfg.iface.addresses.map((a) => `${formatIpAddr(a)}/${a.version === 4 ? 32 : 128}`),
+      },
+      relays: cfg.iface.relays,
+      stun: cfg.iface.stun.map((s) => `${s.host.includes(':') ? `[${s.host}]` : s.host}:${s.port}`),
+      relayCa: cfg.iface.relayCa ? cfg.iface.relayCa.toString('utf8') : null,
+      mtu: cfg.iface.mtu,
+    };
+    return { invitation: encodeInvitation(inv), addresses, expiresAt, id };
+  });
+}
+
+export interface JoinOptions {
+  interface?: string;
+  configDir?: string;
+  privateKeyFile?: string;
+  force?: boolean;
+  timeoutMs?: number;
+}
+
+/** Sends the redeem over every way to the inviting host until it answers (or time runs out). */
+async function redeem(inv: Invitation, enrollPriv: Uint8Array, ownPub: Uint8Array, timeoutMs: number): Promise<number> {
+  const inviterKey = parsePublicKey(inv.inviter.publicKey);
+  const enrollPub = publicKeyOf(enrollPriv as never);
+  const key = discoKey(enrollPriv, inviterKey);
+  if (!key) throw new UsageError('the invitation names an unusable inviter key');
+  const message = () => {
+    const nonce = rng(24);
+    return encodeDiscoEnvelope(enrollPub, nonce, sealDisco(key, nonce, encodeDiscoMessage({ type: 'redeem', token: Buffer.from(inv.token, 'base64url'), newKey: ownPub }), enrollPub));
+  };
+  const log = createLogger(process.env.MESHD_LOG_LEVEL ?? 'warn');
+  return new Promise((resolve, reject) => {
+    const cleanups: (() => void)[] = [];
+    const done = (fn: () => void) => {
+      for (const c of cleanups) c();
+      fn();
+    };
+    const onReply = (b: Uint8Array) => {
+      if (!isDisco(b)) return;
+      const env = decodeDiscoEnvelope(b);
+      if (!env || keyId(env.sender) !== keyId(inviterKey)) return;
+      const plain = openDisco(key, env.nonce, env.sealed, env.sender);
+      const m = plain ? decodeDiscoMessage(plain) : null;
+      if (m?.type === 'redeem-result') done(() => resolve(m.status));
+    };
+    const senders: (() => void)[] = [];
+    const ca = inv.relayCa ? Buffer.from(inv.relayCa) : undefined;
+    for (const url of inv.relays) {
+      const c = new RelayClient(url, () => ({ privateKey: enrollPriv as never, publicKey: enrollPub }), ca, {
+        onPacket: (src, packet) => {
+          if (keyId(src) === keyId(inviterKey)) onReply(packet);
+        },
+        onPeerGone: () => {},
+        onStateChange: () => {},
+      }, log);
+      c.start();
+      cleanups.push(() => c.stop());
+      senders.push(() => void c.send(inviterKey, message()));
+    }
+    const ep = inv.inviter.endpoint ? parseHostPort(inv.inviter.endpoint) : null;
+    if (ep) {
+      const sock = dgram.createSocket(ep.host.includes(':') ? 'udp6' : 'udp4');
+      sock.on('message', (m) => onReply(m));
+      sock.on('error', () => {});
+      cleanups.push(() => sock.close());
+      senders.push(() => sock.send(message(), ep.port, ep.host));
+    }
+    if (senders.length === 0) return reject(new UsageError('the invitation gives no way to reach the inviting host (no relay, no endpoint)'));
+    const tick = setInterval(() => senders.forEach((s) => s()), 1000);
+    const first = setTimeout(() => senders.forEach((s) => s()), 300);
+    const timer = setTimeout(() => done(() => reject(new MeshdError('EJOIN', `could not reach the inviting host within ${timeoutMs / 1000} s (is its meshd running, and its relay or endpoint reachable?)`))), timeoutMs);
+    cleanups.push(() => clearInterval(tick), () => clearTimeout(first), () => clearTimeout(timer));
+  });
+}
+
+export async function join(line: string, o: JoinOptions): Promise<{ file: string; interface: string; addresses: string[] }> {
+  const inv = decodeInvitation(line);
+  if (Date.now() > inv.expiresAt) throw new UsageError(`the invitation expired at ${new Date(inv.expiresAt).toISOString()}: ask for a new one`);
+  const iface = o.interface ?? 'meshd0';
+  if (!/^[a-zA-Z0-9_=+.-]{1,15}$/.test(iface)) throw new UsageError(`--interface: "${iface}" is not a valid interface name`);
+  const dir = o.configDir ?? '/etc/meshd';
+  const file = joinPath(dir, `${iface}.conf`);
+  if (existsSync(file) && !o.force) throw new UsageError(`${file} exists: pass --force to overwrite it`);
+
+  let enrollPriv: Uint8Array;
+  let ownPriv: Uint8Array;
+  if (inv.enrollmentKey) {
+    enrollPriv = parsePrivateKey(inv.enrollmentKey);
+    ownPriv = generatePrivateKey(rng); // this host's own key: it never leaves this host
+  } else {
+    if (!o.privateKeyFile) throw new UsageError('this invitation was made for a key this host generated: pass --private-key-file');
+    try {
+      ownPriv = parsePrivateKey(readFileSync(o.privateKeyFile, 'utf8'));
+    } catch {
+      throw new UsageError(`--private-key-file: ${o.privateKeyFile} does not hold a base64 private key`);
+    }
+    if (keyId(publicKeyOf(ownPriv as never)) !== keyId(parsePublicKey(inv.enrollmentPublicKey))) throw new UsageError('--private-key-file does not match the public key the invitation was made for');
+    enrollPriv = ownPriv;
+  }
+  const status = await redeem(inv, enrollPriv, publicKeyOf(ownPriv as never), o.timeoutMs ?? 20_000);
+  if (status === REDEEM_USED) throw new UsageError('the inviting host refused: this invitation was already used');
+  if (status === REDEEM_EXPIRED) throw new UsageError('the inviting host refused: this invitation expired');
+  if (status !== REDEEM_OK) throw new UsageError('the inviting host does not know this invitation');
+
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  let caLine: string[] = [];
+  if (inv.relayCa) {
+    const caFile = joinPath(dir, `${iface}-relay-ca.pem`);
+    writeFileSync(caFile, inv.relayCa, { mode: 0o644 });
+    caLine = [`RelayCAFile = ${caFile}`];
+  }
+  const text = [
+    `# written by meshd join (invitation ${inv.id}) on ${new Date().toISOString()}`,
+    '[Interface]',
+    `PrivateKey = ${keyToBase64(ownPriv)}`,
+    `Address = ${inv.addresses.join(', ')}`,
+    'ListenPort = 51820',
+    `MTU = ${inv.mtu}`,
+    ...inv.relays.map((r) => `Relay = ${r}`),
+    ...caLine,
+    ...(inv.stun.length ? [`STUN = ${inv.stun.join(', ')}`] : []),
+    '',
+    '[Peer]',
+    `Name = ${inv.inviter.name}`,
+    `PublicKey = ${inv.inviter.publicKey}`,
+    `AllowedIPs = ${inv.inviter.allowedIps.join(', ')}`,
+    ...(inv.inviter.endpoint ? [`Endpoint = ${inv.inviter.endpoint}`] : []),
+    'PersistentKeepalive = 25',
+    '',
+  ].join('\n');
+  parseConfig(text, file, iface);
+  writeFileAtomic(file, text);
+  return { file, interface: iface, addresses: inv.addresses };
+}

@@ -1,0 +1,100 @@
+// The inviting daemon's half of `meshd join`: a redeem from a pending invitation's enrollment key
+// (not a peer yet) is checked against CONFIG.invites: the right token, unused, unexpired. The first
+// valid redeem adds the joining host's own key as a [Peer] (with the reserved address) and marks the
+// invitation used; a retransmission of that same redeem is answered again; anything else is refused.
+import { keyId, keyToBase64, parsePublicKey, type NodePrivateKey } from '../crypto/keys.js';
+import { discoKey, openDisco, sealDisco } from '../crypto/disco-box.js';
+import { randomBytes } from 'node:crypto';
+import { decodeDiscoEnvelope, decodeDiscoMessage, encodeDiscoEnvelope, encodeDiscoMessage, REDEEM_EXPIRED, REDEEM_OK, REDEEM_UNKNOWN, REDEEM_USED } from '../wire/disco.js';
+import { loadInvites, saveInvites, tokenMatches, type PendingInvite } from '../config/invites.js';
+import { withFileLock } from '../config/write.js';
+import { peerAddLocked } from '../cli/peer.js';
+
+/** How often CONFIG.invites is re-read when strangers send disco (it changes only by meshd invite). */
+const INVITES_CACHE_MS = 1000;
+
+export interface RedeemContext {
+  configFile: string;
+  iface: string;
+  identity(): { privateKey: NodePrivateKey; publicKey: Uint8Array };
+  /** Applies the config file (the new peer) to the running daemon. */
+  reload(): Promise<unknown>;
+  log(msg: string, fields: Record<string, unknown>): void;
+}
+
+export class InviteRedeemer {
+  private cache: PendingInvite[] = [];
+  private cacheAtMs = -Infinity;
+  private readonly inFlight = new Map<string, Promise<number>>();
+
+  constructor(private readonly ctx: RedeemContext) {}
+
+  /** The pending invitation whose enrollment key sent this disco datagram, if any. */
+  pendingFor(sender: Uint8Array): PendingInvite | undefined {
+    if (Date.now() - this.cacheAtMs > INVITES_CACHE_MS) {
+      try {
+        this.cache = loadInvites(this.ctx.configFile);
+      } catch {
+        this.cache = [];
+      }
+      this.cacheAtMs = Date.now();
+    }
+    const id = keyId(sender);
+    return this.cache.find((p) => keyId(parsePublicKey(p.enrollmentPublicKey)) === id);
+  }
+
+  /**
+   * Handles a disco datagram from an enrollment key; `reply` sends the sealed result back the way
+   * the redeem came. Returns false when the datagram is not a redeem from a pending invitation.
+   */
+  handle(b: Uint8Array, reply: (data: Uint8Array) => void): boolean {
+    const env = decodeDiscoEnvelope(b);
+    if (!env || !this.pendingFor(env.sender)) return false;
+    const key = discoKey(this.ctx.identity().privateKey, env.sender);
+    const plain = key ? openDisco(key, env.nonce, env.sealed, env.sender) : null;
+    const m = plain ? decodeDiscoMessage(plain) : null;
+    if (!key || !m || m.type !== 'redeem') return false;
+    const flightKey = `${keyId(env.sender)}:${keyId(m.newKey)}`;
+    let p = this.inFlight.get(flightKey);
+    if (!p) {
+      p = this.redeem(env.sender, m.token, m.newKey).finally(() => this.inFlight.delete(flightKey));
+      this.inFlight.set(flightKey, p);
+    }
+    void p.then((status) => {
+      const own = this.ctx.identity().publicKey;
+      const nonce = new Uint8Array(randomBytes(24));
+      reply(encodeDiscoEnvelope(own, nonce, sealDisco(key, nonce, encodeDiscoMessage({ type: 'redeem-result', status }), own)));
+    });
+    return true;
+  }
+
+  private async redeem(sender: Uint8Array, token: Uint8Array, newKey: Uint8Array): Promise<number> {
+    const file = this.ctx.configFile;
+    let added = false;
+    const status = await withFileLock(file, () => {
+      const list = loadInvites(file);
+      const inv = list.find((p) => keyId(parsePublicKey(p.enrollmentPublicKey)) === keyId(sender));
+      if (!inv || !tokenMatches(inv, token)) return REDEEM_UNKNOWN;
+      const newKeyB64 = keyToBase64(newKey);
+      if (inv.usedAt !== null) return inv.usedBy === newKeyB64 ? REDEEM_OK : REDEEM_USED;
+      if (Date.now() > inv.expiresAt) return REDEEM_EXPIRED;
+      peerAddLocked(file, { publicKey: newKeyB64, name: inv.name, allowedIps: inv.allowedIps.join(',') }, this.ctx.iface);
+      inv.usedAt = Date.now();
+      inv.usedBy = newKeyB64;
+      saveInvites(file, list);
+      this.cacheAtMs = -Infinity;
+      added = true;
+      return REDEEM_OK;
+    }).catch((err: Error) => {
+      this.ctx.log('invitation could not be redeemed', { err: err.message });
+      return REDEEM_UNKNOWN;
+    });
+    if (added) {
+      await this.ctx.reload();
+      this.ctx.log('invitation redeemed: new peer added', { peer: keyToBase64(newKey) });
+    } else if (status !== REDEEM_OK) {
+      this.ctx.log('invitation refused', { reason: status === REDEEM_USED ? 'already used' : status === REDEEM_EXPIRED ? 'expired' : 'unknown token' });
+    }
+    return status;
+  }
+}
