@@ -131,3 +131,21 @@ t.test('editor: CRLF files and files without a final newline', async (t) => {
   t.ok(parseConfig(added2, 'x.conf', 'wg0'));
   t.throws(() => removePeer(added, 'nobody', 'x.conf'), /no \[Peer\] named or keyed "nobody"/);
 });
+
+t.test('a full disk leaves the previous file intact', { skip: process.getuid?.() === 0 ? false : 'needs root to mount a small tmpfs' }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'meshd-full-'));
+  t.equal(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', dir]).status, 0, 'a 64 KiB filesystem');
+  t.teardown(() => {
+    spawnSync('umount', [dir]);
+  });
+  const f = join(dir, 'wg7.conf');
+  writeFileSync(f, original, { mode: 0o600 });
+  const filler = spawnSync('sh', ['-c', `dd if=/dev/zero of=${dir}/filler bs=1k count=1000 2>/dev/null; true`]);
+  t.equal(filler.status, 0);
+  const r = run(['peer', 'add', f, '--public-key', keyPair().pub, '--name', 'toolate']);
+  t.equal(r.status, 2, 'a runtime failure (exit 2)');
+  t.match(r.stderr, /wg7\.conf.*ENOSPC.*unchanged/, 'says the disk is full and the file is unchanged');
+  t.equal(readFileSync(f, 'utf8'), original, 'the previous file is intact');
+  const leftovers = spawnSync('sh', ['-c', `ls -A ${dir} | grep -v -e filler -e wg7.conf || true`], { encoding: 'utf8' }).stdout.trim();
+  t.equal(leftovers, '', 'no temporary or lock file left behind');
+});

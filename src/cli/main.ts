@@ -98,17 +98,18 @@ export async function main(argv: string[]): Promise<void> {
     .option('-i, --interface <name>', 'interface (default: the only one running)')
     .option('-c, --count <n>', 'pings to send at most', (v) => positiveInt(v, '--count'), 10)
     .option('--until-direct', 'stop at the first reply over a direct path')
+    .option('--json', 'one JSON object per reply')
     .description('disco ping over the current paths, like tailscale ping')
-    .action(async (q: string, o: { interface?: string; count: number; untilDirect?: boolean }) => {
+    .action(async (q: string, o: { interface?: string; count: number; untilDirect?: boolean; json?: boolean }) => {
       const iface = pickInterface(o.interface);
       let replies = 0;
       let direct = false;
       for (let i = 0; i < o.count && !(o.untilDirect && direct); i++) {
         const started = Date.now();
         const r = (await controlRequest(iface, { cmd: 'ping', peer: q }, 10_000)) as { peer: string; replies: PongReply[] };
-        if (r.replies.length === 0) process.stdout.write(`no reply from ${r.peer}\n`);
+        if (r.replies.length === 0) process.stdout.write(o.json ? JSON.stringify({ peer: r.peer, reply: null }) + '\n' : `no reply from ${r.peer}\n`);
         for (const p of r.replies.sort((a, b) => a.rttMs - b.rttMs)) {
-          process.stdout.write(`pong from ${r.peer} via ${p.via} in ${p.rttMs.toFixed(0)}ms\n`);
+          process.stdout.write(o.json ? JSON.stringify({ peer: r.peer, ...p }) + '\n' : `pong from ${r.peer} via ${p.via} in ${p.rttMs.toFixed(0)}ms\n`);
           replies++;
           if (p.direct) direct = true;
         }

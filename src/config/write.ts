@@ -28,7 +28,9 @@ export async function withFileLock<T>(file: string, fn: () => T | Promise<T>): P
       closeSync(fd);
       break;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new MeshdError('ELOCK', `cannot create ${lock}: ${(err as NodeJS.ErrnoException).code}`);
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
+        throw new MeshdError('ELOCK', `cannot lock ${file} (creating ${lock}: ${(err as NodeJS.ErrnoException).code}); the file is unchanged`);
+      }
       let holder = NaN;
       try {
         holder = Number(readFileSync(lock, 'utf8'));
