@@ -1,14 +1,11 @@
 // NAT traversal benchmark: time from both daemons up to the first direct-path reply across two
 // endpoint-independent NATs (median of BENCH_RUNS, default 5), with the handshake and disco packet
 // counts it took. Writes bench/results/nat-*.json.
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { cpus } from 'node:os';
 import { Lab, labUnavailable } from '../src/lab/netns-lab.js';
+import { machine, writeResult } from './common.js';
 import { natConfig, natWorld, relayArgs } from '../src/lab/nat-world.js';
 import { controlRequest } from '../src/control/control.js';
 import type { DaemonStatus } from '../src/daemon/status.js';
-import { REPO_ROOT } from '../test/helpers/vectors.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 
@@ -54,15 +51,13 @@ async function main(): Promise<void> {
   const median = sorted[Math.floor(sorted.length / 2)];
   const result = {
     date: new Date().toISOString(),
-    machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version },
+    machine: machine(),
     settings: { runs: RUNS, nat: 'both endpoint-independent (nftables masquerade)', measuredFrom: 'both daemons up (control sockets answering)' },
     timeToFirstDirectMs: { median, min: sorted[0], max: sorted[sorted.length - 1], all: runs.map((r) => r.ms) },
     packetCountsAtFirstDirect: runs.map((r) => ({ alice: r.a, bob: r.b })),
   };
   process.stdout.write(JSON.stringify(result, null, 2) + '\n');
-  const dir = join(REPO_ROOT, 'bench', 'results');
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, `nat-${result.date.replace(/[:.]/g, '-')}.json`), JSON.stringify(result, null, 2) + '\n');
+  writeResult('nat', result);
 }
 
 void main();

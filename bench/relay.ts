@@ -3,39 +3,24 @@
 //     in the same run;
 //  2. relay capacity: RSS of one meshd-relay process holding N idle logged-in clients.
 //   BENCH_SECONDS (default 5), BENCH_RELAY_CLIENTS (default "1000,5000")
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cpus } from 'node:os';
-import { Lab, labUnavailable, sleep, waitFor } from '../test/helpers/lab.js';
-import { REPO_ROOT } from '../test/helpers/vectors.js';
+import { sleep, waitFor } from '../src/lab/netns-lab.js';
+import { packageRoot } from '../src/package-root.js';
+import { iperf3, machine, withBenchLab, writeResult } from './common.js';
 import { blockDirectUdp, relayArgs, relayConfig, relayLab, relayUrl } from '../test/helpers/relay-lab.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CLIENT_COUNTS = (process.env.BENCH_RELAY_CLIENTS ?? '1000,5000,10000').split(',').map(Number);
-const CLIENTS_JS = join(REPO_ROOT, 'dist', 'bench', 'relay-clients.js');
+const CLIENTS_JS = join(packageRoot(), 'dist', 'bench', 'relay-clients.js');
 
 function rssKiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) : NaN;
 }
 
-async function iperf(lab: Lab, client: string, server: string, addr: string): Promise<number> {
-  await lab.exec(server, 'iperf3', ['-s', '-D', '-1']);
-  await sleep(300);
-  const r = await lab.exec(client, 'iperf3', ['-c', addr, '-t', String(SECONDS), '-J'], (SECONDS + 30) * 1000);
-  if (r.code !== 0) throw new Error(`iperf3: ${r.stderr || r.stdout.slice(0, 300)}`);
-  return JSON.parse(r.stdout).end.sum_received.bits_per_second / 1e9;
-}
-
 async function main(): Promise<void> {
-  const why = labUnavailable(['iperf3', 'nft', 'openssl']);
-  if (why) {
-    process.stderr.write(`bench: cannot run: ${why}\n`);
-    process.exit(1);
-  }
-  const teardowns: (() => unknown)[] = [];
-  const lab = new Lab({ teardown: (fn) => teardowns.push(fn) });
-  try {
+  await withBenchLab(['iperf3', 'nft', 'openssl'], async (lab) => {
     const rl = await relayLab(lab, 1);
     const relay = await lab.relay(rl.relayNs[0], relayArgs(rl, 0, true, ['--client-rate', '0']));
     const url = relayUrl(rl, 0, true);
@@ -44,12 +29,12 @@ async function main(): Promise<void> {
     const path = async () => JSON.parse((await lab.cli(['status', rl.a.iface, '--json'])).stdout).peers[0].path.kind as string;
     await lab.exec(rl.a.ns, 'ping', ['-c', '3', '-i', '0.3', '-W', '3', rl.b.mesh4]);
     if (!(await waitFor(async () => (await path()) === 'direct', 10_000))) throw new Error('no direct path');
-    const direct = await iperf(lab, rl.a.ns, rl.b.ns, rl.b.mesh4);
+    const direct = (await iperf3(lab, rl.a.ns, rl.b.ns, rl.b.mesh4, SECONDS)).bitsPerSecond / 1e9;
     process.stderr.write(`direct: ${direct.toFixed(3)} Gbit/s\n`);
     await blockDirectUdp(rl);
     await lab.exec(rl.a.ns, 'ping', ['-c', '10', '-i', '0.5', '-W', '3', rl.b.mesh4]);
     if (!(await waitFor(async () => (await path()) === 'relay', 15_000))) throw new Error('did not move to the relay');
-    const relayed = await iperf(lab, rl.a.ns, rl.b.ns, rl.b.mesh4);
+    const relayed = (await iperf3(lab, rl.a.ns, rl.b.ns, rl.b.mesh4, SECONDS)).bitsPerSecond / 1e9;
     process.stderr.write(`relay: ${relayed.toFixed(3)} Gbit/s\n`);
 
     // Capacity: idle logged-in clients on one relay (plain ws on loopback inside the relay's namespace).
@@ -72,19 +57,15 @@ async function main(): Promise<void> {
     }
     const result = {
       date: new Date().toISOString(),
-      machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version },
+      machine: machine(),
       settings: { seconds: SECONDS, mtu: 1280, relayTransport: 'wss (TLS), one relay' },
       throughputGbps: { direct, relay: relayed, relayOverDirect: relayed / direct },
       capacity: { baseRssMiB: base / 1024, points: capacity },
     };
     process.stdout.write(JSON.stringify(result, null, 2) + '\n');
-    const dir = join(REPO_ROOT, 'bench', 'results');
-    mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, `relay-${result.date.replace(/[:.]/g, '-')}.json`), JSON.stringify(result, null, 2) + '\n');
+    writeResult('relay', result);
     relay.kill('SIGTERM');
-  } finally {
-    for (const f of teardowns) await f();
-  }
+  });
 }
 
 void main();

@@ -169,6 +169,7 @@ export class Daemon {
         cfg.relayCa ?? undefined,
         {
           onPacket: (src, packet, relay) => this.onRelayPacket(src, packet, relay),
+          onPeerGone: (key) => this.discovery.relayPeerGone(keyId(key)),
           onStateChange: (relay) => {
             if (relay.connected) {
               this.device.retryWaitingHandshakes();

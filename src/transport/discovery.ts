@@ -183,6 +183,16 @@ export class Discovery {
     for (const id of this.state.keys()) if (!this.dev.peers.has(id)) this.state.delete(id);
   }
 
+  /** A relay said the peer is not connected to it: pings waiting on that relay will not be answered. */
+  relayPeerGone(peerId: string): void {
+    for (const [tx, p] of this.pending) {
+      if (p.peerId === peerId && p.to === null) {
+        this.pending.delete(tx);
+        p.waiter?.(null);
+      }
+    }
+  }
+
   /** Forgets keys and candidates (after our private key changed). */
   reset(): void {
     this.state.clear();

@@ -26,7 +26,7 @@ export class Relays {
     urls: readonly string[],
     identity: () => StaticIdentity,
     ca: Buffer | undefined,
-    events: Pick<RelayClientEvents, 'onPacket' | 'onStateChange'>,
+    events: Pick<RelayClientEvents, 'onPacket' | 'onStateChange'> & { onPeerGone?: (key: Uint8Array) => void },
     log: Logger,
   ) {
     this.clients = urls.map(
@@ -38,7 +38,10 @@ export class Relays {
           {
             onPacket: events.onPacket,
             onStateChange: events.onStateChange,
-            onPeerGone: (key, relay) => this.goneMap(relay.url).set(keyId(key), Date.now()),
+            onPeerGone: (key, relay) => {
+              this.goneMap(relay.url).set(keyId(key), Date.now());
+              events.onPeerGone?.(key);
+            },
           },
           log,
         ),

@@ -1,0 +1,50 @@
+// What every benchmark shares: a namespace lab (or a clear refusal), iperf3 runs, result files.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { cpus } from 'node:os';
+import { Lab, labUnavailable, sleep } from '../src/lab/netns-lab.js';
+import { packageRoot } from '../src/package-root.js';
+
+/** Runs `body` with a fresh lab, removed afterwards; exits 1 when the machine cannot host one. */
+export async function withBenchLab(requirements: string[], body: (lab: Lab) => Promise<void>): Promise<void> {
+  const why = labUnavailable(requirements);
+  if (why) {
+    process.stderr.write(`bench: cannot run: ${why}\n`);
+    process.exit(1);
+  }
+  const teardowns: (() => unknown)[] = [];
+  const lab = new Lab({ teardown: (fn) => teardowns.push(fn) });
+  try {
+    await body(lab);
+  } finally {
+    for (const f of teardowns) await f();
+  }
+}
+
+export interface IperfSample {
+  bitsPerSecond: number;
+  retransmits: number;
+}
+
+/** One iperf3 TCP run from `client` to `addr` (a one-shot server in `server`). */
+export async function iperf3(lab: Lab, client: string, server: string, addr: string, seconds: number): Promise<IperfSample> {
+  await lab.exec(server, 'iperf3', ['-s', '-D', '-1']);
+  await sleep(300);
+  const r = await lab.exec(client, 'iperf3', ['-c', addr, '-t', String(seconds), '-J'], (seconds + 30) * 1000);
+  if (r.code !== 0) throw new Error(`iperf3 failed: ${r.stderr || r.stdout.slice(0, 500)}`);
+  const j = JSON.parse(r.stdout);
+  return { bitsPerSecond: j.end.sum_received.bits_per_second, retransmits: j.end.sum_sent.retransmits ?? 0 };
+}
+
+export function machine(): { cpus: number; model: string | undefined; node: string } {
+  return { cpus: cpus().length, model: cpus()[0]?.model, node: process.version };
+}
+
+/** Writes bench/results/NAME-DATE.json and returns its path. */
+export function writeResult(name: string, result: { date: string }): string {
+  const dir = join(packageRoot(), 'bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `${name}-${result.date.replace(/[:.]/g, '-')}.json`);
+  writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
+  return file;
+}
