@@ -98,6 +98,64 @@ t.test('two engines punch, confirm a direct path, keep it with heartbeats, and l
   t.ok(isDirectConfirmed(p.peerOfA, p.clock.now()), 'a later punch restores it');
 });
 
+t.test('a faster path found later wins; one barely faster does not (hysteresis)', async (t) => {
+  const p = makePair();
+  p.a.setEndpoint(p.peerOfA, null);
+  const key = (e: Endpoint) => `${e.address}:${e.port}`;
+  const SLOW: Endpoint = { address: '192.0.2.99', port: 4000 };
+  const SLOWISH: Endpoint = { address: '192.0.2.98', port: 4000 };
+  const oneWayMs = new Map([[key(EP_B), 1], [key(SLOW), 20], [key(SLOWISH), 19]]);
+  const open = new Set([key(SLOW)]);
+  const da = new Discovery(p.a, () => [EP_A], () => true);
+  const db = new Discovery(p.b, () => [SLOW, SLOWISH, EP_B], () => true);
+  const viaRelayFromA = relayEndpoint('wss://relay.test/', p.a.publicKey);
+  const viaRelayFromB = relayEndpoint('wss://relay.test/', p.b.publicKey);
+  const queue: { at: number; run: () => void }[] = [];
+  // B's output: relay messages go at once; a pong goes back from the address that was pinged.
+  const fromB = (pingedAt: Endpoint | null) => {
+    for (const m of db.out.splice(0)) {
+      if (m.to === null || m.to.relay) da.handle(m.data, viaRelayFromB);
+      else if (pingedAt) {
+        const d = oneWayMs.get(key(pingedAt))!;
+        queue.push({ at: p.clock.now() + d, run: () => da.handle(m.data, pingedAt) });
+      }
+      // B's own punches toward A are not modelled: A learns B's candidates from call-me-maybe.
+    }
+  };
+  const run = (ms: number) => {
+    for (let i = 0; i < ms; i++) {
+      p.clock.advance(1);
+      if (i % 100 === 0) {
+        da.tick();
+        db.tick();
+      }
+      for (const m of da.out.splice(0)) {
+        if (m.to === null || m.to.relay) {
+          db.handle(m.data, viaRelayFromA);
+          fromB(null);
+        } else if (open.has(key(m.to))) {
+          const to = m.to;
+          queue.push({ at: p.clock.now() + oneWayMs.get(key(to))!, run: () => (db.handle(m.data, EP_A), fromB(to)) });
+        }
+      }
+      fromB(null);
+      for (const q of queue.filter((q) => q.at <= p.clock.now())) {
+        queue.splice(queue.indexOf(q), 1);
+        q.run();
+      }
+    }
+  };
+  run(2000);
+  t.same(p.peerOfA.endpoint, SLOW, 'the only open path is taken');
+  open.add(key(SLOWISH));
+  run(31_000);
+  t.same(p.peerOfA.endpoint, SLOW, 'a path only 5% faster does not replace it');
+  open.add(key(EP_B));
+  run(31_000);
+  t.same(p.peerOfA.endpoint, EP_B, 'a much faster path found by the periodic full discovery wins');
+  t.ok(isDirectConfirmed(p.peerOfA, p.clock.now()));
+});
+
 t.test('disco from a stranger is dropped before any crypto; tampering is dropped after', async (t) => {
   const p = makePair();
   const da = new Discovery(p.a, () => [EP_A], () => true);

@@ -28,6 +28,8 @@ import { isDirectConfirmed } from './path.js';
 
 export const PUNCH_INTERVAL_MS = 5_000;
 export const HEARTBEAT_INTERVAL_MS = 2_000;
+/** While a direct path is in use, all candidates are pinged this often, so a better one is found. */
+export const FULL_DISCOVERY_INTERVAL_MS = 30_000;
 /** A peer is worth punching to while it has traffic or a session, or for this long after it appears. */
 export const ACTIVE_WINDOW_MS = 60_000;
 export const PING_TIMEOUT_MS = 5_000;
@@ -171,7 +173,10 @@ export class Discovery {
       }
       if (!this.isActive(peer, st, now)) continue;
       if (isDirectConfirmed(peer, now)) {
-        if (now - st.lastHeartbeatMs >= HEARTBEAT_INTERVAL_MS && peer.endpoint) {
+        if (now - st.lastPunchMs >= FULL_DISCOVERY_INTERVAL_MS) {
+          st.lastHeartbeatMs = now;
+          this.punch(peer, st, now); // pings the current endpoint too
+        } else if (now - st.lastHeartbeatMs >= HEARTBEAT_INTERVAL_MS && peer.endpoint) {
           st.lastHeartbeatMs = now;
           this.ping(peer, peer.endpoint);
         }
