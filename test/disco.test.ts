@@ -107,7 +107,8 @@ t.test('a faster path found later wins; one barely faster does not (hysteresis)'
   const oneWayMs = new Map([[key(EP_B), 1], [key(SLOW), 20], [key(SLOWISH), 19]]);
   const open = new Set([key(SLOW)]);
   const da = new Discovery(p.a, () => [EP_A], () => true);
-  const db = new Discovery(p.b, () => [SLOW, SLOWISH, EP_B], () => true);
+  let bUsesRelay = true;
+  const db = new Discovery(p.b, () => [SLOW, SLOWISH, EP_B], () => bUsesRelay);
   const viaRelayFromA = relayEndpoint('wss://relay.test/', p.a.publicKey);
   const viaRelayFromB = relayEndpoint('wss://relay.test/', p.b.publicKey);
   const queue: { at: number; run: () => void }[] = [];
@@ -147,6 +148,7 @@ t.test('a faster path found later wins; one barely faster does not (hysteresis)'
   };
   run(2000);
   t.same(p.peerOfA.endpoint, SLOW, 'the only open path is taken');
+  bUsesRelay = false; // from now on only A's own periodic discovery can find a better path
   open.add(key(SLOWISH));
   run(31_000);
   t.same(p.peerOfA.endpoint, SLOW, 'a path only 5% faster does not replace it');
