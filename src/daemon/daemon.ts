@@ -14,11 +14,11 @@ import type { Peer } from '../tunnel/peer.js';
 import { Relays } from '../transport/relays.js';
 import type { RelayClient } from '../transport/relay-client.js';
 import { choosePath, isDirectConfirmed } from '../transport/path.js';
-import { Discovery, type PongResult } from '../transport/discovery.js';
-import { StunProber, type StunResult } from '../transport/stun-client.js';
-import { OwnEndpoints, mappingVaries } from '../transport/endpoints.js';
-import { keyId, parsePublicKey } from '../crypto/keys.js';
-import { parseIp } from '../tunnel/cidr.js';
+import { Discovery } from '../transport/discovery.js';
+import { StunService } from '../transport/stun-service.js';
+import { mappingVaries } from '../transport/endpoints.js';
+import { pingRound, type PongReply } from './ping.js';
+import { keyId } from '../crypto/keys.js';
 import type { DeviceEvent } from '../tunnel/outbox.js';
 import { LinuxTun, type TunDevice } from '../tun/tun-device.js';
 import { addAddress, setMtuAndUp } from '../tun/netconfig.js';
@@ -40,11 +40,6 @@ import { buildStatus, type DaemonStatus, type PathStatus } from './status.js';
 
 /** How often timers are checked; WireGuard's timers tolerate this much lateness. */
 export const TICK_INTERVAL_MS = 100;
-/** STUN refresh: often enough to notice a NAT rebinding well before UDP conntrack (30 s) forgets us. */
-export const STUN_REFRESH_MS = 20_000;
-export const STUN_TIMEOUT_MS = 2_000;
-/** How often interface addresses are checked; a change (new network) triggers a STUN round at once. */
-export const NETWORK_CHECK_MS = 2_000;
 export const DEFAULT_STUN_PORT = 3478;
 
 export interface DaemonOptions {
@@ -60,11 +55,7 @@ const systemClock: Clock = {
   wall: () => Date.now(),
 };
 
-export interface PongReply {
-  via: string;
-  direct: boolean;
-  rttMs: number;
-}
+export type { PongReply };
 
 export interface NetcheckReport {
   udp: boolean;
@@ -80,11 +71,7 @@ export class Daemon {
   private udp: PacketConn | null = null;
   private relays: Relays | null = null;
   readonly discovery: Discovery;
-  private readonly stunProber = new StunProber();
-  private readonly own: OwnEndpoints;
-  private stunServers: { name: string; ep: Endpoint }[] = [];
-  private stunTimer: NodeJS.Timeout | null = null;
-  private netTimer: NodeJS.Timeout | null = null;
+  private readonly stun: StunService;
   private handshakeInitiationsSent = 0;
   private readonly invites: InviteRedeemer;
   private uapi: net.Server | null = null;
@@ -111,8 +98,8 @@ export class Daemon {
       timers: opts.timers,
     });
     this.routes = new RouteTable(this.iface, config.iface.table, log);
-    this.own = new OwnEndpoints(this.iface, () => this.udp?.port ?? 0);
-    this.discovery = new Discovery(this.device, () => this.own.candidates(), () => this.relays?.anyConnected ?? false);
+    this.stun = new StunService(this.iface, () => this.udp?.port ?? 0, (data, to) => this.udp?.send(data, to), () => this.discovery.candidatesChanged(), log);
+    this.discovery = new Discovery(this.device, () => this.stun.own.candidates(), () => this.relays?.anyConnected ?? false);
     this.invites = new InviteRedeemer({
       configFile: config.file,
       iface: this.iface,
@@ -183,15 +170,7 @@ export class Daemon {
       this.relays.start();
     }
 
-    this.stunServers = await this.resolveStunServers();
-    void this.refreshStun();
-    this.stunTimer = setInterval(() => void this.refreshStun(), STUN_REFRESH_MS);
-    this.netTimer = setInterval(() => {
-      if (this.own.localAddressesChanged()) {
-        log.info({ component: 'stun' }, 'network change: interface addresses changed; refreshing endpoints');
-        void this.refreshStun();
-      }
-    }, NETWORK_CHECK_MS);
+    await this.stun.start(cfg.stun, cfg.relays, config.file);
 
     this.uapi = await startUapiServer(this.iface, {
       get: () => formatGet(this.device, this.udp?.port ?? 0),
@@ -202,7 +181,7 @@ export class Daemon {
         case 'status':
           return this.status();
         case 'ping':
-          return this.ping(req.peer);
+          return pingRound(this.device, this.discovery, req.peer, () => this.flush());
         case 'netcheck':
           return this.netcheck();
         case 'reload':
@@ -251,42 +230,12 @@ export class Daemon {
         if (!this.invites.handle(msg, (data) => this.udp?.send(data, from))) this.discovery.handle(msg, from);
         break;
       case 'stun':
-        if (!this.stunProber.onDatagram(msg)) this.device.outsideDrops.add('not-wireguard');
+        if (!this.stun.onDatagram(msg)) this.device.outsideDrops.add('not-wireguard');
         break;
       default:
         this.device.outsideDrops.add('not-wireguard');
     }
     this.flush();
-  }
-
-  private async resolveStunServers(): Promise<{ name: string; ep: Endpoint }[]> {
-    const cfg = this.config.iface;
-    const wanted = cfg.stun.length
-      ? cfg.stun
-      : cfg.relays.map((u) => ({ host: new URL(u).hostname.replace(/^\[|\]$/g, ''), port: DEFAULT_STUN_PORT }));
-    const out: { name: string; ep: Endpoint }[] = [];
-    for (const hp of wanted) {
-      try {
-        out.push({ name: `${hp.host.includes(':') ? `[${hp.host}]` : hp.host}:${hp.port}`, ep: await resolveEndpoint(hp, this.config.file, 0) });
-      } catch (err) {
-        this.log.warn({ component: 'stun', server: `${hp.host}:${hp.port}`, err: (err as Error).message }, 'cannot resolve STUN server; skipping it');
-      }
-    }
-    return out;
-  }
-
-  private async stunRound(): Promise<StunResult[]> {
-    return Promise.all(
-      this.stunServers.map((s) => this.stunProber.probe(s.ep, s.name, (data, to) => this.udp?.send(data, to), STUN_TIMEOUT_MS)),
-    );
-  }
-
-  private async refreshStun(): Promise<void> {
-    const results = await this.stunRound();
-    if (this.own.update(results)) {
-      this.log.info({ component: 'stun', endpoints: this.own.list() }, 'own endpoints changed');
-      this.discovery.candidatesChanged();
-    }
   }
 
   /**
@@ -336,49 +285,8 @@ export class Daemon {
     return s;
   }
 
-  /** Finds a peer by name, mesh IP or public key. */
-  private findPeer(q: string): Peer {
-    for (const p of this.device.peers.values()) if (p.name === q) return p;
-    const ip = parseIp(q);
-    if (ip) {
-      const p = this.device.allowedIps.lookup(ip.version, ip.bytes, 0);
-      if (p) return p;
-    }
-    try {
-      const p = this.device.peers.get(keyId(parsePublicKey(q)));
-      if (p) return p;
-    } catch {
-      // not a key
-    }
-    throw new MeshdError('ENOPEER', `no peer "${q}" (give a name, a mesh IP or a public key)`);
-  }
-
-  /** One disco ping over every current path at once; answers with the first pong (or none). */
-  private ping(q: string): Promise<{ peer: string; replies: PongReply[] }> {
-    const peer = this.findPeer(q);
-    const label = peer.name ?? keyToBase64(peer.publicKey);
-    return new Promise((resolve, reject) => {
-      let expected = 0;
-      let answered = 0;
-      let done = false;
-      expected = this.discovery.pingNow(peer, (r: PongResult | null) => {
-        answered++;
-        if (done) return;
-        if (r) {
-          done = true;
-          resolve({ peer: label, replies: [{ via: r.via ? formatEndpoint(r.via) : `relay ${r.relay}`, direct: r.via !== null, rttMs: r.rttMs }] });
-        } else if (answered === expected) {
-          done = true;
-          resolve({ peer: label, replies: [] });
-        }
-      });
-      this.flush();
-      if (expected === 0) reject(new MeshdError('ENOPATH', `no path to ${label}: no endpoint known and no relay connected`));
-    });
-  }
-
   private async netcheck(): Promise<NetcheckReport> {
-    const results = await this.stunRound();
+    const results = await this.stun.round();
     const udp = results.some((r) => r.mapped);
     return {
       udp,
@@ -490,8 +398,8 @@ export class Daemon {
       listenPort: this.udp?.port ?? 0,
       addresses: this.config.iface.addresses.map(formatCidr),
       relays: this.relays?.status() ?? [],
-      endpoints: this.own.list(),
-      natMappingVariesByDestination: this.own.mappingVariesByDestination(),
+      endpoints: this.stun.own.list(),
+      natMappingVariesByDestination: this.stun.own.mappingVariesByDestination(),
       discoDrops: this.discovery.drops.snapshot(),
       counters: {
         handshakeInitiationsSent: this.handshakeInitiationsSent,
@@ -531,10 +439,7 @@ export class Daemon {
     if (runDownHooks) await runHooks('PreDown', cfg.preDown, this.iface).catch((err) => this.log.warn({ component: 'daemon', err }, 'PreDown failed'));
     if (this.tick) clearInterval(this.tick);
     this.tick = null;
-    if (this.stunTimer) clearInterval(this.stunTimer);
-    if (this.netTimer) clearInterval(this.netTimer);
-    this.stunTimer = this.netTimer = null;
-    this.stunProber.cancelAll();
+    this.stun.stop();
     if (this.uapi) closeUnix(this.uapi, uapiSocketPath(this.iface));
     if (this.control) closeUnix(this.control, controlSocketPath(this.iface));
     this.uapi = this.control = null;

@@ -1,0 +1,77 @@
+// The daemon's view of its own public endpoints: STUN rounds from the data socket every
+// STUN_REFRESH_MS and whenever the host's interface addresses change, and the candidates they give.
+import type { Logger } from '../log.js';
+import type { HostPort } from '../config/config.js';
+import { resolveEndpoint } from '../daemon/resolve.js';
+import type { Endpoint } from '../tunnel/endpoint.js';
+import { OwnEndpoints } from './endpoints.js';
+import { StunProber, type StunResult } from './stun-client.js';
+
+/** STUN refresh: often enough to notice a NAT rebinding well before UDP conntrack (30 s) forgets us. */
+export const STUN_REFRESH_MS = 20_000;
+export const STUN_TIMEOUT_MS = 2_000;
+export const DEFAULT_STUN_PORT = 3478;
+/** How often interface addresses are checked; a change (new network) triggers a STUN round at once. */
+export const NETWORK_CHECK_MS = 2_000;
+
+export class StunService {
+  readonly own: OwnEndpoints;
+  private readonly prober = new StunProber();
+  private servers: { name: string; ep: Endpoint }[] = [];
+  private timers: NodeJS.Timeout[] = [];
+
+  constructor(
+    iface: string,
+    port: () => number,
+    private readonly send: (data: Uint8Array, to: Endpoint) => void,
+    private readonly onCandidatesChanged: () => void,
+    private readonly log: Logger,
+  ) {
+    this.own = new OwnEndpoints(iface, port);
+  }
+
+  /** Resolves the servers (configured, else port 3478 on each relay host) and starts refreshing. */
+  async start(configured: HostPort[], relayUrls: string[], configFile: string): Promise<void> {
+    const wanted = configured.length ? configured : relayUrls.map((u) => ({ host: new URL(u).hostname.replace(/^\[|\]$/g, ''), port: DEFAULT_STUN_PORT }));
+    for (const hp of wanted) {
+      const name = `${hp.host.includes(':') ? `[${hp.host}]` : hp.host}:${hp.port}`;
+      try {
+        this.servers.push({ name, ep: await resolveEndpoint(hp, configFile, 0) });
+      } catch (err) {
+        this.log.warn({ component: 'stun', server: name, err: (err as Error).message }, 'cannot resolve STUN server; skipping it');
+      }
+    }
+    void this.refresh();
+    this.timers.push(setInterval(() => void this.refresh(), STUN_REFRESH_MS));
+    this.timers.push(
+      setInterval(() => {
+        if (!this.own.localAddressesChanged()) return;
+        this.log.info({ component: 'stun' }, 'network change: interface addresses changed; refreshing endpoints');
+        void this.refresh();
+      }, NETWORK_CHECK_MS),
+    );
+  }
+
+  stop(): void {
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    this.prober.cancelAll();
+  }
+
+  /** A datagram classified as STUN; false when it answers nothing we asked. */
+  onDatagram(b: Uint8Array): boolean {
+    return this.prober.onDatagram(b);
+  }
+
+  /** One binding request to every server, in parallel. */
+  round(): Promise<StunResult[]> {
+    return Promise.all(this.servers.map((s) => this.prober.probe(s.ep, s.name, this.send, STUN_TIMEOUT_MS)));
+  }
+
+  private async refresh(): Promise<void> {
+    if (this.own.update(await this.round())) {
+      this.log.info({ component: 'stun', endpoints: this.own.list() }, 'own endpoints changed');
+      this.onCandidatesChanged();
+    }
+  }
+}
