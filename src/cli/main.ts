@@ -183,6 +183,10 @@ export async function main(argv: string[]): Promise<void> {
         return;
       }
       for (const p of r.peers) {
+        if (p.pending) {
+          process.stdout.write(`${(p.name ?? '-').padEnd(12)} (invited, not joined yet; invitation ${p.pending.invitation} expires ${new Date(p.pending.expiresAt).toISOString()})  ${p.allowedIps.join(',')}\n`);
+          continue;
+        }
         const path = p.path ? (p.path.kind === 'direct' ? `direct ${p.path.endpoint}` : p.path.kind === 'relay' ? `relay ${p.path.relay}` : 'none') : '-';
         const hs = p.latestHandshake ? `${Math.round((Date.now() - p.latestHandshake) / 1000)}s ago` : '-';
         process.stdout.write(`${(p.name ?? '-').padEnd(12)} ${p.publicKey}  ${p.allowedIps.join(',').padEnd(28)} ${(p.endpoint ?? '-').padEnd(22)} ${r.running ? `${path}  handshake ${hs}` : ''}\n`);

@@ -117,6 +117,8 @@ export async function peerRemove(file: string, nameOrKey: string, iface?: string
 }
 
 export interface PeerListEntry {
+  /** A pending invitation: address reserved, not yet redeemed by the new host. */
+  pending?: { invitation: string; expiresAt: number };
   name: string | null;
   publicKey: string;
   allowedIps: string[];
@@ -131,9 +133,18 @@ export async function peerList(file: string, iface?: string): Promise<{ running:
   if (existsSync(controlSocketPath(cfg.interfaceName))) {
     live = (await controlRequest(cfg.interfaceName, { cmd: 'status' }).catch(() => null)) as DaemonStatus | null;
   }
+  const pending: PeerListEntry[] = liveInvites(loadInvites(file), Date.now()).map((i) => ({
+    pending: { invitation: i.id, expiresAt: i.expiresAt },
+    name: i.name,
+    publicKey: i.enrollmentPublicKey,
+    allowedIps: i.allowedIps,
+    endpoint: null,
+    path: null,
+    latestHandshake: null,
+  }));
   return {
     running: live !== null,
-    peers: cfg.peers.map((p) => {
+    peers: [...cfg.peers.map((p) => {
       const key = keyToBase64(p.publicKey);
       const l = live?.peers.find((q) => q.publicKey === key);
       return {
@@ -144,6 +155,6 @@ export async function peerList(file: string, iface?: string): Promise<{ running:
         path: l ? l.path : null,
         latestHandshake: l ? l.latestHandshake : null,
       };
-    }),
+    }), ...pending],
   };
 }

@@ -32,7 +32,12 @@ else {
     t.match(line, /^meshd-invite:[A-Za-z0-9_-]+$/, 'one line');
     t.match(inv.stderr, /for bob \(10\.77\.0\.2\/24\), valid once until/);
     t.equal(statSync(`${aConf}.invites`).mode & 0o777, 0o600, 'the pending invitation is stored 0600');
-    t.equal(parseConfig(readFileSync(aConf, 'utf8'), aConf).peers.length, 0, 'not a peer before it is redeemed');
+    t.equal(parseConfig(readFileSync(aConf, 'utf8'), aConf).peers.length, 0, 'not a WireGuard peer before it is redeemed');
+    const listed = JSON.parse((await lab.cli(['peer', 'list', aConf, '--json'])).stdout).peers;
+    t.equal(listed.length, 1, 'but peer list shows it');
+    t.equal(listed[0].name, 'bob');
+    t.same(listed[0].allowedIps, ['10.77.0.2/32'], 'with its reserved address');
+    t.ok(listed[0].pending.expiresAt > Date.now(), 'as a pending invitation');
 
     const dirB = join(lab.dir, 'b');
     const joined = await lab.exec(nsB, process.execPath, [MESHD_BIN, 'join', line, '--interface', ifB, '--config-dir', dirB], 60_000);
@@ -46,6 +51,9 @@ else {
     const aCfg = parseConfig(readFileSync(aConf, 'utf8'), aConf);
     t.equal(aCfg.peers.length, 1, 'A added the new host as a peer');
     t.equal(aCfg.peers[0].name, 'bob');
+    const after = JSON.parse((await lab.cli(['peer', 'list', aConf, '--json'])).stdout).peers;
+    t.equal(after.length, 1, 'after redemption: one peer, no pending invitation');
+    t.equal(after[0].pending, undefined);
 
     await lab.meshd(nsB, bConf, ifB);
     t.equal((await lab.exec(nsB, 'ping', ['-c', '3', '-i', '0.2', '-W', '3', '10.77.0.1'])).code, 0, 'B reaches A');
