@@ -82,3 +82,28 @@ else {
     t.match(bad.stderr, /damaged/);
   });
 }
+
+if (!why) {
+  t.test('an invitation redeemed through the relay, from behind a NAT, with no endpoint given', { skip: labUnavailable(['nft', 'conntrack', 'openssl']) ?? false }, async (t) => {
+    const { natWorld, natConfig, relayArgs } = await import('../../src/lab/nat-world.js');
+    const lab = new Lab(t);
+    const w = await natWorld(lab, ['eim', 'eim']);
+    await lab.relay(w.relayNs, relayArgs(w));
+    // Alice's config lists no peers yet: only the relay.
+    const aConf = lab.file(`${w.a.iface}.conf`, natConfig(w, w.a, w.b).split('[Peer]')[0]);
+    await lab.meshd(w.a.ns, aConf, w.a.iface);
+    const inv = await lab.cli(['invite', aConf, '--name', 'bob', '--inviter-name', 'alice']);
+    t.equal(inv.code, 0, inv.stderr);
+    const dirB = join(lab.dir, 'bob');
+    const joined = await lab.exec(w.b.ns, process.execPath, [MESHD_BIN, 'join', inv.stdout.trim(), '--interface', w.b.iface, '--config-dir', dirB], 60_000);
+    t.equal(joined.code, 0, joined.stderr);
+    const bConf = join(dirB, `${w.b.iface}.conf`);
+    const text = readFileSync(bConf, 'utf8');
+    t.match(text, /Relay = wss:\/\/203\.0\.113\.10:8443\//, 'the relay came with the invitation');
+    t.match(text, /RelayCAFile = .*-relay-ca\.pem/, 'and so did its self-signed CA');
+    t.notMatch(text, /Endpoint =/, 'no endpoint: the hosts find each other');
+    await lab.meshd(w.b.ns, bConf, w.b.iface);
+    t.equal((await lab.exec(w.b.ns, 'ping', ['-c', '3', '-i', '0.3', '-W', '3', '10.77.0.1'])).code, 0, 'bob reaches alice');
+    t.equal((await lab.exec(w.a.ns, 'ping', ['-c', '3', '-i', '0.3', '-W', '3', '10.77.0.2'])).code, 0, 'alice reaches bob');
+  });
+}
