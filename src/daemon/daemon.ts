@@ -73,6 +73,8 @@ export class Daemon {
   readonly discovery: Discovery;
   private readonly stun: StunService;
   private handshakeInitiationsSent = 0;
+  /** Relay host addresses, resolved at start: they bypass a default route through the tunnel. */
+  private relayAddrs: string[] = [];
   private readonly invites: InviteRedeemer;
   private uapi: net.Server | null = null;
   private control: net.Server | null = null;
@@ -97,7 +99,7 @@ export class Daemon {
       mtu: config.iface.mtu,
       timers: opts.timers,
     });
-    this.routes = new RouteTable(this.iface, config.iface.table, log);
+    this.routes = new RouteTable(this.iface, config.iface.table, log, () => ({ udpPort: this.udp?.port ?? 0, relayAddrs: this.relayAddrs }));
     this.stun = new StunService(this.iface, () => this.udp?.port ?? 0, (data, to) => this.udp?.send(data, to), () => this.discovery.candidatesChanged(), log);
     this.discovery = new Discovery(this.device, () => this.stun.own.candidates(), () => this.relays?.anyConnected ?? false);
     this.invites = new InviteRedeemer({
@@ -139,15 +141,24 @@ export class Daemon {
       ),
     );
 
+    for (const u of cfg.relays) {
+      const host = new URL(u).hostname.replace(/^\[|\]$/g, '');
+      try {
+        this.relayAddrs.push((await resolveEndpoint({ host, port: 1 }, config.file, 0)).address);
+      } catch {
+        log.warn({ component: 'relay', relay: u }, 'cannot resolve relay host now; it will be retried on connect');
+      }
+    }
+
     await runHooks('PreUp', cfg.preUp, this.iface);
     this.tun = LinuxTun.open(this.iface);
     for (const a of cfg.addresses) await addAddress(this.iface, a);
     await setMtuAndUp(this.iface, cfg.mtu);
+    this.udp = await UdpConn.bind(cfg.listenPort ?? 0, (msg, from) => this.onDatagram(msg, from));
     await this.routes.reconcile(this.device);
     if (!(await setDns(this.iface, cfg.dns))) {
       log.warn({ component: 'dns', dns: cfg.dns }, 'DNS not applied: resolvconf is not installed (apt-get install resolvconf or openresolv)');
     }
-    this.udp = await UdpConn.bind(cfg.listenPort ?? 0, (msg, from) => this.onDatagram(msg, from));
 
     if (cfg.relays.length > 0) {
       this.relays = new Relays(
@@ -275,6 +286,7 @@ export class Daemon {
       const fresh = await UdpConn.bind(next.iface.listenPort ?? 0, (msg, from) => this.onDatagram(msg, from));
       this.udp?.close();
       this.udp = fresh;
+      await this.routes.refreshBypass(this.device);
     }
     await this.routes.reconcile(this.device);
     // Settings that need a restart keep their running values.
@@ -381,6 +393,7 @@ export class Daemon {
         const next = await UdpConn.bind(r.listenPort, (msg, from) => this.onDatagram(msg, from));
         this.udp?.close();
         this.udp = next;
+        await this.routes.refreshBypass(this.device);
         this.log.info({ component: 'uapi', listenPort: next.port }, 'listen port changed');
       }
       if (r.routesChanged) await this.routes.reconcile(this.device);
@@ -447,6 +460,7 @@ export class Daemon {
     this.relays = null;
     this.udp?.close();
     this.udp = null;
+    await this.routes.removePolicy().catch((err: Error) => this.log.warn({ component: 'routes', err: err.message }, 'could not remove routing rules'));
     if (this.tun) await unsetDns(this.iface, cfg.dns);
     this.tun?.close();
     this.tun = null;

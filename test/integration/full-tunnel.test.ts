@@ -1,0 +1,51 @@
+// A wg-quick full-tunnel config (AllowedIPs = 0.0.0.0/0, ::/0) runs unchanged: everything goes
+// through the tunnel by policy routing, the tunnel's own packets do not loop, and the rules go
+// away on down — and after a kill -9, at the next start.
+import t from 'tap';
+import { exited, Lab, labUnavailable } from '../helpers/lab.js';
+import { twoHosts } from '../helpers/two-hosts.js';
+
+const why = labUnavailable(['ping']);
+
+if (why) t.plan(0, why);
+else {
+  t.test('AllowedIPs 0.0.0.0/0 and ::/0 route everything through the tunnel', async (t) => {
+    const lab = new Lab(t);
+    const h = await twoHosts(lab);
+    // Addresses that exist only behind B: reachable from A only through the tunnel.
+    await lab.exec(h.b.ns, 'ip', ['addr', 'add', '198.51.100.1/32', 'dev', 'lo']);
+    await lab.exec(h.b.ns, 'ip', ['-6', 'addr', 'add', '2001:db8:ffff::1/128', 'dev', 'lo']);
+    const aConf = lab.file(
+      'a.conf',
+      `[Interface]\nPrivateKey = ${h.a.keys.priv}\nAddress = ${h.a.mesh4}/24, ${h.a.mesh6}/64\n\n[Peer]\nPublicKey = ${h.b.keys.pub}\nAllowedIPs = 0.0.0.0/0, ::/0\nEndpoint = ${h.b.underlay}:51820\n`,
+    );
+    const bConf = lab.file('b.conf', `[Interface]\nPrivateKey = ${h.b.keys.priv}\nAddress = ${h.b.mesh4}/24, ${h.b.mesh6}/64\nListenPort = 51820\n\n[Peer]\nPublicKey = ${h.a.keys.pub}\nAllowedIPs = ${h.a.mesh4}/32, ${h.a.mesh6}/128\n`);
+    await lab.meshd(h.b.ns, bConf, h.b.iface);
+    let pa = await lab.meshd(h.a.ns, aConf, h.a.iface);
+
+    const route = await lab.exec(h.a.ns, 'ip', ['route', 'get', '198.51.100.1']);
+    t.match(route.stdout, new RegExp(`dev ${h.a.iface} table 51820`), 'the world routes into the tunnel');
+    t.equal((await lab.exec(h.a.ns, 'ping', ['-c', '3', '-i', '0.2', '-W', '3', '198.51.100.1'])).code, 0, 'IPv4 beyond B answers through the tunnel');
+    t.equal((await lab.exec(h.a.ns, 'ping', ['-6', '-c', '3', '-i', '0.2', '-W', '3', '2001:db8:ffff::1'])).code, 0, 'IPv6 too');
+    const sB = JSON.parse((await lab.cli(['status', h.b.iface, '--json'])).stdout);
+    t.ok(sB.peers[0].rxBytes > 500, 'B received it over WireGuard');
+    t.same(JSON.parse((await lab.cli(['status', h.a.iface, '--json'])).stdout).peers[0].path, { kind: 'direct', endpoint: '192.0.2.2:51820' }, 'and the tunnel itself did not loop');
+
+    t.equal((await lab.cli(['down', h.a.iface])).code, 0);
+    await exited(pa);
+    t.equal((await lab.exec(h.a.ns, 'ip', ['rule', 'show', 'table', '51820'])).stdout.trim(), '', 'no IPv4 rule left after down');
+    t.equal((await lab.exec(h.a.ns, 'ip', ['-6', 'rule', 'show', 'table', '51820'])).stdout.trim(), '', 'no IPv6 rule left');
+    t.notMatch((await lab.exec(h.a.ns, 'ip', ['rule'])).stdout, /sport|suppress_prefixlength/, 'nor the bypass rules');
+
+    pa = await lab.meshd(h.a.ns, aConf, h.a.iface);
+    pa.kill('SIGKILL');
+    await exited(pa);
+    t.match((await lab.exec(h.a.ns, 'ip', ['rule', 'show', 'table', '51820'])).stdout, /51820/, 'kill -9 leaves a rule pointing at an empty table');
+    pa = await lab.meshd(h.a.ns, aConf, h.a.iface);
+    t.equal((await lab.exec(h.a.ns, 'ping', ['-c', '2', '-i', '0.2', '-W', '3', '198.51.100.1'])).code, 0, 'the next start works');
+    t.equal((await lab.exec(h.a.ns, 'ip', ['rule', 'show', 'table', '51820'])).stdout.trim().split('\n').length, 1, 'with exactly one rule for its table (the stale one was removed)');
+    t.equal((await lab.cli(['down', h.a.iface])).code, 0);
+    await exited(pa);
+    t.equal((await lab.exec(h.a.ns, 'ip', ['rule', 'show', 'table', '51820'])).stdout.trim(), '', 'and nothing is left after down');
+  });
+}
