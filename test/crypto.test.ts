@@ -5,7 +5,8 @@ import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { hash, kdf1, kdf2, kdf3, mac } from '../src/crypto/blake2s.js';
 import { dh, dhPublic } from '../src/crypto/x25519.js';
 import { counterNonce } from '../src/crypto/aead.js';
-import { nobleAead, nodeCryptoAead } from '../src/crypto/transport-aead.js';
+import { nobleAead, nodeCryptoAead, selectTransportAead } from '../src/crypto/transport-aead.js';
+import { nativeAead } from '../src/crypto/native-aead.js';
 import {
   constantTimeEqual,
   generatePrivateKey,
@@ -51,6 +52,9 @@ t.test('ChaCha20-Poly1305 matches RFC 8439 §2.8.2', async (t) => {
 });
 
 t.test('transport AEAD backends agree byte for byte and reject tampering', async (t) => {
+  const native = nativeAead();
+  t.ok(native, 'the native backend loads (the addon is built)');
+  const backends = [nodeCryptoAead, nobleAead, ...(native ? [native] : [])];
   const key = new Uint8Array(randomBytes(32));
   for (const len of [0, 1, 15, 16, 17, 1280, 1420]) {
     for (const counter of [0, 1, 0xffff_ffff, 2 ** 40 + 7]) {
@@ -62,7 +66,13 @@ t.test('transport AEAD backends agree byte for byte and reject tampering', async
       t.equal(toHex(a), toHex(b), `len ${len} counter ${counter}`);
       const ref = chacha20poly1305(key, counterNonce(counter)).encrypt(pt);
       t.equal(toHex(a), toHex(ref), 'matches noble with the WireGuard nonce');
-      for (const aead of [nodeCryptoAead, nobleAead]) {
+      if (native) {
+        const c = new Uint8Array(len + 16);
+        c.set(pt);
+        t.equal(native.seal(key, counter, c, 0, len, c, 0), len + 16);
+        t.equal(toHex(c), toHex(a), `native seals the same bytes in place (len ${len})`);
+      }
+      for (const aead of backends) {
         const out = new Uint8Array(len);
         t.equal(aead.open(key, counter, a, 0, len + 16, out, 0), len);
         t.equal(toHex(out), toHex(pt));
@@ -91,4 +101,10 @@ t.test('keys round-trip through base64 like wg(8)', async (t) => {
   t.equal(p[0], 0xf8);
   t.equal(p[31], 0x7f);
   t.notOk(constantTimeEqual(new Uint8Array(32), new Uint8Array(31)), 'different lengths are unequal');
+});
+
+t.test('backend selection: native first, then node:crypto, then noble', async (t) => {
+  t.equal(selectTransportAead(undefined, () => null).name, 'node-crypto', 'without the addon: OpenSSL through node:crypto');
+  t.equal(selectTransportAead('noble', nativeAead).name, 'noble', 'forced pure JavaScript');
+  t.equal(selectTransportAead(undefined, nativeAead).name, nativeAead() ? 'native' : 'node-crypto');
 });

@@ -6,6 +6,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "aead.h"
 #include "tun.h"
 
 namespace {
@@ -35,6 +36,38 @@ Napi::Value TunWriteJs(const Napi::CallbackInfo& info) {
   if (off + len > buf.ByteLength()) return Napi::Number::New(env, -EINVAL);
   ssize_t n = write(fd, buf.Data() + off, len);
   return Napi::Number::New(env, n < 0 ? -errno : static_cast<double>(n));
+}
+
+// aeadSeal(key, counterLo, counterHi, buf, offset, length) -> length + 16, or -1.
+// Seals buf[offset, offset+length) in place; the tag goes right after it.
+Napi::Value AeadSealJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto key = info[0].As<Napi::Uint8Array>();
+  uint64_t counter = static_cast<uint64_t>(info[1].As<Napi::Number>().Uint32Value()) |
+                     (static_cast<uint64_t>(info[2].As<Napi::Number>().Uint32Value()) << 32);
+  auto buf = info[3].As<Napi::Uint8Array>();
+  size_t off = info[4].As<Napi::Number>().Uint32Value();
+  size_t len = info[5].As<Napi::Number>().Uint32Value();
+  if (key.ByteLength() != 32 || off + len + 16 > buf.ByteLength()) return Napi::Number::New(env, -1);
+  uint8_t* p = buf.Data() + off;
+  return Napi::Number::New(env, meshd::AeadSeal(key.Data(), counter, p, static_cast<int>(len), p + len));
+}
+
+// aeadOpen(key, counterLo, counterHi, src, srcOffset, length, dst, dstOffset) -> plaintext length, or -1.
+Napi::Value AeadOpenJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto key = info[0].As<Napi::Uint8Array>();
+  uint64_t counter = static_cast<uint64_t>(info[1].As<Napi::Number>().Uint32Value()) |
+                     (static_cast<uint64_t>(info[2].As<Napi::Number>().Uint32Value()) << 32);
+  auto src = info[3].As<Napi::Uint8Array>();
+  size_t soff = info[4].As<Napi::Number>().Uint32Value();
+  size_t len = info[5].As<Napi::Number>().Uint32Value();
+  auto dst = info[6].As<Napi::Uint8Array>();
+  size_t doff = info[7].As<Napi::Number>().Uint32Value();
+  if (key.ByteLength() != 32 || len < 16 || soff + len > src.ByteLength() || doff + (len - 16) > dst.ByteLength()) {
+    return Napi::Number::New(env, -1);
+  }
+  return Napi::Number::New(env, meshd::AeadOpen(key.Data(), counter, src.Data() + soff, static_cast<int>(len), dst.Data() + doff));
 }
 
 Napi::Value TunCloseJs(const Napi::CallbackInfo& info) {
@@ -173,6 +206,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("tunWrite", Napi::Function::New(env, TunWriteJs));
   exports.Set("tunClose", Napi::Function::New(env, TunCloseJs));
   exports.Set("TunReader", TunReader::Init(env));
+  exports.Set("aeadSeal", Napi::Function::New(env, AeadSealJs));
+  exports.Set("aeadOpen", Napi::Function::New(env, AeadOpenJs));
   return exports;
 }
 

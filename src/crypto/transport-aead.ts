@@ -74,7 +74,24 @@ export const nobleAead: TransportAead = {
   },
 };
 
-export function selectTransportAead(name: string | undefined): TransportAead {
+/** True when this Node's OpenSSL offers ChaCha20-Poly1305 (it always does in Node 20's bundled build). */
+function nodeCryptoHasChaCha(): boolean {
+  try {
+    createCipheriv('chacha20-poly1305', new Uint8Array(32), new Uint8Array(12), { authTagLength: AEAD_TAG_LEN });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The backend named (native, node-crypto, noble), or the fastest available:
+ * native (the addon) → node-crypto → noble (pure JavaScript, always there).
+ */
+export function selectTransportAead(name: string | undefined, native: () => TransportAead | null): TransportAead {
   if (name === 'noble') return nobleAead;
-  return nodeCryptoAead;
+  if (name === 'node-crypto') return nodeCryptoHasChaCha() ? nodeCryptoAead : nobleAead;
+  const n = native();
+  if (n) return n;
+  return nodeCryptoHasChaCha() ? nodeCryptoAead : nobleAead;
 }

@@ -6,6 +6,7 @@ import type { Logger } from '../log.js';
 import type { MeshConfig } from '../config/config.js';
 import { keyToBase64 } from '../crypto/keys.js';
 import { selectTransportAead } from '../crypto/transport-aead.js';
+import { nativeAead } from '../crypto/native-aead.js';
 import type { TimerConfig } from '../noise/constants.js';
 import { formatCidr } from '../tunnel/cidr.js';
 import { Device, type Clock } from '../tunnel/device.js';
@@ -95,7 +96,7 @@ export class Daemon {
       privateKey: config.iface.privateKey,
       clock: systemClock,
       rng: (n) => new Uint8Array(randomBytes(n)),
-      aead: selectTransportAead(opts.aead ?? process.env.MESHD_AEAD),
+      aead: selectTransportAead(opts.aead ?? process.env.MESHD_AEAD, nativeAead),
       mtu: config.iface.mtu,
       timers: opts.timers,
     });
@@ -227,6 +228,7 @@ export class Daemon {
         listenPort: this.udp.port,
         addresses: cfg.addresses.map(formatCidr),
         peers: config.peers.length,
+        aead: this.device.aead.name,
       },
       'interface up',
     );

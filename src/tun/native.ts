@@ -20,6 +20,8 @@ export interface NativeAddon {
   tunOpen(name: string): TunOpenResult;
   tunWrite(fd: number, buf: Uint8Array, offset: number, length: number): number;
   tunClose(fd: number): number;
+  aeadSeal(key: Uint8Array, counterLo: number, counterHi: number, buf: Uint8Array, offset: number, length: number): number;
+  aeadOpen(key: Uint8Array, counterLo: number, counterHi: number, src: Uint8Array, srcOffset: number, length: number, dst: Uint8Array, dstOffset: number): number;
   TunReader: new (
     fd: number,
     buffer: Uint8Array,
