@@ -106,3 +106,18 @@ if (!why) {
     t.equal(s.peers[0].endpoint, '[2001:db8::1]:51820', 'the IPv6 endpoint was learned');
   });
 }
+
+if (!why) {
+  t.test('the same transfer with the fast path off (pure-JS AEAD) on one side and native on the other', async (t) => {
+    const lab = new Lab(t);
+    const h = await twoHosts(lab);
+    await lab.meshd(h.a.ns, lab.file('a.conf', meshConfig(h.a, h.b)), h.a.iface, { MESHD_AEAD: 'noble' });
+    await lab.meshd(h.b.ns, lab.file('b.conf', meshConfig(h.b, h.a)), h.b.iface, { MESHD_AEAD: 'native' });
+    const bytes = 8 * 1024 * 1024;
+    const r = await transfer(lab, h.a.ns, h.b.ns, h.b.mesh4, bytes);
+    t.match(r.sent, new RegExp(`^${bytes} `), r.sendErr);
+    t.equal(r.received, r.sent, 'the bytes match end to end');
+    const back = await transfer(lab, h.b.ns, h.a.ns, h.a.mesh4, bytes, 5202);
+    t.equal(back.received, back.sent, 'and the other way');
+  });
+}
