@@ -49,3 +49,22 @@ else {
     t.equal((await lab.exec(h.a.ns, 'ip', ['rule', 'show', 'table', '51820'])).stdout.trim(), '', 'and nothing is left after down');
   });
 }
+
+if (!why) {
+  t.test('a full tunnel whose only path is a relay reached through the default route', { skip: labUnavailable(['nft', 'conntrack', 'openssl']) ?? false }, async (t) => {
+    const { natWorld, natConfig, relayArgs } = await import('../../src/lab/nat-world.js');
+    const lab = new Lab(t);
+    const w = await natWorld(lab, ['udp-blocked', 'eim']);
+    await lab.relay(w.relayNs, relayArgs(w));
+    await lab.exec(w.b.ns, 'ip', ['addr', 'add', '198.51.100.1/32', 'dev', 'lo']);
+    const aConf = natConfig(w, w.a, w.b).replace(`AllowedIPs = ${w.b.mesh4}/32, ${w.b.mesh6}/128`, 'AllowedIPs = 0.0.0.0/0');
+    await lab.meshd(w.a.ns, lab.file('a.conf', aConf), w.a.iface);
+    await lab.meshd(w.b.ns, lab.file('b.conf', natConfig(w, w.b, w.a)), w.b.iface);
+    const rules = (await lab.exec(w.a.ns, 'ip', ['rule'])).stdout;
+    t.match(rules, /to 203\.0\.113\.10 lookup main/, 'the relay keeps using the main table');
+    t.equal((await lab.exec(w.a.ns, 'ping', ['-c', '3', '-i', '0.3', '-W', '3', '198.51.100.1'])).code, 0, 'the world is reached through the tunnel, carried by the relay');
+    const s = JSON.parse((await lab.cli(['status', w.a.iface, '--json'])).stdout);
+    t.equal(s.relays[0].state, 'connected', 'the relay connection did not loop into the tunnel');
+    t.equal(s.peers[0].path.kind, 'relay');
+  });
+}
