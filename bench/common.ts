@@ -1,5 +1,5 @@
 // What every benchmark shares: a namespace lab (or a clear refusal), iperf3 runs, result files.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cpus } from 'node:os';
 import { Lab, labUnavailable, sleep } from '../src/lab/netns-lab.js';
@@ -26,14 +26,34 @@ export interface IperfSample {
   retransmits: number;
 }
 
-/** One iperf3 TCP run from `client` to `addr` (a one-shot server in `server`). */
-export async function iperf3(lab: Lab, client: string, server: string, addr: string, seconds: number): Promise<IperfSample> {
+/** One iperf3 TCP run from `client` to `addr` (a one-shot server in `server`), `streams` in parallel. */
+export async function iperf3(lab: Lab, client: string, server: string, addr: string, seconds: number, streams = 1): Promise<IperfSample> {
   await lab.exec(server, 'iperf3', ['-s', '-D', '-1']);
   await sleep(300);
-  const r = await lab.exec(client, 'iperf3', ['-c', addr, '-t', String(seconds), '-J'], (seconds + 30) * 1000);
+  const r = await lab.exec(client, 'iperf3', ['-c', addr, '-t', String(seconds), '-P', String(streams), '-J'], (seconds + 30) * 1000);
   if (r.code !== 0) throw new Error(`iperf3 failed: ${r.stderr || r.stdout.slice(0, 500)}`);
   const j = JSON.parse(r.stdout);
   return { bitsPerSecond: j.end.sum_received.bits_per_second, retransmits: j.end.sum_sent.retransmits ?? 0 };
+}
+
+/** CPU seconds (user + system, all threads) a process has used so far. */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+
+/** Resident memory of a process, in MiB. */
+export function rssMiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+const CLOCK_TICKS = 100; // USER_HZ on Linux
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
 export function machine(): { cpus: number; model: string | undefined; node: string } {
