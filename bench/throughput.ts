@@ -5,6 +5,7 @@
 //   BENCH_SECONDS (default 10), BENCH_REPS (default 3), BENCH_MTUS (default "1280,1420"),
 //   BENCH_STREAMS (default "1,4"), MESHD_AEAD (default: the fastest available)
 import { execFileSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
 import { waitFor } from '../src/lab/netns-lab.js';
 import type { Lab } from '../src/lab/netns-lab.js';
 import { meshConfig, twoHosts, type Host, type TwoHosts } from '../test/helpers/two-hosts.js';
@@ -23,6 +24,7 @@ async function wireguardGoPair(h: TwoHosts): Promise<number[]> {
   const pids: number[] = [];
   const setup = async (self: Host, other: Host) => {
     const iface = `${self.iface}w`;
+    mkdirSync('/var/run/wireguard', { recursive: true, mode: 0o755 });
     const p = lab.spawn(self.ns, 'wireguard-go', [iface], { WG_PROCESS_FOREGROUND: '1', LOG_LEVEL: 'error' });
     pids.push(p.pid!);
     if (!(await waitFor(async () => (await lab.run('wg', ['show', iface])).code === 0, 10_000))) throw new Error('wireguard-go did not start');
