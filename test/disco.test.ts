@@ -127,6 +127,7 @@ t.test('a faster path found later wins; one barely faster does not (hysteresis)'
     for (let i = 0; i < ms; i++) {
       p.clock.advance(1);
       if (i % 100 === 0) {
+        p.peerOfA.lastDataMs = p.clock.now(); // data is flowing: a better path is worth finding
         da.tick();
         db.tick();
       }
@@ -156,6 +157,32 @@ t.test('a faster path found later wins; one barely faster does not (hysteresis)'
   run(31_000);
   t.same(p.peerOfA.endpoint, EP_B, 'a much faster path found by the periodic full discovery wins');
   t.ok(isDirectConfirmed(p.peerOfA, p.clock.now()));
+});
+
+t.test('an idle peer goes quiet: no heartbeats once no data has flowed for a while', async (t) => {
+  const p = makePair();
+  const net: Net = { udpUp: true, delivered: 0 };
+  const da = new Discovery(p.a, () => [EP_A], () => true);
+  const db = new Discovery(p.b, () => [EP_B], () => true);
+  const step = (ms: number) => {
+    for (let i = 0; i < ms; i += 100) {
+      p.clock.advance(100);
+      da.tick();
+      db.tick();
+      wire(p, da, db, net);
+    }
+  };
+  p.peerOfA.lastDataMs = p.clock.now();
+  step(10_000);
+  const during = da.sent.ping;
+  t.ok(during > 3, `pings while active (${during})`);
+  step(60_000); // past the first minute and 45 s after the last data
+  const before = da.sent.ping;
+  step(30_000);
+  t.equal(da.sent.ping - before, 0, 'no pings at all while idle');
+  p.peerOfA.lastDataMs = p.clock.now(); // traffic again
+  step(5_000);
+  t.ok(da.sent.ping > before, 'heartbeats resume with traffic');
 });
 
 t.test('disco from a stranger is dropped before any crypto; tampering is dropped after', async (t) => {

@@ -30,8 +30,11 @@ export const PUNCH_INTERVAL_MS = 5_000;
 export const HEARTBEAT_INTERVAL_MS = 2_000;
 /** While a direct path is in use, all candidates are pinged this often, so a better one is found. */
 export const FULL_DISCOVERY_INTERVAL_MS = 30_000;
-/** A peer is worth punching to while it has traffic or a session, or for this long after it appears. */
-export const ACTIVE_WINDOW_MS = 60_000;
+/**
+ * A peer is worth punching to and heartbeating while data flowed to or from it this recently (or
+ * for this long after it appears): an idle mesh goes quiet, as Tailscale's does after 45 s.
+ */
+export const ACTIVE_WINDOW_MS = 45_000;
 export const PING_TIMEOUT_MS = 5_000;
 /** Answering a call-me-maybe with our own at most this often per peer. */
 export const CALL_ME_MAYBE_MIN_INTERVAL_MS = 1_000;
@@ -235,9 +238,9 @@ export class Discovery {
   }
 
   private isActive(peer: Peer, st: PeerDisco, now: number): boolean {
-    if (now - st.firstSeenMs < ACTIVE_WINDOW_MS) return true;
-    if (peer.keypairs.current || peer.staged.length > 0) return true;
-    return now - Math.max(peer.lastDirectRxMs, peer.lastRelayRxMs) < ACTIVE_WINDOW_MS;
+    if (now - st.firstSeenMs < ACTIVE_WINDOW_MS || peer.staged.length > 0) return true;
+    // Only data counts: keepalives and our own heartbeats' pongs must not keep an idle peer busy.
+    return now - peer.lastDataMs < ACTIVE_WINDOW_MS;
   }
 
   private punch(peer: Peer, st: PeerDisco, now: number): void {

@@ -54,6 +54,8 @@ export class Peer {
   /** Device-clock ms of the latest authenticated packet that came straight over UDP / via a relay. */
   lastDirectRxMs = 0;
   lastRelayRxMs = 0;
+  /** Device-clock ms of the latest data packet sent or received (not keepalives, not disco). */
+  lastDataMs = -Infinity;
   /** Wall-clock ms of the latest completed handshake, 0 if none. */
   lastHandshakeWallMs = 0;
 

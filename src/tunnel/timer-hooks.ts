@@ -5,6 +5,7 @@ import type { Peer } from './peer.js';
 
 /** We sent data: expect something back within KEEPALIVE + REKEY_TIMEOUT, or rekey. */
 export function onDataSent(dev: Device, peer: Peer, now: number): void {
+  peer.lastDataMs = now;
   if (peer.timers.newHandshakeAt === Infinity) {
     peer.timers.newHandshakeAt = now + dev.timers.keepaliveTimeoutMs + dev.timers.rekeyTimeoutMs + dev.jitterMs();
   }
@@ -12,6 +13,7 @@ export function onDataSent(dev: Device, peer: Peer, now: number): void {
 
 /** We received data: answer with a keepalive if we send nothing within KEEPALIVE_TIMEOUT. */
 export function onDataReceived(dev: Device, peer: Peer, now: number): void {
+  peer.lastDataMs = now;
   if (peer.timers.sendKeepaliveAt === Infinity) peer.timers.sendKeepaliveAt = now + dev.timers.keepaliveTimeoutMs;
   else peer.timers.needAnotherKeepalive = true;
 }
