@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import type { Logger } from '../log.js';
 import { formatCidr, type Cidr } from '../tunnel/cidr.js';
 import type { Device } from '../tunnel/device.js';
-import { addRoute, deleteRoute, isDefaultRoute } from '../tun/netconfig.js';
+import { applyRoutes, isDefaultRoute } from '../tun/netconfig.js';
 import { MeshdError } from '../errors.js';
 
 const run = promisify(execFile);
@@ -53,18 +53,11 @@ export class RouteTable {
         else want.set(formatCidr(c), c);
       }
     }
-    for (const [k, c] of this.installed) {
-      if (!want.has(k)) {
-        await deleteRoute(this.iface, c, this.table);
-        this.installed.delete(k);
-      }
-    }
-    for (const [k, c] of want) {
-      if (!this.installed.has(k)) {
-        await addRoute(this.iface, c, this.table);
-        this.installed.set(k, c);
-      }
-    }
+    const del = [...this.installed].filter(([k]) => !want.has(k));
+    const add = [...want].filter(([k]) => !this.installed.has(k));
+    await applyRoutes(this.iface, add.map(([, c]) => c), del.map(([, c]) => c), this.table);
+    for (const [k] of del) this.installed.delete(k);
+    for (const [k, c] of add) this.installed.set(k, c);
     const same = this.policy && [...defaults].every((f) => this.policy!.families.has(f)) && defaults.size === this.policy.families.size;
     if (!same) {
       await this.removePolicy();

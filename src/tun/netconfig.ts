@@ -24,21 +24,23 @@ export async function setMtuAndUp(iface: string, mtu: number): Promise<void> {
   await ip(['link', 'set', 'dev', iface, 'mtu', String(mtu), 'up']);
 }
 
-/** Adds a route for one AllowedIPs prefix; an identical existing route is fine. */
-export async function addRoute(iface: string, c: Cidr, table: string): Promise<void> {
-  const args = ['-' + c.version, 'route', 'replace', formatCidr(c), 'dev', iface];
-  if (table !== 'auto') args.push('table', table);
-  await ip(args);
-}
-
-export async function deleteRoute(iface: string, c: Cidr, table: string): Promise<void> {
-  const args = ['-' + c.version, 'route', 'del', formatCidr(c), 'dev', iface];
-  if (table !== 'auto') args.push('table', table);
-  try {
-    await ip(args);
-  } catch {
-    // Already gone (the interface may have gone first).
-  }
+/**
+ * Adds and removes many routes with one `ip -batch` process (a daemon with 1,000 peers would
+ * otherwise start 1,000 processes). Removals tolerate routes that are already gone.
+ */
+export async function applyRoutes(iface: string, add: Cidr[], del: Cidr[], table: string): Promise<void> {
+  const suffix = table !== 'auto' ? ` table ${table}` : '';
+  const batch = (lines: string[], force: boolean) =>
+    new Promise<void>((resolve, reject) => {
+      if (lines.length === 0) return resolve();
+      const p = execFile('ip', [...(force ? ['-force'] : []), '-batch', '-'], { timeout: 60_000 }, (err, _out, stderr) => {
+        if (err && !force) reject(new MeshdError('ENETCONFIG', `ip -batch (routes for ${iface}): ${String(stderr).trim() || err.message}`));
+        else resolve();
+      });
+      p.stdin?.end(lines.join('\n') + '\n');
+    });
+  await batch(del.map((c) => `route del ${formatCidr(c)} dev ${iface}${suffix}`), true);
+  await batch(add.map((c) => `route replace ${formatCidr(c)} dev ${iface}${suffix}`), false);
 }
 
 /** Is a prefix a default route (which needs wg-quick's policy routing, not yet supported)? */
