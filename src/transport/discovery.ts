@@ -101,6 +101,9 @@ export class Discovery {
   readonly received = { ping: 0, pong: 0, 'call-me-maybe': 0, redeem: 0, 'redeem-result': 0 };
   private readonly state = new Map<string, PeerDisco>();
   private readonly pending = new Map<string, PendingPing>();
+  private ticks = 0;
+  /** Candidates with a deferred punch-back, so the tick need not look at every candidate. */
+  private punchBacksDue = 0;
 
   constructor(
     private readonly dev: Device,
@@ -132,7 +135,10 @@ export class Discovery {
           const c = st.candidates.get(epKey(from));
           if (c && !isDirectConfirmed(peer, now)) {
             if (now - c.lastPingMs > PUNCH_BACK_MIN_INTERVAL_MS) this.ping(peer, from);
-            else c.punchBackAtMs = c.lastPingMs + PUNCH_BACK_MIN_INTERVAL_MS;
+            else {
+              if (c.punchBackAtMs === Infinity) this.punchBacksDue++;
+              c.punchBackAtMs = c.lastPingMs + PUNCH_BACK_MIN_INTERVAL_MS;
+            }
           }
         }
         return;
@@ -166,12 +172,16 @@ export class Discovery {
         p.waiter?.(null);
       }
     }
+    const punchBacks = this.punchBacksDue > 0;
     for (const peer of this.dev.peers.values()) {
       const st = this.stateOf(peer);
-      for (const c of st.candidates.values()) {
-        if (now >= c.punchBackAtMs) {
-          c.punchBackAtMs = Infinity;
-          if (!isDirectConfirmed(peer, now)) this.ping(peer, c.ep);
+      if (punchBacks) {
+        for (const c of st.candidates.values()) {
+          if (now >= c.punchBackAtMs) {
+            c.punchBackAtMs = Infinity;
+            this.punchBacksDue--;
+            if (!isDirectConfirmed(peer, now)) this.ping(peer, c.ep);
+          }
         }
       }
       if (!this.isActive(peer, st, now)) continue;
@@ -188,7 +198,8 @@ export class Discovery {
         if (this.relayAvailable()) this.sendCallMeMaybe(peer, st, now);
       }
     }
-    for (const id of this.state.keys()) if (!this.dev.peers.has(id)) this.state.delete(id);
+    // Forget removed peers now and then (every 40 ticks), not on every tick.
+    if (++this.ticks % 40 === 0) for (const id of this.state.keys()) if (!this.dev.peers.has(id)) this.state.delete(id);
   }
 
   /** A relay said the peer is not connected to it: pings waiting on that relay will not be answered. */

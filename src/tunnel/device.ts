@@ -171,7 +171,8 @@ export class Device {
 
   /** Runs due timers; call about every 100–250 ms. */
   tick(): void {
-    for (const p of this.peers.values()) tickPeer(this, p);
+    const now = this.clock.now();
+    for (const p of this.peers.values()) tickPeer(this, p, now);
   }
 
   // ---- helpers shared by inside/outside/timers ----

@@ -7,9 +7,10 @@ export function maxHandshakeAttempts(dev: Device): number {
   return Math.floor(dev.timers.rekeyAttemptTimeMs / dev.timers.rekeyTimeoutMs);
 }
 
-export function tickPeer(dev: Device, peer: Peer): void {
-  const now = dev.clock.now();
+export function tickPeer(dev: Device, peer: Peer, now: number): void {
   const t = peer.timers;
+  // Most peers have nothing due: one pass of comparisons and out.
+  if (now < t.retransmitHandshakeAt && now < t.sendKeepaliveAt && now < t.newHandshakeAt && now < t.zeroKeyMaterialAt && now < t.persistentKeepaliveAt) return;
 
   if (now >= t.retransmitHandshakeAt) {
     t.retransmitHandshakeAt = Infinity;
