@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join as joinPath } from 'node:path';
 import dgram from 'node:dgram';
-import { generatePrivateKey, keyId, keyToBase64, parsePrivateKey, parsePublicKey, publicKeyOf } from '../crypto/keys.js';
+import { generatePrivateKey, keyId, keyToBase64, parsePrivateKey, parsePublicKey, publicKeyOf, type NodePrivateKey } from '../crypto/keys.js';
 import { discoKey, openDisco, sealDisco } from '../crypto/disco-box.js';
 import { ConfigError, MeshdError, UsageError } from '../errors.js';
 import { parseConfig, parseHostPort } from '../config/config.js';
@@ -109,9 +109,9 @@ export interface JoinOptions {
 }
 
 /** Sends the redeem over every way to the inviting host until it answers (or time runs out). */
-async function redeem(inv: Invitation, enrollPriv: Uint8Array, ownPub: Uint8Array, timeoutMs: number): Promise<number> {
+async function redeem(inv: Invitation, enrollPriv: NodePrivateKey, ownPub: Uint8Array, timeoutMs: number): Promise<number> {
   const inviterKey = parsePublicKey(inv.inviter.publicKey);
-  const enrollPub = publicKeyOf(enrollPriv as never);
+  const enrollPub = publicKeyOf(enrollPriv);
   const key = discoKey(enrollPriv, inviterKey);
   if (!key) throw new UsageError('the invitation names an unusable inviter key');
   const message = () => {
@@ -136,7 +136,7 @@ async function redeem(inv: Invitation, enrollPriv: Uint8Array, ownPub: Uint8Arra
     const senders: (() => void)[] = [];
     const ca = inv.relayCa ? Buffer.from(inv.relayCa) : undefined;
     for (const url of inv.relays) {
-      const c = new RelayClient(url, () => ({ privateKey: enrollPriv as never, publicKey: enrollPub }), ca, {
+      const c = new RelayClient(url, () => ({ privateKey: enrollPriv, publicKey: enrollPub }), ca, {
         onPacket: (src, packet) => {
           if (keyId(src) === keyId(inviterKey)) onReply(packet);
         },
@@ -172,8 +172,8 @@ export async function join(line: string, o: JoinOptions): Promise<{ file: string
   const file = joinPath(dir, `${iface}.conf`);
   if (existsSync(file) && !o.force) throw new UsageError(`${file} exists: pass --force to overwrite it`);
 
-  let enrollPriv: Uint8Array;
-  let ownPriv: Uint8Array;
+  let enrollPriv: NodePrivateKey;
+  let ownPriv: NodePrivateKey;
   if (inv.enrollmentKey) {
     enrollPriv = parsePrivateKey(inv.enrollmentKey);
     ownPriv = generatePrivateKey(rng); // this host's own key: it never leaves this host
@@ -184,10 +184,10 @@ export async function join(line: string, o: JoinOptions): Promise<{ file: string
     } catch {
       throw new UsageError(`--private-key-file: ${o.privateKeyFile} does not hold a base64 private key`);
     }
-    if (keyId(publicKeyOf(ownPriv as never)) !== keyId(parsePublicKey(inv.enrollmentPublicKey))) throw new UsageError('--private-key-file does not match the public key the invitation was made for');
+    if (keyId(publicKeyOf(ownPriv)) !== keyId(parsePublicKey(inv.enrollmentPublicKey))) throw new UsageError('--private-key-file does not match the public key the invitation was made for');
     enrollPriv = ownPriv;
   }
-  const status = await redeem(inv, enrollPriv, publicKeyOf(ownPriv as never), o.timeoutMs ?? 20_000);
+  const status = await redeem(inv, enrollPriv, publicKeyOf(ownPriv), o.timeoutMs ?? 20_000);
   if (status === REDEEM_USED) throw new UsageError('the inviting host refused: this invitation was already used');
   if (status === REDEEM_EXPIRED) throw new UsageError('the inviting host refused: this invitation expired');
   if (status !== REDEEM_OK) throw new UsageError('the inviting host does not know this invitation');
