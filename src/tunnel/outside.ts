@@ -65,23 +65,29 @@ export function outsideDatagram(dev: Device, msg: Uint8Array, from: Endpoint): v
   }
 }
 
-/** mac1 always; under load, mac2 (else answer with a cookie) and the per-source rate limit. */
+/**
+ * mac1 always; under load, first the per-source rate limit (a flooding source costs one map lookup,
+ * and gets at most 20 cookie replies a second), then mac2, answering with a cookie when it is missing.
+ * (wireguard-go rate-limits after mac2; doing it first is what keeps a single-threaded responder
+ * answering legitimate peers during a flood — docs/architecture.md.)
+ */
 function admitHandshake(dev: Device, msg: Uint8Array, from: Endpoint): boolean {
+  const now = dev.clock.now();
+  const underLoad = dev.noteHandshakeAndCheckLoad(now);
+  if (underLoad && !dev.rateLimiter.allow(from.relay ? `relay:${Buffer.from(from.relay.key).toString('hex')}` : rateLimitKey(from.address), now)) {
+    dev.outsideDrops.add('rate-limited');
+    return false;
+  }
   if (!dev.cookieChecker.checkMac1(msg)) {
     dev.outsideDrops.add('bad-mac1');
     return false;
   }
-  const now = dev.clock.now();
-  if (!dev.noteHandshakeAndCheckLoad(now)) return true;
+  if (!underLoad) return true;
   const source = endpointBytes(from);
   if (!dev.cookieChecker.checkMac2(msg, source, now)) {
     const reply = dev.cookieChecker.createReply(msg, readU32(msg, OFF_SENDER), source, now, dev.rng);
     dev.out.net.push({ to: from, data: reply, peerId: '' });
     dev.outsideDrops.add('cookie-sent');
-    return false;
-  }
-  if (!dev.rateLimiter.allow(from.relay ? `relay:${Buffer.from(from.relay.key).toString('hex')}` : rateLimitKey(from.address), now)) {
-    dev.outsideDrops.add('rate-limited');
     return false;
   }
   return true;
