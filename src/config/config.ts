@@ -282,6 +282,11 @@ function int(e: IniEntry, ctx: Ctx, section: string, min: number, max: number): 
   return Number(e.value);
 }
 
+/** The host of a relay URL, without IPv6 brackets (for STUN defaults and route exemptions). */
+export function relayHost(url: string): string {
+  return new URL(url).hostname.replace(/^\[|\]$/g, '');
+}
+
 function relayUrl(v: string, e: IniEntry, ctx: Ctx): string {
   let u: URL;
   try {

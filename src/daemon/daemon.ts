@@ -34,7 +34,7 @@ import { runHooks } from './hooks.js';
 import { setDns, unsetDns } from './dns.js';
 import { planReload, summarize } from './reload.js';
 import { InviteRedeemer } from './invites.js';
-import { loadConfig, type PeerConfig } from '../config/config.js';
+import { loadConfig, relayHost, type PeerConfig } from '../config/config.js';
 import { resolveEndpoint } from './resolve.js';
 import { RouteTable } from './routes.js';
 import { buildStatus, type DaemonStatus, type PathStatus } from './status.js';
@@ -147,7 +147,7 @@ export class Daemon {
     );
 
     for (const u of cfg.relays) {
-      const host = new URL(u).hostname.replace(/^\[|\]$/g, '');
+      const host = relayHost(u);
       try {
         this.relayAddrs.push((await resolveEndpoint({ host, port: 1 }, config.file, 0)).address);
       } catch {

@@ -2,7 +2,6 @@
 // a relay host with two addresses (two STUN servers), and hosts A and B each behind its own NAT
 // router (nftables). Used by the NAT tests, the benchmarks and `meshd demo`.
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
 import { generatePrivateKey, keyToBase64, publicKeyOf } from '../crypto/keys.js';
 import type { Lab } from './netns-lab.js';
 
@@ -85,12 +84,7 @@ export async function natWorld(lab: Lab, kinds: [NatKind, NatKind]): Promise<Nat
   const a = await host('a', 1, kinds[0]);
   const b = await host('b', 2, kinds[1]);
 
-  const cert = join(lab.dir, 'relay-cert.pem');
-  const key = join(lab.dir, 'relay-key.pem');
-  await must(
-    lab.run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=meshd-lab-relay', '-addext', 'subjectAltName=IP:203.0.113.10']),
-    'openssl',
-  );
+  const { cert, key } = await lab.selfSignedCert(['203.0.113.10']);
   return { lab, inet, relayNs, relayAddrs: ['203.0.113.10', '203.0.113.11'], relayUrl: `wss://203.0.113.10:${RELAY_PORT}/`, cert, key, a, b };
 }
 

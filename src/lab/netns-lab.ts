@@ -111,6 +111,16 @@ export class Lab {
     throw new Error(`meshd-relay did not come up: ${p.log.join('')}`);
   }
 
+  /** A self-signed EC certificate (PEM) for the given IP addresses, in the lab's directory. */
+  async selfSignedCert(ips: string[]): Promise<{ cert: string; key: string }> {
+    const cert = join(this.dir, 'relay-cert.pem');
+    const key = join(this.dir, 'relay-key.pem');
+    const san = ips.map((a) => `IP:${a}`).join(',');
+    const r = await this.run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=meshd-lab-relay', '-addext', `subjectAltName=${san}`]);
+    if (r.code !== 0) throw new Error(`openssl: ${r.stderr}`);
+    return { cert, key };
+  }
+
   /** Writes a file in the lab's directory (mode 0600) and returns its path. */
   file(name: string, content: string): string {
     const p = join(this.dir, name);

@@ -1,7 +1,7 @@
 // The daemon's view of its own public endpoints: STUN rounds from the data socket every
 // STUN_REFRESH_MS and whenever the host's interface addresses change, and the candidates they give.
 import type { Logger } from '../log.js';
-import type { HostPort } from '../config/config.js';
+import { relayHost, type HostPort } from '../config/config.js';
 import { resolveEndpoint } from '../daemon/resolve.js';
 import type { Endpoint } from '../tunnel/endpoint.js';
 import { OwnEndpoints } from './endpoints.js';
@@ -32,7 +32,7 @@ export class StunService {
 
   /** Resolves the servers (configured, else port 3478 on each relay host) and starts refreshing. */
   async start(configured: HostPort[], relayUrls: string[], configFile: string): Promise<void> {
-    const wanted = configured.length ? configured : relayUrls.map((u) => ({ host: new URL(u).hostname.replace(/^\[|\]$/g, ''), port: DEFAULT_STUN_PORT }));
+    const wanted = configured.length ? configured : relayUrls.map((u) => ({ host: relayHost(u), port: DEFAULT_STUN_PORT }));
     for (const hp of wanted) {
       const name = `${hp.host.includes(':') ? `[${hp.host}]` : hp.host}:${hp.port}`;
       try {

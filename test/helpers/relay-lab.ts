@@ -1,6 +1,5 @@
 // A small internet for relay tests: a bridge, hosts A and B, one or two relays; nftables on the
 // hosts can drop all direct UDP between A and B so that only the relay (TCP) connects them.
-import { join } from 'node:path';
 import { Lab } from './lab.js';
 import { keyPair, type KeyPair } from './keys.js';
 import type { Host } from './two-hosts.js';
@@ -36,12 +35,7 @@ export async function relayLab(lab: Lab, relays = 1): Promise<RelayLab> {
     relayNs.push(ns);
     relayAddr.push(addr);
   }
-  // A self-signed certificate naming every relay address.
-  const cert = join(lab.dir, 'relay-cert.pem');
-  const key = join(lab.dir, 'relay-key.pem');
-  const san = relayAddr.map((a) => `IP:${a}`).join(',');
-  const r = await lab.run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=meshd-test-relay', '-addext', `subjectAltName=${san}`]);
-  if (r.code !== 0) throw new Error(`openssl: ${r.stderr}`);
+  const { cert, key } = await lab.selfSignedCert(relayAddr); // names every relay address
   return { lab, net, a, b, relayNs, relayAddr, cert, key };
 }
 
