@@ -1,41 +1,83 @@
-// N-API surface: tunOpen, tunWrite, tunClose and TunReader (uv_poll readiness + batched reads).
-// Hot-path errors are -errno return values, never exceptions (EAGAIN is not exceptional).
+// N-API surface. Hot-path errors are -errno return values, never exceptions (EAGAIN is not exceptional).
+//   TUN: tunOpen, tunWrite, tunWriteBatch, TunReader     UDP: udpOpen, udpSendBatch, UdpReader
+//   AEAD: aeadSeal, aeadOpen                             closeFd
 #include <errno.h>
 #include <napi.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
-#include <uv.h>
 
 #include "aead.h"
+#include "readers.h"
 #include "tun.h"
+#include "udp.h"
+#include "vnet.h"
 
 namespace {
 
+uint32_t U32(const Napi::CallbackInfo& info, size_t i) { return info[i].As<Napi::Number>().Uint32Value(); }
+int32_t I32(const Napi::CallbackInfo& info, size_t i) { return info[i].As<Napi::Number>().Int32Value(); }
+uint64_t Counter(const Napi::CallbackInfo& info, size_t lo) {
+  return static_cast<uint64_t>(U32(info, lo)) | (static_cast<uint64_t>(U32(info, lo + 1)) << 32);
+}
+
+// tunOpen(name, offload) -> { fd, name, error, offload }
 Napi::Value TunOpenJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsString()) {
-    Napi::TypeError::New(env, "tunOpen(name: string)").ThrowAsJavaScriptException();
+    Napi::TypeError::New(env, "tunOpen(name: string, offload: boolean)").ThrowAsJavaScriptException();
     return env.Null();
   }
   std::string actual;
-  int fd = meshd::TunOpen(info[0].As<Napi::String>().Utf8Value(), &actual);
+  bool offloaded = false;
+  int fd = meshd::TunOpen(info[0].As<Napi::String>().Utf8Value(), info.Length() > 1 && info[1].ToBoolean().Value(), &actual, &offloaded);
   Napi::Object out = Napi::Object::New(env);
   out.Set("fd", Napi::Number::New(env, fd));
   out.Set("name", Napi::String::New(env, actual));
   out.Set("error", Napi::String::New(env, fd < 0 ? strerror(-fd) : ""));
+  out.Set("offload", Napi::Boolean::New(env, offloaded));
   return out;
 }
 
-// tunWrite(fd, buf, offset, length) -> bytes written or -errno.
+// tunWrite(fd, buf, offset, length) -> bytes written or -errno. (Device opened without offload.)
 Napi::Value TunWriteJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  int fd = info[0].As<Napi::Number>().Int32Value();
   auto buf = info[1].As<Napi::Uint8Array>();
-  size_t off = info[2].As<Napi::Number>().Uint32Value();
-  size_t len = info[3].As<Napi::Number>().Uint32Value();
+  size_t off = U32(info, 2);
+  size_t len = U32(info, 3);
   if (off + len > buf.ByteLength()) return Napi::Number::New(env, -EINVAL);
-  ssize_t n = write(fd, buf.Data() + off, len);
+  ssize_t n = write(I32(info, 0), buf.Data() + off, len);
   return Napi::Number::New(env, n < 0 ? -errno : static_cast<double>(n));
+}
+
+// tunWriteBatch(fd, packets: Uint8Array[], count, offload) -> { writes, errors } packed as
+// writes * 65536 + errors. With offload, TCP segments of one flow are merged (GRO) and every packet
+// gets a virtio-net header.
+Napi::Value TunWriteBatchJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = I32(info, 0);
+  auto packets = info[1].As<Napi::Array>();
+  uint32_t count = U32(info, 2);
+  bool offload = info[3].ToBoolean().Value();
+  int errors = 0;
+  int writes = 0;
+  meshd::TunCoalescer co(fd);
+  for (uint32_t i = 0; i < count; i++) {
+    Napi::Value v = packets[i];
+    if (!v.IsTypedArray()) continue;
+    auto p = v.As<Napi::Uint8Array>();
+    if (offload) {
+      co.Add(p.Data(), static_cast<int>(p.ByteLength()));
+    } else {
+      writes++;
+      if (write(fd, p.Data(), p.ByteLength()) < 0) errors++;
+    }
+  }
+  if (offload) {
+    errors += co.Flush();
+    writes += co.writes();
+  }
+  return Napi::Number::New(env, static_cast<double>(writes) * 65536 + errors);
 }
 
 // aeadSeal(key, counterLo, counterHi, buf, offset, length) -> length + 16, or -1.
@@ -43,169 +85,85 @@ Napi::Value TunWriteJs(const Napi::CallbackInfo& info) {
 Napi::Value AeadSealJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto key = info[0].As<Napi::Uint8Array>();
-  uint64_t counter = static_cast<uint64_t>(info[1].As<Napi::Number>().Uint32Value()) |
-                     (static_cast<uint64_t>(info[2].As<Napi::Number>().Uint32Value()) << 32);
   auto buf = info[3].As<Napi::Uint8Array>();
-  size_t off = info[4].As<Napi::Number>().Uint32Value();
-  size_t len = info[5].As<Napi::Number>().Uint32Value();
+  size_t off = U32(info, 4);
+  size_t len = U32(info, 5);
   if (key.ByteLength() != 32 || off + len + 16 > buf.ByteLength()) return Napi::Number::New(env, -1);
   uint8_t* p = buf.Data() + off;
-  return Napi::Number::New(env, meshd::AeadSeal(key.Data(), counter, p, static_cast<int>(len), p + len));
+  return Napi::Number::New(env, meshd::AeadSeal(key.Data(), Counter(info, 1), p, static_cast<int>(len), p + len));
 }
 
 // aeadOpen(key, counterLo, counterHi, src, srcOffset, length, dst, dstOffset) -> plaintext length, or -1.
 Napi::Value AeadOpenJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto key = info[0].As<Napi::Uint8Array>();
-  uint64_t counter = static_cast<uint64_t>(info[1].As<Napi::Number>().Uint32Value()) |
-                     (static_cast<uint64_t>(info[2].As<Napi::Number>().Uint32Value()) << 32);
   auto src = info[3].As<Napi::Uint8Array>();
-  size_t soff = info[4].As<Napi::Number>().Uint32Value();
-  size_t len = info[5].As<Napi::Number>().Uint32Value();
+  size_t soff = U32(info, 4);
+  size_t len = U32(info, 5);
   auto dst = info[6].As<Napi::Uint8Array>();
-  size_t doff = info[7].As<Napi::Number>().Uint32Value();
+  size_t doff = U32(info, 7);
   if (key.ByteLength() != 32 || len < 16 || soff + len > src.ByteLength() || doff + (len - 16) > dst.ByteLength()) {
     return Napi::Number::New(env, -1);
   }
-  return Napi::Number::New(env, meshd::AeadOpen(key.Data(), counter, src.Data() + soff, static_cast<int>(len), dst.Data() + doff));
+  return Napi::Number::New(env, meshd::AeadOpen(key.Data(), Counter(info, 1), src.Data() + soff, static_cast<int>(len), dst.Data() + doff));
 }
 
-Napi::Value TunCloseJs(const Napi::CallbackInfo& info) {
-  int fd = info[0].As<Napi::Number>().Int32Value();
-  int r = close(fd);
+// udpOpen(port, bufferBytes) -> { fd, port, dualStack, gro, error }
+Napi::Value UdpOpenJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  meshd::UdpSocketInfo s;
+  int r = meshd::UdpOpen(I32(info, 0), I32(info, 1), &s);
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("fd", Napi::Number::New(env, r < 0 ? r : s.fd));
+  out.Set("port", Napi::Number::New(env, s.port));
+  out.Set("dualStack", Napi::Boolean::New(env, s.dualStack));
+  out.Set("gro", Napi::Boolean::New(env, s.gro));
+  out.Set("error", Napi::String::New(env, r < 0 ? strerror(-r) : ""));
+  out.Set("code", Napi::Number::New(env, r < 0 ? -r : 0));
+  return out;
+}
+
+// udpSendBatch(fd, dualStack, gso, buf, offsets, lengths, addrs, count, result: Int32Array(2)) -> sent.
+// result[0] = datagrams refused, result[1] = 1 if the kernel refused GSO (stop asking for it).
+Napi::Value UdpSendBatchJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto buf = info[3].As<Napi::Uint8Array>();
+  auto offsets = info[4].As<Napi::Int32Array>();
+  auto lengths = info[5].As<Napi::Int32Array>();
+  auto addrs = info[6].As<Napi::Uint8Array>();
+  int count = I32(info, 7);
+  auto result = info[8].As<Napi::Int32Array>();
+  if (count < 0 || static_cast<size_t>(count) > offsets.ElementLength() || static_cast<size_t>(count) > lengths.ElementLength() ||
+      addrs.ByteLength() < static_cast<size_t>(count) * meshd::kAddrLen || result.ElementLength() < 2) {
+    return Napi::Number::New(env, -EINVAL);
+  }
+  for (int i = 0; i < count; i++) {
+    if (offsets[i] < 0 || lengths[i] < 0 || static_cast<size_t>(offsets[i]) + lengths[i] > buf.ByteLength()) return Napi::Number::New(env, -EINVAL);
+  }
+  int errors = 0;
+  int gsoFailed = 0;
+  int sent = meshd::UdpSendBatch(I32(info, 0), info[1].ToBoolean().Value(), info[2].ToBoolean().Value(), buf.Data(), offsets.Data(),
+                                 lengths.Data(), addrs.Data(), count, &errors, &gsoFailed);
+  result[0] = errors;
+  result[1] = gsoFailed;
+  return Napi::Number::New(env, sent);
+}
+
+Napi::Value CloseFdJs(const Napi::CallbackInfo& info) {
+  int r = close(I32(info, 0));
   return Napi::Number::New(info.Env(), r < 0 ? -errno : 0);
 }
-
-// Reads up to `slots` packets per readiness event into one preallocated buffer
-// (slot i at i * slotSize + headroom), stores their lengths, then calls onPackets(count).
-// A negative count is -errno for a read error other than EAGAIN.
-class TunReader : public Napi::ObjectWrap<TunReader> {
- public:
-  static Napi::Function Init(Napi::Env env) {
-    return DefineClass(env, "TunReader",
-                       {InstanceMethod("start", &TunReader::Start), InstanceMethod("stop", &TunReader::Stop)});
-  }
-
-  explicit TunReader(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TunReader>(info) {
-    Napi::Env env = info.Env();
-    if (info.Length() < 6 || !info[1].IsTypedArray() || !info[4].IsTypedArray() || !info[5].IsFunction()) {
-      Napi::TypeError::New(env, "new TunReader(fd, buffer, slotSize, headroom, lengths: Int32Array, onPackets)")
-          .ThrowAsJavaScriptException();
-      return;
-    }
-    fd_ = info[0].As<Napi::Number>().Int32Value();
-    auto buf = info[1].As<Napi::Uint8Array>();
-    bufRef_ = Napi::Persistent(buf);
-    data_ = buf.Data();
-    bufLen_ = buf.ByteLength();
-    slotSize_ = info[2].As<Napi::Number>().Uint32Value();
-    headroom_ = info[3].As<Napi::Number>().Uint32Value();
-    auto lengths = info[4].As<Napi::Int32Array>();
-    lengthsRef_ = Napi::Persistent(lengths);
-    lengths_ = lengths.Data();
-    slots_ = lengths.ElementLength();
-    if (slotSize_ <= headroom_ || static_cast<size_t>(slots_) * slotSize_ > bufLen_) {
-      Napi::RangeError::New(env, "buffer too small for slots * slotSize").ThrowAsJavaScriptException();
-      return;
-    }
-    callback_ = Napi::Persistent(info[5].As<Napi::Function>());
-    context_ = new Napi::AsyncContext(env, "meshd:TunReader");
-    env_ = env;
-  }
-
-  ~TunReader() override { delete context_; }
-
- private:
-  struct PollHandle {
-    uv_poll_t poll;
-    TunReader* owner;
-  };
-
-  Napi::Value Start(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    if (handle_) return env.Undefined();
-    uv_loop_t* loop = nullptr;
-    napi_get_uv_event_loop(env, &loop);
-    handle_ = new PollHandle();
-    handle_->owner = this;
-    int r = uv_poll_init(loop, &handle_->poll, fd_);
-    if (r == 0) r = uv_poll_start(&handle_->poll, UV_READABLE, OnReadable);
-    if (r != 0) {
-      delete handle_;
-      handle_ = nullptr;
-      return Napi::Number::New(env, r);
-    }
-    Ref();  // stay alive while polling
-    return Napi::Number::New(env, 0);
-  }
-
-  Napi::Value Stop(const Napi::CallbackInfo& info) {
-    StopPolling();
-    return info.Env().Undefined();
-  }
-
-  void StopPolling() {
-    if (!handle_) return;
-    uv_poll_stop(&handle_->poll);
-    handle_->owner = nullptr;
-    uv_close(reinterpret_cast<uv_handle_t*>(&handle_->poll),
-             [](uv_handle_t* h) { delete reinterpret_cast<PollHandle*>(h); });
-    handle_ = nullptr;
-    Unref();
-  }
-
-  static void OnReadable(uv_poll_t* poll, int status, int events) {
-    (void)events;
-    auto* ph = reinterpret_cast<PollHandle*>(poll);
-    if (!ph->owner) return;
-    ph->owner->Drain(status);
-  }
-
-  void Drain(int status) {
-    Napi::HandleScope scope(env_);
-    int count = 0;
-    int err = status < 0 ? status : 0;
-    while (err == 0 && count < slots_) {
-      uint8_t* dst = data_ + static_cast<size_t>(count) * slotSize_ + headroom_;
-      ssize_t n = read(fd_, dst, slotSize_ - headroom_);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK) err = -errno;
-        break;
-      }
-      lengths_[count++] = static_cast<int32_t>(n);
-    }
-    if (count > 0) Call(count);
-    if (err != 0 && handle_) {
-      StopPolling();
-      Call(err);
-    }
-  }
-
-  void Call(int value) {
-    callback_.MakeCallback(Value(), {Napi::Number::New(env_, value)}, *context_);
-  }
-
-  Napi::Env env_ = Napi::Env(nullptr);
-  int fd_ = -1;
-  uint8_t* data_ = nullptr;
-  size_t bufLen_ = 0;
-  uint32_t slotSize_ = 0;
-  uint32_t headroom_ = 0;
-  int32_t* lengths_ = nullptr;
-  int slots_ = 0;
-  Napi::Reference<Napi::Uint8Array> bufRef_;
-  Napi::Reference<Napi::Int32Array> lengthsRef_;
-  Napi::FunctionReference callback_;
-  Napi::AsyncContext* context_ = nullptr;
-  PollHandle* handle_ = nullptr;
-};
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("tunOpen", Napi::Function::New(env, TunOpenJs));
   exports.Set("tunWrite", Napi::Function::New(env, TunWriteJs));
-  exports.Set("tunClose", Napi::Function::New(env, TunCloseJs));
-  exports.Set("TunReader", TunReader::Init(env));
+  exports.Set("tunWriteBatch", Napi::Function::New(env, TunWriteBatchJs));
+  exports.Set("TunReader", meshd::DefineTunReader(env));
+  exports.Set("udpOpen", Napi::Function::New(env, UdpOpenJs));
+  exports.Set("udpSendBatch", Napi::Function::New(env, UdpSendBatchJs));
+  exports.Set("UdpReader", meshd::DefineUdpReader(env));
+  exports.Set("closeFd", Napi::Function::New(env, CloseFdJs));
+  exports.Set("tunClose", Napi::Function::New(env, CloseFdJs));
   exports.Set("aeadSeal", Napi::Function::New(env, AeadSealJs));
   exports.Set("aeadOpen", Napi::Function::New(env, AeadOpenJs));
   return exports;

@@ -9,15 +9,18 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "vnet.h"
+
 namespace meshd {
 
-int TunOpen(const std::string& name, std::string* actual) {
-  if (name.size() >= IFNAMSIZ) return -ENAMETOOLONG;
+namespace {
+
+int OpenWith(const std::string& name, short flags, std::string* actual) {
   int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return -errno;
   struct ifreq ifr;
   memset(&ifr, 0, sizeof(ifr));
-  ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+  ifr.ifr_flags = flags;
   strncpy(ifr.ifr_name, name.c_str(), IFNAMSIZ - 1);
   if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
     int err = errno;
@@ -26,6 +29,28 @@ int TunOpen(const std::string& name, std::string* actual) {
   }
   actual->assign(ifr.ifr_name);
   return fd;
+}
+
+}  // namespace
+
+int TunOpen(const std::string& name, bool offload, std::string* actual, bool* offloaded) {
+  *offloaded = false;
+  if (name.size() >= IFNAMSIZ) return -ENAMETOOLONG;
+  if (offload) {
+    int fd = OpenWith(name, IFF_TUN | IFF_NO_PI | IFF_VNET_HDR, actual);
+    if (fd >= 0) {
+      int hdrLen = kVnetHdrLen;
+      unsigned int features = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
+      if (ioctl(fd, TUNSETVNETHDRSZ, &hdrLen) == 0 && ioctl(fd, TUNSETOFFLOAD, features) == 0) {
+        *offloaded = true;
+        return fd;
+      }
+      close(fd);  // an old kernel: fall back to plain packets
+    } else if (fd != -EINVAL) {
+      return fd;
+    }
+  }
+  return OpenWith(name, IFF_TUN | IFF_NO_PI, actual);
 }
 
 }  // namespace meshd

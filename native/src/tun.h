@@ -1,11 +1,14 @@
-// TUN device primitives: open with IFF_TUN|IFF_NO_PI, non-blocking, close-on-exec.
+// TUN device primitives: open with IFF_TUN|IFF_NO_PI, non-blocking, close-on-exec, and optionally
+// IFF_VNET_HDR with TSO/checksum offload (see vnet.h).
 #pragma once
 #include <string>
 
 namespace meshd {
 
-// Opens (creating if needed) the TUN interface `name`. On success returns the fd and
-// writes the kernel's chosen name into `actual`; on failure returns -errno.
-int TunOpen(const std::string& name, std::string* actual);
+// Opens (creating if needed) the TUN interface `name`. On success returns the fd and writes the
+// kernel's chosen name into `actual`; on failure returns -errno. With `offload`, asks for a
+// virtio-net header on every packet and for TCP segmentation offload; *offloaded tells whether the
+// kernel agreed (if not, the device is opened without the header).
+int TunOpen(const std::string& name, bool offload, std::string* actual, bool* offloaded);
 
 }  // namespace meshd

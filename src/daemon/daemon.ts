@@ -23,7 +23,8 @@ import { keyId } from '../crypto/keys.js';
 import type { DeviceEvent } from '../tunnel/outbox.js';
 import { LinuxTun, type TunDevice } from '../tun/tun-device.js';
 import { addAddress, setMtuAndUp } from '../tun/netconfig.js';
-import { UdpConn, type PacketConn } from '../transport/udp.js';
+import { UdpConn, type PacketConn, type PacketHandlers } from '../transport/udp.js';
+import { NativeUdpConn } from '../transport/native-udp.js';
 import { classify } from '../wire/classify.js';
 import { applySet, formatGet } from '../uapi/uapi.js';
 import { startUapiServer, uapiSocketPath } from '../uapi/server.js';
@@ -50,9 +51,20 @@ export const DEFAULT_STUN_PORT = 3478;
 export interface DaemonOptions {
   config: MeshConfig;
   log: Logger;
-  /** Transport AEAD backend name ("node-crypto" or "noble"); default node-crypto. */
+  /** Transport AEAD backend name ("native", "node-crypto" or "noble"); default: the fastest available. */
   aead?: string;
+  /**
+   * The batched data path: addon UDP socket (recvmmsg/sendmmsg, GSO/GRO), TUN offloads (TSO/GRO)
+   * and sealing in place. Off: node:dgram, plain TUN packets, a copy per packet (the fallback, and
+   * the reference the tests compare against). Default on unless MESHD_FASTPATH=off.
+   */
+  fastPath?: boolean;
   timers?: Partial<TimerConfig>;
+}
+
+/** MESHD_FASTPATH=off (or 0/false/no) turns the batched data path off. */
+export function fastPathFromEnv(v: string | undefined): boolean {
+  return v === undefined || !['off', '0', 'false', 'no'].includes(v.toLowerCase());
 }
 
 const systemClock: Clock = {
@@ -75,6 +87,11 @@ export class Daemon {
   private tun: TunDevice | null = null;
   private udp: PacketConn | null = null;
   private relays: Relays | null = null;
+  private readonly fastPath: boolean;
+  private readonly udpHandlers: PacketHandlers = {
+    onMessage: (msg, from) => this.onDatagram(msg, from),
+    onBatchEnd: () => this.flush(),
+  };
   readonly discovery: Discovery;
   private readonly stun: StunService;
   private handshakeInitiationsSent = 0;
@@ -96,7 +113,9 @@ export class Daemon {
     opts: DaemonOptions,
   ) {
     this.iface = config.interfaceName;
+    this.fastPath = opts.fastPath ?? fastPathFromEnv(process.env.MESHD_FASTPATH);
     this.device = new Device({
+      inPlace: this.fastPath,
       privateKey: config.iface.privateKey,
       clock: systemClock,
       rng: (n) => new Uint8Array(randomBytes(n)),
@@ -156,10 +175,10 @@ export class Daemon {
     }
 
     await runHooks('PreUp', cfg.preUp, this.iface);
-    this.tun = LinuxTun.open(this.iface);
+    this.tun = LinuxTun.open(this.iface, this.fastPath);
     for (const a of cfg.addresses) await addAddress(this.iface, a);
     await setMtuAndUp(this.iface, cfg.mtu);
-    this.udp = await UdpConn.bind(cfg.listenPort ?? 0, (msg, from) => this.onDatagram(msg, from));
+    this.udp = await this.bindUdp(cfg.listenPort ?? 0);
     await this.routes.reconcile(this.device);
     if (!(await setDns(this.iface, cfg.dns))) {
       log.warn({ component: 'dns', dns: cfg.dns }, 'DNS not applied: resolvconf is not installed (apt-get install resolvconf or openresolv)');
@@ -233,12 +252,20 @@ export class Daemon {
         addresses: cfg.addresses.map(formatCidr),
         peers: config.peers.length,
         aead: this.device.aead.name,
+        udp: this.udp.kind,
+        tunOffload: this.tun.offload,
       },
       'interface up',
     );
   }
 
-  private onDatagram(msg: Buffer, from: Endpoint): void {
+  /** The data socket: the addon's (batched) on the fast path, node:dgram otherwise. */
+  private async bindUdp(port: number): Promise<PacketConn> {
+    return this.fastPath ? NativeUdpConn.bind(port, this.udpHandlers) : UdpConn.bind(port, this.udpHandlers);
+  }
+
+  /** One datagram of a batch; the batch's end flushes (udpHandlers). */
+  private onDatagram(msg: Uint8Array, from: Endpoint): void {
     switch (classify(msg)) {
       case 'wireguard':
         this.device.outside(msg, from);
@@ -252,7 +279,6 @@ export class Daemon {
       default:
         this.device.outsideDrops.add('not-wireguard');
     }
-    this.flush();
   }
 
   /**
@@ -289,7 +315,7 @@ export class Daemon {
       if (c.what.includes('Name')) peer.name = c.after.name;
     }
     if (plan.listenPortChanged) {
-      const fresh = await UdpConn.bind(next.iface.listenPort ?? 0, (msg, from) => this.onDatagram(msg, from));
+      const fresh = await this.bindUdp(next.iface.listenPort ?? 0);
       this.udp?.close();
       this.udp = fresh;
       await this.routes.refreshBypass(this.device);
@@ -336,30 +362,31 @@ export class Daemon {
       }
       const peer = this.device.peers.get(d.peerId);
       if (!peer) {
-        if (d.to) this.udp?.send(d.data, d.to);
+        if (d.to) this.udp?.queue(d.data, d.to);
         continue;
       }
       const path = choosePath(peer, now, this.relays?.anyConnected ?? false);
       let sent = false;
       if (path.direct && this.udp) {
-        this.udp.send(d.data, path.direct);
+        this.udp.queue(d.data, path.direct);
         sent = true;
       }
       if (path.relay && this.relays?.send(peer.publicKey, d.data)) sent = true;
       if (!sent) this.device.insideDrops.add('no-endpoint');
     }
-    if (this.tun) for (const p of out.tun) this.tun.write(p, 0, p.length);
+    if (this.tun) this.tun.writeBatch(out.tun, out.tun.length);
     for (const e of out.events) this.logEvent(e);
     out.clear();
     for (const d of this.discovery.out) {
       if (d.to?.relay) this.relays?.sendVia(d.to.relay.url, d.to.relay.key, d.data);
-      else if (d.to) this.udp?.send(d.data, d.to);
+      else if (d.to) this.udp?.queue(d.data, d.to);
       else {
         const peer = this.device.peers.get(d.peerId);
         if (peer) this.relays?.send(peer.publicKey, d.data);
       }
     }
     this.discovery.out.length = 0;
+    this.udp?.flush();
     for (const e of this.discovery.events) {
       const peer = this.device.peers.get(e.peerId);
       this.log.info({ component: 'disco', peer: peer ? (peer.name ?? keyToBase64(peer.publicKey)) : e.peerId, endpoint: formatEndpoint(e.endpoint), rttMs: e.rttMs }, 'direct path');
@@ -396,7 +423,7 @@ export class Daemon {
     if (r.added.length || r.removed.length) this.log.info({ component: 'uapi', added: r.added, removed: r.removed }, 'peers changed over UAPI');
     try {
       if (r.listenPort !== undefined && r.listenPort !== this.udp?.port) {
-        const next = await UdpConn.bind(r.listenPort, (msg, from) => this.onDatagram(msg, from));
+        const next = await this.bindUdp(r.listenPort);
         this.udp?.close();
         this.udp = next;
         await this.routes.refreshBypass(this.device);

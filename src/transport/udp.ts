@@ -1,18 +1,34 @@
 // PacketConn: the daemon's one UDP socket (dual-stack where possible) with large buffers.
+// Two implementations: NativeUdpConn (the addon: recvmmsg/sendmmsg, UDP GRO/GSO; native-udp.ts),
+// the default, and UdpConn (node:dgram, one syscall and one callback per datagram), the fallback.
 import dgram from 'node:dgram';
 import { normalizeAddress, type Endpoint } from '../tunnel/endpoint.js';
 import { MeshdError } from '../errors.js';
 
 export interface PacketConn {
   readonly port: number;
+  /** Which implementation, for logs and status. */
+  readonly kind: string;
+  /** Sends at once (along with anything queued). */
   send(data: Uint8Array, to: Endpoint): void;
+  /** Queues a datagram for the next flush(); `data` may be reused as soon as this returns. */
+  queue(data: Uint8Array, to: Endpoint): void;
+  flush(): void;
   close(): void;
 }
 
-/** Socket buffers asked for (the kernel caps them at net.core.[rw]mem_max). */
+export interface PacketHandlers {
+  /** One datagram; `msg` is only valid until onBatchEnd returns (it may be decrypted in place). */
+  onMessage(msg: Uint8Array, from: Endpoint): void;
+  /** After each batch of onMessage calls: the moment to flush what they queued. */
+  onBatchEnd(): void;
+}
+
+/** Socket buffers asked for (as root past net.core.[rw]mem_max; otherwise capped there). */
 export const UDP_BUFFER_BYTES = 4 * 1024 * 1024;
 
 export class UdpConn implements PacketConn {
+  readonly kind = 'dgram';
   private closed = false;
 
   private constructor(
@@ -21,21 +37,22 @@ export class UdpConn implements PacketConn {
   ) {}
 
   /** Binds `port` (0 = any) on all addresses, IPv6 dual-stack if the host has IPv6, else IPv4. */
-  static async bind(port: number, onMessage: (msg: Buffer, from: Endpoint) => void): Promise<UdpConn> {
+  static async bind(port: number, h: PacketHandlers): Promise<UdpConn> {
     try {
-      return await UdpConn.bindFamily('udp6', port, onMessage);
+      return await UdpConn.bindFamily('udp6', port, h);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code !== 'EAFNOSUPPORT' && code !== 'EADDRNOTAVAIL') throw wrap(err, port);
+      if (code !== 'EAFNOSUPPORT' && code !== 'EADDRNOTAVAIL') throw bindError(port, code ?? (err as Error).message);
       try {
-        return await UdpConn.bindFamily('udp4', port, onMessage);
+        return await UdpConn.bindFamily('udp4', port, h);
       } catch (err4) {
-        throw wrap(err4, port);
+        const e = err4 as NodeJS.ErrnoException;
+        throw bindError(port, e.code ?? e.message);
       }
     }
   }
 
-  private static bindFamily(type: 'udp4' | 'udp6', port: number, onMessage: (msg: Buffer, from: Endpoint) => void): Promise<UdpConn> {
+  private static bindFamily(type: 'udp4' | 'udp6', port: number, h: PacketHandlers): Promise<UdpConn> {
     return new Promise((resolve, reject) => {
       const sock = dgram.createSocket({
         type,
@@ -51,7 +68,10 @@ export class UdpConn implements PacketConn {
       sock.bind({ port, address: type === 'udp6' ? '::' : '0.0.0.0', exclusive: true }, () => {
         sock.off('error', onError);
         const conn = new UdpConn(sock, type === 'udp6');
-        sock.on('message', (msg, rinfo) => onMessage(msg, { address: normalizeAddress(rinfo.address), port: rinfo.port }));
+        sock.on('message', (msg, rinfo) => {
+          h.onMessage(msg, { address: normalizeAddress(rinfo.address), port: rinfo.port });
+          h.onBatchEnd();
+        });
         // Send errors (no route, ICMP unreachable reported on a later call) are not fatal for a VPN.
         sock.on('error', () => {});
         resolve(conn);
@@ -66,8 +86,15 @@ export class UdpConn implements PacketConn {
   send(data: Uint8Array, to: Endpoint): void {
     if (this.closed) return;
     const addr = this.dualStack && !to.address.includes(':') ? `::ffff:${to.address}` : to.address;
-    this.sock.send(data, to.port, addr);
+    // dgram sends after this call returns: give it its own copy.
+    this.sock.send(Buffer.from(data), to.port, addr);
   }
+
+  queue(data: Uint8Array, to: Endpoint): void {
+    this.send(data, to);
+  }
+
+  flush(): void {}
 
   close(): void {
     if (this.closed) return;
@@ -76,7 +103,6 @@ export class UdpConn implements PacketConn {
   }
 }
 
-function wrap(err: unknown, port: number): MeshdError {
-  const e = err as NodeJS.ErrnoException;
-  return new MeshdError('EUDP', `cannot bind UDP port ${port}: ${e.code ?? e.message}`);
+export function bindError(port: number, code: string): MeshdError {
+  return new MeshdError('EUDP', `cannot bind UDP port ${port}: ${code}`);
 }

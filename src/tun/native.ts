@@ -9,27 +9,67 @@ export interface TunOpenResult {
   fd: number;
   name: string;
   error: string;
+  /** The kernel agreed to a virtio-net header with TSO/checksum offload on every packet. */
+  offload: boolean;
 }
 
-export interface TunReaderHandle {
+export interface UdpOpenResult {
+  /** The socket, or -errno. */
+  fd: number;
+  port: number;
+  dualStack: boolean;
+  /** UDP_GRO is on: one receive may carry several datagrams of one size. */
+  gro: boolean;
+  error: string;
+  code: number;
+}
+
+export interface ReaderHandle {
   start(): number;
   stop(): void;
 }
 
 export interface NativeAddon {
-  tunOpen(name: string): TunOpenResult;
+  tunOpen(name: string, offload: boolean): TunOpenResult;
   tunWrite(fd: number, buf: Uint8Array, offset: number, length: number): number;
+  /** Returns writes * 65536 + failed writes. */
+  tunWriteBatch(fd: number, packets: readonly Uint8Array[], count: number, offload: boolean): number;
   tunClose(fd: number): number;
+  closeFd(fd: number): number;
+  udpOpen(port: number, bufferBytes: number): UdpOpenResult;
+  udpSendBatch(
+    fd: number,
+    dualStack: boolean,
+    gso: boolean,
+    buf: Uint8Array,
+    offsets: Int32Array,
+    lengths: Int32Array,
+    addrs: Uint8Array,
+    count: number,
+    result: Int32Array,
+  ): number;
   aeadSeal(key: Uint8Array, counterLo: number, counterHi: number, buf: Uint8Array, offset: number, length: number): number;
   aeadOpen(key: Uint8Array, counterLo: number, counterHi: number, src: Uint8Array, srcOffset: number, length: number, dst: Uint8Array, dstOffset: number): number;
   TunReader: new (
     fd: number,
     buffer: Uint8Array,
-    slotSize: number,
     headroom: number,
+    tailroom: number,
+    offsets: Int32Array,
     lengths: Int32Array,
+    stats: Int32Array,
+    offload: boolean,
     onPackets: (count: number) => void,
-  ) => TunReaderHandle;
+  ) => ReaderHandle;
+  UdpReader: new (
+    fd: number,
+    buffer: Uint8Array,
+    slotSize: number,
+    lengths: Int32Array,
+    gso: Int32Array,
+    addrs: Uint8Array,
+    onPackets: (count: number) => void,
+  ) => ReaderHandle;
 }
 
 let cached: NativeAddon | null = null;

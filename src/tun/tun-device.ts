@@ -1,6 +1,6 @@
 // TunDevice: the seam between the daemon and a TUN interface (real via the addon, fake in tests).
 import { MeshdError } from '../errors.js';
-import { loadNative, type TunReaderHandle } from './native.js';
+import { loadNative, type ReaderHandle } from './native.js';
 
 export interface TunHandlers {
   onPacket(buf: Uint8Array, offset: number, length: number): void;
@@ -11,56 +11,86 @@ export interface TunHandlers {
 
 export interface TunDevice {
   readonly name: string;
+  /** TSO on reads and GRO on writes (IFF_VNET_HDR) are in use. */
+  readonly offload: boolean;
   /**
-   * Starts delivering packets: `onPacket(buf, offset, length)` per packet (the buffer is reused
-   * after it returns), then `onBatchEnd()` once per batch read, the moment to flush what they queued.
+   * Starts delivering packets: `onPacket(buf, offset, length)` per packet, then `onBatchEnd()` once
+   * per batch read, the moment to flush what they queued. Each packet has TUN_HEADROOM bytes free
+   * before it and TUN_TAILROOM after it in `buf`, which the handler may overwrite (sealing in
+   * place); the buffer is reused after onBatchEnd returns.
    */
   start(handlers: TunHandlers): void;
-  /** Writes one packet; returns bytes written or -errno (never throws on EAGAIN). */
-  write(buf: Uint8Array, offset: number, length: number): number;
+  /** Writes packets (views; merged into TCP superpackets when offloading). Returns failed writes. */
+  writeBatch(packets: readonly Uint8Array[], count: number): number;
   close(): void;
 }
 
-/** Packets read per readiness event, and the slot size (max MTU plus room for headers). */
-export const TUN_BATCH = 64;
-export const TUN_SLOT_SIZE = 65_536 + 64;
-export const TUN_HEADROOM = 32;
+/** Room kept around every packet read: a WireGuard transport header before, padding and tag after. */
+export const TUN_HEADROOM = 16;
+export const TUN_TAILROOM = 32;
+/** Packets one batch may hold (TSO superpackets split into wire-sized packets) and its buffer. */
+export const TUN_BATCH_PACKETS = 1024;
+export const TUN_BATCH_BYTES = 2 * 1024 * 1024;
+
+export interface TunStats {
+  /** Packets the kernel handed over that could not be parsed (bad virtio-net header). */
+  malformed: number;
+  /** Packets dropped because a batch buffer was full. */
+  overflow: number;
+  /** Writes to the TUN (after merging) and how many failed. */
+  writes: number;
+  writeErrors: number;
+}
 
 export class LinuxTun implements TunDevice {
-  private reader: TunReaderHandle | null = null;
+  private reader: ReaderHandle | null = null;
   private closed = false;
+  private readonly readStats = new Int32Array(2);
+  private writes = 0;
+  private writeErrors = 0;
 
   private constructor(
     readonly name: string,
     private readonly fd: number,
+    readonly offload: boolean,
   ) {}
 
-  static open(name: string): LinuxTun {
+  /** Opens `name`; with `offload`, asks the kernel for TSO/checksum offload (falls back silently). */
+  static open(name: string, offload = true): LinuxTun {
     const addon = loadNative();
-    const r = addon.tunOpen(name);
+    const r = addon.tunOpen(name, offload);
     if (r.fd < 0) throw new MeshdError('ETUN', `cannot create TUN device ${name}: ${r.error}`);
-    return new LinuxTun(r.name, r.fd);
+    return new LinuxTun(r.name, r.fd, r.offload);
   }
 
   start(h: TunHandlers): void {
     const addon = loadNative();
-    const buffer = Buffer.allocUnsafe(TUN_BATCH * TUN_SLOT_SIZE);
-    const lengths = new Int32Array(TUN_BATCH);
-    this.reader = new addon.TunReader(this.fd, buffer, TUN_SLOT_SIZE, TUN_HEADROOM, lengths, (count) => {
+    const buffer = Buffer.allocUnsafe(TUN_BATCH_BYTES);
+    const offsets = new Int32Array(TUN_BATCH_PACKETS);
+    const lengths = new Int32Array(TUN_BATCH_PACKETS);
+    this.reader = new addon.TunReader(this.fd, buffer, TUN_HEADROOM, TUN_TAILROOM, offsets, lengths, this.readStats, this.offload, (count) => {
       if (count < 0) {
         h.onError(-count);
         return;
       }
-      for (let i = 0; i < count; i++) h.onPacket(buffer, i * TUN_SLOT_SIZE + TUN_HEADROOM, lengths[i]);
+      for (let i = 0; i < count; i++) h.onPacket(buffer, offsets[i], lengths[i]);
       h.onBatchEnd();
     });
     const r = this.reader.start();
     if (r !== 0) throw new MeshdError('ETUN', `cannot poll TUN device ${this.name}: uv error ${r}`);
   }
 
-  write(buf: Uint8Array, offset: number, length: number): number {
-    if (this.closed) return -9; // EBADF
-    return loadNative().tunWrite(this.fd, buf, offset, length);
+  writeBatch(packets: readonly Uint8Array[], count: number): number {
+    if (this.closed || count === 0) return 0;
+    const r = loadNative().tunWriteBatch(this.fd, packets, count, this.offload);
+    const errors = r % 65536;
+    this.writes += Math.floor(r / 65536);
+    this.writeErrors += errors;
+    return errors;
+  }
+
+  stats(): TunStats {
+    return { malformed: this.readStats[0], overflow: this.readStats[1], writes: this.writes, writeErrors: this.writeErrors };
   }
 
   /** Closing the fd deletes the (non-persistent) interface, and with it its addresses and routes. */
@@ -68,6 +98,6 @@ export class LinuxTun implements TunDevice {
     if (this.closed) return;
     this.closed = true;
     this.reader?.stop();
-    loadNative().tunClose(this.fd);
+    loadNative().closeFd(this.fd);
   }
 }

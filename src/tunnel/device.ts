@@ -33,7 +33,17 @@ export interface DeviceOptions {
   timers?: Partial<TimerConfig>;
   /** Handshake messages per second above which mac2 (cookies) are demanded. */
   underLoadHandshakesPerSecond?: number;
+  /**
+   * Seal and open in the caller's buffers instead of copying (the daemon's fast path). Then a
+   * packet given to inside() must have TRANSPORT_HEADER_SIZE free bytes before it and
+   * INSIDE_TAILROOM after it in its buffer, a datagram given to outside() may be decrypted where
+   * it lies, and what the Outbox holds may be views of those buffers: drain it before reusing them.
+   */
+  inPlace?: boolean;
 }
+
+/** Bytes an in-place packet needs after it: padding to 16 and the AEAD tag. */
+export const INSIDE_TAILROOM = 32;
 
 /** Under load for this long after the rate last exceeded the threshold (as wireguard-go). */
 export const UNDER_LOAD_AFTER_MS = 1000;
@@ -51,6 +61,7 @@ export class Device {
   readonly rng: Rng;
   readonly aead: TransportAead;
   mtu: number;
+  readonly inPlace: boolean;
   readonly timers: TimerConfig;
   readonly peers = new Map<string, Peer>();
   readonly allowedIps = new AllowedIps<Peer>();
@@ -72,6 +83,7 @@ export class Device {
     this.rng = opts.rng;
     this.aead = opts.aead;
     this.mtu = opts.mtu;
+    this.inPlace = opts.inPlace ?? false;
     this.timers = { ...DEFAULT_TIMERS, ...opts.timers };
     this.cookieChecker = new CookieChecker(this.identity.publicKey, this.timers.cookieRefreshTimeMs);
     this.underLoadThreshold = opts.underLoadHandshakesPerSecond ?? DEFAULT_UNDER_LOAD_HANDSHAKES_PER_SECOND;

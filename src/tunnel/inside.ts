@@ -28,7 +28,7 @@ export function insidePacket(dev: Device, packet: Uint8Array): void {
   }
   const kp = usableKeypair(dev, peer);
   if (kp && peer.staged.length === 0) {
-    sealAndQueue(dev, peer, kp, packet);
+    sealAndQueue(dev, peer, kp, packet, dev.inPlace);
     keepKeyFreshSending(dev, peer);
     return;
   }
@@ -62,7 +62,7 @@ export function sendStaged(dev: Device, peer: Peer): void {
   }
   const staged = peer.staged;
   peer.staged = [];
-  for (const p of staged) sealAndQueue(dev, peer, kp, p);
+  for (const p of staged) sealAndQueue(dev, peer, kp, p, false);
   keepKeyFreshSending(dev, peer);
 }
 
@@ -80,14 +80,25 @@ function paddedLength(len: number, mtu: number): number {
   return len - last + padded;
 }
 
-function sealAndQueue(dev: Device, peer: Peer, kp: Keypair, payload: Uint8Array): void {
+/**
+ * Pads, seals and queues one packet. `inPlace`: the message is built around the payload in its own
+ * buffer (header room before, padding and tag room after; see DeviceOptions.inPlace), else copied.
+ */
+function sealAndQueue(dev: Device, peer: Peer, kp: Keypair, payload: Uint8Array, inPlace: boolean): void {
   const padded = paddedLength(payload.length, dev.mtu);
-  const msg = new Uint8Array(TRANSPORT_HEADER_SIZE + padded + AEAD_TAG_LEN);
+  const size = TRANSPORT_HEADER_SIZE + padded + AEAD_TAG_LEN;
+  let msg: Uint8Array;
+  if (inPlace) {
+    msg = new Uint8Array(payload.buffer, payload.byteOffset - TRANSPORT_HEADER_SIZE, size);
+    msg.fill(0, TRANSPORT_HEADER_SIZE + payload.length, TRANSPORT_HEADER_SIZE + padded);
+  } else {
+    msg = new Uint8Array(size);
+    msg.set(payload, TRANSPORT_HEADER_SIZE);
+  }
   writeHeader(msg, MSG_TRANSPORT);
   writeU32(msg, OFF_DATA_RECEIVER, kp.remoteIndex);
   const counter = kp.sendCounter++;
   writeCounter(msg, OFF_DATA_COUNTER, counter);
-  msg.set(payload, TRANSPORT_HEADER_SIZE);
   dev.aead.seal(kp.sendKey, counter, msg, TRANSPORT_HEADER_SIZE, padded, msg, TRANSPORT_HEADER_SIZE);
   dev.out.net.push({ to: peer.endpoint, data: msg, peerId: peer.id });
   peer.txBytes += msg.length;

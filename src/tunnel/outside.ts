@@ -202,7 +202,8 @@ function receiveTransport(dev: Device, msg: Uint8Array, from: Endpoint): void {
     return;
   }
   const ctLen = msg.length - TRANSPORT_HEADER_SIZE;
-  const plain = new Uint8Array(ctLen - AEAD_TAG_LEN);
+  // In place (the daemon's own receive buffer), else into a fresh buffer the Outbox may keep.
+  const plain = dev.inPlace ? msg.subarray(TRANSPORT_HEADER_SIZE) : new Uint8Array(ctLen - AEAD_TAG_LEN);
   const n = dev.aead.open(kp.recvKey, counter, msg, TRANSPORT_HEADER_SIZE, ctLen, plain, 0);
   if (n < 0) {
     dev.outsideDrops.add('decrypt-failed');

@@ -1,0 +1,35 @@
+// The data-plane UDP socket: dual-stack, large buffers, batched receive (recvmmsg, UDP GRO) and
+// batched send (sendmmsg, UDP GSO). Addresses cross the N-API boundary as 18 bytes: the IPv6
+// address (IPv4 as ::ffff:a.b.c.d) then the port, big-endian.
+#pragma once
+#include <stdint.h>
+
+namespace meshd {
+
+constexpr int kAddrLen = 18;
+
+struct UdpSocketInfo {
+  int fd = -1;
+  int port = 0;
+  bool dualStack = false;
+  bool gro = false;
+};
+
+// Opens and binds a UDP socket on `port` (0 = any) on all addresses; IPv6 dual-stack when the host
+// has IPv6, else IPv4. Returns 0 or -errno.
+int UdpOpen(int port, int bufferBytes, UdpSocketInfo* out);
+
+// Receives up to `slots` datagrams into base + i * slotSize. lengths[i] is the byte count, gso[i]
+// the segment size when the kernel coalesced several datagrams (UDP GRO), else 0. Returns the
+// count, 0 when nothing is waiting, or -errno.
+int UdpRecvBatch(int fd, uint8_t* base, int slotSize, int slots, int32_t* lengths, int32_t* gso, uint8_t* addrs);
+
+// Sends count datagrams base[offsets[i], +lengths[i]) to addrs[i]. Consecutive datagrams to the same
+// address that lie back to back with one size (the last may be shorter) leave as one UDP GSO send
+// when `gso` is set. Returns how many datagrams the kernel took (a full socket buffer is waited on
+// briefly, then the rest is dropped); *errors counts datagrams refused for other reasons, and
+// *gsoFailed is set when the kernel refused a GSO send (those datagrams were then sent one by one).
+int UdpSendBatch(int fd, bool dualStack, bool gso, const uint8_t* base, const int32_t* offsets, const int32_t* lengths,
+                 const uint8_t* addrs, int count, int* errors, int* gsoFailed);
+
+}  // namespace meshd

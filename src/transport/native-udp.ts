@@ -1,0 +1,190 @@
+// NativeUdpConn: the data-plane socket through the addon. Receives up to UDP_RX_SLOTS datagrams per
+// wakeup (recvmmsg; with UDP GRO one slot may hold several datagrams of one size) into one reused
+// buffer; sends what a flush queued with one sendmmsg, runs of equal-size datagrams to one address
+// as single UDP GSO sends. No allocation per datagram on either path but the message views.
+import { constants } from 'node:os';
+import { loadNative, type NativeAddon, type ReaderHandle } from '../tun/native.js';
+import { formatIpAddr, parseIp } from '../tunnel/cidr.js';
+import type { Endpoint } from '../tunnel/endpoint.js';
+import { bindError, UDP_BUFFER_BYTES, type PacketConn, type PacketHandlers } from './udp.js';
+
+export const UDP_RX_SLOTS = 64;
+export const UDP_RX_SLOT_BYTES = 65_536;
+export const UDP_TX_MAX = 1024;
+export const UDP_TX_BYTES = 2 * 1024 * 1024;
+const ADDR_LEN = 18;
+const SOURCE_CACHE_MAX = 4096;
+
+export interface UdpStats {
+  /** Datagrams the kernel refused (no route...) or that a full socket buffer made us drop. */
+  sendErrors: number;
+  sendDropped: number;
+  /** Datagrams longer than a receive slot. */
+  truncated: number;
+}
+
+export class NativeUdpConn implements PacketConn {
+  readonly kind: string;
+  private closed = false;
+  private reader: ReaderHandle | null = null;
+  private gso = true;
+  // Send queue: datagrams back to back in txBuf, their places and 18-byte addresses.
+  private readonly txBuf = Buffer.allocUnsafe(UDP_TX_BYTES);
+  private readonly txOffsets = new Int32Array(UDP_TX_MAX);
+  private readonly txLengths = new Int32Array(UDP_TX_MAX);
+  private readonly txAddrs = new Uint8Array(UDP_TX_MAX * ADDR_LEN);
+  private readonly txResult = new Int32Array(2);
+  private txCount = 0;
+  private txUsed = 0;
+  private readonly addrOf = new WeakMap<Endpoint, Uint8Array>();
+  private readonly sources = new Map<string, Endpoint>();
+  readonly stats: UdpStats = { sendErrors: 0, sendDropped: 0, truncated: 0 };
+
+  private constructor(
+    private readonly addon: NativeAddon,
+    private readonly fd: number,
+    readonly port: number,
+    private readonly dualStack: boolean,
+    gro: boolean,
+  ) {
+    this.kind = `native (sendmmsg, UDP GSO${gro ? ', UDP GRO' : ''})`;
+  }
+
+  /** Binds `port` (0 = any) on all addresses, dual-stack if the host has IPv6, and starts receiving. */
+  static bind(port: number, h: PacketHandlers): NativeUdpConn {
+    const addon = loadNative();
+    const r = addon.udpOpen(port, UDP_BUFFER_BYTES);
+    if (r.fd < 0) throw bindError(port, errnoName(r.code, r.error));
+    const conn = new NativeUdpConn(addon, r.fd, r.port, r.dualStack, r.gro);
+    conn.startReading(h);
+    return conn;
+  }
+
+  private startReading(h: PacketHandlers): void {
+    const buf = Buffer.allocUnsafe(UDP_RX_SLOTS * UDP_RX_SLOT_BYTES);
+    const lengths = new Int32Array(UDP_RX_SLOTS);
+    const gso = new Int32Array(UDP_RX_SLOTS);
+    const addrs = Buffer.alloc(UDP_RX_SLOTS * ADDR_LEN);
+    let last: Endpoint | null = null;
+    let lastAt = -1;
+    this.reader = new this.addon.UdpReader(this.fd, buf, UDP_RX_SLOT_BYTES, lengths, gso, addrs, (count) => {
+      if (count < 0) return; // a socket error (ICMP reported late): nothing to do but read on
+      for (let i = 0; i < count; i++) {
+        const len = lengths[i];
+        if (len < 0) {
+          this.stats.truncated++;
+          continue;
+        }
+        const a = i * ADDR_LEN;
+        // Datagrams of a batch mostly come from one peer: reuse its Endpoint without a lookup.
+        if (last === null || lastAt < 0 || addrs.compare(addrs, lastAt, lastAt + ADDR_LEN, a, a + ADDR_LEN) !== 0) {
+          last = this.source(addrs, a);
+          if (i > 0) addrs.copy(addrs, 0, a, a + ADDR_LEN);
+          lastAt = 0;
+        }
+        const off = i * UDP_RX_SLOT_BYTES;
+        const seg = gso[i];
+        if (seg > 0 && seg < len) {
+          for (let s = 0; s < len; s += seg) h.onMessage(buf.subarray(off + s, off + Math.min(s + seg, len)), last);
+        } else {
+          h.onMessage(buf.subarray(off, off + len), last);
+        }
+      }
+      lastAt = -1;
+      h.onBatchEnd();
+    });
+    const r = this.reader.start();
+    if (r !== 0) {
+      this.close();
+      throw bindError(this.port, `uv error ${r}`);
+    }
+  }
+
+  /** The Endpoint for 18 address bytes, one object per source (bounded cache). */
+  private source(addrs: Buffer, at: number): Endpoint {
+    const key = addrs.toString('latin1', at, at + ADDR_LEN);
+    let ep = this.sources.get(key);
+    if (!ep) {
+      let mapped = addrs[at + 10] === 0xff && addrs[at + 11] === 0xff;
+      for (let k = 0; k < 10 && mapped; k++) mapped = addrs[at + k] === 0;
+      const address = mapped
+        ? `${addrs[at + 12]}.${addrs[at + 13]}.${addrs[at + 14]}.${addrs[at + 15]}`
+        : formatIpAddr({ version: 6, bytes: addrs.subarray(at, at + 16) });
+      ep = { address, port: (addrs[at + 16] << 8) | addrs[at + 17] };
+      if (this.sources.size >= SOURCE_CACHE_MAX) this.sources.clear();
+      this.sources.set(key, ep);
+    }
+    return ep;
+  }
+
+  private addressBytes(to: Endpoint): Uint8Array | null {
+    let a = this.addrOf.get(to);
+    if (a) return a;
+    const ip = parseIp(to.address);
+    if (!ip) return null;
+    a = new Uint8Array(ADDR_LEN);
+    if (ip.version === 4) {
+      a[10] = 0xff;
+      a[11] = 0xff;
+      a.set(ip.bytes, 12);
+    } else {
+      a.set(ip.bytes, 0);
+    }
+    a[16] = to.port >> 8;
+    a[17] = to.port & 0xff;
+    this.addrOf.set(to, a);
+    return a;
+  }
+
+  send(data: Uint8Array, to: Endpoint): void {
+    this.queue(data, to);
+    this.flush();
+  }
+
+  queue(data: Uint8Array, to: Endpoint): void {
+    if (this.closed) return;
+    const addr = this.addressBytes(to);
+    if (!addr) {
+      this.stats.sendErrors++;
+      return;
+    }
+    if (data.length > UDP_TX_BYTES) {
+      this.stats.sendErrors++;
+      return;
+    }
+    if (this.txCount === UDP_TX_MAX || this.txUsed + data.length > UDP_TX_BYTES) this.flush();
+    const i = this.txCount++;
+    this.txBuf.set(data, this.txUsed);
+    this.txOffsets[i] = this.txUsed;
+    this.txLengths[i] = data.length;
+    this.txAddrs.set(addr, i * ADDR_LEN);
+    this.txUsed += data.length;
+  }
+
+  flush(): void {
+    const count = this.txCount;
+    if (count === 0 || this.closed) return;
+    this.txCount = 0;
+    this.txUsed = 0;
+    const sent = this.addon.udpSendBatch(this.fd, this.dualStack, this.gso, this.txBuf, this.txOffsets, this.txLengths, this.txAddrs, count, this.txResult);
+    if (sent < 0) {
+      this.stats.sendErrors += count;
+      return;
+    }
+    this.stats.sendErrors += this.txResult[0];
+    this.stats.sendDropped += count - sent - this.txResult[0];
+    if (this.txResult[1] !== 0) this.gso = false;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.reader?.stop();
+    this.addon.closeFd(this.fd);
+  }
+}
+
+/** EADDRINUSE and friends by name, as node:dgram reports them. */
+function errnoName(code: number, message: string): string {
+  return Object.entries(constants.errno).find(([, v]) => v === code)?.[0] ?? message;
+}
