@@ -3,7 +3,8 @@
 // 4 streams. Also each daemon's CPU during the runs (and per Gbit/s), and ping RTT through each path.
 // Prints a table and writes bench/results/throughput-*.json.
 //   BENCH_SECONDS (default 10), BENCH_REPS (default 3), BENCH_MTUS (default "1280,1420"),
-//   BENCH_STREAMS (default "1,4"), MESHD_AEAD (default: the fastest available)
+//   BENCH_STREAMS (default "1,4"), MESHD_AEAD (default: the fastest available),
+//   MESHD_FASTPATH (default on; "off" measures the node:dgram fallback)
 import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { waitFor } from '../src/lab/netns-lab.js';
@@ -108,23 +109,23 @@ async function main(): Promise<void> {
           }),
         ),
       ]),
-    ) as unknown as Record<string, Record<PathName, { medianGbps: number; minGbps: number; maxGbps: number; cpuPercentBothDaemons: number; cpuPercentPerGbps: number | null }>>;
+    ) as unknown as Record<string, Record<PathName, { medianGbps: number; minGbps: number; maxGbps: number; retransmits: number[]; cpuPercentBothDaemons: number; cpuPercentPerGbps: number | null }>>;
     const offloads = execFileSync('ip', ['netns', 'exec', h.a.ns, 'sh', '-c', `ethtool -k $(ip -o link show type veth | cut -d: -f2 | cut -d@ -f1 | tr -d ' ') 2>/dev/null | grep -E '^(tcp-segmentation-offload|generic-receive-offload|tx-checksumming):' || true`]).toString().trim();
     const result = {
       date: new Date().toISOString(),
       machine: machine(),
-      settings: { seconds: SECONDS, reps: REPS, mtus: MTUS, streams: STREAMS, aead, pings: PINGS },
+      settings: { seconds: SECONDS, reps: REPS, mtus: MTUS, streams: STREAMS, aead, fastPath: process.env.MESHD_FASTPATH ?? 'on', pings: PINGS },
       vethOffloads: offloads || 'as the kernel sets them (ethtool not installed to show them)',
       summary,
       rttMs: { ...rtt, meshdOverheadMs: rtt.meshd - rtt.veth, wireguardGoOverheadMs: rtt['wireguard-go'] - rtt.veth },
     };
-    process.stdout.write('\ncase                 path           Gbit/s median (min–max)   CPU % (both daemons)  CPU %/Gbit/s  meshd/wg-go\n');
+    process.stdout.write('\ncase                 path           Gbit/s median (min–max)   CPU % (both daemons)  CPU %/Gbit/s  meshd/wg-go  TCP retransmits\n');
     for (const [k, row] of Object.entries(summary)) {
       for (const p of ['veth', 'meshd', 'wireguard-go'] as PathName[]) {
         const c = row[p];
         const ratio = p === 'meshd' ? (c.medianGbps / row['wireguard-go'].medianGbps).toFixed(2) : '';
         process.stdout.write(
-          `${k.padEnd(20)} ${p.padEnd(14)} ${c.medianGbps.toFixed(3).padStart(7)} (${c.minGbps.toFixed(3)}–${c.maxGbps.toFixed(3)})   ${p === 'veth' ? '-'.padStart(6) : c.cpuPercentBothDaemons.toFixed(0).padStart(6)}               ${c.cpuPercentPerGbps === null || p === 'veth' ? '-' : c.cpuPercentPerGbps.toFixed(0)}            ${ratio}\n`,
+          `${k.padEnd(20)} ${p.padEnd(14)} ${c.medianGbps.toFixed(3).padStart(7)} (${c.minGbps.toFixed(3)}–${c.maxGbps.toFixed(3)})   ${p === 'veth' ? '-'.padStart(6) : c.cpuPercentBothDaemons.toFixed(0).padStart(6)}               ${c.cpuPercentPerGbps === null || p === 'veth' ? '-' : c.cpuPercentPerGbps.toFixed(0)}            ${ratio.padEnd(11)}  ${c.retransmits.join(', ')}\n`,
         );
       }
     }

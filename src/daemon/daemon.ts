@@ -452,6 +452,11 @@ export class Daemon {
         ...Object.fromEntries(Object.entries(this.discovery.sent).map(([k, v]) => [`disco-${k}-sent`, v])),
         ...Object.fromEntries(Object.entries(this.discovery.received).map(([k, v]) => [`disco-${k}-received`, v])),
       },
+      dataPath: { udp: this.udp?.kind ?? 'none', tunOffload: this.tun?.offload ?? false, aead: this.device.aead.name },
+      ioDrops: {
+        outside: this.udp?.drops().outside ?? {},
+        inside: { ...this.udp?.drops().inside, ...this.tun?.drops() },
+      },
       pathOf: (p) => this.pathOf(p),
       rttOf: (p) => this.discovery.lastRttMs(p),
     });

@@ -37,6 +37,14 @@ export interface DaemonStatus {
   drops: { outside: Record<string, number>; inside: Record<string, number> };
   /** Control-plane packet counts: handshake initiations sent, disco messages by type. */
   counters: Record<string, number>;
+  dataPath: DataPathStatus;
+}
+
+/** How packets move: the UDP socket implementation, TUN offloads, the AEAD backend. */
+export interface DataPathStatus {
+  udp: string;
+  tunOffload: boolean;
+  aead: string;
 }
 
 export interface StatusContext {
@@ -48,6 +56,9 @@ export interface StatusContext {
   natMappingVariesByDestination: boolean | null;
   discoDrops: Record<string, number>;
   counters: Record<string, number>;
+  dataPath: DataPathStatus;
+  /** Drops counted by the socket and TUN layers, merged into the device's. */
+  ioDrops: { outside: Record<string, number>; inside: Record<string, number> };
   pathOf(p: Peer): PathStatus;
   rttOf(p: Peer): number | null;
 }
@@ -78,8 +89,12 @@ export function buildStatus(dev: Device, ctx: StatusContext): DaemonStatus {
     natMappingVariesByDestination: ctx.natMappingVariesByDestination,
     relays: ctx.relays,
     peers,
-    drops: { outside: { ...dev.outsideDrops.snapshot(), ...ctx.discoDrops }, inside: dev.insideDrops.snapshot() },
+    drops: {
+      outside: { ...dev.outsideDrops.snapshot(), ...ctx.discoDrops, ...ctx.ioDrops.outside },
+      inside: { ...dev.insideDrops.snapshot(), ...ctx.ioDrops.inside },
+    },
     counters: ctx.counters,
+    dataPath: ctx.dataPath,
   };
 }
 
@@ -107,11 +122,14 @@ export function formatStatus(s: DaemonStatus, nowMs: number): string {
   out.push(`  public key: ${s.publicKey}`);
   out.push(`  listening port: ${s.listenPort}`);
   out.push(`  addresses: ${s.addresses.join(', ') || '(none)'}`);
+  out.push(`  data path: UDP ${s.dataPath.udp}; TUN ${s.dataPath.tunOffload ? 'with TSO/GRO offload' : 'without offload'}; AEAD ${s.dataPath.aead}`);
   const dropped = Object.entries(s.drops.outside).filter(([, v]) => v > 0);
+  const lost = Object.entries(s.drops.inside).filter(([, v]) => v > 0);
   for (const e of s.endpoints) out.push(`  endpoint: ${e.endpoint} (${e.source})`);
   if (s.natMappingVariesByDestination !== null) out.push(`  NAT mapping varies by destination: ${s.natMappingVariesByDestination ? 'yes (hard NAT: peers may need the relay)' : 'no'}`);
   for (const r of s.relays) out.push(`  relay: ${r.url} ${r.state}${r.latencyMs !== null ? ` (${r.latencyMs} ms)` : ''}${r.state !== 'connected' && r.lastError ? ` — ${r.lastError}` : ''}`);
   if (dropped.length) out.push(`  dropped from network: ${dropped.map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  if (lost.length) out.push(`  dropped on the way out: ${lost.map(([k, v]) => `${k} ${v}`).join(', ')}`);
   for (const p of s.peers) {
     out.push('');
     out.push(`peer: ${p.name ? `${p.name} (${p.publicKey})` : p.publicKey}`);

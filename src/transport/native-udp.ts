@@ -176,12 +176,24 @@ export class NativeUdpConn implements PacketConn {
     if (this.txResult[1] !== 0) this.gso = false;
   }
 
+  drops(): { outside: Record<string, number>; inside: Record<string, number> } {
+    const s = this.stats;
+    return {
+      outside: nonZero({ 'udp-truncated': s.truncated }),
+      inside: nonZero({ 'udp-send-failed': s.sendErrors, 'udp-send-buffer-full': s.sendDropped }),
+    };
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
     this.reader?.stop();
     this.addon.closeFd(this.fd);
   }
+}
+
+function nonZero(r: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(r).filter(([, v]) => v > 0));
 }
 
 /** EADDRINUSE and friends by name, as node:dgram reports them. */

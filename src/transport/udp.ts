@@ -15,6 +15,8 @@ export interface PacketConn {
   queue(data: Uint8Array, to: Endpoint): void;
   flush(): void;
   close(): void;
+  /** Datagrams lost in this layer, by reason (only the counters that are not zero). */
+  drops(): { outside: Record<string, number>; inside: Record<string, number> };
 }
 
 export interface PacketHandlers {
@@ -95,6 +97,10 @@ export class UdpConn implements PacketConn {
   }
 
   flush(): void {}
+
+  drops(): { outside: Record<string, number>; inside: Record<string, number> } {
+    return { outside: {}, inside: {} };
+  }
 
   close(): void {
     if (this.closed) return;

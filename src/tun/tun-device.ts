@@ -22,6 +22,8 @@ export interface TunDevice {
   start(handlers: TunHandlers): void;
   /** Writes packets (views; merged into TCP superpackets when offloading). Returns failed writes. */
   writeBatch(packets: readonly Uint8Array[], count: number): number;
+  /** Packets lost at the TUN, by reason (only the counters that are not zero). */
+  drops(): Record<string, number>;
   close(): void;
 }
 
@@ -91,6 +93,12 @@ export class LinuxTun implements TunDevice {
 
   stats(): TunStats {
     return { malformed: this.readStats[0], overflow: this.readStats[1], writes: this.writes, writeErrors: this.writeErrors };
+  }
+
+  drops(): Record<string, number> {
+    const s = this.stats();
+    const all: Record<string, number> = { 'tun-malformed': s.malformed, 'tun-batch-full': s.overflow, 'tun-write-failed': s.writeErrors };
+    return Object.fromEntries(Object.entries(all).filter(([, v]) => v > 0));
   }
 
   /** Closing the fd deletes the (non-persistent) interface, and with it its addresses and routes. */

@@ -4,6 +4,7 @@ import { Lab } from './lab.js';
 import { keyPair, type KeyPair } from './keys.js';
 
 export const TRANSFER_JS = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, 'tcp-transfer.js');
+export const UDP_ECHO_JS = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, 'udp-echo.js');
 
 export interface Host {
   ns: string;
@@ -75,4 +76,13 @@ export async function transfer(lab: Lab, fromNs: string, toNs: string, toAddr: s
   for (let i = 0; i < 200 && server.exitCode === null; i++) await new Promise((r) => setTimeout(r, 50));
   const received = server.log.join('').replace('listening\n', '').trim();
   return { sent: sent.stdout.trim(), received, sendErr: sent.stderr };
+}
+
+/** UDP datagrams of many sizes to an echo server across the tunnel; "<echoed>/<sent> identical". */
+export async function udpEcho(lab: Lab, fromNs: string, toNs: string, toAddr: string, port = 5301): Promise<string> {
+  const server = lab.spawn(toNs, process.execPath, [UDP_ECHO_JS, 'serve', String(port)]);
+  for (let i = 0; i < 100 && !server.log.join('').includes('listening'); i++) await new Promise((r) => setTimeout(r, 50));
+  const r = await lab.exec(fromNs, process.execPath, [UDP_ECHO_JS, 'send', toAddr, String(port)], 30_000);
+  server.kill();
+  return r.stdout.trim() || r.stderr.trim();
 }

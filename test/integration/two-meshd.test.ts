@@ -3,7 +3,7 @@
 import t from 'tap';
 import { existsSync } from 'node:fs';
 import { exited, Lab, labUnavailable, MESHD_BIN } from '../helpers/lab.js';
-import { meshConfig, meshdBoth, transfer, twoHosts } from '../helpers/two-hosts.js';
+import { meshConfig, meshdBoth, transfer, twoHosts, udpEcho } from '../helpers/two-hosts.js';
 
 const why = labUnavailable(['ping']);
 if (why) t.plan(0, why);
@@ -108,16 +108,26 @@ if (!why) {
 }
 
 if (!why) {
-  t.test('the same transfer with the fast path off (pure-JS AEAD) on one side and native on the other', async (t) => {
+  t.test('fast path (batched UDP, TUN TSO/GRO, in-place AEAD) against the fallback (dgram, plain TUN, pure-JS AEAD): same bytes', async (t) => {
     const lab = new Lab(t);
     const h = await twoHosts(lab);
-    await lab.meshd(h.a.ns, lab.file('a.conf', meshConfig(h.a, h.b)), h.a.iface, { MESHD_AEAD: 'noble' });
-    await lab.meshd(h.b.ns, lab.file('b.conf', meshConfig(h.b, h.a)), h.b.iface, { MESHD_AEAD: 'native' });
+    await lab.meshd(h.a.ns, lab.file('a.conf', meshConfig(h.a, h.b)), h.a.iface, { MESHD_AEAD: 'noble', MESHD_FASTPATH: 'off' });
+    await lab.meshd(h.b.ns, lab.file('b.conf', meshConfig(h.b, h.a)), h.b.iface);
+    const sa = JSON.parse((await lab.cli(['status', h.a.iface, '--json'])).stdout) as { dataPath: { udp: string; tunOffload: boolean; aead: string } };
+    const sb = JSON.parse((await lab.cli(['status', h.b.iface, '--json'])).stdout) as { dataPath: { udp: string; tunOffload: boolean; aead: string } };
+    t.same(sa.dataPath, { udp: 'dgram', tunOffload: false, aead: 'noble' }, 'A runs the fallback');
+    t.equal(sb.dataPath.tunOffload, true, 'B offloads TCP segmentation to and from its TUN');
+    t.match(sb.dataPath.udp, /^native/, 'B batches UDP in the addon');
     const bytes = 8 * 1024 * 1024;
-    const r = await transfer(lab, h.a.ns, h.b.ns, h.b.mesh4, bytes);
-    t.match(r.sent, new RegExp(`^${bytes} `), r.sendErr);
-    t.equal(r.received, r.sent, 'the bytes match end to end');
-    const back = await transfer(lab, h.b.ns, h.a.ns, h.a.mesh4, bytes, 5202);
-    t.equal(back.received, back.sent, 'and the other way');
+    for (const [label, toB, toA] of [['IPv4', h.b.mesh4, h.a.mesh4], ['IPv6', h.b.mesh6, h.a.mesh6]] as const) {
+      const r = await transfer(lab, h.a.ns, h.b.ns, toB, bytes);
+      t.match(r.sent, new RegExp(`^${bytes} `), r.sendErr);
+      t.equal(r.received, r.sent, `${label} TCP fallback → fast path: the bytes match end to end`);
+      const back = await transfer(lab, h.b.ns, h.a.ns, toA, bytes, 5202);
+      t.match(back.sent, new RegExp(`^${bytes} `), back.sendErr);
+      t.equal(back.received, back.sent, `${label} TCP fast path (TSO segments) → fallback: the bytes match`);
+      t.equal(await udpEcho(lab, h.a.ns, h.b.ns, toB), '45/45 identical', `${label} UDP of every size, checksums completed by the fast path, echoed intact`);
+      t.equal(await udpEcho(lab, h.b.ns, h.a.ns, toA, 5302), '45/45 identical', `${label} UDP from the fast-path side`);
+    }
   });
 }
