@@ -1,6 +1,7 @@
 // Data-plane benchmark: iperf3 TCP between two network namespaces over raw veth, through meshd and
 // through Debian's wireguard-go, interleaved in the same run; at tunnel MTU 1280 and 1420, with 1 and
-// 4 streams. Also each daemon's CPU during the runs (and per Gbit/s), and ping RTT through each path.
+// 4 streams. Also each daemon's CPU during the runs (and per Gbit/s), and ping RTT through each path
+// (5 interleaved rounds of 100 pings at 10 ms intervals).
 // Prints a table and writes bench/results/throughput-*.json.
 //   BENCH_SECONDS (default 10), BENCH_REPS (default 3), BENCH_MTUS (default "1280,1420"),
 //   BENCH_STREAMS (default "1,4"), MESHD_AEAD (default: the fastest available),
@@ -17,6 +18,7 @@ const REPS = Number(process.env.BENCH_REPS ?? 3);
 const MTUS = (process.env.BENCH_MTUS ?? '1280,1420').split(',').map(Number);
 const STREAMS = (process.env.BENCH_STREAMS ?? '1,4').split(',').map(Number);
 const PINGS = 100;
+const RTT_ROUNDS = 5;
 
 type PathName = 'veth' | 'meshd' | 'wireguard-go';
 
@@ -96,7 +98,10 @@ async function main(): Promise<void> {
       }
     }
     await setMtu(lab, h, 1420);
-    const rtt: Record<PathName, number> = { veth: await rttMs(lab, h.a.ns, addr.veth), meshd: await rttMs(lab, h.a.ns, addr.meshd), 'wireguard-go': await rttMs(lab, h.a.ns, addr['wireguard-go']) };
+    // RTT: RTT_ROUNDS rounds of PINGS pings per path, interleaved; the median of the rounds' averages.
+    const rounds: Record<PathName, number[]> = { veth: [], meshd: [], 'wireguard-go': [] };
+    for (let r = 0; r < RTT_ROUNDS; r++) for (const p of ['veth', 'meshd', 'wireguard-go'] as PathName[]) rounds[p].push(await rttMs(lab, h.a.ns, addr[p]));
+    const rtt: Record<PathName, number> = { veth: median(rounds.veth), meshd: median(rounds.meshd), 'wireguard-go': median(rounds['wireguard-go']) };
 
     const summary = Object.fromEntries(
       Object.entries(cells).map(([k, row]) => [
@@ -114,10 +119,10 @@ async function main(): Promise<void> {
     const result = {
       date: new Date().toISOString(),
       machine: machine(),
-      settings: { seconds: SECONDS, reps: REPS, mtus: MTUS, streams: STREAMS, aead, fastPath: process.env.MESHD_FASTPATH ?? 'on', pings: PINGS },
+      settings: { seconds: SECONDS, reps: REPS, mtus: MTUS, streams: STREAMS, aead, fastPath: process.env.MESHD_FASTPATH ?? 'on', pings: PINGS, rttRounds: RTT_ROUNDS },
       vethOffloads: offloads || 'as the kernel sets them (ethtool not installed to show them)',
       summary,
-      rttMs: { ...rtt, meshdOverheadMs: rtt.meshd - rtt.veth, wireguardGoOverheadMs: rtt['wireguard-go'] - rtt.veth },
+      rttMs: { ...rtt, rounds, meshdOverheadMs: rtt.meshd - rtt.veth, wireguardGoOverheadMs: rtt['wireguard-go'] - rtt.veth },
     };
     process.stdout.write('\ncase                 path           Gbit/s median (min–max)   CPU % (both daemons)  CPU %/Gbit/s  meshd/wg-go  TCP retransmits\n');
     for (const [k, row] of Object.entries(summary)) {
@@ -129,7 +134,7 @@ async function main(): Promise<void> {
         );
       }
     }
-    process.stdout.write(`ping RTT (avg of ${PINGS}): veth ${rtt.veth.toFixed(3)} ms, meshd ${rtt.meshd.toFixed(3)} ms (+${(rtt.meshd - rtt.veth).toFixed(3)}), wireguard-go ${rtt['wireguard-go'].toFixed(3)} ms (+${(rtt['wireguard-go'] - rtt.veth).toFixed(3)})\n`);
+    process.stdout.write(`ping RTT (median of ${RTT_ROUNDS} rounds of ${PINGS}): veth ${rtt.veth.toFixed(3)} ms, meshd ${rtt.meshd.toFixed(3)} ms (+${(rtt.meshd - rtt.veth).toFixed(3)}), wireguard-go ${rtt['wireguard-go'].toFixed(3)} ms (+${(rtt['wireguard-go'] - rtt.veth).toFixed(3)})\n`);
     process.stdout.write(`wrote ${writeResult('throughput', result)}\n`);
   });
 }

@@ -76,6 +76,8 @@ export class Device {
   private handshakeWindowStartMs = -Infinity;
   private handshakesInWindow = 0;
   private up = false;
+  /** xorshift32 state for timer jitter, seeded once from rng: jitter needs no cryptographic randomness. */
+  private jitterState = 0;
 
   constructor(opts: DeviceOptions) {
     this.identity = { privateKey: opts.privateKey, publicKey: publicKeyOf(opts.privateKey) };
@@ -223,8 +225,21 @@ export class Device {
     return now < this.underLoadUntilMs;
   }
 
+  /**
+   * Up to REKEY_TIMEOUT_JITTER_MAX of jitter for handshake timers. Called for every data packet
+   * sent without a reply yet, so it must not cost a system call (crypto randomness does): a
+   * xorshift32 seeded once from rng, as wireguard-go uses its runtime's fast random here.
+   */
   jitterMs(): number {
-    const b = this.rng(2);
-    return ((b[0] | (b[1] << 8)) % (this.timers.rekeyTimeoutJitterMaxMs + 1)) | 0;
+    if (this.jitterState === 0) {
+      const b = this.rng(4);
+      this.jitterState = (b[0] | (b[1] << 8) | (b[2] << 16) | (b[3] << 24)) || 0x9e3779b9;
+    }
+    let x = this.jitterState;
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    this.jitterState = x;
+    return (x >>> 0) % (this.timers.rekeyTimeoutJitterMaxMs + 1);
   }
 }
