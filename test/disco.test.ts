@@ -6,7 +6,8 @@ import { decodeDiscoEnvelope, decodeDiscoMessage, encodeDiscoMessage, encodeDisc
 import { Discovery } from '../src/transport/discovery.js';
 import { isDirectConfirmed } from '../src/transport/path.js';
 import { relayEndpoint, type Endpoint } from '../src/tunnel/endpoint.js';
-import { makePair, EP_A, EP_B } from './helpers/device-pair.js';
+import { makePair, pump, EP_A, EP_B } from './helpers/device-pair.js';
+import { ipv4Packet } from './helpers/ip-packet.js';
 import { generatePrivateKey, publicKeyOf } from '../src/crypto/keys.js';
 import { discoKey, sealDisco } from '../src/crypto/disco-box.js';
 
@@ -180,9 +181,33 @@ t.test('an idle peer goes quiet: no heartbeats once no data has flowed for a whi
   const before = da.sent.ping;
   step(30_000);
   t.equal(da.sent.ping - before, 0, 'no pings at all while idle');
-  p.peerOfA.lastDataMs = p.clock.now(); // traffic again
+  p.a.inside(ipv4Packet('10.0.0.1', '10.0.0.2')); // traffic again, through the device
+  pump(p);
+  step(300);
+  t.ok(da.sent.ping > before, 'the next tick looks at the peer again (no wait for a full scan)');
   step(5_000);
-  t.ok(da.sent.ping > before, 'heartbeats resume with traffic');
+  t.ok(da.sent.ping > before + 1, 'and heartbeats resume with traffic');
+});
+
+t.test('a long idle mesh: ticks look at no peer until one has traffic', async (t) => {
+  const p = makePair();
+  const net: Net = { udpUp: true, delivered: 0 };
+  const da = new Discovery(p.a, () => [EP_A], () => true);
+  const step = (ms: number) => {
+    for (let i = 0; i < ms; i += 250) {
+      p.clock.advance(250);
+      p.a.tick();
+      da.tick();
+      wire(p, da, new Discovery(p.b, () => [EP_B], () => true), net);
+    }
+  };
+  step(120_000);
+  const before = da.sent.ping;
+  step(61_000); // not on a full-scan tick (every 10 s)
+  t.equal(da.sent.ping, before, 'idle: nothing sent');
+  p.a.inside(ipv4Packet('10.0.0.1', '10.0.0.2')); // no session yet: staged, a handshake starts
+  step(250);
+  t.ok(da.sent.ping > before, 'a packet waiting for a session makes the peer watched at once: it is punched');
 });
 
 t.test('disco from a stranger is dropped before any crypto; tampering is dropped after', async (t) => {

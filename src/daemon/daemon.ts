@@ -46,6 +46,8 @@ import { buildStatus, type DaemonStatus, type PathStatus } from './status.js';
  * should cost next to nothing.
  */
 export const TICK_INTERVAL_MS = 250;
+/** The tick when nothing is due within it (see scheduleTick). */
+export const IDLE_TICK_INTERVAL_MS = 1000;
 export const DEFAULT_STUN_PORT = 3478;
 
 export interface DaemonOptions {
@@ -101,6 +103,9 @@ export class Daemon {
   private uapi: net.Server | null = null;
   private control: net.Server | null = null;
   private tick: NodeJS.Timeout | null = null;
+  /** When the pending tick fires (performance.now() time), to pull it in when work appears. */
+  private tickAtMs = Infinity;
+  private stopped = false;
   private routes: RouteTable;
   private stopping: Promise<void> | null = null;
   private resolveDone!: () => void;
@@ -235,11 +240,7 @@ export class Daemon {
         void this.stop('tun error');
       },
     });
-    this.tick = setInterval(() => {
-      this.device.tick();
-      this.discovery.tick();
-      this.flush();
-    }, TICK_INTERVAL_MS);
+    this.scheduleTick(TICK_INTERVAL_MS);
     this.device.start();
     this.flush();
     await runHooks('PostUp', cfg.postUp, this.iface);
@@ -257,6 +258,30 @@ export class Daemon {
       },
       'interface up',
     );
+  }
+
+  /**
+   * The tick runs every TICK_INTERVAL_MS while anything is due soon (a peer deadline, discovery
+   * work, a ping in flight), else every IDLE_TICK_INTERVAL_MS: an idle daemon wakes once a second.
+   * Work that appears in between (a peer waking up) pulls the next tick in (see flush).
+   */
+  private scheduleTick(delayMs: number): void {
+    if (this.stopped) return;
+    if (this.tick) clearTimeout(this.tick);
+    this.tickAtMs = performance.now() + delayMs;
+    this.tick = setTimeout(() => this.runTick(), delayMs);
+  }
+
+  private runTick(): void {
+    this.tick = null;
+    this.tickAtMs = Infinity;
+    this.device.tick();
+    this.discovery.tick();
+    this.flush();
+    const now = this.device.clock.now();
+    const untilDue = this.device.nextDeadlineMs() - now;
+    const busy = this.discovery.busy() || untilDue < IDLE_TICK_INTERVAL_MS;
+    this.scheduleTick(busy ? TICK_INTERVAL_MS : IDLE_TICK_INTERVAL_MS);
   }
 
   /** The data socket: the addon's (batched) on the fast path, node:dgram otherwise. */
@@ -352,6 +377,7 @@ export class Daemon {
 
   /** Hands what the device queued to the socket or relay (path choice), the TUN and the log. */
   private flush(): void {
+    if (this.device.hasWoken() && this.tickAtMs - performance.now() > TICK_INTERVAL_MS) this.scheduleTick(0);
     const out = this.device.out;
     const now = this.device.clock.now();
     for (const d of out.net) {
@@ -488,7 +514,8 @@ export class Daemon {
   private async teardown(runDownHooks: boolean): Promise<void> {
     const cfg = this.config.iface;
     if (runDownHooks) await runHooks('PreDown', cfg.preDown, this.iface).catch((err) => this.log.warn({ component: 'daemon', err }, 'PreDown failed'));
-    if (this.tick) clearInterval(this.tick);
+    this.stopped = true;
+    if (this.tick) clearTimeout(this.tick);
     this.tick = null;
     this.stun.stop();
     if (this.uapi) closeUnix(this.uapi, uapiSocketPath(this.iface));

@@ -156,7 +156,9 @@ export class Lab {
 
   /** Runs `meshd up CONFIG` in a namespace and waits until its control socket answers. */
   async meshd(ns: string, config: string, iface: string, env: Record<string, string> = {}): Promise<ChildProcess & { log: string[] }> {
-    const p = this.spawn(ns, process.execPath, [MESHD_BIN, 'up', config, '--interface', iface], { MESHD_LOG_FORMAT: 'json', ...env });
+    // MESHD_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the daemons a bench starts.
+    const nodeArgs = (process.env.MESHD_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    const p = this.spawn(ns, process.execPath, [...nodeArgs, MESHD_BIN, 'up', config, '--interface', iface], { MESHD_LOG_FORMAT: 'json', ...env });
     const sock = `/var/run/meshd/${iface}.sock`;
     for (let i = 0; i < 200; i++) {
       if (p.exitCode !== null) throw new Error(`meshd exited ${p.exitCode}: ${p.log.join('')}`);

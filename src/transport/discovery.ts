@@ -35,6 +35,9 @@ export const FULL_DISCOVERY_INTERVAL_MS = 30_000;
  * for this long after it appears): an idle mesh goes quiet, as Tailscale's does after 45 s.
  */
 export const ACTIVE_WINDOW_MS = 45_000;
+/** How often the tick looks at every peer, not only the watched ones (a safety net: peers become
+ *  watched as soon as they have traffic, a message or packets waiting). */
+export const FULL_SCAN_MS = 10_000;
 export const PING_TIMEOUT_MS = 5_000;
 /** Answering a call-me-maybe with our own at most this often per peer. */
 export const CALL_ME_MAYBE_MIN_INTERVAL_MS = 1_000;
@@ -101,7 +104,9 @@ export class Discovery {
   readonly received = { ping: 0, pong: 0, 'call-me-maybe': 0, redeem: 0, 'redeem-result': 0 };
   private readonly state = new Map<string, PeerDisco>();
   private readonly pending = new Map<string, PendingPing>();
-  private ticks = 0;
+  /** Peers the tick looks at (see tick) and when it next looks at all of them. */
+  private readonly watched = new Set<Peer>();
+  private nextFullScanMs = -Infinity;
   /** Candidates with a deferred punch-back, so the tick need not look at every candidate. */
   private punchBacksDue = 0;
 
@@ -125,6 +130,7 @@ export class Discovery {
     if (!msg) return this.drops.add('disco-bad-message');
     const now = this.dev.clock.now();
     this.received[msg.type]++;
+    this.watched.add(peer);
     switch (msg.type) {
       case 'ping':
         this.send(peer, { type: 'pong', txid: msg.txid, src: from.relay ? null : from }, from);
@@ -163,7 +169,11 @@ export class Discovery {
     }
   }
 
-  /** Runs punches and heartbeats that are due. */
+  /**
+   * Runs punches and heartbeats that are due. Only watched peers are looked at: those active at the
+   * last full scan (every FULL_SCAN_MS), those the device noted waking up (data after idle, packets
+   * waiting for a session) and those with a message or a punch-back since. An idle peer costs nothing.
+   */
   tick(): void {
     const now = this.dev.clock.now();
     for (const [tx, p] of this.pending) {
@@ -172,19 +182,35 @@ export class Discovery {
         p.waiter?.(null);
       }
     }
+    if (now >= this.nextFullScanMs) {
+      this.nextFullScanMs = now + FULL_SCAN_MS;
+      for (const id of this.state.keys()) if (!this.dev.peers.has(id)) this.state.delete(id);
+      for (const peer of this.dev.peers.values()) this.watched.add(peer);
+    }
+    for (const peer of this.dev.takeWoken()) this.watched.add(peer);
     const punchBacks = this.punchBacksDue > 0;
-    for (const peer of this.dev.peers.values()) {
+    for (const peer of this.watched) {
+      if (this.dev.peers.get(peer.id) !== peer) {
+        this.watched.delete(peer);
+        continue;
+      }
       const st = this.stateOf(peer);
+      let waiting = false;
       if (punchBacks) {
         for (const c of st.candidates.values()) {
           if (now >= c.punchBackAtMs) {
             c.punchBackAtMs = Infinity;
             this.punchBacksDue--;
             if (!isDirectConfirmed(peer, now)) this.ping(peer, c.ep);
+          } else if (c.punchBackAtMs !== Infinity) {
+            waiting = true;
           }
         }
       }
-      if (!this.isActive(peer, st, now)) continue;
+      if (!this.isActive(peer, st, now)) {
+        if (!waiting) this.watched.delete(peer);
+        continue;
+      }
       if (isDirectConfirmed(peer, now)) {
         if (now - st.lastPunchMs >= FULL_DISCOVERY_INTERVAL_MS) {
           st.lastHeartbeatMs = now;
@@ -198,8 +224,11 @@ export class Discovery {
         if (this.relayAvailable()) this.sendCallMeMaybe(peer, st, now);
       }
     }
-    // Forget removed peers now and then (every 40 ticks), not on every tick.
-    if (++this.ticks % 40 === 0) for (const id of this.state.keys()) if (!this.dev.peers.has(id)) this.state.delete(id);
+  }
+
+  /** Whether the tick has work within the next second: watched peers, pings in flight, punch-backs. */
+  busy(): boolean {
+    return this.watched.size > 0 || this.pending.size > 0 || this.punchBacksDue > 0 || this.nextFullScanMs === -Infinity;
   }
 
   /** A relay said the peer is not connected to it: pings waiting on that relay will not be answered. */
@@ -216,11 +245,14 @@ export class Discovery {
   reset(): void {
     this.state.clear();
     this.pending.clear();
+    this.punchBacksDue = 0;
+    this.nextFullScanMs = -Infinity;
   }
 
   /** Our candidates changed (a new STUN mapping): punch again now to peers without a direct path. */
   candidatesChanged(): void {
     for (const st of this.state.values()) st.lastPunchMs = -Infinity;
+    this.nextFullScanMs = -Infinity; // and look at every peer on the next tick
   }
 
   /**

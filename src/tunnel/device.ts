@@ -14,7 +14,7 @@ import { Outbox } from './outbox.js';
 import { Peer, type PeerOptions } from './peer.js';
 import { insidePacket, sendKeepalive, sendStaged } from './inside.js';
 import { outsideDatagram } from './outside.js';
-import { tickPeer } from './timers.js';
+import { earliestDeadline, tickPeer } from './timers.js';
 import type { Endpoint } from './endpoint.js';
 
 export interface Clock {
@@ -48,6 +48,7 @@ export const INSIDE_TAILROOM = 32;
 /** Under load for this long after the rate last exceeded the threshold (as wireguard-go). */
 export const UNDER_LOAD_AFTER_MS = 1000;
 export const DEFAULT_UNDER_LOAD_HANDSHAKES_PER_SECOND = 256;
+const NO_PEERS: readonly Peer[] = [];
 
 export interface IndexEntry {
   peer: Peer;
@@ -76,6 +77,9 @@ export class Device {
   private handshakeWindowStartMs = -Infinity;
   private handshakesInWindow = 0;
   private up = false;
+  /** The earliest peer deadline (see tick); -Infinity until the first scan. */
+  private nextDueMs = -Infinity;
+  private woken: Peer[] = [];
   /** xorshift32 state for timer jitter, seeded once from rng: jitter needs no cryptographic randomness. */
   private jitterState = 0;
 
@@ -184,9 +188,55 @@ export class Device {
   }
 
   /** Runs due timers; call about every 100–250 ms. */
+  /**
+   * Acts on the deadlines that have passed. The peers are scanned only once the earliest deadline
+   * (tracked by due()) has come, so idle peers cost nothing per tick.
+   */
   tick(): void {
     const now = this.clock.now();
-    for (const p of this.peers.values()) tickPeer(this, p, now);
+    if (now < this.nextDueMs) return;
+    this.nextDueMs = Infinity; // deadlines armed during the scan lower it again through due()
+    let next = Infinity;
+    for (const p of this.peers.values()) {
+      tickPeer(this, p, now);
+      const at = earliestDeadline(p);
+      if (at < next) next = at;
+    }
+    if (next < this.nextDueMs) this.nextDueMs = next;
+  }
+
+  /** A peer deadline was set to `at` (timer-hooks.arm): the next tick must not sleep past it. */
+  due(at: number): void {
+    if (at < this.nextDueMs) this.nextDueMs = at;
+  }
+
+  /**
+   * The peer has traffic after being idle, or packets waiting for a session: path discovery should
+   * look at it now rather than at its next full scan. Each peer is listed once until taken.
+   */
+  noteWake(peer: Peer): void {
+    if (peer.wakeNoted) return;
+    peer.wakeNoted = true;
+    this.woken.push(peer);
+  }
+
+  /** Whether noteWake listed a peer that takeWoken has not taken yet. */
+  hasWoken(): boolean {
+    return this.woken.length > 0;
+  }
+
+  /** The earliest peer deadline known (Infinity: none; -Infinity: the next tick scans anyway). */
+  nextDeadlineMs(): number {
+    return this.nextDueMs;
+  }
+
+  /** The peers noted by noteWake since the last call. */
+  takeWoken(): readonly Peer[] {
+    if (this.woken.length === 0) return NO_PEERS;
+    const w = this.woken;
+    this.woken = [];
+    for (const p of w) p.wakeNoted = false;
+    return w;
   }
 
   // ---- helpers shared by inside/outside/timers ----

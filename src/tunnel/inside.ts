@@ -46,6 +46,7 @@ export function usableKeypair(dev: Device, peer: Peer): Keypair | null {
 }
 
 function stage(dev: Device, peer: Peer, packet: Uint8Array): void {
+  if (peer.staged.length === 0) dev.noteWake(peer); // it wants a path: discovery looks at it now
   if (peer.staged.length >= MAX_STAGED_PACKETS) {
     peer.staged.shift();
     dev.insideDrops.add('staged-overflow');
@@ -68,7 +69,10 @@ export function sendStaged(dev: Device, peer: Peer): void {
 
 /** A keepalive is an empty transport message; it goes through the staging queue like data. */
 export function sendKeepalive(dev: Device, peer: Peer): void {
-  if (peer.staged.length === 0) peer.staged.push(EMPTY);
+  if (peer.staged.length === 0) {
+    dev.noteWake(peer);
+    peer.staged.push(EMPTY);
+  }
   sendStaged(dev, peer);
 }
 
@@ -105,7 +109,7 @@ function sealAndQueue(dev: Device, peer: Peer, kp: Keypair, payload: Uint8Array,
   const now = dev.clock.now();
   if (payload.length > 0) onDataSent(dev, peer, now);
   onAnyAuthenticatedPacketSent(peer);
-  onAnyAuthenticatedPacketTraversal(peer, now);
+  onAnyAuthenticatedPacketTraversal(dev, peer, now);
 }
 
 function keepKeyFreshSending(dev: Device, peer: Peer): void {
@@ -133,7 +137,7 @@ export function sendHandshakeInitiation(dev: Device, peer: Peer, isRetry: boolea
   dev.out.net.push({ to: peer.endpoint, data: msg, peerId: peer.id });
   peer.txBytes += msg.length;
   dev.out.events.push({ type: 'handshake-initiated', peerId: peer.id, attempt: peer.timers.handshakeAttempts + 1 });
-  onAnyAuthenticatedPacketTraversal(peer, now);
+  onAnyAuthenticatedPacketTraversal(dev, peer, now);
   onAnyAuthenticatedPacketSent(peer);
   onHandshakeInitiated(dev, peer, now);
 }

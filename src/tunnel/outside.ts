@@ -128,7 +128,7 @@ function receiveInitiation(dev: Device, msg: Uint8Array, from: Endpoint): void {
   }
   const peer = r.peer;
   peer.rxBytes += msg.length;
-  onAnyAuthenticatedPacketTraversal(peer, now);
+  onAnyAuthenticatedPacketTraversal(dev, peer, now);
   onAnyAuthenticatedPacketReceived(peer);
   roam(dev, peer, from);
 
@@ -145,7 +145,7 @@ function receiveInitiation(dev: Device, msg: Uint8Array, from: Endpoint): void {
   installSession(dev, peer, new Keypair(keys, now));
   dev.out.net.push({ to: peer.endpoint, data: resp, peerId: peer.id });
   peer.txBytes += resp.length;
-  onAnyAuthenticatedPacketTraversal(peer, now);
+  onAnyAuthenticatedPacketTraversal(dev, peer, now);
   onAnyAuthenticatedPacketSent(peer);
 }
 
@@ -167,7 +167,7 @@ function receiveResponse(dev: Device, msg: Uint8Array, from: Endpoint): void {
   }
   peer.rxBytes += msg.length;
   roam(dev, peer, from);
-  onAnyAuthenticatedPacketTraversal(peer, now);
+  onAnyAuthenticatedPacketTraversal(dev, peer, now);
   onAnyAuthenticatedPacketReceived(peer);
   installSession(dev, peer, new Keypair(keys, now));
   onHandshakeComplete(dev, peer);
@@ -224,7 +224,7 @@ function receiveTransport(dev: Device, msg: Uint8Array, from: Endpoint): void {
   roam(dev, peer, from);
   keepKeyFreshReceiving(dev, peer, now);
   peer.rxBytes += msg.length;
-  onAnyAuthenticatedPacketTraversal(peer, now);
+  onAnyAuthenticatedPacketTraversal(dev, peer, now);
   onAnyAuthenticatedPacketReceived(peer);
   if (n === 0) return; // keepalive
 

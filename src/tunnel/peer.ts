@@ -56,6 +56,8 @@ export class Peer {
   lastRelayRxMs = 0;
   /** Device-clock ms of the latest data packet sent or received (not keepalives, not disco). */
   lastDataMs = -Infinity;
+  /** Listed in Device.woken, not yet taken (Device.noteWake). */
+  wakeNoted = false;
   /** Wall-clock ms of the latest completed handshake, 0 if none. */
   lastHandshakeWallMs = 0;
 

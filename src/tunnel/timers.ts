@@ -2,6 +2,7 @@
 import type { Device } from './device.js';
 import type { Peer } from './peer.js';
 import { sendHandshakeInitiation, sendKeepalive } from './inside.js';
+import { arm } from './timer-hooks.js';
 
 export function maxHandshakeAttempts(dev: Device): number {
   return Math.floor(dev.timers.rekeyAttemptTimeMs / dev.timers.rekeyTimeoutMs);
@@ -20,7 +21,7 @@ export function tickPeer(dev: Device, peer: Peer, now: number): void {
       peer.staged = [];
       dev.unindexHandshake(peer);
       peer.handshake.clear();
-      if (t.zeroKeyMaterialAt === Infinity) t.zeroKeyMaterialAt = now + dev.timers.rejectAfterTimeMs * 3;
+      if (t.zeroKeyMaterialAt === Infinity) t.zeroKeyMaterialAt = arm(dev, now + dev.timers.rejectAfterTimeMs * 3);
       dev.out.events.push({ type: 'handshake-gave-up', peerId: peer.id });
     } else {
       t.handshakeAttempts++;
@@ -33,7 +34,7 @@ export function tickPeer(dev: Device, peer: Peer, now: number): void {
     sendKeepalive(dev, peer);
     if (t.needAnotherKeepalive) {
       t.needAnotherKeepalive = false;
-      t.sendKeepaliveAt = now + dev.timers.keepaliveTimeoutMs;
+      t.sendKeepaliveAt = arm(dev, now + dev.timers.keepaliveTimeoutMs);
     }
   }
 
@@ -55,4 +56,10 @@ export function tickPeer(dev: Device, peer: Peer, now: number): void {
     t.persistentKeepaliveAt = Infinity;
     sendKeepalive(dev, peer);
   }
+}
+
+/** The earliest deadline a peer has (Infinity: nothing scheduled). */
+export function earliestDeadline(peer: Peer): number {
+  const t = peer.timers;
+  return Math.min(t.retransmitHandshakeAt, t.sendKeepaliveAt, t.newHandshakeAt, t.zeroKeyMaterialAt, t.persistentKeepaliveAt);
 }
