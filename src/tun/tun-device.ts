@@ -67,7 +67,7 @@ export class LinuxTun implements TunDevice {
 
   start(h: TunHandlers): void {
     const addon = loadNative();
-    const buffer = Buffer.allocUnsafe(TUN_BATCH_BYTES);
+    const buffer = new Uint8Array(TUN_BATCH_BYTES);
     const offsets = new Int32Array(TUN_BATCH_PACKETS);
     const lengths = new Int32Array(TUN_BATCH_PACKETS);
     this.reader = new addon.TunReader(this.fd, buffer, TUN_HEADROOM, TUN_TAILROOM, offsets, lengths, this.readStats, this.offload, (count) => {

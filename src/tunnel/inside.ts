@@ -26,10 +26,11 @@ export function insidePacket(dev: Device, packet: Uint8Array): void {
     dev.insideDrops.add('no-route');
     return;
   }
-  const kp = usableKeypair(dev, peer);
+  const now = dev.clock.now(); // once per packet: the clock is read on every path below
+  const kp = usableKeypair(dev, peer, now);
   if (kp && peer.staged.length === 0) {
-    sealAndQueue(dev, peer, kp, packet, dev.inPlace);
-    keepKeyFreshSending(dev, peer);
+    sealAndQueue(dev, peer, kp, packet, dev.inPlace, now);
+    keepKeyFreshSending(dev, peer, now);
     return;
   }
   stage(dev, peer, copyBytes(packet));
@@ -37,11 +38,11 @@ export function insidePacket(dev: Device, packet: Uint8Array): void {
 }
 
 /** The current keypair if it may still send: not past REJECT_AFTER_TIME nor REJECT_AFTER_MESSAGES. */
-export function usableKeypair(dev: Device, peer: Peer): Keypair | null {
+export function usableKeypair(dev: Device, peer: Peer, now = dev.clock.now()): Keypair | null {
   const kp = peer.keypairs.current;
   if (!kp) return null;
   if (kp.sendCounter >= REJECT_AFTER_MESSAGES) return null;
-  if (dev.clock.now() - kp.createdMs >= dev.timers.rejectAfterTimeMs) return null;
+  if (now - kp.createdMs >= dev.timers.rejectAfterTimeMs) return null;
   return kp;
 }
 
@@ -56,15 +57,16 @@ function stage(dev: Device, peer: Peer, packet: Uint8Array): void {
 
 /** Sends what is staged if a session allows it; otherwise asks for a handshake. */
 export function sendStaged(dev: Device, peer: Peer): void {
-  const kp = usableKeypair(dev, peer);
+  const now = dev.clock.now();
+  const kp = usableKeypair(dev, peer, now);
   if (!kp) {
     sendHandshakeInitiation(dev, peer, false);
     return;
   }
   const staged = peer.staged;
   peer.staged = [];
-  for (const p of staged) sealAndQueue(dev, peer, kp, p, false);
-  keepKeyFreshSending(dev, peer);
+  for (const p of staged) sealAndQueue(dev, peer, kp, p, false, now);
+  keepKeyFreshSending(dev, peer, now);
 }
 
 /** A keepalive is an empty transport message; it goes through the staging queue like data. */
@@ -88,7 +90,7 @@ function paddedLength(len: number, mtu: number): number {
  * Pads, seals and queues one packet. `inPlace`: the message is built around the payload in its own
  * buffer (header room before, padding and tag room after; see DeviceOptions.inPlace), else copied.
  */
-function sealAndQueue(dev: Device, peer: Peer, kp: Keypair, payload: Uint8Array, inPlace: boolean): void {
+function sealAndQueue(dev: Device, peer: Peer, kp: Keypair, payload: Uint8Array, inPlace: boolean, now: number): void {
   const padded = paddedLength(payload.length, dev.mtu);
   const size = TRANSPORT_HEADER_SIZE + padded + AEAD_TAG_LEN;
   let msg: Uint8Array;
@@ -106,16 +108,15 @@ function sealAndQueue(dev: Device, peer: Peer, kp: Keypair, payload: Uint8Array,
   dev.aead.seal(kp.sendKey, counter, msg, TRANSPORT_HEADER_SIZE, padded, msg, TRANSPORT_HEADER_SIZE);
   dev.out.net.push({ to: peer.endpoint, data: msg, peerId: peer.id });
   peer.txBytes += msg.length;
-  const now = dev.clock.now();
   if (payload.length > 0) onDataSent(dev, peer, now);
   onAnyAuthenticatedPacketSent(peer);
   onAnyAuthenticatedPacketTraversal(dev, peer, now);
 }
 
-function keepKeyFreshSending(dev: Device, peer: Peer): void {
+function keepKeyFreshSending(dev: Device, peer: Peer, now: number): void {
   const kp = peer.keypairs.current;
   if (!kp || !kp.isInitiator) return;
-  if (kp.sendCounter > REKEY_AFTER_MESSAGES || dev.clock.now() - kp.createdMs > dev.timers.rekeyAfterTimeMs) {
+  if (kp.sendCounter > REKEY_AFTER_MESSAGES || now - kp.createdMs > dev.timers.rekeyAfterTimeMs) {
     sendHandshakeInitiation(dev, peer, false);
   }
 }

@@ -94,12 +94,12 @@ function admitHandshake(dev: Device, msg: Uint8Array, from: Endpoint): boolean {
 }
 
 /** After authentication: note which path the packet took; a UDP source becomes the endpoint (roaming). */
-function roam(dev: Device, peer: Peer, from: Endpoint): void {
+function roam(dev: Device, peer: Peer, from: Endpoint, now = dev.clock.now()): void {
   if (from.relay) {
-    peer.lastRelayRxMs = dev.clock.now();
+    peer.lastRelayRxMs = now;
     return;
   }
-  peer.lastDirectRxMs = dev.clock.now();
+  peer.lastDirectRxMs = now;
   if (endpointEqual(peer.endpoint, from)) return;
   peer.endpoint = from;
   dev.out.events.push({ type: 'endpoint-changed', peerId: peer.id, endpoint: from });
@@ -221,7 +221,7 @@ function receiveTransport(dev: Device, msg: Uint8Array, from: Endpoint): void {
     dev.out.events.push({ type: 'handshake-complete', peerId: peer.id, initiator: false });
     sendStaged(dev, peer);
   }
-  roam(dev, peer, from);
+  roam(dev, peer, from, now);
   keepKeyFreshReceiving(dev, peer, now);
   peer.rxBytes += msg.length;
   onAnyAuthenticatedPacketTraversal(dev, peer, now);
