@@ -1,11 +1,11 @@
 // The composition root: wires config, TUN, UDP, the sans-IO device, UAPI and control sockets,
 // owns the tick and the lifecycle. Everything it creates is undone on stop, in reverse order.
 import type net from 'node:net';
-import { randomBytes } from 'node:crypto';
 import type { Logger } from '../log.js';
 import type { MeshConfig } from '../config/config.js';
 import { keyToBase64 } from '../crypto/keys.js';
 import { selectTransportAead } from '../crypto/transport-aead.js';
+import { pooledRandom } from '../crypto/random.js';
 import { nativeAead } from '../crypto/native-aead.js';
 import type { TimerConfig } from '../noise/constants.js';
 import { formatCidr } from '../tunnel/cidr.js';
@@ -123,7 +123,7 @@ export class Daemon {
       inPlace: this.fastPath,
       privateKey: config.iface.privateKey,
       clock: systemClock,
-      rng: (n) => new Uint8Array(randomBytes(n)),
+      rng: pooledRandom(),
       aead: selectTransportAead(opts.aead ?? process.env.MESHD_AEAD, nativeAead),
       mtu: config.iface.mtu,
       timers: opts.timers,
