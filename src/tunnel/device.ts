@@ -49,6 +49,8 @@ export const INSIDE_TAILROOM = 32;
 export const UNDER_LOAD_AFTER_MS = 1000;
 export const DEFAULT_UNDER_LOAD_HANDSHAKES_PER_SECOND = 256;
 const NO_PEERS: readonly Peer[] = [];
+/** The longest the tick goes without looking at every peer (see tick). */
+export const SAFETY_SCAN_MS = 5000;
 
 export interface IndexEntry {
   peer: Peer;
@@ -79,6 +81,7 @@ export class Device {
   private up = false;
   /** The earliest peer deadline (see tick); -Infinity until the first scan. */
   private nextDueMs = -Infinity;
+  private lastScanMs = -Infinity;
   private woken: Peer[] = [];
   /** xorshift32 state for timer jitter, seeded once from rng: jitter needs no cryptographic randomness. */
   private jitterState = 0;
@@ -194,7 +197,9 @@ export class Device {
    */
   tick(): void {
     const now = this.clock.now();
-    if (now < this.nextDueMs) return;
+    // A full scan at least every SAFETY_SCAN_MS too, so a deadline set without arm() is late, not lost.
+    if (now < this.nextDueMs && now - this.lastScanMs < SAFETY_SCAN_MS) return;
+    this.lastScanMs = now;
     this.nextDueMs = Infinity; // deadlines armed during the scan lower it again through due()
     let next = Infinity;
     for (const p of this.peers.values()) {
