@@ -3,7 +3,8 @@
 //    checksum is only partly computed (CSUM); SegmentPacket turns one into wire-ready IP packets.
 //  - Writing: TunCoalescer merges consecutive segments of one TCP flow into one superpacket (GRO),
 //    so the kernel's TCP stack sees one packet instead of dozens.
-// Pure functions over buffers, except TunCoalescer::Flush which writes to the fd.
+// Splitting lives in tso.cc, merging in gro.cc, the header helpers they share in packet.h. Pure
+// functions over buffers, except TunCoalescer::Flush, which writes to the fd.
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
@@ -54,7 +55,7 @@ class TunCoalescer {
   // Writes all pending packets; returns how many writes failed.
   int Flush();
   int writes() const { return writes_; }
-  struct Group;  // one flow being merged (vnet.cc)
+  struct Group;  // one flow being merged (gro.cc)
 
  private:
   void WriteGroup(Group& g);
