@@ -14,7 +14,7 @@ import { formatEndpoint, relayEndpoint, type Endpoint } from '../tunnel/endpoint
 import type { Peer } from '../tunnel/peer.js';
 import { Relays } from '../transport/relays.js';
 import type { RelayClient } from '../transport/relay-client.js';
-import { choosePath, isDirectConfirmed } from '../transport/path.js';
+import { choosePath, isDirectConfirmed, type PathChoice } from '../transport/path.js';
 import { Discovery } from '../transport/discovery.js';
 import { StunService } from '../transport/stun-service.js';
 import { mappingVaries } from '../transport/endpoints.js';
@@ -380,6 +380,9 @@ export class Daemon {
     if (this.device.hasWoken() && this.tickAtMs - performance.now() > TICK_INTERVAL_MS) this.scheduleTick(0);
     const out = this.device.out;
     const now = this.device.clock.now();
+    // A flush's datagrams mostly go to one peer: choose its path once, not per datagram.
+    let pathPeer: Peer | null = null;
+    let path: PathChoice | null = null;
     for (const d of out.net) {
       if (d.to?.relay) {
         // An answer to something that came through a relay (a cookie reply) goes back the same way.
@@ -391,7 +394,10 @@ export class Daemon {
         if (d.to) this.udp?.queue(d.data, d.to);
         continue;
       }
-      const path = choosePath(peer, now, this.relays?.anyConnected ?? false);
+      if (peer !== pathPeer || !path) {
+        pathPeer = peer;
+        path = choosePath(peer, now, this.relays?.anyConnected ?? false);
+      }
       let sent = false;
       if (path.direct && this.udp) {
         this.udp.queue(d.data, path.direct);

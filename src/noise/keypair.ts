@@ -2,6 +2,8 @@
 import { ReplayFilter } from './replay.js';
 import type { SessionKeys } from './handshake.js';
 
+
+const NOTHING_CONFIRMED = Object.freeze({ confirmed: false, dropped: null });
 export class Keypair {
   readonly sendKey: Uint8Array;
   readonly recvKey: Uint8Array;
@@ -58,8 +60,8 @@ export class Keypairs {
   }
 
   /** Called when a packet authenticates under `kp`; promotes `next`. Returns a dropped keypair, if any. */
-  received(kp: Keypair): { confirmed: boolean; dropped: Keypair | null } {
-    if (kp !== this.next) return { confirmed: false, dropped: null };
+  received(kp: Keypair): Readonly<{ confirmed: boolean; dropped: Keypair | null }> {
+    if (kp !== this.next) return NOTHING_CONFIRMED; // every data packet but the first of a session
     const dropped = this.previous;
     this.previous = this.current;
     this.current = this.next;
