@@ -53,6 +53,13 @@ t.test('a wg-quick config loads', async (t) => {
   t.same(c.peers[1].allowedIps.map(formatCidr), ['0.0.0.0/0']);
 });
 
+t.test('FwMark: hex, decimal or off, as wg-quick writes it', async (t) => {
+  for (const [v, want] of [['0x1234', 0x1234], ['51820', 51820], ['off', 0], ['0xffffffff', 0xffffffff]] as const) {
+    t.equal(parseConfig(good.replace('ListenPort = 51820', `ListenPort = 51820\nFwMark = ${v}`), 'f.conf', 'wg0').iface.fwMark, want, `FwMark = ${v}`);
+  }
+  t.equal(parseConfig(good, 'f.conf', 'wg0').iface.fwMark, 0, 'no FwMark: no mark');
+});
+
 const cases: [string, string, RegExp][] = [
   ['unknown key', good.replace('ListenPort', 'ListenPrt'), /^f\.conf:6: \[Interface\] ListenPrt: unknown key$/],
   ['bad base64', good.replace(`PublicKey = ${B.pub}`, 'PublicKey = abc'), /^f\.conf:13: \[Peer\] PublicKey: not a base64-encoded 32-byte key$/],
@@ -64,6 +71,8 @@ const cases: [string, string, RegExp][] = [
   ['bad endpoint', good.replace('vpn.example.com:51820', 'vpn.example.com'), /^f\.conf:23: \[Peer\] Endpoint: "vpn\.example\.com" is not host:port$/],
   ['bad port', good.replace('ListenPort = 51820', 'ListenPort = 70000'), /^f\.conf:6: \[Interface\] ListenPort: "70000" is not a whole number from 0 to 65535$/],
   ['bad MTU', good.replace('ListenPort = 51820', 'MTU = 100'), /^f\.conf:6: \[Interface\] MTU:/],
+  ['bad FwMark', good.replace('ListenPort = 51820', 'FwMark = 0xgg'), /^f\.conf:6: \[Interface\] FwMark: "0xgg" is not a mark \(a number, 0x… or off\)$/],
+  ['FwMark too big', good.replace('ListenPort = 51820', 'FwMark = 4294967296'), /^f\.conf:6: \[Interface\] FwMark:/],
   ['no section', `PrivateKey = ${A.priv}\n`, /^f\.conf:1: "PrivateKey" appears before any/],
   ['unknown section', good + '\n[Peers]\n', /^f\.conf:25: unknown section \[Peers\]/],
   ['junk line', good.replace('DNS = 10.0.0.53', 'DNS 10.0.0.53'), /^f\.conf:7: expected "Key = Value"/],

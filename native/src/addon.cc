@@ -1,5 +1,5 @@
 // N-API surface. Hot-path errors are -errno return values, never exceptions (EAGAIN is not exceptional).
-//   TUN: tunOpen, tunWrite, tunWriteBatch, TunReader     UDP: udpOpen, udpSendBatch, UdpReader
+//   TUN: tunOpen, tunWrite, tunWriteBatch, TunReader     UDP: udpOpen, udpSendBatch, udpSetMark, UdpReader
 //   AEAD: aeadSeal, aeadOpen                             closeFd
 #include <errno.h>
 #include <napi.h>
@@ -108,11 +108,11 @@ Napi::Value AeadOpenJs(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, meshd::AeadOpen(key.Data(), Counter(info, 1), src.Data() + soff, static_cast<int>(len), dst.Data() + doff));
 }
 
-// udpOpen(port, bufferBytes) -> { fd, port, dualStack, gro, error }
+// udpOpen(port, bufferBytes, fwmark) -> { fd, port, dualStack, gro, error, code }
 Napi::Value UdpOpenJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   meshd::UdpSocketInfo s;
-  int r = meshd::UdpOpen(I32(info, 0), I32(info, 1), &s);
+  int r = meshd::UdpOpen(I32(info, 0), I32(info, 1), U32(info, 2), &s);
   Napi::Object out = Napi::Object::New(env);
   out.Set("fd", Napi::Number::New(env, r < 0 ? r : s.fd));
   out.Set("port", Napi::Number::New(env, s.port));
@@ -149,6 +149,11 @@ Napi::Value UdpSendBatchJs(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, sent);
 }
 
+// udpSetMark(fd, fwmark) -> 0 or -errno
+Napi::Value UdpSetMarkJs(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), meshd::UdpSetMark(I32(info, 0), U32(info, 1)));
+}
+
 Napi::Value CloseFdJs(const Napi::CallbackInfo& info) {
   int r = close(I32(info, 0));
   return Napi::Number::New(info.Env(), r < 0 ? -errno : 0);
@@ -161,6 +166,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("TunReader", meshd::DefineTunReader(env));
   exports.Set("udpOpen", Napi::Function::New(env, UdpOpenJs));
   exports.Set("udpSendBatch", Napi::Function::New(env, UdpSendBatchJs));
+  exports.Set("udpSetMark", Napi::Function::New(env, UdpSetMarkJs));
   exports.Set("UdpReader", meshd::DefineUdpReader(env));
   exports.Set("closeFd", Napi::Function::New(env, CloseFdJs));
   exports.Set("tunClose", Napi::Function::New(env, CloseFdJs));

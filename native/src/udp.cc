@@ -33,9 +33,16 @@ void SetBuffer(int fd, int opt, int force, int bytes) {
   if (setsockopt(fd, SOL_SOCKET, force, &bytes, sizeof(bytes)) != 0) setsockopt(fd, SOL_SOCKET, opt, &bytes, sizeof(bytes));
 }
 
-int OpenFamily(int family, int port, int bufferBytes, UdpSocketInfo* out) {
+int OpenFamily(int family, int port, int bufferBytes, uint32_t mark, UdpSocketInfo* out) {
   int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return -errno;
+  if (mark != 0) {
+    int r = UdpSetMark(fd, mark);
+    if (r != 0) {
+      close(fd);
+      return r;
+    }
+  }
   int off = 0;
   if (family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off));
   SetBuffer(fd, SO_RCVBUF, SO_RCVBUFFORCE, bufferBytes);
@@ -136,10 +143,14 @@ bool WaitWritable(int fd) {
 
 }  // namespace
 
-int UdpOpen(int port, int bufferBytes, UdpSocketInfo* out) {
-  int r = OpenFamily(AF_INET6, port, bufferBytes, out);
-  if (r == -EAFNOSUPPORT || r == -EADDRNOTAVAIL) r = OpenFamily(AF_INET, port, bufferBytes, out);
+int UdpOpen(int port, int bufferBytes, uint32_t mark, UdpSocketInfo* out) {
+  int r = OpenFamily(AF_INET6, port, bufferBytes, mark, out);
+  if (r == -EAFNOSUPPORT || r == -EADDRNOTAVAIL) r = OpenFamily(AF_INET, port, bufferBytes, mark, out);
   return r;
+}
+
+int UdpSetMark(int fd, uint32_t mark) {
+  return setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) == 0 ? 0 : -errno;
 }
 
 int UdpRecvBatch(int fd, uint8_t* base, int slotSize, int slots, int32_t* lengths, int32_t* gso, uint8_t* addrs) {

@@ -16,8 +16,11 @@ struct UdpSocketInfo {
 };
 
 // Opens and binds a UDP socket on `port` (0 = any) on all addresses; IPv6 dual-stack when the host
-// has IPv6, else IPv4. Returns 0 or -errno.
-int UdpOpen(int port, int bufferBytes, UdpSocketInfo* out);
+// has IPv6, else IPv4; its packets carry firewall mark `mark` unless it is 0. Returns 0 or -errno.
+int UdpOpen(int port, int bufferBytes, uint32_t mark, UdpSocketInfo* out);
+
+// Sets (0: clears) the firewall mark of the socket's packets (SO_MARK; needs CAP_NET_ADMIN). 0 or -errno.
+int UdpSetMark(int fd, uint32_t mark);
 
 // Receives up to `slots` datagrams into base + i * slotSize. lengths[i] is the byte count, gso[i]
 // the segment size when the kernel coalesced several datagrams (UDP GRO), else 0. Returns the

@@ -53,6 +53,8 @@ export interface InterfaceConfig {
   relayCa: Buffer | null;
   /** meshd: STUN servers (default: port 3478 on each relay's host). */
   stun: HostPort[];
+  /** Firewall mark on the data socket's packets (0: off), as wg-quick's FwMark. */
+  fwMark: number;
 }
 
 export interface MeshConfig {
@@ -142,6 +144,7 @@ function parseInterface(s: IniSection, ctx: Ctx, ignored: string[]): InterfaceCo
   const out: Omit<InterfaceConfig, 'privateKey'> = {
     addresses: [],
     listenPort: null,
+    fwMark: 0,
     mtu: DEFAULT_MTU,
     dns: [],
     table: 'auto',
@@ -208,8 +211,14 @@ function parseInterface(s: IniSection, ctx: Ctx, ignored: string[]): InterfaceCo
       case 'relaycafile':
         out.relayCa = readFile(e, ctx, 'Interface');
         break;
+      case 'fwmark': {
+        const v = e.value.trim().toLowerCase();
+        const n = v === 'off' ? 0 : /^(0x[0-9a-f]{1,8}|\d{1,10})$/.test(v) ? Number(v) : NaN;
+        if (!Number.isInteger(n) || n > 0xffffffff) throw ctx.err(e, 'Interface', `"${e.value}" is not a mark (a number, 0x… or off)`);
+        out.fwMark = n;
+        break;
+      }
       case 'saveconfig':
-      case 'fwmark':
         ignored.push(`${ctx.file}:${e.line}: ${e.key}`);
         break;
       default:

@@ -213,7 +213,7 @@ export class Daemon {
     await this.stun.start(cfg.stun, cfg.relays, config.file);
 
     this.uapi = await startUapiServer(this.iface, {
-      get: () => formatGet(this.device, this.udp?.port ?? 0),
+      get: () => formatGet(this.device, this.udp?.port ?? 0, this.udp?.fwMark ?? 0),
       set: (lines) => this.uapiSet(lines),
     });
     this.control = await startControlServer(this.iface, (req) => {
@@ -286,7 +286,9 @@ export class Daemon {
 
   /** The data socket: the addon's (batched) on the fast path, node:dgram otherwise. */
   private async bindUdp(port: number): Promise<PacketConn> {
-    return this.fastPath ? NativeUdpConn.bind(port, this.udpHandlers) : UdpConn.bind(port, this.udpHandlers);
+    if (this.fastPath) return NativeUdpConn.bind(port, this.udpHandlers, this.config.iface.fwMark);
+    if (this.config.iface.fwMark !== 0) this.log.warn({ component: 'udp', fwMark: this.config.iface.fwMark }, 'FwMark ignored: the node:dgram socket (MESHD_FASTPATH=off) cannot carry a mark');
+    return UdpConn.bind(port, this.udpHandlers);
   }
 
   /** One datagram of a batch; the batch's end flushes (udpHandlers). */
@@ -347,7 +349,7 @@ export class Daemon {
     }
     await this.routes.reconcile(this.device);
     // Settings that need a restart keep their running values.
-    this.config = { ...next, iface: { ...next.iface, addresses: this.config.iface.addresses, mtu: this.config.iface.mtu, dns: this.config.iface.dns, table: this.config.iface.table, relays: this.config.iface.relays, stun: this.config.iface.stun, relayCa: this.config.iface.relayCa, preUp: this.config.iface.preUp, postUp: this.config.iface.postUp, preDown: this.config.iface.preDown, postDown: this.config.iface.postDown } };
+    this.config = { ...next, iface: { ...next.iface, addresses: this.config.iface.addresses, mtu: this.config.iface.mtu, dns: this.config.iface.dns, table: this.config.iface.table, relays: this.config.iface.relays, stun: this.config.iface.stun, relayCa: this.config.iface.relayCa, fwMark: this.config.iface.fwMark, preUp: this.config.iface.preUp, postUp: this.config.iface.postUp, preDown: this.config.iface.preDown, postDown: this.config.iface.postDown } };
     this.flush();
     const s = summarize(plan);
     this.log.info({ component: 'daemon', ...s }, 'config reloaded');
@@ -454,6 +456,15 @@ export class Daemon {
     if (lines.some((l) => l.startsWith('private_key='))) this.discovery.reset();
     if (r.added.length || r.removed.length) this.log.info({ component: 'uapi', added: r.added, removed: r.removed }, 'peers changed over UAPI');
     try {
+      if (r.fwMark !== undefined && this.udp) {
+        const err = this.udp.setMark(r.fwMark);
+        if (err) {
+          this.log.warn({ component: 'uapi', err }, 'could not set fwmark');
+          return 1; // EPERM, as wg(8) reports it
+        }
+        this.config = { ...this.config, iface: { ...this.config.iface, fwMark: r.fwMark } };
+        this.log.info({ component: 'uapi', fwMark: r.fwMark }, 'firewall mark changed');
+      }
       if (r.listenPort !== undefined && r.listenPort !== this.udp?.port) {
         const next = await this.bindUdp(r.listenPort);
         this.udp?.close();

@@ -39,6 +39,7 @@ export class NativeUdpConn implements PacketConn {
   private readonly addrOf = new WeakMap<Endpoint, Uint8Array>();
   private readonly sources = new Map<string, Endpoint>();
   readonly stats: UdpStats = { sendErrors: 0, sendDropped: 0, truncated: 0 };
+  fwMark = 0;
 
   private constructor(
     private readonly addon: NativeAddon,
@@ -50,12 +51,16 @@ export class NativeUdpConn implements PacketConn {
     this.kind = `native (sendmmsg, UDP GSO${gro ? ', UDP GRO' : ''})`;
   }
 
-  /** Binds `port` (0 = any) on all addresses, dual-stack if the host has IPv6, and starts receiving. */
-  static bind(port: number, h: PacketHandlers): NativeUdpConn {
+  /**
+   * Binds `port` (0 = any) on all addresses, dual-stack if the host has IPv6, and starts receiving.
+   * `fwMark` (0: none) marks every packet it sends, for policy routing (wg-quick's FwMark).
+   */
+  static bind(port: number, h: PacketHandlers, fwMark = 0): NativeUdpConn {
     const addon = loadNative();
-    const r = addon.udpOpen(port, UDP_BUFFER_BYTES);
+    const r = addon.udpOpen(port, UDP_BUFFER_BYTES, fwMark);
     if (r.fd < 0) throw bindError(port, errnoName(r.code, r.error));
     const conn = new NativeUdpConn(addon, r.fd, r.port, r.dualStack, r.gro);
+    conn.fwMark = fwMark;
     conn.startReading(h);
     return conn;
   }
@@ -176,6 +181,13 @@ export class NativeUdpConn implements PacketConn {
     this.stats.sendErrors += this.txResult[0];
     this.stats.sendDropped += count - sent - this.txResult[0];
     if (this.txResult[1] !== 0) this.gso = false;
+  }
+
+  setMark(mark: number): string | null {
+    const r = this.addon.udpSetMark(this.fd, mark);
+    if (r < 0) return `cannot set firewall mark ${mark}: ${errnoName(-r, String(r))}`;
+    this.fwMark = mark;
+    return null;
   }
 
   drops(): { outside: Record<string, number>; inside: Record<string, number> } {

@@ -15,6 +15,10 @@ export interface PacketConn {
   queue(data: Uint8Array, to: Endpoint): void;
   flush(): void;
   close(): void;
+  /** The firewall mark on the socket's packets (0: none). */
+  readonly fwMark: number;
+  /** Sets the mark (wg-quick's FwMark); an error message when it cannot be set, else null. */
+  setMark(mark: number): string | null;
   /** Datagrams lost in this layer, by reason (only the counters that are not zero). */
   drops(): { outside: Record<string, number>; inside: Record<string, number> };
 }
@@ -97,6 +101,12 @@ export class UdpConn implements PacketConn {
   }
 
   flush(): void {}
+
+  readonly fwMark = 0;
+
+  setMark(mark: number): string | null {
+    return mark === 0 ? null : 'node:dgram sockets cannot carry a firewall mark (FwMark needs the fast path: unset MESHD_FASTPATH)';
+  }
 
   drops(): { outside: Record<string, number>; inside: Record<string, number> } {
     return { outside: {}, inside: {} };

@@ -36,7 +36,9 @@ export interface NativeAddon {
   tunWriteBatch(fd: number, packets: readonly Uint8Array[], count: number, offload: boolean): number;
   tunClose(fd: number): number;
   closeFd(fd: number): number;
-  udpOpen(port: number, bufferBytes: number): UdpOpenResult;
+  udpOpen(port: number, bufferBytes: number, fwmark: number): UdpOpenResult;
+  /** 0 or -errno. */
+  udpSetMark(fd: number, fwmark: number): number;
   udpSendBatch(
     fd: number,
     dualStack: boolean,

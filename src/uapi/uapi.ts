@@ -17,10 +17,11 @@ function parseHexKey(v: string): Uint8Array | null {
 }
 
 /** The body of a get=1 answer (without the final errno line). */
-export function formatGet(dev: Device, listenPort: number): string {
+export function formatGet(dev: Device, listenPort: number, fwMark = 0): string {
   const lines: string[] = [];
   lines.push(`private_key=${hexKey(dev.identity.privateKey)}`);
   lines.push(`listen_port=${listenPort}`);
+  if (fwMark !== 0) lines.push(`fwmark=${fwMark}`);
   for (const p of dev.peers.values()) {
     lines.push(`public_key=${hexKey(p.publicKey)}`);
     if (!isAllZero(p.presharedKey)) lines.push(`preshared_key=${hexKey(p.presharedKey)}`);
@@ -41,6 +42,8 @@ export interface SetOutcome {
   errno: number;
   /** Set when listen_port was given: the daemon rebinds. */
   listenPort?: number;
+  /** Set when fwmark was given (0 clears it): the daemon marks its socket. */
+  fwMark?: number;
   /** Peers whose AllowedIPs changed or that were removed/added: the daemon reconciles routes. */
   routesChanged: boolean;
   /** Keys (base64) of peers that were added / removed, for logs. */
@@ -86,8 +89,9 @@ export function applySet(dev: Device, lines: string[]): SetOutcome {
           continue;
         }
         case 'fwmark':
-          if (!/^\d+$/.test(v)) return fail();
-          continue; // accepted; meshd does not mark packets
+          if (!/^\d{1,10}$/.test(v) || Number(v) > 0xffffffff) return fail();
+          out.fwMark = Number(v);
+          continue;
         case 'replace_peers':
           if (v !== 'true') return fail();
           for (const p of [...dev.peers.values()]) {

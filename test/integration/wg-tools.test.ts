@@ -63,4 +63,27 @@ else {
     const ping = await lab.exec(h.a.ns, 'ping', ['-c', '2', '-i', '0.2', '-W', '3', h.b.mesh4]);
     t.equal(ping.code, 0, 'tunnel still works');
   });
+
+  t.test('FwMark marks the data socket: policy routing by mark applies, and wg set fwmark changes it live', async (t) => {
+    const lab = new Lab(t);
+    const h = await twoHosts(lab);
+    const A = h.a.iface;
+    // On A, packets carrying mark 0x1234 are routed by table 123, where B's underlay address is a blackhole.
+    await lab.exec(h.a.ns, 'ip', ['rule', 'add', 'fwmark', '0x1234', 'lookup', '123']);
+    await lab.exec(h.a.ns, 'ip', ['route', 'add', 'blackhole', `${h.b.underlay}/32`, 'table', '123']);
+    await meshdBoth(h, { extraInterface: 'FwMark = 0x1234' }, {});
+
+    const shown = await lab.run('wg', ['show', A, 'fwmark']);
+    t.equal(shown.stdout.trim(), '0x1234', 'wg show reports the mark from the config');
+    const marked = await lab.exec(h.a.ns, 'ping', ['-c', '2', '-i', '0.3', '-W', '1', h.b.mesh4]);
+    t.not(marked.code, 0, "A's marked packets follow the mark's route (a blackhole): no tunnel");
+    const st = JSON.parse((await lab.cli(['status', A, '--json'])).stdout) as { drops: { inside: Record<string, number> } };
+    t.ok((st.drops.inside['udp-send-failed'] ?? 0) > 0, `the refused sends are counted (${JSON.stringify(st.drops.inside)})`);
+
+    const set = await lab.run('wg', ['set', A, 'fwmark', '0']);
+    t.equal(set.code, 0, set.stderr);
+    t.equal((await lab.run('wg', ['show', A, 'fwmark'])).stdout.trim(), 'off', 'wg set fwmark 0 clears it');
+    const unmarked = await lab.exec(h.a.ns, 'ping', ['-c', '1', '-w', '15', h.b.mesh4], 20_000);
+    t.equal(unmarked.code, 0, 'unmarked, the packets take the main table: the tunnel works');
+  });
 }
