@@ -55,6 +55,17 @@ function wire(p: ReturnType<typeof makePair>, da: Discovery, db: Discovery, net:
   }
 }
 
+/** Advances the clock by `ms` in ticks of `tickMs`, ticking both engines (and A's device, if asked) and wiring them. */
+function run(p: ReturnType<typeof makePair>, da: Discovery, db: Discovery, net: Net, ms: number, tickMs = 100, tickDeviceA = false): void {
+  for (let i = 0; i < ms; i += tickMs) {
+    p.clock.advance(tickMs);
+    if (tickDeviceA) p.a.tick();
+    da.tick();
+    db.tick();
+    wire(p, da, db, net);
+  }
+}
+
 t.test('two engines punch, confirm a direct path, keep it with heartbeats, and lose it when UDP dies', async (t) => {
   const p = makePair();
   p.a.setEndpoint(p.peerOfA, null); // nobody knows anybody's endpoint: only candidates via the relay
@@ -73,29 +84,14 @@ t.test('two engines punch, confirm a direct path, keep it with heartbeats, and l
   t.ok(da.events.some((e) => e.type === 'direct-path'), 'a direct-path event for the log');
   t.ok(net.delivered > 0);
 
-  for (let i = 0; i < 100; i++) {
-    p.clock.advance(100);
-    da.tick();
-    db.tick();
-    wire(p, da, db, net);
-  }
+  run(p, da, db, net, 10000);
   t.ok(isDirectConfirmed(p.peerOfA, p.clock.now()), 'heartbeats keep the path confirmed over 10 s of silence');
 
   net.udpUp = false;
-  for (let i = 0; i < 60; i++) {
-    p.clock.advance(100);
-    da.tick();
-    db.tick();
-    wire(p, da, db, net);
-  }
+  run(p, da, db, net, 6000);
   t.notOk(isDirectConfirmed(p.peerOfA, p.clock.now()), 'without pongs the direct path expires (traffic goes via the relay)');
   net.udpUp = true;
-  for (let i = 0; i < 80; i++) {
-    p.clock.advance(100);
-    da.tick();
-    db.tick();
-    wire(p, da, db, net);
-  }
+  run(p, da, db, net, 8000);
   t.ok(isDirectConfirmed(p.peerOfA, p.clock.now()), 'a later punch restores it');
 });
 
@@ -165,14 +161,7 @@ t.test('an idle peer goes quiet: no heartbeats once no data has flowed for a whi
   const net: Net = { udpUp: true, delivered: 0 };
   const da = new Discovery(p.a, () => [EP_A], () => true);
   const db = new Discovery(p.b, () => [EP_B], () => true);
-  const step = (ms: number) => {
-    for (let i = 0; i < ms; i += 100) {
-      p.clock.advance(100);
-      da.tick();
-      db.tick();
-      wire(p, da, db, net);
-    }
-  };
+  const step = (ms: number) => run(p, da, db, net, ms);
   p.peerOfA.lastDataMs = p.clock.now();
   step(10_000);
   const during = da.sent.ping;
@@ -193,14 +182,8 @@ t.test('a long idle mesh: ticks look at no peer until one has traffic', async (t
   const p = makePair();
   const net: Net = { udpUp: true, delivered: 0 };
   const da = new Discovery(p.a, () => [EP_A], () => true);
-  const step = (ms: number) => {
-    for (let i = 0; i < ms; i += 250) {
-      p.clock.advance(250);
-      p.a.tick();
-      da.tick();
-      wire(p, da, new Discovery(p.b, () => [EP_B], () => true), net);
-    }
-  };
+  const db = new Discovery(p.b, () => [EP_B], () => true);
+  const step = (ms: number) => run(p, da, db, net, ms, 250, true);
   step(120_000);
   const before = da.sent.ping;
   step(61_000); // not on a full-scan tick (every 10 s)

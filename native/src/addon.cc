@@ -1,5 +1,5 @@
 // N-API surface. Hot-path errors are -errno return values, never exceptions (EAGAIN is not exceptional).
-//   TUN: tunOpen, tunWrite, tunWriteBatch, TunReader     UDP: udpOpen, udpSendBatch, udpSetMark, UdpReader
+//   TUN: tunOpen, tunWriteBatch, TunReader     UDP: udpOpen, udpSendBatch, udpSetMark, UdpReader
 //   AEAD: aeadSeal, aeadOpen                             closeFd
 #include <errno.h>
 #include <napi.h>
@@ -37,17 +37,6 @@ Napi::Value TunOpenJs(const Napi::CallbackInfo& info) {
   out.Set("error", Napi::String::New(env, fd < 0 ? strerror(-fd) : ""));
   out.Set("offload", Napi::Boolean::New(env, offloaded));
   return out;
-}
-
-// tunWrite(fd, buf, offset, length) -> bytes written or -errno. (Device opened without offload.)
-Napi::Value TunWriteJs(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  auto buf = info[1].As<Napi::Uint8Array>();
-  size_t off = U32(info, 2);
-  size_t len = U32(info, 3);
-  if (off + len > buf.ByteLength()) return Napi::Number::New(env, -EINVAL);
-  ssize_t n = write(I32(info, 0), buf.Data() + off, len);
-  return Napi::Number::New(env, n < 0 ? -errno : static_cast<double>(n));
 }
 
 // tunWriteBatch(fd, packets: Uint8Array[], count, offload) -> { writes, errors } packed as
@@ -161,7 +150,6 @@ Napi::Value CloseFdJs(const Napi::CallbackInfo& info) {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("tunOpen", Napi::Function::New(env, TunOpenJs));
-  exports.Set("tunWrite", Napi::Function::New(env, TunWriteJs));
   exports.Set("tunWriteBatch", Napi::Function::New(env, TunWriteBatchJs));
   exports.Set("TunReader", meshd::DefineTunReader(env));
   exports.Set("udpOpen", Napi::Function::New(env, UdpOpenJs));
@@ -169,7 +157,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("udpSetMark", Napi::Function::New(env, UdpSetMarkJs));
   exports.Set("UdpReader", meshd::DefineUdpReader(env));
   exports.Set("closeFd", Napi::Function::New(env, CloseFdJs));
-  exports.Set("tunClose", Napi::Function::New(env, CloseFdJs));
   exports.Set("aeadSeal", Napi::Function::New(env, AeadSealJs));
   exports.Set("aeadOpen", Napi::Function::New(env, AeadOpenJs));
   return exports;

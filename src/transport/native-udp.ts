@@ -85,8 +85,7 @@ export class NativeUdpConn implements PacketConn {
         // Datagrams of a batch mostly come from one peer: reuse its Endpoint without a lookup.
         if (last === null || lastAt < 0 || addrs.compare(addrs, lastAt, lastAt + ADDR_LEN, a, a + ADDR_LEN) !== 0) {
           last = this.source(addrs, a);
-          if (i > 0) addrs.copy(addrs, 0, a, a + ADDR_LEN);
-          lastAt = 0;
+          lastAt = a;
         }
         // Plain Uint8Array views: cheaper to make than Buffer views, one per datagram.
         const off = buf.byteOffset + i * UDP_RX_SLOT_BYTES;

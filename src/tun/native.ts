@@ -31,10 +31,8 @@ export interface ReaderHandle {
 
 export interface NativeAddon {
   tunOpen(name: string, offload: boolean): TunOpenResult;
-  tunWrite(fd: number, buf: Uint8Array, offset: number, length: number): number;
   /** Returns writes * 65536 + failed writes. */
   tunWriteBatch(fd: number, packets: readonly Uint8Array[], count: number, offload: boolean): number;
-  tunClose(fd: number): number;
   closeFd(fd: number): number;
   udpOpen(port: number, bufferBytes: number, fwmark: number): UdpOpenResult;
   /** 0 or -errno. */

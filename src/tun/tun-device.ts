@@ -1,5 +1,6 @@
 // TunDevice: the seam between the daemon and a TUN interface (real via the addon, fake in tests).
 import { MeshdError } from '../errors.js';
+import { TRANSPORT_HEADER_SIZE, TRANSPORT_TAILROOM } from '../wire/wireguard.js';
 import { loadNative, type ReaderHandle } from './native.js';
 
 export interface TunHandlers {
@@ -28,8 +29,8 @@ export interface TunDevice {
 }
 
 /** Room kept around every packet read: a WireGuard transport header before, padding and tag after. */
-export const TUN_HEADROOM = 16;
-export const TUN_TAILROOM = 32;
+export const TUN_HEADROOM = TRANSPORT_HEADER_SIZE;
+export const TUN_TAILROOM = TRANSPORT_TAILROOM;
 /** Packets one batch may hold (TSO superpackets split into wire-sized packets) and its buffer. */
 export const TUN_BATCH_PACKETS = 1024;
 export const TUN_BATCH_BYTES = 2 * 1024 * 1024;

@@ -36,14 +36,12 @@ export interface DeviceOptions {
   /**
    * Seal and open in the caller's buffers instead of copying (the daemon's fast path). Then a
    * packet given to inside() must have TRANSPORT_HEADER_SIZE free bytes before it and
-   * INSIDE_TAILROOM after it in its buffer, a datagram given to outside() may be decrypted where
+   * TRANSPORT_TAILROOM after it in its buffer (wire/wireguard.ts), a datagram given to outside() may be decrypted where
    * it lies, and what the Outbox holds may be views of those buffers: drain it before reusing them.
    */
   inPlace?: boolean;
 }
 
-/** Bytes an in-place packet needs after it: padding to 16 and the AEAD tag. */
-export const INSIDE_TAILROOM = 32;
 
 /** Under load for this long after the rate last exceeded the threshold (as wireguard-go). */
 export const UNDER_LOAD_AFTER_MS = 1000;

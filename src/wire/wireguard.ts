@@ -33,6 +33,8 @@ export const INITIATION_SIZE = 148;
 export const RESPONSE_SIZE = 92;
 export const COOKIE_REPLY_SIZE = 64;
 export const TRANSPORT_HEADER_SIZE = 16;
+/** Room a transport message needs after its plaintext when sealed in place: up to 15 bytes of padding and the 16-byte tag, rounded to 32. */
+export const TRANSPORT_TAILROOM = 32;
 export const TRANSPORT_MIN_SIZE = 32;
 
 export const OFF_TYPE = 0;
