@@ -238,3 +238,27 @@ t.test('a packet waiting for the handshake survives reuse of the TUN read buffer
   t.equal(p.tunB.length, 1);
   t.equal(toHex(p.tunB[0]), toHex(first), 'B receives the packet as it was read, not what replaced it');
 });
+
+t.test('crossing initiations: both sides send at once and both packets arrive without waiting for a retry', async (t) => {
+  const p = makePair();
+  p.peerOfB.endpoint = EP_A;
+  const ab = ipv4Packet('10.0.0.1', '10.0.0.2', payload(64, 1));
+  const ba = ipv4Packet('10.0.0.2', '10.0.0.1', payload(64, 2));
+  p.a.inside(ab);
+  p.b.inside(ba);
+  collect(p);
+  t.equal(p.fromA[0].data.length, INITIATION_SIZE, 'A initiates');
+  t.equal(p.fromB[0].data.length, INITIATION_SIZE, 'B initiates at the same moment');
+  pump(p); // no clock movement: no retry timer can fire
+  t.equal(p.tunB.length, 1, 'B got A\'s packet');
+  t.equal(p.tunA.length, 1, 'A got B\'s packet');
+  t.equal(toHex(p.tunB[0]), toHex(ab));
+  t.equal(toHex(p.tunA[0]), toHex(ba));
+  t.equal(p.a.outsideDrops.total() + p.b.outsideDrops.total(), 0, 'no response was refused');
+  // And the sessions keep working both ways.
+  p.a.inside(ipv4Packet('10.0.0.1', '10.0.0.2', payload(32, 3)));
+  p.b.inside(ipv4Packet('10.0.0.2', '10.0.0.1', payload(32, 4)));
+  pump(p);
+  t.equal(p.tunB.length, 2);
+  t.equal(p.tunA.length, 2);
+});

@@ -123,6 +123,36 @@ export function createInitiation(
   return msg;
 }
 
+/**
+ * Our own initiation in flight, set aside while we answer the peer's initiation that crossed it.
+ * wireguard-go keeps one handshake per peer, so answering overwrites its own initiation: the
+ * peer's response to it is then refused, neither side may send on its responder session, and both
+ * wait for the 5 s retry. Keeping ours lets its response still complete (docs/architecture.md).
+ */
+export interface PendingInitiation {
+  chainKey: Uint8Array;
+  hash: Uint8Array;
+  localEphemeral: Uint8Array;
+  localIndex: number;
+}
+
+/** A copy of `hs`'s initiator state if an initiation of ours awaits its response, else null. */
+export function savePendingInitiation(hs: Handshake): PendingInitiation | null {
+  if (hs.stage !== 'initiation-created') return null;
+  return { chainKey: hs.chainKey.slice(), hash: hs.hash.slice(), localEphemeral: hs.localEphemeral.slice(), localIndex: hs.localIndex };
+}
+
+/** Puts a saved initiation back (after the responder session was derived, which wiped `hs`). */
+export function restorePendingInitiation(hs: Handshake, p: PendingInitiation): void {
+  hs.chainKey = p.chainKey;
+  hs.hash = p.hash;
+  hs.localEphemeral = p.localEphemeral;
+  hs.localIndex = p.localIndex;
+  hs.remoteIndex = 0;
+  hs.remoteEphemeral = new Uint8Array(32);
+  hs.stage = 'initiation-created';
+}
+
 export type ConsumeInitiationResult<P> =
   | { ok: true; peer: P; hs: Handshake }
   | { ok: false; reason: 'handshake-decrypt' | 'unknown-peer' | 'replayed-timestamp' | 'initiation-flood' };

@@ -6,7 +6,7 @@
 import { keyId } from '../crypto/keys.js';
 import { AEAD_TAG_LEN } from '../crypto/aead.js';
 import { REJECT_AFTER_MESSAGES } from '../noise/constants.js';
-import { consumeInitiation, consumeResponse, createResponse, deriveKeys } from '../noise/handshake.js';
+import { consumeInitiation, consumeResponse, createResponse, deriveKeys, restorePendingInitiation, savePendingInitiation, type PendingInitiation } from '../noise/handshake.js';
 import { Keypair } from '../noise/keypair.js';
 import { rateLimitKey } from '../noise/rate-limiter.js';
 import { IPV4_HEADER_MIN, IPV4_SRC_OFF, IPV6_SRC_OFF, ipTotalLength, ipVersion } from '../wire/ip.js';
@@ -113,12 +113,15 @@ function installSession(dev: Device, peer: Peer, kp: Keypair): void {
 
 function receiveInitiation(dev: Device, msg: Uint8Array, from: Endpoint): void {
   const now = dev.clock.now();
+  let pending = null as PendingInitiation | null;
   const r = consumeInitiation<Peer>(
     dev.identity,
     msg,
     (pub) => {
       const peer = dev.peers.get(keyId(pub));
-      return peer ? { peer, hs: peer.handshake } : undefined;
+      if (!peer) return undefined;
+      pending = savePendingInitiation(peer.handshake); // crossing initiations: keep ours
+      return { peer, hs: peer.handshake };
     },
     now,
   );
@@ -132,10 +135,12 @@ function receiveInitiation(dev: Device, msg: Uint8Array, from: Endpoint): void {
   onAnyAuthenticatedPacketReceived(peer);
   roam(dev, peer, from);
 
-  dev.unindexHandshake(peer);
+  // Our own initiation (if any) keeps its index: its response may still arrive and complete it.
+  if (!pending) dev.unindexHandshake(peer);
   const idx = dev.allocateIndex({ peer, keypair: null });
   const resp = createResponse(r.hs, idx, dev.rng);
   const keys = resp ? deriveKeys(r.hs) : null;
+  if (pending) restorePendingInitiation(peer.handshake, pending);
   if (!resp || !keys) {
     dev.index.delete(idx);
     dev.outsideDrops.add('handshake-decrypt');
