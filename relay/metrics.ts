@@ -12,23 +12,51 @@ export class RelayMetrics {
   readonly connections = new Gauge({ name: 'meshd_relay_connections', help: 'WebSocket connections open now (logged in or not)', registers: [this.registry] });
   readonly logins = new Counter({ name: 'meshd_relay_logins_total', help: 'Successful logins', registers: [this.registry] });
   readonly refused = new Counter({ name: 'meshd_relay_logins_refused_total', help: 'Connections refused or closed before login, by reason', labelNames: ['reason'], registers: [this.registry] });
-  readonly framesForwarded = new Counter({ name: 'meshd_relay_frames_forwarded_total', help: 'Packets forwarded to a connected destination', registers: [this.registry] });
-  readonly bytesForwarded = new Counter({ name: 'meshd_relay_bytes_forwarded_total', help: 'Packet bytes forwarded', registers: [this.registry] });
+  /** Forwarding totals, kept as plain numbers on the hot path and read by Prometheus on scrape. */
+  packets = 0;
+  messages = 0;
+  bytes = 0;
+  readonly framesForwarded = counterOf(this, 'meshd_relay_frames_forwarded_total', 'Packets forwarded to a connected destination', () => this.packets);
+  readonly messagesForwarded = counterOf(this, 'meshd_relay_messages_forwarded_total', 'WebSocket messages forwarded (a batch frame carries several packets)', () => this.messages);
+  readonly bytesForwarded = counterOf(this, 'meshd_relay_bytes_forwarded_total', 'Packet bytes forwarded', () => this.bytes);
   readonly drops = new Counter({ name: 'meshd_relay_drops_total', help: 'Packets or frames dropped, by reason', labelNames: ['reason'], registers: [this.registry] });
+  readonly peerNotices = new Counter({ name: 'meshd_relay_peer_notices_total', help: 'peer-present / peer-gone notices sent to clients that talked to a key that arrived or left', labelNames: ['kind'], registers: [this.registry] });
   readonly replaced = new Counter({ name: 'meshd_relay_replaced_total', help: 'Connections replaced by a newer one with the same key', registers: [this.registry] });
   readonly stunRequests = new Counter({ name: 'meshd_relay_stun_requests_total', help: 'STUN binding requests answered', registers: [this.registry] });
 
   constructor() {
     for (const r of DROP_REASONS) this.drops.inc({ reason: r }, 0);
     for (const r of REFUSE_REASONS) this.refused.inc({ reason: r }, 0);
+    for (const k of ['present', 'gone']) this.peerNotices.inc({ kind: k }, 0);
     collectDefaultMetrics({ register: this.registry, prefix: 'meshd_relay_' });
   }
 
-  drop(reason: RelayDropReason): void {
-    this.drops.inc({ reason });
+  drop(reason: RelayDropReason, packets = 1): void {
+    this.drops.inc({ reason }, packets);
+  }
+
+  forwarded(packets: number, bytes: number): void {
+    this.packets += packets;
+    this.messages++;
+    this.bytes += bytes;
   }
 
   refuse(reason: RelayRefuseReason): void {
     this.refused.inc({ reason });
   }
+}
+
+/** A Prometheus counter whose value is read from `value()` when scraped. */
+function counterOf(m: RelayMetrics, name: string, help: string, value: () => number): Counter {
+  let reported = 0;
+  return new Counter({
+    name,
+    help,
+    registers: [m.registry],
+    collect() {
+      const v = value();
+      if (v > reported) this.inc(v - reported);
+      reported = v;
+    },
+  });
 }

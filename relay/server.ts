@@ -19,16 +19,24 @@ import {
   CLOSE_REPLACED,
   CLOSE_SERVER_FULL,
   CLOSE_SHUTDOWN,
+  FEATURE_BATCH,
+  FRAME_RECV_BATCH,
+  FRAME_RECV_PACKET,
+  FRAME_SEND_BATCH,
   NOTICE_REPLACED,
   NOTICE_SHUTDOWN,
+  PEER_GONE_DISCONNECTED,
+  PEER_GONE_NOT_HERE,
   decodeRelayFrame,
   encodeKeepalive,
   encodeNotice,
   encodePeerGone,
+  encodePeerPresent,
   encodePong,
   encodeRecvPacket,
   encodeServerHello,
   encodeServerWelcome,
+  forEachBatchPacket,
 } from '../src/wire/relay.js';
 import type { HostPort } from '../src/config/config.js';
 import { RelayMetrics } from './metrics.js';
@@ -66,12 +74,26 @@ export interface RelayServerOptions {
   log: Logger;
 }
 
+/**
+ * Keys one client is told about (peer-present when they log in, peer-gone when they leave): those it
+ * sent to, present or not. Bounded per client, oldest forgotten first: a client that talks to more
+ * peers than this only loses the early notice for the oldest, never a packet.
+ */
+export const MAX_WATCHED_PER_CLIENT = 256;
+
 interface Client {
   ws: WebSocket;
   key: Uint8Array | null;
   id: string;
+  /** Features the client announced at login (FEATURE_BATCH: it takes recv-batch frames). */
+  features: number;
   tokens: number;
   lastRefillMs: number;
+  /** Key ids this client is in `watchers` for, oldest first. */
+  watching: Set<string>;
+  /** The destination of the client's previous frame, so a stream to one peer looks it up once. */
+  lastDst: Uint8Array;
+  lastDstId: string;
 }
 
 export class RelayServer {
@@ -81,6 +103,8 @@ export class RelayServer {
   private readonly wss: WebSocketServer;
   private readonly clients = new Map<string, Client>();
   private readonly connections = new Set<Client>();
+  /** Key id → clients that sent to it (MAX_WATCHED_PER_CLIENT each): told when it arrives or leaves. */
+  private readonly watchers = new Map<string, Set<Client>>();
   private keepaliveTimer: NodeJS.Timeout | null = null;
   private stopping = false;
 
@@ -158,7 +182,17 @@ export class RelayServer {
   }
 
   private accept(ws: WebSocket): void {
-    const c: Client = { ws, key: null, id: '', tokens: this.opts.limits.clientBurstBytes, lastRefillMs: Date.now() };
+    const c: Client = {
+      ws,
+      key: null,
+      id: '',
+      features: 0,
+      tokens: this.opts.limits.clientBurstBytes,
+      lastRefillMs: Date.now(),
+      watching: new Set(),
+      lastDst: new Uint8Array(32),
+      lastDstId: '',
+    };
     this.connections.add(c);
     this.metrics.connections.set(this.connections.size);
     ws.on('error', (err: Error & { code?: string }) => {
@@ -180,7 +214,8 @@ export class RelayServer {
     }, this.opts.limits.loginTimeoutMs);
     deadline.unref();
     ws.on('message', (data: RawData, isBinary: boolean) => {
-      const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
+      // binaryType is 'nodebuffer': a Buffer the relay owns (forwarding rewrites it in place).
+      const buf = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
       if (!isBinary) {
         this.refuseOrDrop(c, 'malformed', 'text frames are not part of the protocol');
         return;
@@ -226,14 +261,27 @@ export class RelayServer {
       this.metrics.replaced.inc();
       old.ws.send(encodeNotice(NOTICE_REPLACED, 'replaced by a newer connection with the same key'));
       old.ws.close(CLOSE_REPLACED, 'replaced by a newer connection');
+      this.unwatchAll(old);
       old.key = null; // its close must not remove the new entry
     }
     c.key = f.clientKey;
     c.id = id;
+    c.features = f.features;
     this.clients.set(id, c);
     this.metrics.logins.inc();
     this.metrics.clients.set(this.clients.size);
-    c.ws.send(encodeServerWelcome(this.opts.limits.keepaliveMs, this.opts.limits.maxFrameBytes));
+    c.ws.send(encodeServerWelcome(this.opts.limits.keepaliveMs, this.opts.limits.maxFrameBytes, FEATURE_BATCH));
+    // Whoever sent to this key (while it was away, or before it left or restarted) hears it is back,
+    // and can re-send a handshake at once instead of at its next retry.
+    const watching = this.watchers.get(id);
+    if (watching) {
+      const present = encodePeerPresent(f.clientKey);
+      for (const w of watching) {
+        if (w === c || !w.key) continue;
+        w.ws.send(present);
+        this.metrics.peerNotices.inc({ kind: 'present' });
+      }
+    }
     this.opts.log.debug({ component: 'relay', peer: keyToBase64(f.clientKey) }, 'client logged in');
     return true;
   }
@@ -242,7 +290,10 @@ export class RelayServer {
     const f = decodeRelayFrame(buf);
     switch (f.type) {
       case 'send-packet':
-        this.forward(c, f.key, f.packet);
+        this.forward(c, buf, f.key, f.packet.length, 1);
+        return;
+      case 'send-batch':
+        this.forward(c, buf, f.key, f.body.length, f.count);
         return;
       case 'ping':
         c.ws.send(encodePong(f.data));
@@ -255,37 +306,101 @@ export class RelayServer {
     }
   }
 
-  private forward(c: Client, dst: Uint8Array, packet: Uint8Array): void {
+  /**
+   * Forwards a send-packet or send-batch frame (`frame`, addressed to `dst`, `bytes` of packet data
+   * in `count` packets) as the matching recv frame: the same bytes with the type and the key
+   * rewritten in place, so nothing is re-encoded or copied. A client that did not announce
+   * FEATURE_BATCH gets a batch as separate recv-packet frames.
+   */
+  private forward(c: Client, frame: Buffer, dst: Uint8Array, bytes: number, count: number): void {
     const limits = this.opts.limits;
+    const src = c.key;
+    if (!src) return;
     if (limits.clientBytesPerSecond > 0) {
       const now = Date.now();
       c.tokens = Math.min(limits.clientBurstBytes, c.tokens + ((now - c.lastRefillMs) * limits.clientBytesPerSecond) / 1000);
       c.lastRefillMs = now;
-      if (c.tokens < packet.length) {
-        this.metrics.drop('rate-limited');
+      if (c.tokens < bytes) {
+        this.metrics.drop('rate-limited', count);
         return;
       }
-      c.tokens -= packet.length;
+      c.tokens -= bytes;
     }
-    const to = this.clients.get(keyId(dst));
-    if (!to || !c.key) {
-      this.metrics.drop('no-destination');
-      c.ws.send(encodePeerGone(dst, 0));
+    const dstId = this.destinationId(c, dst);
+    this.watch(c, dstId);
+    const to = this.clients.get(dstId);
+    if (!to) {
+      this.metrics.drop('no-destination', count);
+      c.ws.send(encodePeerGone(dst, PEER_GONE_NOT_HERE));
       return;
     }
     if (to.ws.bufferedAmount > limits.queueBytes) {
-      this.metrics.drop('queue-full');
+      this.metrics.drop('queue-full', count);
       return;
     }
-    to.ws.send(encodeRecvPacket(c.key, packet));
-    this.metrics.framesForwarded.inc();
-    this.metrics.bytesForwarded.inc(packet.length);
+    const batch = frame[0] === FRAME_SEND_BATCH;
+    if (batch && !(to.features & FEATURE_BATCH)) {
+      forEachBatchPacket(frame.subarray(1 + 32), (p) => to.ws.send(encodeRecvPacket(src, p)));
+    } else {
+      frame[0] = batch ? FRAME_RECV_BATCH : FRAME_RECV_PACKET;
+      frame.set(src, 1);
+      to.ws.send(frame);
+    }
+    this.metrics.forwarded(count, bytes);
+  }
+
+  /** keyId(dst), computed once per run of frames to the same destination. */
+  private destinationId(c: Client, dst: Uint8Array): string {
+    const last = c.lastDst;
+    let same = c.lastDstId !== '';
+    for (let i = 0; same && i < 32; i++) same = last[i] === dst[i];
+    if (!same) {
+      last.set(dst);
+      c.lastDstId = keyId(dst);
+    }
+    return c.lastDstId;
+  }
+
+  private watch(c: Client, id: string): void {
+    if (c.watching.has(id)) return;
+    if (c.watching.size >= MAX_WATCHED_PER_CLIENT) {
+      const oldest = c.watching.values().next().value as string;
+      this.unwatch(c, oldest);
+    }
+    c.watching.add(id);
+    let set = this.watchers.get(id);
+    if (!set) this.watchers.set(id, (set = new Set()));
+    set.add(c);
+  }
+
+  private unwatch(c: Client, id: string): void {
+    c.watching.delete(id);
+    const set = this.watchers.get(id);
+    if (!set) return;
+    set.delete(c);
+    if (set.size === 0) this.watchers.delete(id);
+  }
+
+  private unwatchAll(c: Client): void {
+    for (const id of [...c.watching]) this.unwatch(c, id);
   }
 
   private forget(c: Client): void {
     this.connections.delete(c);
     this.metrics.connections.set(this.connections.size);
-    if (c.key && this.clients.get(c.id) === c) this.clients.delete(c.id);
+    this.unwatchAll(c);
+    if (c.key && this.clients.get(c.id) === c) {
+      this.clients.delete(c.id);
+      // Those who talked to it learn at once that it left (and try another relay), not at their next packet.
+      const watching = this.watchers.get(c.id);
+      if (watching && !this.stopping) {
+        const gone = encodePeerGone(c.key, PEER_GONE_DISCONNECTED);
+        for (const w of watching) {
+          w.ws.send(gone);
+          this.metrics.peerNotices.inc({ kind: 'gone' });
+        }
+      }
+    }
     this.metrics.clients.set(this.clients.size);
   }
 }

@@ -140,8 +140,6 @@ async function redeem(inv: Invitation, enrollPriv: NodePrivateKey, ownPub: Uint8
         onPacket: (src, packet) => {
           if (keyId(src) === keyId(inviterKey)) onReply(packet);
         },
-        onPeerGone: () => {},
-        onStateChange: () => {},
       }, log);
       c.start();
       cleanups.push(() => c.stop());
