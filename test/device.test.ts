@@ -3,6 +3,8 @@ import t from 'tap';
 import { makePair, pump, collect, EP_A } from './helpers/device-pair.js';
 import { ipv4Packet, ipv6Packet } from './helpers/ip-packet.js';
 import { toHex } from './helpers/vectors.js';
+import { parseCidr } from '../src/tunnel/cidr.js';
+import { RESEND_GRACE_MIN_MS } from '../src/tunnel/device.js';
 import { INITIATION_SIZE, RESPONSE_SIZE } from '../src/wire/wireguard.js';
 
 const payload = (n: number, fill = 0xab) => new Uint8Array(n).fill(fill);
@@ -261,4 +263,54 @@ t.test('crossing initiations: both sides send at once and both packets arrive wi
   pump(p);
   t.equal(p.tunB.length, 2);
   t.equal(p.tunA.length, 2);
+});
+
+t.test('a peer that becomes reachable gets a lost initiation again within the grace, and a restarted peer a new session', async (t) => {
+  const p = makePair();
+  p.peerOfB.endpoint = EP_A;
+  p.a.inside(ipv4Packet('10.0.0.1', '10.0.0.2', payload(40, 1)));
+  collect(p);
+  t.equal(p.fromA.splice(0).length, 1, 'the first initiation is lost (the peer was not there)');
+  p.clock.advance(30); // far less than REKEY_TIMEOUT: no retry is due
+  p.a.tick();
+  collect(p);
+  t.equal(p.fromA.length, 0, 'nothing would be sent before the 5 s retry');
+  p.a.handshakeSoon(p.peerOfA, 0);
+  collect(p);
+  t.equal(p.fromA.length, 0, 'not within RESEND_GRACE_MIN_MS of the first: it may still be answered');
+  p.clock.advance(RESEND_GRACE_MIN_MS);
+  p.a.tick();
+  collect(p);
+  t.equal(p.fromA[0]?.data.length, INITIATION_SIZE, 'no answer within the grace: a new initiation leaves');
+  pump(p);
+  t.equal(p.tunB.length, 1, 'and the waiting packet arrives');
+
+  // B restarts: same key, no sessions. A's next packets would be dropped by it until A rekeys.
+  p.b.removePeer(p.peerOfB.id);
+  p.b.addPeer({ publicKey: p.a.publicKey, endpoint: EP_A }, [parseCidr('10.0.0.1/32')!]);
+  p.clock.advance(1000);
+  p.a.handshakeSoon(p.peerOfA, 0);
+  collect(p);
+  t.equal(p.fromA[0]?.data.length, INITIATION_SIZE, 'a peer with a session handshakes too, within REKEY_TIMEOUT of the last one');
+  pump(p);
+  p.a.inside(ipv4Packet('10.0.0.1', '10.0.0.2', payload(40, 2)));
+  pump(p);
+  t.equal(p.tunB.length, 2, 'the new session carries data');
+});
+
+t.test('an initiation that was answered is not re-sent when the peer becomes reachable', async (t) => {
+  const p = makePair();
+  p.a.inside(ipv4Packet('10.0.0.1', '10.0.0.2', payload(40, 1)));
+  collect(p);
+  const init = p.fromA.splice(0);
+  p.a.handshakeSoon(p.peerOfA, 0); // peer-present arrives just after the initiation got through
+  for (const d of init) p.b.outside(d.data, EP_A);
+  collect(p);
+  p.clock.advance(5);
+  pump(p);
+  t.equal(p.tunB.length, 1, 'the first handshake completed');
+  p.clock.advance(RESEND_GRACE_MIN_MS);
+  p.a.tick();
+  collect(p);
+  t.equal(p.fromA.filter((d) => d.data.length === INITIATION_SIZE).length, 0, 'and the early re-send was called off');
 });

@@ -97,6 +97,9 @@ export class Daemon {
   readonly discovery: Discovery;
   private readonly stun: StunService;
   private handshakeInitiationsSent = 0;
+  /** The source key of the relay packets being delivered, and their pseudo-endpoint (onRelayPacket). */
+  private relaySrc: Uint8Array | null = null;
+  private relaySrcEndpoint: Endpoint | null = null;
   /** Relay host addresses, resolved at start: they bypass a default route through the tunnel. */
   private relayAddrs: string[] = [];
   private readonly invites: InviteRedeemer;
@@ -196,10 +199,12 @@ export class Daemon {
         cfg.relayCa ?? undefined,
         {
           onPacket: (src, packet, relay) => this.onRelayPacket(src, packet, relay),
-          onPeerGone: (key) => this.discovery.relayPeerGone(keyId(key)),
+          onBatchEnd: () => this.flush(),
+          onPeerGone: (key, _disconnected, relay) => this.onRelayPeerGone(key, relay),
+          onPeerPresent: (key, relay) => this.onRelayPeerPresent(key, relay),
           onStateChange: (relay) => {
             if (relay.connected) {
-              this.device.retryWaitingHandshakes();
+              this.device.retryWaitingHandshakes(this.handshakeGraceMs(relay));
               this.discovery.candidatesChanged(); // call-me-maybe can travel now: punch at once
             }
             this.flush();
@@ -367,24 +372,67 @@ export class Daemon {
     };
   }
 
+  /** One packet of a relay message (the message's end flushes: onBatchEnd). */
   private onRelayPacket(src: Uint8Array, packet: Uint8Array, relay: RelayClient): void {
+    // The packets of one batch share their source key: one pseudo-endpoint for all of them.
+    if (src !== this.relaySrc) {
+      this.relaySrc = src;
+      this.relaySrcEndpoint = relayEndpoint(relay.url, src);
+    }
+    const from = this.relaySrcEndpoint!;
     const kind = classify(packet);
-    if (kind === 'wireguard') this.device.outside(packet, relayEndpoint(relay.url, src));
+    if (kind === 'wireguard') this.device.outside(packet, from);
     else if (kind === 'disco') {
-      if (!this.invites.handle(packet, (data) => relay.send(src, data))) this.discovery.handle(packet, relayEndpoint(relay.url, src));
+      if (!this.invites.handle(packet, (data) => relay.send(src, data))) this.discovery.handle(packet, from);
     }
     else this.device.outsideDrops.add('not-wireguard');
+  }
+
+  /** A relay says the peer is not there: if another relay now carries it, re-send a pending handshake through that one. */
+  private onRelayPeerGone(key: Uint8Array, relay: RelayClient): void {
+    const peer = this.device.peers.get(keyId(key));
+    if (!peer) return;
+    this.discovery.relayPeerGone(peer.id);
+    const next = this.relays?.choose(peer.id);
+    if (next && next !== relay && peer.timers.retransmitHandshakeAt !== Infinity) {
+      this.device.handshakeSoon(peer, this.handshakeGraceMs(next));
+      this.flush();
+    }
+  }
+
+  /** A relay says the peer logged in: what waited for it goes now (DESIGN.md §4, docs/architecture.md). */
+  private onRelayPeerPresent(key: Uint8Array, relay: RelayClient): void {
+    const peer = this.device.peers.get(keyId(key));
+    if (!peer) return;
+    this.device.handshakeSoon(peer, this.handshakeGraceMs(relay));
+    this.discovery.peerArrived(peer);
     this.flush();
+  }
+
+  /**
+   * How long a handshake through `relay` may take before an initiation counts as lost
+   * (Device.handshakeSoon): two round trips to the relay (ours and, about as long, the peer's), and
+   * 20 ms for the peer to answer.
+   */
+  private handshakeGraceMs(relay: RelayClient): number {
+    return 2 * (relay.latencyMs ?? 0) + 20;
   }
 
   /** Hands what the device queued to the socket or relay (path choice), the TUN and the log. */
   private flush(): void {
-    if (this.device.hasWoken() && this.tickAtMs - performance.now() > TICK_INTERVAL_MS) this.scheduleTick(0);
+    const nowMs = performance.now();
+    if (this.device.hasWoken() && this.tickAtMs - nowMs > TICK_INTERVAL_MS) this.scheduleTick(0);
+    else {
+      // A deadline set since the last tick that falls before the next one (an early handshake re-send).
+      const due = this.device.nextDeadlineMs();
+      if (due > -Infinity && due < this.tickAtMs) this.scheduleTick(Math.max(0, due - nowMs));
+    }
     const out = this.device.out;
     const now = this.device.clock.now();
-    // A flush's datagrams mostly go to one peer: choose its path once, not per datagram.
+    // A flush's datagrams mostly go to one peer: choose its path (and relay) once, not per datagram.
     let pathPeer: Peer | null = null;
     let path: PathChoice | null = null;
+    let relay: RelayClient | null = null;
     for (const d of out.net) {
       if (d.to?.relay) {
         // An answer to something that came through a relay (a cookie reply) goes back the same way.
@@ -399,15 +447,24 @@ export class Daemon {
       if (peer !== pathPeer || !path) {
         pathPeer = peer;
         path = choosePath(peer, now, this.relays?.anyConnected ?? false);
+        relay = path.relay ? (this.relays?.choose(peer.id) ?? null) : null;
       }
       let sent = false;
       if (path.direct && this.udp) {
         this.udp.queue(d.data, path.direct);
         sent = true;
       }
-      if (path.relay && this.relays?.send(peer.publicKey, d.data)) sent = true;
+      if (relay) {
+        // Queued into the relay's batch for this peer (sent at the end of this flush).
+        if (relay.queue(peer.publicKey, d.data)) sent = true;
+        else if (!sent) {
+          this.device.insideDrops.add(relay.connected ? 'relay-queue-full' : 'no-endpoint');
+          continue;
+        }
+      }
       if (!sent) this.device.insideDrops.add('no-endpoint');
     }
+    this.relays?.flush();
     if (this.tun) this.tun.writeBatch(out.tun, out.tun.length);
     for (const e of out.events) this.logEvent(e);
     out.clear();
@@ -513,7 +570,7 @@ export class Daemon {
     if (!live) return { kind: 'none', why: p.endpoint || this.relays ? 'no handshake in the last 180 s' : 'no endpoint known and no relay configured' };
     if (!this.relays) return p.endpoint ? { kind: 'direct', endpoint: formatEndpoint(p.endpoint) } : { kind: 'none', why: 'no endpoint known' };
     if (isDirectConfirmed(p, now) && p.endpoint) return { kind: 'direct', endpoint: formatEndpoint(p.endpoint) };
-    const relay = this.relays.choose(p.publicKey);
+    const relay = this.relays.choose(p.id);
     const why = choosePath(p, now, true).why ?? 'direct path not confirmed';
     if (relay) return { kind: 'relay', relay: relay.url, why };
     return { kind: 'none', why: `${why}, and no relay is connected` };

@@ -241,6 +241,16 @@ export class Discovery {
     }
   }
 
+  /** A relay says the peer just logged in: exchange candidates and punch now, not at the next round. */
+  peerArrived(peer: Peer): void {
+    const st = this.stateOf(peer);
+    const now = this.dev.clock.now();
+    this.watched.add(peer);
+    if (isDirectConfirmed(peer, now)) return;
+    this.punch(peer, st, now);
+    if (this.relayAvailable()) this.sendCallMeMaybe(peer, st, now);
+  }
+
   /** Forgets keys and candidates (after our private key changed). */
   reset(): void {
     this.state.clear();

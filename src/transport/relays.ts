@@ -1,13 +1,14 @@
 // The relays a daemon uses: one RelayClient each (all connected at once), and the choice of which
 // relay carries a packet to a peer: the first connected one (config order) that has not said
 // recently that the peer is absent. Both peers list the same relays in practice, so they meet on
-// the first healthy one, and move to the next within seconds when it dies.
+// the first healthy one, and move to the next within seconds when it dies. A relay that says the
+// peer arrived (peer-present) is trusted for it again at once.
 import { keyId } from '../crypto/keys.js';
 import type { Logger } from '../log.js';
 import type { StaticIdentity } from '../noise/handshake.js';
 import { RelayClient, type RelayClientEvents } from './relay-client.js';
 
-/** After a relay says a peer is not connected to it, try other relays for this long. */
+/** After a relay says a peer is not connected to it, prefer other relays for this long. */
 export const PEER_GONE_HOLD_MS = 5_000;
 
 export interface RelayStatus {
@@ -17,18 +18,22 @@ export interface RelayStatus {
   lastError: string | null;
 }
 
+export interface RelaysEvents {
+  onPacket: RelayClientEvents['onPacket'];
+  onBatchEnd: NonNullable<RelayClientEvents['onBatchEnd']>;
+  onStateChange: NonNullable<RelayClientEvents['onStateChange']>;
+  /** A relay said the peer is not connected to it (`disconnected`: it just left). */
+  onPeerGone?(key: Uint8Array, disconnected: boolean, relay: RelayClient): void;
+  /** A relay said the peer logged in to it. */
+  onPeerPresent?(key: Uint8Array, relay: RelayClient): void;
+}
+
 export class Relays {
   readonly clients: RelayClient[];
   /** relay url → peer key id → time the relay said the peer was gone. */
   private readonly gone = new Map<string, Map<string, number>>();
 
-  constructor(
-    urls: readonly string[],
-    identity: () => StaticIdentity,
-    ca: Buffer | undefined,
-    events: Pick<RelayClientEvents, 'onPacket' | 'onStateChange'> & { onPeerGone?: (key: Uint8Array) => void },
-    log: Logger,
-  ) {
+  constructor(urls: readonly string[], identity: () => StaticIdentity, ca: Buffer | undefined, events: RelaysEvents, log: Logger) {
     this.clients = urls.map(
       (u) =>
         new RelayClient(
@@ -37,10 +42,15 @@ export class Relays {
           ca,
           {
             onPacket: events.onPacket,
+            onBatchEnd: events.onBatchEnd,
             onStateChange: events.onStateChange,
-            onPeerGone: (key, relay) => {
+            onPeerGone: (key, disconnected, relay) => {
               this.goneMap(relay.url).set(keyId(key), Date.now());
-              events.onPeerGone?.(key);
+              events.onPeerGone?.(key, disconnected, relay);
+            },
+            onPeerPresent: (key, relay) => {
+              this.goneMap(relay.url).delete(keyId(key));
+              events.onPeerPresent?.(key, relay);
             },
           },
           log,
@@ -60,28 +70,39 @@ export class Relays {
     return this.clients.some((c) => c.connected);
   }
 
-  /** The relay to use for a peer now, or null. */
-  choose(peerKey: Uint8Array, nowMs = Date.now()): RelayClient | null {
-    const id = keyId(peerKey);
+  /** The relay to use for the peer with key id `peerId` now, or null. */
+  choose(peerId: string, nowMs = Date.now()): RelayClient | null {
     let fallback: RelayClient | null = null;
     for (const c of this.clients) {
       if (!c.connected) continue;
-      const t = this.goneMap(c.url).get(id);
+      const t = this.gone.get(c.url)?.get(peerId);
       if (t === undefined || nowMs - t > PEER_GONE_HOLD_MS) return c;
       fallback ??= c;
     }
     return fallback;
   }
 
-  /** Sends via the chosen relay; returns its URL, or null if no relay could take it. */
+  /** Sends at once via the chosen relay; returns its URL, or null if no relay could take it. */
   send(peerKey: Uint8Array, packet: Uint8Array): string | null {
-    const c = this.choose(peerKey);
+    const c = this.choose(keyId(peerKey));
     return c && c.send(peerKey, packet) ? c.url : null;
   }
 
   sendVia(url: string, peerKey: Uint8Array, packet: Uint8Array): boolean {
     const c = this.clients.find((r) => r.url === url);
     return !!c && c.send(peerKey, packet);
+  }
+
+  /** Sends every relay's queued batch (see RelayClient.queue). */
+  flush(): void {
+    for (const c of this.clients) c.flush();
+  }
+
+  /** Packets refused because a relay's send queue was full, over all relays. */
+  queueDrops(): number {
+    let n = 0;
+    for (const c of this.clients) n += c.queueDrops;
+    return n;
   }
 
   status(): RelayStatus[] {

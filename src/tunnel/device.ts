@@ -12,9 +12,10 @@ import type { Cidr } from './cidr.js';
 import { DropCounters, INSIDE_DROP_REASONS, OUTSIDE_DROP_REASONS, type InsideDropReason, type OutsideDropReason } from './drops.js';
 import { Outbox } from './outbox.js';
 import { Peer, type PeerOptions } from './peer.js';
-import { insidePacket, sendKeepalive, sendStaged } from './inside.js';
+import { insidePacket, sendHandshakeInitiation, sendKeepalive, sendStaged } from './inside.js';
 import { outsideDatagram } from './outside.js';
 import { earliestDeadline, tickPeer } from './timers.js';
+import { arm } from './timer-hooks.js';
 import type { Endpoint } from './endpoint.js';
 
 export interface Clock {
@@ -47,6 +48,12 @@ export interface DeviceOptions {
 export const UNDER_LOAD_AFTER_MS = 1000;
 export const DEFAULT_UNDER_LOAD_HANDSHAKES_PER_SECOND = 256;
 const NO_PEERS: readonly Peer[] = [];
+/**
+ * The least time between an initiation and its early re-send (handshakeSoon): more than the
+ * responder's initiation-flood window (HANDSHAKE_INITIATION_RATE_MS, 20 ms), with room for the
+ * two messages to be delivered at different speeds.
+ */
+export const RESEND_GRACE_MIN_MS = 60;
 /** The longest the tick goes without looking at every peer (see tick). */
 export const SAFETY_SCAN_MS = 5000;
 
@@ -157,15 +164,41 @@ export class Device {
 
   /**
    * A new way to reach peers appeared (a relay connected): peers with packets waiting for a
-   * session retry their handshake now instead of at the next 5 s retry.
+   * session retry their handshake soon (handshakeSoon) instead of at the next 5 s retry.
    */
-  retryWaitingHandshakes(): void {
-    for (const p of this.peers.values()) {
-      if (p.staged.length > 0 && !p.keypairs.current) {
-        p.timers.lastSentHandshakeMs = -Infinity;
-        sendStaged(this, p);
-      }
+  retryWaitingHandshakes(graceMs: number): void {
+    for (const p of this.peers.values()) if (p.staged.length > 0 && !p.keypairs.current) this.handshakeSoon(p, graceMs);
+  }
+
+  /**
+   * The peer just became reachable (a relay says it logged in, or a relay connected): handshake
+   * soon, whenever the last initiation went, instead of at the next 5 s retry.
+   *  - An initiation in flight may have been lost on the way to a peer that was not there yet, or
+   *    may be answered any moment: it is re-sent only if no response came within `graceMs` of it
+   *    (the caller's estimate of a round trip, at least RESEND_GRACE_MIN_MS). Re-sending at once
+   *    would put two initiations within the peer's 20 ms initiation-flood window: the second
+   *    would be refused, the answer to the first ignored, and both sides would wait 5 s.
+   *  - Otherwise a fresh initiation goes now: a peer with a session that logs in again may be a
+   *    restarted process that lost it, and our packets on it would vanish until
+   *    KEEPALIVE + REKEY_TIMEOUT had passed. (A relay sends peer-present only to clients that
+   *    sent to the peer, once per login of the peer.)
+   */
+  handshakeSoon(peer: Peer, graceMs: number): void {
+    const t = peer.timers;
+    if (t.retransmitHandshakeAt === Infinity) {
+      this.handshakeNow(peer);
+      return;
     }
+    const at = t.lastSentHandshakeMs + Math.max(RESEND_GRACE_MIN_MS, graceMs);
+    if (at <= this.clock.now()) this.handshakeNow(peer);
+    else if (at < t.resendHandshakeAt) t.resendHandshakeAt = arm(this, at);
+  }
+
+  /** Sends the peer's initiation now, whenever the previous one went (a pending retry count is kept). */
+  handshakeNow(peer: Peer): void {
+    peer.timers.lastSentHandshakeMs = -Infinity;
+    if (peer.staged.length > 0 && !peer.keypairs.current) sendStaged(this, peer);
+    else sendHandshakeInitiation(this, peer, peer.timers.retransmitHandshakeAt !== Infinity);
   }
 
   /** Wipes every session and handshake of a peer and forgets their indices. */
@@ -174,7 +207,7 @@ export class Device {
     this.unindexHandshake(peer);
     peer.handshake.clear();
     const t = peer.timers;
-    t.retransmitHandshakeAt = t.sendKeepaliveAt = t.newHandshakeAt = t.zeroKeyMaterialAt = Infinity;
+    t.retransmitHandshakeAt = t.resendHandshakeAt = t.sendKeepaliveAt = t.newHandshakeAt = t.zeroKeyMaterialAt = Infinity;
     t.handshakeAttempts = 0;
   }
 

@@ -9,6 +9,8 @@ import type { Endpoint } from './endpoint.js';
 /** Deadlines in the device clock's milliseconds; Infinity means "not pending". */
 export interface PeerTimers {
   retransmitHandshakeAt: number;
+  /** An early re-send of the initiation in flight, set when the peer became reachable (Device.handshakeSoon). */
+  resendHandshakeAt: number;
   sendKeepaliveAt: number;
   newHandshakeAt: number;
   zeroKeyMaterialAt: number;
@@ -38,6 +40,7 @@ export class Peer {
   readonly keypairs = new Keypairs();
   readonly timers: PeerTimers = {
     retransmitHandshakeAt: Infinity,
+    resendHandshakeAt: Infinity,
     sendKeepaliveAt: Infinity,
     newHandshakeAt: Infinity,
     zeroKeyMaterialAt: Infinity,

@@ -46,10 +46,12 @@ export function onAnyAuthenticatedPacketTraversal(dev: Device, peer: Peer, now: 
 
 export function onHandshakeInitiated(dev: Device, peer: Peer, now: number): void {
   peer.timers.retransmitHandshakeAt = arm(dev, now + dev.timers.rekeyTimeoutMs + dev.jitterMs());
+  peer.timers.resendHandshakeAt = Infinity; // a new initiation supersedes any early re-send
 }
 
 export function onHandshakeComplete(dev: Device, peer: Peer): void {
   peer.timers.retransmitHandshakeAt = Infinity;
+  peer.timers.resendHandshakeAt = Infinity;
   peer.timers.handshakeAttempts = 0;
   peer.timers.sentLastMinuteHandshake = false;
   peer.lastHandshakeWallMs = dev.clock.wall();

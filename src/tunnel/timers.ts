@@ -11,7 +11,13 @@ export function maxHandshakeAttempts(dev: Device): number {
 export function tickPeer(dev: Device, peer: Peer, now: number): void {
   const t = peer.timers;
   // Most peers have nothing due: one pass of comparisons and out.
-  if (now < t.retransmitHandshakeAt && now < t.sendKeepaliveAt && now < t.newHandshakeAt && now < t.zeroKeyMaterialAt && now < t.persistentKeepaliveAt) return;
+  if (now < t.retransmitHandshakeAt && now < t.resendHandshakeAt && now < t.sendKeepaliveAt && now < t.newHandshakeAt && now < t.zeroKeyMaterialAt && now < t.persistentKeepaliveAt) return;
+
+  if (now >= t.resendHandshakeAt) {
+    // The peer became reachable and no response came within the grace: the initiation was lost.
+    t.resendHandshakeAt = Infinity;
+    if (t.retransmitHandshakeAt !== Infinity) dev.handshakeNow(peer);
+  }
 
   if (now >= t.retransmitHandshakeAt) {
     t.retransmitHandshakeAt = Infinity;
@@ -61,5 +67,5 @@ export function tickPeer(dev: Device, peer: Peer, now: number): void {
 /** The earliest deadline a peer has (Infinity: nothing scheduled). */
 export function earliestDeadline(peer: Peer): number {
   const t = peer.timers;
-  return Math.min(t.retransmitHandshakeAt, t.sendKeepaliveAt, t.newHandshakeAt, t.zeroKeyMaterialAt, t.persistentKeepaliveAt);
+  return Math.min(t.retransmitHandshakeAt, t.resendHandshakeAt, t.sendKeepaliveAt, t.newHandshakeAt, t.zeroKeyMaterialAt, t.persistentKeepaliveAt);
 }
