@@ -5,8 +5,14 @@ import { randomBytes } from 'node:crypto';
 import { generatePrivateKey, keyToBase64, publicKeyOf } from '../crypto/keys.js';
 import type { Lab } from './netns-lab.js';
 
-/** eim: endpoint-independent mapping (plain masquerade); symmetric: a new port per destination. */
-export type NatKind = 'eim' | 'symmetric' | 'udp-blocked';
+/**
+ * eim: endpoint-independent mapping (plain masquerade); symmetric: a new port per destination;
+ * udp-blocked: no UDP leaves the LAN; leaky: plain masquerade whose router does not drop unsolicited
+ * UDP to its own WAN address, so a peer's early punch is claimed by the router's conntrack and the
+ * host's mapping toward that peer gets another port (DESIGN.md §8: a real-world router behaviour).
+ */
+export type NatKind = 'eim' | 'symmetric' | 'udp-blocked' | 'leaky';
+export const NAT_KINDS: readonly NatKind[] = ['eim', 'symmetric', 'udp-blocked', 'leaky'];
 
 export interface NatHost {
   name: string;
@@ -106,7 +112,7 @@ table ip nat {
   chain postrouting { type nat hook postrouting priority 100; oifname "${h.wanDev}" ${masq}; }
 }
 table inet filter {
-  chain input { type filter hook input priority 0; iifname "${h.wanDev}" meta l4proto udp drop; }
+  chain input { type filter hook input priority 0; ${kind === 'leaky' ? '' : `iifname "${h.wanDev}" meta l4proto udp drop;`} }
   chain forward { type filter hook forward priority 0; ${kind === 'udp-blocked' ? `iifname "${h.lanDev}" meta l4proto udp drop;` : ''} }
 }
 `;

@@ -1,0 +1,86 @@
+// A fresh start in the NAT lab, as a user meets it: both daemons started together behind their NAT
+// routers, and a ping sent the moment both are up. Measures how long the first reply takes (the
+// relay-path issue's "no packet waits for a retry timer"); used by the tests and by bench/relay.ts.
+import type { ChildProcess } from 'node:child_process';
+import type { Lab } from './netns-lab.js';
+import { natConfig, natWorld, relayArgs, type NatKind, type NatWorld } from './nat-world.js';
+
+export interface FreshStart {
+  world: NatWorld;
+  /** When the later of the two daemons logged "interface up" (its own clock, ms since the epoch). */
+  readyAt: number;
+  daemons: [ChildProcess & { log: string[] }, ChildProcess & { log: string[] }];
+}
+
+/** Builds the world for `kinds`, starts the relay, then both daemons at once. */
+export async function freshStart(lab: Lab, kinds: [NatKind, NatKind], relayExtra: string[] = []): Promise<FreshStart> {
+  const world = await natWorld(lab, kinds);
+  await lab.relay(world.relayNs, relayArgs(world, relayExtra));
+  const daemons = await Promise.all([
+    lab.meshd(world.a.ns, lab.file('a.conf', natConfig(world, world.a, world.b)), world.a.iface),
+    lab.meshd(world.b.ns, lab.file('b.conf', natConfig(world, world.b, world.a)), world.b.iface),
+  ]);
+  return { world, readyAt: Math.max(...daemons.map(upAt)), daemons };
+}
+
+/** The time a daemon's JSON log says its interface came up. */
+function upAt(d: { log: string[] }): number {
+  for (const line of d.log.join('').split('\n')) {
+    if (!line.includes('"interface up"')) continue;
+    const t = (JSON.parse(line) as { time?: number }).time;
+    if (typeof t === 'number') return t;
+  }
+  throw new Error('no "interface up" line in the daemon log');
+}
+
+export interface FirstReply {
+  /** From both daemons up to the ping's reply (wall clock, includes starting `ping`); null: no reply. */
+  sinceReadyMs: number | null;
+  /** The round trip `ping` itself measured for that first packet. */
+  pingRttMs: number | null;
+}
+
+/** One ping from A to B's mesh address right away; how long after readiness its reply came. */
+export async function firstReply(s: FreshStart, waitSec = 6): Promise<FirstReply> {
+  const r = await s.world.lab.exec(s.world.a.ns, 'ping', ['-c', '1', '-W', String(waitSec), s.world.b.mesh4], (waitSec + 10) * 1000);
+  const done = Date.now();
+  const rtt = /time=([\d.]+) ms/.exec(r.stdout);
+  if (r.code !== 0 || !rtt) return { sinceReadyMs: null, pingRttMs: null };
+  return { sinceReadyMs: done - s.readyAt, pingRttMs: Number(rtt[1]) };
+}
+
+export interface ReplyLog {
+  /** Wall-clock ms at which each answered icmp_seq's reply arrived (ping -D), by sequence number. */
+  replies: Map<number, number>;
+  sent: number;
+}
+
+/** Parses `ping -D` output: "[1733140000.123456] 64 bytes from …: icmp_seq=N ttl=… time=… ms". */
+export function parsePingD(out: string): ReplyLog {
+  const replies = new Map<number, number>();
+  for (const m of out.matchAll(/^\[(\d+\.\d+)\] \d+ bytes from .*icmp_seq=(\d+) /gm)) {
+    const seq = Number(m[2]);
+    if (!replies.has(seq)) replies.set(seq, Math.round(Number(m[1]) * 1000));
+  }
+  return { replies, sent: Number(/(\d+) packets transmitted/.exec(out)?.[1] ?? 0) };
+}
+
+/**
+ * Restarts B's daemon while A pings it every `intervalMs`: the peer-restart window, in which A's
+ * handshake meets a relay that has no B yet and a B that no longer has A's session. Returns the
+ * new daemon's "interface up" time and the ping log.
+ */
+export async function restartBWhilePinging(s: FreshStart, intervalMs = 50, pingMs = 6000): Promise<{ upAt: number; log: ReplyLog }> {
+  const { world, daemons } = s;
+  const count = Math.round(pingMs / intervalMs);
+  const pinging = world.lab.exec(world.a.ns, 'ping', ['-D', '-c', String(count), '-i', String(intervalMs / 1000), '-W', '1', world.b.mesh4], pingMs + 30_000);
+  await new Promise((r) => setTimeout(r, 500));
+  const old = daemons[1];
+  const gone = new Promise((r) => old.once('exit', r));
+  old.kill('SIGTERM');
+  await gone;
+  const fresh = await world.lab.meshd(world.b.ns, world.lab.file('b.conf', natConfig(world, world.b, world.a)), world.b.iface);
+  daemons[1] = fresh;
+  const log = parsePingD((await pinging).stdout);
+  return { upAt: upAt(fresh), log };
+}
