@@ -3,6 +3,8 @@
 //   node udp-echo.js send HOST PORT    -> sends datagrams of several sizes (1 byte up to what MTU 1420
 //                                         carries in one IPv4/IPv6 packet), waits for the echoes and
 //                                         prints "<echoed>/<sent> identical"
+//   node udp-echo.js blast HOST PORT MS -> sends 1,200-byte datagrams as fast as it can for MS
+//                                         milliseconds (a load nobody answers); prints "<sent> sent"
 // A datagram whose checksum the tunnel got wrong is dropped by the receiving kernel: it shows as missing.
 import dgram from 'node:dgram';
 import { randomBytes } from 'node:crypto';
@@ -42,7 +44,24 @@ if (mode === 'serve') {
     process.stdout.write(`${echoed}/${total} identical\n`);
     sock.close();
   }, 1500);
+} else if (mode === 'blast') {
+  const [host, port, ms] = rest;
+  const sock = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
+  const d = randomBytes(1200);
+  const end = Date.now() + Number(ms);
+  let sent = 0;
+  const burst = (): void => {
+    if (Date.now() >= end) {
+      process.stdout.write(`${sent} sent\n`);
+      sock.close();
+      return;
+    }
+    for (let i = 0; i < 64; i++) sock.send(d, Number(port), host);
+    sent += 64;
+    setImmediate(burst);
+  };
+  burst();
 } else {
-  process.stderr.write('usage: udp-echo serve PORT | send HOST PORT\n');
+  process.stderr.write('usage: udp-echo serve PORT | send HOST PORT | blast HOST PORT MS\n');
   process.exit(1);
 }
