@@ -458,7 +458,7 @@ export class Daemon {
         // Queued into the relay's batch for this peer (sent at the end of this flush).
         if (relay.queue(peer.publicKey, d.data)) sent = true;
         else if (!sent) {
-          this.device.insideDrops.add(relay.connected ? 'relay-queue-full' : 'no-endpoint');
+          this.device.insideDrops.add('relay-queue-full'); // more than RELAY_MAX_BUFFERED_BYTES waits for the relay
           continue;
         }
       }
