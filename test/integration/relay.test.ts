@@ -145,4 +145,31 @@ else {
     t.notOk(relayBytes.includes(marker), 'the relay link never carried the marker');
     t.notOk(relayBytes.includes(Buffer.from('meshd-plain')), 'not even part of it');
   });
+
+  t.test('a relay killed mid-transfer: the TCP transfer finishes through the other relay, intact', async (t) => {
+    const lab = new Lab(t);
+    const rl = await relayLab(lab, 2);
+    await blockDirectUdp(rl);
+    const r0 = await lab.relay(rl.relayNs[0], relayArgs(rl, 0, false, ['--client-rate', '0']));
+    await lab.relay(rl.relayNs[1], relayArgs(rl, 1, false, ['--client-rate', '0']));
+    const urls = [relayUrl(rl, 0, false), relayUrl(rl, 1, false)];
+    await lab.meshd(rl.a.ns, lab.file('a.conf', relayConfig(rl, rl.a, rl.b, urls)), rl.a.iface);
+    await lab.meshd(rl.b.ns, lab.file('b.conf', relayConfig(rl, rl.b, rl.a, urls)), rl.b.iface);
+    for (const h of [rl.a, rl.b]) {
+      t.ok(await waitFor(async () => (await status(lab, h.iface)).relays.every((r: { state: string }) => r.state === 'connected'), 15_000), `${h.iface} on both relays`);
+    }
+    t.ok(await waitFor(async () => (await lab.exec(rl.a.ns, 'ping', ['-c', '1', '-W', '1', rl.b.mesh4])).code === 0, 15_000), 'connected');
+    t.ok(await waitFor(async () => {
+      await lab.exec(rl.a.ns, 'ping', ['-c', '1', '-W', '1', rl.b.mesh4]);
+      return (await status(lab, rl.a.iface)).peers[0].path.relay === urls[0];
+    }, 15_000), 'the first relay carries the traffic');
+    const bytes = 60 * 1024 * 1024;
+    const running = transfer(lab, rl.a.ns, rl.b.ns, rl.b.mesh4, bytes);
+    await sleep(700);
+    r0.kill('SIGKILL');
+    const r = await running;
+    t.match(r.sent, new RegExp(`^${bytes} `), r.sendErr);
+    t.equal(r.received, r.sent, 'the transfer completed with the same SHA-256');
+    t.equal((await status(lab, rl.a.iface)).peers[0].path.relay, urls[1], 'through the second relay');
+  });
 }
