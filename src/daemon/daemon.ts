@@ -14,7 +14,7 @@ import { formatEndpoint, relayEndpoint, type Endpoint } from '../tunnel/endpoint
 import type { Peer } from '../tunnel/peer.js';
 import { Relays } from '../transport/relays.js';
 import type { RelayClient } from '../transport/relay-client.js';
-import { choosePath, isDirectConfirmed, type PathChoice } from '../transport/path.js';
+import { choosePath, goesToUntrusted, isDirectConfirmed, type PathChoice } from '../transport/path.js';
 import { Discovery } from '../transport/discovery.js';
 import { StunService } from '../transport/stun-service.js';
 import { mappingVaries } from '../transport/endpoints.js';
@@ -450,8 +450,9 @@ export class Daemon {
         relay = path.relay ? (this.relays?.choose(peer.id) ?? null) : null;
       }
       let sent = false;
-      if (path.direct && this.udp) {
-        this.udp.queue(d.data, path.direct);
+      const direct = path.direct ?? (path.untrusted && goesToUntrusted(d.data) ? path.untrusted : null);
+      if (direct && this.udp) {
+        this.udp.queue(d.data, direct);
         sent = true;
       }
       if (relay) {

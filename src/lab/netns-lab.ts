@@ -2,7 +2,7 @@
 // Used by the integration tests, the benchmarks and `meshd demo`. Everything it creates is removed
 // at teardown, and again on process exit if the owner died.
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -10,6 +10,13 @@ import { packageRoot } from '../package-root.js';
 
 export const MESHD_BIN = join(packageRoot(), 'bin', 'meshd.js');
 export const RELAY_BIN = join(packageRoot(), 'bin', 'meshd-relay.js');
+
+/** The node flags a bin script's `#!/usr/bin/env -S node FLAGS` line asks for, to start it the same way. */
+export function shebangFlags(bin: string): string[] {
+  const first = readFileSync(bin, 'utf8').split('\n', 1)[0];
+  const m = /^#!\S*env -S node(.*)$/.exec(first);
+  return m ? m[1].split(' ').filter(Boolean) : [];
+}
 
 function hasCommand(cmd: string): boolean {
   try {
@@ -102,7 +109,8 @@ export class Lab {
 
   /** Runs `meshd-relay ARGS` in a namespace and waits until it says it is up. */
   async relay(ns: string, args: string[]): Promise<ChildProcess & { log: string[] }> {
-    const p = this.spawn(ns, process.execPath, [RELAY_BIN, ...args], { MESHD_LOG_FORMAT: 'json' });
+    const nodeArgs = (process.env.MESHD_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    const p = this.spawn(ns, process.execPath, [...shebangFlags(RELAY_BIN), ...nodeArgs, RELAY_BIN, ...args], { MESHD_LOG_FORMAT: 'json' });
     for (let i = 0; i < 200; i++) {
       if (p.exitCode !== null) throw new Error(`meshd-relay exited ${p.exitCode}: ${p.log.join('')}`);
       if (p.log.join('').includes('meshd-relay up')) return p;
@@ -158,7 +166,7 @@ export class Lab {
   async meshd(ns: string, config: string, iface: string, env: Record<string, string> = {}): Promise<ChildProcess & { log: string[] }> {
     // MESHD_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the daemons a bench starts.
     const nodeArgs = (process.env.MESHD_NODE_ARGS ?? '').split(' ').filter(Boolean);
-    const p = this.spawn(ns, process.execPath, [...nodeArgs, MESHD_BIN, 'up', config, '--interface', iface], { MESHD_LOG_FORMAT: 'json', ...env });
+    const p = this.spawn(ns, process.execPath, [...shebangFlags(MESHD_BIN), ...nodeArgs, MESHD_BIN, 'up', config, '--interface', iface], { MESHD_LOG_FORMAT: 'json', ...env });
     const sock = `/var/run/meshd/${iface}.sock`;
     for (let i = 0; i < 200; i++) {
       if (p.exitCode !== null) throw new Error(`meshd exited ${p.exitCode}: ${p.log.join('')}`);

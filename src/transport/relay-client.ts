@@ -33,8 +33,12 @@ export const RELAY_DEAD_AFTER_MS = 12_000;
 export const RELAY_CONNECT_TIMEOUT_MS = 10_000;
 /** Packets waiting in the socket beyond this are dropped rather than queued (bounded memory). */
 export const RELAY_MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
-/** Largest frame we build, whatever larger limit a relay announces (the relay's default limit). */
-export const RELAY_MAX_BATCH_BYTES = 64 * 1024;
+/**
+ * Largest frame we build, whatever larger limit a relay announces (the relay's default limit).
+ * A flush under load holds several TSO superpackets for one peer; one 256 KiB frame for them cost
+ * the three processes 40 % fewer messages and writes than 64 KiB frames (docs/performance.md).
+ */
+export const RELAY_MAX_BATCH_BYTES = 256 * 1024;
 
 /**
  * Frames from this client carry an all-zero WebSocket mask, which ws then skips applying (a byte-wise
@@ -135,7 +139,7 @@ export class RelayClient {
     const w = this.writer;
     if (!w || w.size === 0) return;
     const frame = w.take();
-    this.ws?.send(frame);
+    this.ws?.send(frame, () => w.recycle(frame));
   }
 
   private setState(s: RelayState): void {
