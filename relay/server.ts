@@ -20,6 +20,8 @@ import {
   CLOSE_REPLACED,
   CLOSE_SERVER_FULL,
   CLOSE_SHUTDOWN,
+  BATCH_ENTRY_HEADER_LEN,
+  BATCH_HEADER_LEN,
   FEATURE_BATCH,
   FRAME_RECV_BATCH,
   FRAME_RECV_PACKET,
@@ -301,7 +303,7 @@ export class RelayServer {
         this.forward(c, buf, f.key, f.packet.length, 1);
         return;
       case 'send-batch':
-        this.forward(c, buf, f.key, f.body.length, f.count);
+        this.forward(c, buf, f.key, f.body.length - BATCH_ENTRY_HEADER_LEN * f.count, f.count);
         return;
       case 'ping':
         c.ws.send(encodePong(f.data));
@@ -348,7 +350,7 @@ export class RelayServer {
     }
     const batch = frame[0] === FRAME_SEND_BATCH;
     if (batch && !(to.features & FEATURE_BATCH)) {
-      forEachBatchPacket(frame.subarray(1 + 32), (p) => to.ws.send(encodeRecvPacket(src, p)));
+      forEachBatchPacket(frame.subarray(BATCH_HEADER_LEN), (p) => to.ws.send(encodeRecvPacket(src, p)));
     } else {
       frame[0] = batch ? FRAME_RECV_BATCH : FRAME_RECV_PACKET;
       frame.set(src, 1);

@@ -286,7 +286,8 @@ export class Daemon {
     const now = this.device.clock.now();
     const untilDue = this.device.nextDeadlineMs() - now;
     const busy = this.discovery.busy() || untilDue < IDLE_TICK_INTERVAL_MS;
-    this.scheduleTick(busy ? TICK_INTERVAL_MS : IDLE_TICK_INTERVAL_MS);
+    const untilUrgent = this.device.nextUrgentMs() - now;
+    this.scheduleTick(Math.min(busy ? TICK_INTERVAL_MS : IDLE_TICK_INTERVAL_MS, Math.max(0, untilUrgent)));
   }
 
   /** The data socket: the addon's (batched) on the fast path, node:dgram otherwise. */
@@ -423,9 +424,9 @@ export class Daemon {
     const nowMs = performance.now();
     if (this.device.hasWoken() && this.tickAtMs - nowMs > TICK_INTERVAL_MS) this.scheduleTick(0);
     else {
-      // A deadline set since the last tick that falls before the next one (an early handshake re-send).
-      const due = this.device.nextDeadlineMs();
-      if (due > -Infinity && due < this.tickAtMs) this.scheduleTick(Math.max(0, due - nowMs));
+      // An early handshake re-send set since the last tick, due before the next one.
+      const urgent = this.device.nextUrgentMs();
+      if (urgent < this.tickAtMs) this.scheduleTick(Math.max(0, urgent - nowMs));
     }
     const out = this.device.out;
     const now = this.device.clock.now();

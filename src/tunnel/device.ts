@@ -87,6 +87,7 @@ export class Device {
   /** The earliest peer deadline (see tick); -Infinity until the first scan. */
   private nextDueMs = -Infinity;
   private lastScanMs = -Infinity;
+  private urgentDueMs = Infinity;
   private woken: Peer[] = [];
   /** xorshift32 state for timer jitter, seeded once from rng: jitter needs no cryptographic randomness. */
   private jitterState = 0;
@@ -191,7 +192,10 @@ export class Device {
     }
     const at = t.lastSentHandshakeMs + Math.max(RESEND_GRACE_MIN_MS, graceMs);
     if (at <= this.clock.now()) this.handshakeNow(peer);
-    else if (at < t.resendHandshakeAt) t.resendHandshakeAt = arm(this, at);
+    else if (at < t.resendHandshakeAt) {
+      t.resendHandshakeAt = arm(this, at);
+      if (at < this.urgentDueMs) this.urgentDueMs = at;
+    }
   }
 
   /** Sends the peer's initiation now, whenever the previous one went (a pending retry count is kept). */
@@ -232,13 +236,26 @@ export class Device {
     if (now < this.nextDueMs && now - this.lastScanMs < SAFETY_SCAN_MS) return;
     this.lastScanMs = now;
     this.nextDueMs = Infinity; // deadlines armed during the scan lower it again through due()
+    this.urgentDueMs = Infinity;
     let next = Infinity;
+    let urgent = Infinity;
     for (const p of this.peers.values()) {
       tickPeer(this, p, now);
       const at = earliestDeadline(p);
       if (at < next) next = at;
+      if (p.timers.resendHandshakeAt < urgent) urgent = p.timers.resendHandshakeAt;
     }
     if (next < this.nextDueMs) this.nextDueMs = next;
+    if (urgent < this.urgentDueMs) this.urgentDueMs = urgent;
+  }
+
+  /**
+   * The earliest early handshake re-send (handshakeSoon), Infinity if none. Unlike the other
+   * deadlines, which tolerate the tick's quantum (boringtun ticks every 250 ms), this one is a
+   * packet waiting: the caller's tick should come at that moment.
+   */
+  nextUrgentMs(): number {
+    return this.urgentDueMs;
   }
 
   /** A peer deadline was set to `at` (timer-hooks.arm): the next tick must not sleep past it. */
