@@ -17,6 +17,8 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const REPS = Number(process.env.BENCH_REPS ?? 3);
 const MTUS = (process.env.BENCH_MTUS ?? '1280,1420').split(',').map(Number);
 const STREAMS = (process.env.BENCH_STREAMS ?? '1,4').split(',').map(Number);
+/** The wireguard-go to compare against: Debian's by default, or e.g. ../shared/bin/wireguard-go-0.0.20250522. */
+const WIREGUARD_GO = process.env.BENCH_WIREGUARD_GO ?? 'wireguard-go';
 const PINGS = 100;
 const RTT_ROUNDS = 5;
 
@@ -28,7 +30,7 @@ async function wireguardGoPair(h: TwoHosts): Promise<number[]> {
   const setup = async (self: Host, other: Host) => {
     const iface = `${self.iface}w`;
     mkdirSync('/var/run/wireguard', { recursive: true, mode: 0o755 });
-    const p = lab.spawn(self.ns, 'wireguard-go', [iface], { WG_PROCESS_FOREGROUND: '1', LOG_LEVEL: 'error' });
+    const p = lab.spawn(self.ns, WIREGUARD_GO, [iface], { WG_PROCESS_FOREGROUND: '1', LOG_LEVEL: 'error' });
     pids.push(p.pid!);
     if (!(await waitFor(async () => (await lab.run('wg', ['show', iface])).code === 0, 10_000))) throw new Error('wireguard-go did not start');
     const conf = lab.file(
@@ -119,7 +121,7 @@ async function main(): Promise<void> {
     const result = {
       date: new Date().toISOString(),
       machine: machine(),
-      settings: { seconds: SECONDS, reps: REPS, mtus: MTUS, streams: STREAMS, aead, fastPath: process.env.MESHD_FASTPATH ?? 'on', pings: PINGS, rttRounds: RTT_ROUNDS },
+      settings: { wireguardGo: WIREGUARD_GO, seconds: SECONDS, reps: REPS, mtus: MTUS, streams: STREAMS, aead, fastPath: process.env.MESHD_FASTPATH ?? 'on', pings: PINGS, rttRounds: RTT_ROUNDS },
       vethOffloads: offloads || 'as the kernel sets them (ethtool not installed to show them)',
       summary,
       rttMs: { ...rtt, rounds, meshdOverheadMs: rtt.meshd - rtt.veth, wireguardGoOverheadMs: rtt['wireguard-go'] - rtt.veth },
