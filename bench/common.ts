@@ -43,11 +43,7 @@ export function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
 }
 
-/** Resident memory of a process, in MiB. */
-export function rssMiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : NaN;
-}
+export { rssMiB } from '../src/lab/netns-lab.js';
 
 const CLOCK_TICKS = 100; // USER_HZ on Linux
 

@@ -218,6 +218,12 @@ export class Lab {
   }
 }
 
+/** Resident memory of a process, in MiB. */
+export function rssMiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
 /** Resolves with the exit code once `p` has exited (at once if it already has). */
 export function exited(p: ChildProcess): Promise<number | null> {
   if (p.exitCode !== null || p.signalCode !== null) return Promise.resolve(p.exitCode);

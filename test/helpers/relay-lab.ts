@@ -88,3 +88,9 @@ export function relayConfig(rl: RelayLab, self: Host, other: Host, urls: string[
 }
 
 export type { KeyPair };
+
+/** A value from a Prometheus text exposition (`name` with its labels, e.g. `x_total{reason="y"}`), NaN if absent. */
+export function promMetric(text: string, name: string): number {
+  const m = new RegExp(`^${name.replace(/[{}"]/g, '\\$&')} (\\d+(?:\\.\\d+)?)`, 'm').exec(text);
+  return m ? Number(m[1]) : NaN;
+}

@@ -6,15 +6,10 @@ import t from 'tap';
 import { join } from 'node:path';
 import { Lab, labUnavailable, sleep, waitFor } from '../helpers/lab.js';
 import { keyPair } from '../helpers/keys.js';
-import { blockDirectUdp, relayArgs, relayConfig, relayLab, relayUrl, RELAY_PORT } from '../helpers/relay-lab.js';
+import { blockDirectUdp, relayArgs, relayConfig, relayLab, relayUrl, RELAY_PORT, promMetric } from '../helpers/relay-lab.js';
 
 const ABUSER_JS = join(import.meta.dirname, '..', 'helpers', 'relay-abuser.js');
 const why = labUnavailable(['nft', 'openssl', 'ping', 'curl']);
-
-function metric(text: string, name: string): number {
-  const m = new RegExp(`^${name.replace(/[{}"]/g, '\\$&')} (\\d+(?:\\.\\d+)?)`, 'm').exec(text);
-  return m ? Number(m[1]) : NaN;
-}
 
 if (why) t.plan(0, why);
 else {
@@ -55,17 +50,17 @@ else {
     t.ok(received >= 95, `the peers kept talking: ${received}/100 pings answered during the abuse`);
 
     const metrics = (await lab.exec(nsC, 'curl', ['-s', `http://${rl.relayAddr[0]}:${RELAY_PORT}/metrics`])).stdout;
-    const refused = (r: string) => metric(metrics, `meshd_relay_logins_refused_total{reason="${r}"}`);
+    const refused = (r: string) => promMetric(metrics, `meshd_relay_logins_refused_total{reason="${r}"}`);
     t.ok(refused('bad-proof') >= 1, 'bad-proof counted');
     t.ok(refused('not-allowed') >= 1, 'not-allowed counted');
     t.ok(refused('login-timeout') >= 1, 'login-timeout counted');
     t.ok(refused('frame-before-login') >= 1, 'frame-before-login counted');
     t.ok(refused('malformed-login') + refused('frame-before-login') >= 100, 'junk frames counted');
-    const drops = (r: string) => metric(metrics, `meshd_relay_drops_total{reason="${r}"}`);
+    const drops = (r: string) => promMetric(metrics, `meshd_relay_drops_total{reason="${r}"}`);
     t.ok(drops('oversized-frame') >= 1, 'oversized frame counted');
     t.ok(drops('rate-limited') > 0, `flood rate-limited: ${drops('rate-limited')}`);
-    t.equal(metric(metrics, 'meshd_relay_replaced_total'), 1, 'replacement counted');
-    t.equal(metric(metrics, 'meshd_relay_clients'), 2, 'only A and B remain connected');
+    t.equal(promMetric(metrics, 'meshd_relay_replaced_total'), 1, 'replacement counted');
+    t.equal(promMetric(metrics, 'meshd_relay_clients'), 2, 'only A and B remain connected');
     const health = await lab.exec(nsC, 'curl', ['-s', `http://${rl.relayAddr[0]}:${RELAY_PORT}/healthz`]);
     t.match(health.stdout, /^ok 2 clients/);
 

@@ -4,10 +4,9 @@
 // queue bound (--queue-bytes) plus a fixed overhead, what does not fit is dropped and counted, and
 // the TCP transfer completes with the same SHA-256.
 import t from 'tap';
-import { readFileSync } from 'node:fs';
-import { Lab, labUnavailable, sleep, waitFor } from '../helpers/lab.js';
+import { Lab, labUnavailable, rssMiB, sleep, waitFor } from '../helpers/lab.js';
 import { transfer, UDP_ECHO_JS } from '../helpers/two-hosts.js';
-import { blockDirectUdp, relayArgs, relayConfig, relayLab, relayUrl } from '../helpers/relay-lab.js';
+import { blockDirectUdp, relayArgs, relayConfig, relayLab, relayUrl, promMetric } from '../helpers/relay-lab.js';
 
 const why = labUnavailable(['nft', 'openssl', 'ping', 'curl']);
 const QUEUE_BYTES = 1024 * 1024;
@@ -17,16 +16,6 @@ const QUEUE_BYTES = 1024 * 1024;
  * the queue bound the UDP flood alone grows it by hundreds of MiB.
  */
 const OVERHEAD_MIB = 48;
-
-function rssMiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : NaN;
-}
-
-function metric(text: string, name: string): number {
-  const m = new RegExp(`^${name.replace(/[{}"]/g, '\\$&')} (\\d+(?:\\.\\d+)?)`, 'm').exec(text);
-  return m ? Number(m[1]) : NaN;
-}
 
 if (why) t.plan(0, why);
 else {
@@ -80,7 +69,7 @@ else {
     t.ok(afterFlood - base < bound, `relay RSS grew ${(afterFlood - base).toFixed(1)} MiB during the flood (bound ${bound} MiB over ${base.toFixed(1)})`);
     t.ok(peak - base < bound, `and ${(peak - base).toFixed(1)} MiB at most during the transfer`);
     const m = (await lab.exec(rl.relayNs[0], 'curl', ['-sk', `${url.replace('wss:', 'https:')}metrics`])).stdout;
-    t.ok(metric(m, 'meshd_relay_drops_total{reason="queue-full"}') > 0, `what did not fit was dropped and counted (${metric(m, 'meshd_relay_drops_total{reason="queue-full"}')} packets)`);
+    t.ok(promMetric(m, 'meshd_relay_drops_total{reason="queue-full"}') > 0, `what did not fit was dropped and counted (${promMetric(m, 'meshd_relay_drops_total{reason="queue-full"}')} packets)`);
     const s = JSON.parse((await lab.cli(['status', rl.a.iface, '--json'])).stdout);
     t.equal(s.peers[0].path.kind, 'relay', 'everything went through the relay');
   });

@@ -1,7 +1,7 @@
 // meshd hosts that cannot reach each other over UDP talk through meshd-relay: over TLS with a
 // self-signed certificate, across a relay restart, across the loss of one of two relays, and
 // without the relay's link ever carrying the plaintext.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { Lab, labUnavailable, sleep, waitFor } from '../helpers/lab.js';
@@ -17,6 +17,31 @@ async function status(lab: Lab, iface: string) {
 /** icmp_seq numbers that got a reply, from ping's output. */
 function repliedSeqs(out: string): number[] {
   return [...out.matchAll(/icmp_seq=(\d+) ttl/g)].map((m) => Number(m[1]));
+}
+
+/**
+ * Hosts A and B with UDP between them blocked and two relays, both logged in to both; returns once
+ * traffic flows through the first relay (a relay that said "peer gone" before the peer arrived is
+ * avoided until the peer is present there).
+ */
+async function twoRelays(t: Test, tls: boolean, relayExtra: string[] = []) {
+  const lab = new Lab(t);
+  const rl = await relayLab(lab, 2);
+  await blockDirectUdp(rl);
+  const r0 = await lab.relay(rl.relayNs[0], relayArgs(rl, 0, tls, relayExtra));
+  await lab.relay(rl.relayNs[1], relayArgs(rl, 1, tls, relayExtra));
+  const urls = [relayUrl(rl, 0, tls), relayUrl(rl, 1, tls)];
+  await lab.meshd(rl.a.ns, lab.file('a.conf', relayConfig(rl, rl.a, rl.b, urls, { tls })), rl.a.iface);
+  await lab.meshd(rl.b.ns, lab.file('b.conf', relayConfig(rl, rl.b, rl.a, urls, { tls })), rl.b.iface);
+  for (const h of [rl.a, rl.b]) {
+    t.ok(await waitFor(async () => (await status(lab, h.iface)).relays.every((r: { state: string }) => r.state === 'connected'), 15_000), `${h.iface} on both relays`);
+  }
+  t.ok(await waitFor(async () => (await lab.exec(rl.a.ns, 'ping', ['-c', '1', '-W', '1', rl.b.mesh4])).code === 0, 15_000), 'connected');
+  t.ok(await waitFor(async () => {
+    await lab.exec(rl.a.ns, 'ping', ['-c', '1', '-W', '1', rl.b.mesh4]);
+    return (await status(lab, rl.a.iface)).peers[0].path.relay === urls[0];
+  }, 15_000), 'the first relay carries the traffic');
+  return { lab, rl, r0, urls };
 }
 
 if (why) t.plan(0, why);
@@ -83,23 +108,7 @@ else {
   });
 
   t.test('two relays, one killed: traffic moves to the other', async (t) => {
-    const lab = new Lab(t);
-    const rl = await relayLab(lab, 2);
-    await blockDirectUdp(rl);
-    const r0 = await lab.relay(rl.relayNs[0], relayArgs(rl, 0, true));
-    await lab.relay(rl.relayNs[1], relayArgs(rl, 1, true));
-    const urls = [relayUrl(rl, 0, true), relayUrl(rl, 1, true)];
-    await lab.meshd(rl.a.ns, lab.file('a.conf', relayConfig(rl, rl.a, rl.b, urls, { tls: true })), rl.a.iface);
-    await lab.meshd(rl.b.ns, lab.file('b.conf', relayConfig(rl, rl.b, rl.a, urls, { tls: true })), rl.b.iface);
-    for (const h of [rl.a, rl.b]) {
-      t.ok(await waitFor(async () => (await status(lab, h.iface)).relays.every((r: { state: string }) => r.state === 'connected'), 15_000), `${h.iface} on both relays`);
-    }
-    t.ok(await waitFor(async () => (await lab.exec(rl.a.ns, 'ping', ['-c', '1', '-W', '1', rl.b.mesh4])).code === 0, 15_000), 'connected');
-    // A relay that said "peer gone" before the peer arrived is avoided for 5 s; then the first one wins.
-    t.ok(await waitFor(async () => {
-      await lab.exec(rl.a.ns, 'ping', ['-c', '1', '-W', '1', rl.b.mesh4]);
-      return (await status(lab, rl.a.iface)).peers[0].path.relay === urls[0];
-    }, 15_000), 'the first relay carries the traffic');
+    const { lab, rl, r0, urls } = await twoRelays(t, true);
 
     const pinging = lab.exec(rl.a.ns, 'ping', ['-c', '60', '-i', '0.2', '-W', '1', rl.b.mesh4], 60_000);
     await sleep(2000);
@@ -147,22 +156,7 @@ else {
   });
 
   t.test('a relay killed mid-transfer: the TCP transfer finishes through the other relay, intact', async (t) => {
-    const lab = new Lab(t);
-    const rl = await relayLab(lab, 2);
-    await blockDirectUdp(rl);
-    const r0 = await lab.relay(rl.relayNs[0], relayArgs(rl, 0, false, ['--client-rate', '0']));
-    await lab.relay(rl.relayNs[1], relayArgs(rl, 1, false, ['--client-rate', '0']));
-    const urls = [relayUrl(rl, 0, false), relayUrl(rl, 1, false)];
-    await lab.meshd(rl.a.ns, lab.file('a.conf', relayConfig(rl, rl.a, rl.b, urls)), rl.a.iface);
-    await lab.meshd(rl.b.ns, lab.file('b.conf', relayConfig(rl, rl.b, rl.a, urls)), rl.b.iface);
-    for (const h of [rl.a, rl.b]) {
-      t.ok(await waitFor(async () => (await status(lab, h.iface)).relays.every((r: { state: string }) => r.state === 'connected'), 15_000), `${h.iface} on both relays`);
-    }
-    t.ok(await waitFor(async () => (await lab.exec(rl.a.ns, 'ping', ['-c', '1', '-W', '1', rl.b.mesh4])).code === 0, 15_000), 'connected');
-    t.ok(await waitFor(async () => {
-      await lab.exec(rl.a.ns, 'ping', ['-c', '1', '-W', '1', rl.b.mesh4]);
-      return (await status(lab, rl.a.iface)).peers[0].path.relay === urls[0];
-    }, 15_000), 'the first relay carries the traffic');
+    const { lab, rl, r0, urls } = await twoRelays(t, false, ['--client-rate', '0']);
     const bytes = 60 * 1024 * 1024;
     const running = transfer(lab, rl.a.ns, rl.b.ns, rl.b.mesh4, bytes);
     await sleep(700);
