@@ -2,7 +2,7 @@
 // prefix (IPv4; 100.64.0.0/10 when the interface has no IPv4 address) and, where the interface
 // has one, of its IPv6 prefix, that no interface address or peer AllowedIPs already covers.
 import { ConfigError } from '../errors.js';
-import { cidrContains, formatIpAddr, maskBytes, parseCidr, type Cidr } from '../tunnel/cidr.js';
+import { cidrContains, formatIpAddr, maskBytes, parseCidr, type Cidr, type IpAddr } from '../tunnel/cidr.js';
 import type { MeshConfig } from './config.js';
 
 export const DEFAULT_MESH_PREFIX_V4 = '100.64.0.0/10';
@@ -24,16 +24,23 @@ function used(cfg: MeshConfig): Cidr[] {
   return [...cfg.iface.addresses.map((a) => ({ ...a, bits: a.version === 4 ? 32 : 128 })), ...cfg.peers.flatMap((p) => p.allowedIps)];
 }
 
-function nextFree(prefix: Cidr, taken: Cidr[], file: string): string {
+/** The lowest host address of `prefix` that no prefix in `taken` covers, or null when it is full. */
+export function firstFreeAddress(prefix: Cidr, taken: readonly Cidr[]): IpAddr | null {
   const base = maskBytes(prefix.bytes, prefix.bits);
   const hostBits = (prefix.version === 4 ? 32 : 128) - prefix.bits;
   const size = hostBits >= 31 ? Number.MAX_SAFE_INTEGER : 2 ** hostBits;
   const last = Math.min(size - (prefix.version === 4 && hostBits > 1 ? 1 : 0), MAX_SCAN);
   for (let n = 1; n < last; n++) {
     const addr = { version: prefix.version, bytes: addOffset(base, n) };
-    if (!taken.some((c) => cidrContains(c, addr))) return formatIpAddr(addr);
+    if (!taken.some((c) => cidrContains(c, addr))) return addr;
   }
-  throw new ConfigError(`${file}: no free address left in ${formatIpAddr({ version: prefix.version, bytes: base })}/${prefix.bits}`);
+  return null;
+}
+
+function nextFree(prefix: Cidr, taken: Cidr[], file: string): string {
+  const addr = firstFreeAddress(prefix, taken);
+  if (!addr) throw new ConfigError(`${file}: no free address left in ${formatIpAddr({ version: prefix.version, bytes: maskBytes(prefix.bytes, prefix.bits) })}/${prefix.bits}`);
+  return formatIpAddr(addr);
 }
 
 /** Addresses (as /32 and /128 AllowedIPs) for a new peer; `reserved` are held by pending invitations. */
