@@ -74,11 +74,8 @@ export class RelayClient {
   private pingTimer: NodeJS.Timeout | null = null;
   private lastFrameMs = 0;
   private pingSentMs = 0;
-  /** The relay takes send-batch frames (it said so in its welcome). */
-  private batches = false;
+  /** Builds send-batch frames; null until a relay that takes them (it says so in its welcome) is connected. */
   private writer: BatchWriter | null = null;
-  /** Packets refused because too much already waited for the socket (counted as a drop by the caller too). */
-  queueDrops = 0;
 
   constructor(
     readonly url: string,
@@ -120,10 +117,7 @@ export class RelayClient {
     const ws = this.ws;
     if (!ws || this.state !== 'connected') return false;
     const w = this.writer;
-    if (ws.bufferedAmount + (w?.size ?? 0) > RELAY_MAX_BUFFERED_BYTES) {
-      this.queueDrops++;
-      return false;
-    }
+    if (ws.bufferedAmount + (w?.size ?? 0) > RELAY_MAX_BUFFERED_BYTES) return false;
     if (!w || packet.length > w.maxPacketLen) {
       this.flush();
       ws.send(encodeSendPacket(dst, packet));
@@ -168,7 +162,6 @@ export class RelayClient {
       if (this.ws !== ws) return;
       this.ws = null;
       this.writer = null;
-      this.batches = false;
       if (this.pingTimer) clearInterval(this.pingTimer);
       const why = reason.length ? `${code} ${reason.toString()}` : (this.lastError ?? String(code));
       this.lastError = why;
@@ -206,8 +199,7 @@ export class RelayClient {
         return;
       }
       case 'server-welcome':
-        this.batches = (f.features & FEATURE_BATCH) !== 0;
-        this.writer = this.batches ? new BatchWriter(FRAME_SEND_BATCH, Math.min(RELAY_MAX_BATCH_BYTES, f.maxFrameBytes)) : null;
+        this.writer = f.features & FEATURE_BATCH ? new BatchWriter(FRAME_SEND_BATCH, Math.min(RELAY_MAX_BATCH_BYTES, f.maxFrameBytes)) : null;
         this.failures = 0;
         this.lastError = null;
         this.setState('connected');

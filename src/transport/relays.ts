@@ -98,13 +98,6 @@ export class Relays {
     for (const c of this.clients) c.flush();
   }
 
-  /** Packets refused because a relay's send queue was full, over all relays. */
-  queueDrops(): number {
-    let n = 0;
-    for (const c of this.clients) n += c.queueDrops;
-    return n;
-  }
-
   status(): RelayStatus[] {
     return this.clients.map((c) => ({ url: c.url, state: c.state, latencyMs: c.latencyMs, lastError: c.lastError }));
   }
