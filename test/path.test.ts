@@ -42,3 +42,9 @@ t.test('no endpoint: the relay', async (t) => {
   const c = choosePath({ endpoint: null, lastDirectRxMs: 0, lastRelayRxMs: 0 }, now, true);
   t.same([c.direct, c.untrusted, c.relay, c.why], [null, null, true, 'no endpoint known']);
 });
+
+t.test('in the first seconds of a daemon (its clock starts near 0), an endpoint that never answered is not trusted', async (t) => {
+  const c = choosePath({ endpoint: ep, lastDirectRxMs: 0, lastRelayRxMs: 0 }, 1200, true);
+  t.same([c.direct, c.relay], [ep, true], 'the relay carries it too');
+  t.match(c.why, /no direct reply from the endpoint yet/);
+});

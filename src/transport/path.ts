@@ -42,7 +42,7 @@ export interface PathChoice {
 }
 
 export function choosePath(p: PathInput, nowMs: number, relayAvailable: boolean): PathChoice {
-  if (p.endpoint && nowMs - p.lastDirectRxMs < DIRECT_PATH_TRUST_MS) return { direct: p.endpoint, untrusted: null, relay: false, why: null };
+  if (isDirectConfirmed(p, nowMs)) return { direct: p.endpoint, untrusted: null, relay: false, why: null };
   if (!relayAvailable) return { direct: p.endpoint, untrusted: null, relay: false, why: null };
   const why = p.endpoint
     ? p.lastDirectRxMs > 0
@@ -58,6 +58,7 @@ export function goesToUntrusted(msg: Uint8Array): boolean {
   return msg[0] !== MSG_TRANSPORT || msg.length <= TRANSPORT_HEADER_SIZE + AEAD_TAG_LEN;
 }
 
+/** 0 means never (the clock starts near 0 with the process: 0 is not "just now"). */
 export function isDirectConfirmed(p: PathInput, nowMs: number): boolean {
-  return p.endpoint !== null && nowMs - p.lastDirectRxMs < DIRECT_PATH_TRUST_MS;
+  return p.endpoint !== null && p.lastDirectRxMs > 0 && nowMs - p.lastDirectRxMs < DIRECT_PATH_TRUST_MS;
 }
