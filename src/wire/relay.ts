@@ -17,12 +17,22 @@
 //                        before it left, has logged in)
 //  0x0c  send-batch      destination public key 32 | { length u16 | packet bytes }…
 //  0x0d  recv-batch      source public key 32 | { length u16 | packet bytes }…
+//  0x0e  subscribe       mesh key 32 | serial held u64 (0: none) — client to relay: send me this
+//                        mesh's rosters, now (if newer than mine) and on every change
+//  0x0f  roster          mesh key 32 | total length u32 | offset u32 | bytes… — relay to client: one
+//                        part of a signed roster (parts in order, offset 0 first; see roster-parts.ts)
+//  0x10  publish         mesh key 32 | total length u32 | offset u32 | bytes… — client to relay: one
+//                        part of a signed roster the client holds and the relay may lack
+//  0x11  roster-held     mesh key 32 | serial u64 — relay to client: the serial the relay holds
+//                        (0: none), in answer to subscribe and to each complete publish
 //
 // Features (the optional u32 of client-login and server-welcome; a peer that sends none has none):
 // FEATURE_BATCH — the sender understands send-batch/recv-batch. A client sends batches only to a
 // relay that offered them; the relay sends recv-batch only to clients that did, splitting a batch
 // into recv-packet frames for the others. Unknown frame types from the relay are ignored by
 // clients, so peer-present needs no feature bit.
+// FEATURE_MESH — (relay only) the relay carries rosters (started with --mesh-key): clients send
+// subscribe and publish only to a relay that offers it.
 
 import { copyBytes } from './bytes.js';
 
@@ -46,8 +56,15 @@ export const FRAME_NOTICE = 0x0a;
 export const FRAME_PEER_PRESENT = 0x0b;
 export const FRAME_SEND_BATCH = 0x0c;
 export const FRAME_RECV_BATCH = 0x0d;
+export const FRAME_SUBSCRIBE = 0x0e;
+export const FRAME_ROSTER = 0x0f;
+export const FRAME_PUBLISH = 0x10;
+export const FRAME_ROSTER_HELD = 0x11;
 
 export const FEATURE_BATCH = 1;
+export const FEATURE_MESH = 2;
+/** Header of a roster / publish frame: type, mesh key, total length, offset. */
+export const ROSTER_PART_HEADER_LEN = 1 + 32 + 4 + 4;
 /** Header of a send-batch / recv-batch frame (type and key), and of each packet in it (length u16). */
 export const BATCH_HEADER_LEN = 1 + 32;
 export const BATCH_ENTRY_HEADER_LEN = 2;
@@ -68,6 +85,8 @@ export const CLOSE_NOT_ALLOWED = 4004;
 export const CLOSE_SERVER_FULL = 4005;
 export const CLOSE_REPLACED = 4006;
 export const CLOSE_LOGIN_TIMEOUT = 4007;
+/** A mesh relay closes the connection of a key its newest roster no longer lists. */
+export const CLOSE_NOT_MEMBER = 4008;
 export const CLOSE_SHUTDOWN = 1001;
 
 export type RelayFrame =
@@ -82,10 +101,13 @@ export type RelayFrame =
   | { type: 'keepalive' }
   | { type: 'notice'; code: number; text: string }
   | { type: 'peer-present'; key: Uint8Array }
+  | { type: 'subscribe' | 'roster-held'; meshKey: Uint8Array; serial: number }
+  /** `bytes` is a view into the frame. */
+  | { type: 'roster' | 'publish'; meshKey: Uint8Array; total: number; offset: number; bytes: Uint8Array }
   /** `body` is the frame's `{ length | packet }…` part, checked to be well formed (see batchPackets). */
   | { type: 'send-batch' | 'recv-batch'; key: Uint8Array; body: Uint8Array; count: number };
 
-export type RelayDecodeError = { type: 'invalid'; reason: 'empty' | 'unknown-type' | 'short' | 'bad-batch' };
+export type RelayDecodeError = { type: 'invalid'; reason: 'empty' | 'unknown-type' | 'short' | 'bad-batch' | 'bad-serial' | 'bad-part' };
 
 function u32(b: Uint8Array, off: number): number {
   return ((b[off] << 24) | (b[off + 1] << 16) | (b[off + 2] << 8) | b[off + 3]) >>> 0;
@@ -134,6 +156,22 @@ export function decodeRelayFrame(b: Uint8Array): RelayFrame | RelayDecodeError {
       const count = batchCount(body);
       if (count < 0) return { type: 'invalid', reason: 'bad-batch' };
       return { type: b[0] === FRAME_SEND_BATCH ? 'send-batch' : 'recv-batch', key: p.subarray(0, KEY_LEN), body, count };
+    }
+    case FRAME_SUBSCRIBE:
+    case FRAME_ROSTER_HELD: {
+      if (p.length < KEY_LEN + 8) return short;
+      const serial = u32(p, KEY_LEN) * 2 ** 32 + u32(p, KEY_LEN + 4);
+      if (!Number.isSafeInteger(serial)) return { type: 'invalid', reason: 'bad-serial' };
+      return { type: b[0] === FRAME_SUBSCRIBE ? 'subscribe' : 'roster-held', meshKey: copyBytes(p, 0, KEY_LEN), serial };
+    }
+    case FRAME_ROSTER:
+    case FRAME_PUBLISH: {
+      if (p.length < KEY_LEN + 8) return short;
+      const total = u32(p, KEY_LEN);
+      const offset = u32(p, KEY_LEN + 4);
+      const bytes = p.subarray(KEY_LEN + 8);
+      if (offset + bytes.length > total || (bytes.length === 0 && total > 0)) return { type: 'invalid', reason: 'bad-part' };
+      return { type: b[0] === FRAME_ROSTER ? 'roster' : 'publish', meshKey: copyBytes(p, 0, KEY_LEN), total, offset, bytes };
     }
     default:
       return { type: 'invalid', reason: 'unknown-type' };
@@ -203,6 +241,17 @@ export const encodePong = (data: Uint8Array): Buffer => frame(FRAME_PONG, data);
 export const encodeKeepalive = (): Buffer => frame(FRAME_KEEPALIVE);
 export const encodeNotice = (code: number, text: string): Buffer => frame(FRAME_NOTICE, Uint8Array.of(code), Buffer.from(text, 'utf8'));
 export const encodePeerPresent = (key: Uint8Array): Buffer => frame(FRAME_PEER_PRESENT, key);
+const be64 = (n: number): Uint8Array => {
+  const b = Buffer.alloc(8);
+  b.writeUInt32BE(Math.floor(n / 2 ** 32), 0);
+  b.writeUInt32BE(n >>> 0, 4);
+  return b;
+};
+export const encodeSubscribe = (meshKey: Uint8Array, serial: number): Buffer => frame(FRAME_SUBSCRIBE, meshKey, be64(serial));
+export const encodeRosterHeld = (meshKey: Uint8Array, serial: number): Buffer => frame(FRAME_ROSTER_HELD, meshKey, be64(serial));
+/** One roster (FRAME_ROSTER) or publish (FRAME_PUBLISH) part: `bytes` is the part, at `offset` of `total`. */
+export const encodeRosterPart = (type: typeof FRAME_ROSTER | typeof FRAME_PUBLISH, meshKey: Uint8Array, total: number, offset: number, bytes: Uint8Array): Buffer =>
+  frame(type, meshKey, be32(total), be32(offset), bytes);
 
 /**
  * Builds send-batch frames in one reusable buffer: `add` copies a packet in (the only copy on the
