@@ -11,6 +11,14 @@ import { report } from '../src/cli/main.js';
 import { DEFAULT_LIMITS, RelayServer, type RelayLimits } from './server.js';
 import { loadAllowList } from './allow-list.js';
 import { startStun } from './stun.js';
+import { MeshDirectory } from './mesh.js';
+import { parseMeshPublicKey, type MeshPublicKey } from '../src/crypto/ed25519.js';
+
+function meshKey(v: string, prev: MeshPublicKey[] = []): MeshPublicKey[] {
+  const k = parseMeshPublicKey(v);
+  if (!k) throw new InvalidArgumentError(`"${v}" is not a base64 mesh key (the MeshKey = of a member's config)`);
+  return [...prev, k];
+}
 
 function hostPort(v: string, prev: HostPort[] = []): HostPort[] {
   const m = /^:(\d{1,5})$/.exec(v);
@@ -54,6 +62,9 @@ interface Opts {
   maxClients: number;
   loginTimeoutMs: number;
   keepaliveMs: number;
+  meshKey?: MeshPublicKey[];
+  stateDir?: string;
+  maxRosterBytes: number;
   logLevel: string;
 }
 
@@ -78,14 +89,26 @@ async function run(o: Opts): Promise<void> {
     maxClients: o.maxClients,
     loginTimeoutMs: o.loginTimeoutMs,
     keepaliveMs: o.keepaliveMs,
+    maxRosterBytes: o.maxRosterBytes,
   };
+  if (o.stateDir && !o.meshKey) throw new UsageError('--state-dir holds rosters: it needs --mesh-key');
+  let mesh: MeshDirectory | null = null;
+  if (o.meshKey) {
+    if (!o.stateDir) log.warn({ component: 'relay' }, 'no --state-dir: rosters are kept in memory only and lost on restart');
+    mesh = new MeshDirectory(o.meshKey, o.stateDir ?? null);
+    try {
+      mesh.load((msg, fields) => log.warn({ component: 'relay', ...fields }, msg));
+    } catch (err) {
+      throw new ConfigError(`--state-dir ${o.stateDir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  }
   const listen = o.listen ?? [{ host: '', port: tls ? 443 : 80 }];
-  const server = new RelayServer({ privateKey: loadOrCreateKey(o.keyFile), listen, tls, limits, allowKeys: () => allow, log });
+  const server = new RelayServer({ privateKey: loadOrCreateKey(o.keyFile), listen, tls, limits, allowKeys: () => allow, mesh, log });
   const ports = await server.start();
   const stuns = [];
   if (o.stunEnabled !== false) for (const s of o.stun ?? [{ host: '', port: 3478 }]) stuns.push(await startStun(s, server.metrics));
   log.info(
-    { component: 'relay', publicKey: keyToBase64(server.publicKey), listen: listen.map((l, i) => `${l.host || '*'}:${ports[i]}`), tls: !!tls, stun: stuns.map((s) => s.port), allowList: allow ? allow.size : null },
+    { component: 'relay', publicKey: keyToBase64(server.publicKey), listen: listen.map((l, i) => `${l.host || '*'}:${ports[i]}`), tls: !!tls, stun: stuns.map((s) => s.port), allowList: allow ? allow.size : null, meshes: mesh ? mesh.meshKeys.map((k) => ({ serial: mesh!.serial(k) })).length : 0 },
     'meshd-relay up',
   );
   process.on('SIGHUP', () => {
@@ -128,6 +151,9 @@ export async function main(argv: string[]): Promise<void> {
     .option('--max-clients <n>', 'connections accepted at once', int, DEFAULT_LIMITS.maxClients)
     .option('--login-timeout-ms <ms>', 'time a connection has to log in', int, DEFAULT_LIMITS.loginTimeoutMs)
     .option('--keepalive-ms <ms>', 'server keepalive interval', int, DEFAULT_LIMITS.keepaliveMs)
+    .option('--mesh-key <key>', "carry this mesh's rosters and admit only its members (base64, repeatable)", meshKey)
+    .option('--state-dir <dir>', 'where the newest roster of each mesh is kept across restarts')
+    .option('--max-roster-bytes <n>', 'largest roster accepted from a client', int, DEFAULT_LIMITS.maxRosterBytes)
     .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
     .exitOverride()
     .action((o: Opts & { stun?: HostPort[] | false }) => run({ ...o, stunEnabled: o.stun !== false, stun: o.stun === false ? undefined : o.stun }));

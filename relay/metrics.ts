@@ -1,8 +1,12 @@
 // Prometheus metrics for meshd-relay (prom-client), served at GET /metrics.
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 
-export const DROP_REASONS = ['no-destination', 'queue-full', 'rate-limited', 'malformed', 'oversized-frame'] as const;
-export const REFUSE_REASONS = ['bad-proof', 'not-allowed', 'login-timeout', 'frame-before-login', 'server-full', 'malformed-login'] as const;
+export const DROP_REASONS = ['no-destination', 'queue-full', 'rate-limited', 'malformed', 'oversized-frame', 'not-member'] as const;
+export const REFUSE_REASONS = ['bad-proof', 'not-allowed', 'login-timeout', 'frame-before-login', 'server-full', 'malformed-login', 'not-member'] as const;
+export const ROSTER_REFUSE_REASONS = [
+  'roster-oversized', 'roster-malformed', 'roster-bad-signature', 'roster-wrong-mesh', 'roster-stale', 'roster-invalid',
+  'roster-unknown-mesh', 'roster-not-member', 'roster-rate-limited', 'roster-busy', 'roster-out-of-order',
+] as const;
 export type RelayDropReason = (typeof DROP_REASONS)[number];
 export type RelayRefuseReason = (typeof REFUSE_REASONS)[number];
 
@@ -22,11 +26,16 @@ export class RelayMetrics {
   readonly drops = new Counter({ name: 'meshd_relay_drops_total', help: 'Packets or frames dropped, by reason', labelNames: ['reason'], registers: [this.registry] });
   readonly peerNotices = new Counter({ name: 'meshd_relay_peer_notices_total', help: 'peer-present / peer-gone notices sent to clients that talked to a key that arrived or left', labelNames: ['kind'], registers: [this.registry] });
   readonly replaced = new Counter({ name: 'meshd_relay_replaced_total', help: 'Connections replaced by a newer one with the same key', registers: [this.registry] });
+  readonly rosterRefusals = new Counter({ name: 'meshd_relay_rosters_refused_total', help: 'Rosters (publishes and subscribes) refused, by reason', labelNames: ['reason'], registers: [this.registry] });
+  readonly rostersAccepted = new Counter({ name: 'meshd_relay_rosters_accepted_total', help: 'Newer valid rosters taken from clients', registers: [this.registry] });
+  readonly rostersSent = new Counter({ name: 'meshd_relay_rosters_sent_total', help: 'Rosters sent to subscribers', registers: [this.registry] });
+  readonly removedMembers = new Counter({ name: 'meshd_relay_member_connections_closed_total', help: 'Connections closed because a newer roster no longer admits the key', registers: [this.registry] });
   readonly stunRequests = new Counter({ name: 'meshd_relay_stun_requests_total', help: 'STUN binding requests answered', registers: [this.registry] });
 
   constructor() {
     for (const r of DROP_REASONS) this.drops.inc({ reason: r }, 0);
     for (const r of REFUSE_REASONS) this.refused.inc({ reason: r }, 0);
+    for (const r of ROSTER_REFUSE_REASONS) this.rosterRefusals.inc({ reason: r }, 0);
     for (const k of ['present', 'gone']) this.peerNotices.inc({ kind: k }, 0);
     collectDefaultMetrics({ register: this.registry, prefix: 'meshd_relay_' });
   }
@@ -39,6 +48,10 @@ export class RelayMetrics {
     this.packets += packets;
     this.messages++;
     this.bytes += bytes;
+  }
+
+  rosterRefused(reason: string): void {
+    this.rosterRefusals.inc({ reason });
   }
 
   refuse(reason: RelayRefuseReason): void {

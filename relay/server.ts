@@ -20,6 +20,10 @@ import {
   CLOSE_REPLACED,
   CLOSE_SERVER_FULL,
   CLOSE_SHUTDOWN,
+  CLOSE_NOT_MEMBER,
+  FEATURE_MESH,
+  FRAME_ROSTER,
+  encodeRosterHeld,
   BATCH_ENTRY_HEADER_LEN,
   BATCH_HEADER_LEN,
   FEATURE_BATCH,
@@ -43,6 +47,9 @@ import {
 } from '../src/wire/relay.js';
 import type { HostPort } from '../src/config/config.js';
 import { RelayMetrics } from './metrics.js';
+import type { Admission, MeshDirectory } from './mesh.js';
+import { RosterAssembler, rosterParts } from '../src/wire/roster-parts.js';
+import { MAX_ROSTER_BYTES } from '../src/mesh/roster.js';
 
 export interface RelayLimits {
   /** Largest WebSocket message accepted (a frame: type, key and packet). */
@@ -56,6 +63,13 @@ export interface RelayLimits {
   maxClients: number;
   loginTimeoutMs: number;
   keepaliveMs: number;
+  /** Largest signed roster taken from a client (its parts are assembled up to this). */
+  maxRosterBytes: number;
+  /** Rosters one client may publish in a burst, and per second after it. */
+  publishBurst: number;
+  publishPerSecond: number;
+  /** Bytes of rosters being assembled from all clients together: more publishes wait their turn. */
+  assemblyBytes: number;
 }
 
 export const DEFAULT_LIMITS: Readonly<RelayLimits> = Object.freeze({
@@ -66,6 +80,10 @@ export const DEFAULT_LIMITS: Readonly<RelayLimits> = Object.freeze({
   maxClients: 50_000,
   loginTimeoutMs: 5_000,
   keepaliveMs: 30_000,
+  maxRosterBytes: MAX_ROSTER_BYTES,
+  publishBurst: 10,
+  publishPerSecond: 1,
+  assemblyBytes: 64 * 1024 * 1024,
 });
 
 /**
@@ -81,6 +99,8 @@ export interface RelayServerOptions {
   tls?: { cert: Buffer; key: Buffer };
   limits: RelayLimits;
   allowKeys: () => Set<string> | null;
+  /** With --mesh-key: the rosters this relay carries, and whom they admit. */
+  mesh?: MeshDirectory | null;
   log: Logger;
 }
 
@@ -104,6 +124,16 @@ interface Client {
   /** The destination of the client's previous frame, so a stream to one peer looks it up once. */
   lastDst: Uint8Array;
   lastDstId: string;
+  /** On a mesh relay: what the key may do (see MeshDirectory.admission). */
+  admission: Admission;
+  /** Mesh key ids this client subscribed to. */
+  subscribed: Set<string>;
+  /** The roster this client is publishing, part by part (null: none in progress). */
+  assembler: RosterAssembler | null;
+  /** Parts of a refused publish are ignored until the next roster starts. */
+  discardingPublish: boolean;
+  publishTokens: number;
+  publishRefillMs: number;
 }
 
 export class RelayServer {
@@ -117,6 +147,11 @@ export class RelayServer {
   private readonly watchers = new Map<string, Set<Client>>();
   private keepaliveTimer: NodeJS.Timeout | null = null;
   private stopping = false;
+  /** Mesh key id → clients subscribed to its rosters. */
+  private readonly subscribers = new Map<string, Set<Client>>();
+  /** Bytes held by every client's roster in progress (limits.assemblyBytes at most). */
+  private assembling = 0;
+  private expiryTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly opts: RelayServerOptions) {
     this.publicKey = publicKeyOf(opts.privateKey);
@@ -149,6 +184,7 @@ export class RelayServer {
       for (const c of this.clients.values()) c.ws.send(ka);
     }, this.opts.limits.keepaliveMs);
     this.keepaliveTimer.unref();
+    this.scheduleExpiry();
     return ports;
   }
 
@@ -156,6 +192,7 @@ export class RelayServer {
   async stop(): Promise<void> {
     this.stopping = true;
     if (this.keepaliveTimer) clearInterval(this.keepaliveTimer);
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
     const closed = Promise.all(this.servers.map((s) => new Promise((r) => s.close(() => r(undefined)))));
     const notice = encodeNotice(NOTICE_SHUTDOWN, 'relay shutting down');
     for (const c of this.connections) {
@@ -202,6 +239,12 @@ export class RelayServer {
       watching: new Set(),
       lastDst: new Uint8Array(32),
       lastDstId: '',
+      admission: null,
+      subscribed: new Set(),
+      assembler: null,
+      discardingPublish: false,
+      publishTokens: this.opts.limits.publishBurst,
+      publishRefillMs: Date.now(),
     };
     this.connections.add(c);
     this.metrics.connections.set(this.connections.size);
@@ -266,6 +309,15 @@ export class RelayServer {
       c.ws.close(CLOSE_NOT_ALLOWED, 'key not allowed on this relay');
       return false;
     }
+    const mesh = this.opts.mesh;
+    if (mesh) {
+      c.admission = mesh.admission(id, Date.now());
+      if (!c.admission) {
+        this.metrics.refuse('not-member');
+        c.ws.close(CLOSE_NOT_MEMBER, "not a member of this relay's meshes");
+        return false;
+      }
+    }
     const old = this.clients.get(id);
     if (old) {
       this.metrics.replaced.inc();
@@ -280,7 +332,7 @@ export class RelayServer {
     this.clients.set(id, c);
     this.metrics.logins.inc();
     this.metrics.clients.set(this.clients.size);
-    c.ws.send(encodeServerWelcome(this.opts.limits.keepaliveMs, this.opts.limits.maxFrameBytes, FEATURE_BATCH));
+    c.ws.send(encodeServerWelcome(this.opts.limits.keepaliveMs, this.opts.limits.maxFrameBytes, FEATURE_BATCH | (mesh ? FEATURE_MESH : 0)));
     // Whoever sent to this key (while it was away, or before it left or restarted) hears it is back,
     // and can re-send a handshake at once instead of at its next retry.
     const watching = this.watchers.get(id);
@@ -311,6 +363,12 @@ export class RelayServer {
       case 'keepalive':
       case 'pong':
         return;
+      case 'subscribe':
+        this.subscribe(c, f.meshKey, f.serial);
+        return;
+      case 'publish':
+        this.publishPart(c, f.meshKey, f.total, f.offset, f.bytes);
+        return;
       default:
         this.refuseOrDrop(c, 'malformed', f.type === 'invalid' ? `malformed frame (${f.reason})` : `unexpected ${f.type} frame`);
     }
@@ -337,6 +395,11 @@ export class RelayServer {
       c.tokens -= bytes;
     }
     const dstId = this.destinationId(c, dst);
+    const adm = c.admission;
+    if (this.opts.mesh && adm?.kind !== 'member' && !(adm?.kind === 'pending' && adm.inviters.has(dstId))) {
+      this.metrics.drop('not-member', count);
+      return;
+    }
     this.watch(c, dstId);
     const to = this.clients.get(dstId);
     if (!to) {
@@ -371,6 +434,121 @@ export class RelayServer {
     return c.lastDstId;
   }
 
+  /** A client asks for a mesh's rosters: it gets the held one if newer than its own, and the held serial. */
+  private subscribe(c: Client, meshKey: Uint8Array, serial: number): void {
+    const mesh = this.opts.mesh;
+    if (!mesh?.carries(meshKey)) {
+      this.metrics.rosterRefused('roster-unknown-mesh');
+      return;
+    }
+    const id = keyId(meshKey);
+    c.subscribed.add(id);
+    let set = this.subscribers.get(id);
+    if (!set) this.subscribers.set(id, (set = new Set()));
+    set.add(c);
+    const held = mesh.roster(meshKey);
+    if (held && held.serial > serial) this.sendRoster(c, meshKey, held.signed);
+    c.ws.send(encodeRosterHeld(meshKey, held?.serial ?? 0));
+  }
+
+  private sendRoster(c: Client, meshKey: Uint8Array, signed: Uint8Array): void {
+    for (const part of rosterParts(FRAME_ROSTER, meshKey, signed, this.opts.limits.maxFrameBytes)) c.ws.send(part);
+    this.metrics.rostersSent.inc();
+  }
+
+  /**
+   * One part of a roster a client publishes. Members (and anyone, while a mesh has no roster here)
+   * may publish, at publishPerSecond with a burst; the parts are assembled up to maxRosterBytes,
+   * within a budget shared by all clients. A complete roster is checked; a newer valid one is stored,
+   * pushed to every subscriber and re-decides who may stay.
+   */
+  private publishPart(c: Client, meshKey: Uint8Array, total: number, offset: number, bytes: Uint8Array): void {
+    const limits = this.opts.limits;
+    const mesh = this.opts.mesh;
+    if (offset === 0) {
+      this.dropAssembly(c);
+      c.discardingPublish = false;
+      const now = Date.now();
+      c.publishTokens = Math.min(limits.publishBurst, c.publishTokens + ((now - c.publishRefillMs) * limits.publishPerSecond) / 1000);
+      c.publishRefillMs = now;
+      const refuse = (reason: string): void => {
+        this.metrics.rosterRefused(reason);
+        c.discardingPublish = true;
+        if (mesh?.carries(meshKey)) c.ws.send(encodeRosterHeld(meshKey, mesh.serial(meshKey)));
+      };
+      if (!mesh?.carries(meshKey)) return refuse('roster-unknown-mesh');
+      if (c.admission?.kind !== 'member' && c.admission?.kind !== 'bootstrap') return refuse('roster-not-member');
+      if (c.publishTokens < 1) return refuse('roster-rate-limited');
+      if (total > limits.maxRosterBytes) return refuse('roster-oversized');
+      if (this.assembling + total > limits.assemblyBytes) return refuse('roster-busy');
+      c.publishTokens -= 1;
+      c.assembler = new RosterAssembler(limits.maxRosterBytes);
+      this.assembling += total;
+    } else if (c.discardingPublish) {
+      return;
+    }
+    const a = c.assembler;
+    if (!a) {
+      this.metrics.rosterRefused('roster-out-of-order');
+      c.discardingPublish = true;
+      return;
+    }
+    const r = a.add(meshKey, total, offset, bytes);
+    if (r.kind === 'more') return;
+    this.dropAssembly(c);
+    if (r.kind === 'refused') {
+      this.metrics.rosterRefused(r.reason);
+      c.discardingPublish = true;
+      return;
+    }
+    const offer = mesh!.offer(meshKey, r.bytes);
+    if (!offer.ok) {
+      this.metrics.rosterRefused(offer.reason);
+      c.ws.send(encodeRosterHeld(meshKey, mesh!.serial(meshKey)));
+      return;
+    }
+    this.metrics.rostersAccepted.inc();
+    this.opts.log.info({ component: 'relay', serial: offer.roster.serial, members: offer.roster.members.length }, 'newer roster accepted');
+    c.ws.send(encodeRosterHeld(meshKey, offer.roster.serial));
+    for (const s of this.subscribers.get(keyId(meshKey)) ?? []) {
+      if (s !== c) this.sendRoster(s, meshKey, offer.roster.signed);
+    }
+    this.readmit();
+  }
+
+  private dropAssembly(c: Client): void {
+    if (!c.assembler) return;
+    this.assembling -= c.assembler.pendingBytes;
+    c.assembler = null;
+  }
+
+  /** After a roster change (or an expiry): every connection's admission again; those no longer admitted go. */
+  private readmit(): void {
+    const mesh = this.opts.mesh;
+    if (!mesh) return;
+    const now = Date.now();
+    for (const c of this.clients.values()) {
+      c.admission = mesh.admission(c.id, now);
+      if (!c.admission) {
+        this.metrics.removedMembers.inc();
+        this.opts.log.info({ component: 'relay', peer: keyToBase64(c.key!) }, 'connection closed: no longer a member');
+        c.ws.close(CLOSE_NOT_MEMBER, 'no longer a member of this mesh');
+      }
+    }
+    this.scheduleExpiry();
+  }
+
+  private scheduleExpiry(): void {
+    const mesh = this.opts.mesh;
+    if (!mesh) return;
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    const now = Date.now();
+    const next = mesh.nextExpiryMs(now);
+    if (next === Infinity) return;
+    this.expiryTimer = setTimeout(() => this.readmit(), Math.min(2 ** 31 - 1, next - now + 1));
+    this.expiryTimer.unref();
+  }
+
   private watch(c: Client, id: string): void {
     if (c.watching.has(id)) return;
     if (c.watching.size >= MAX_WATCHED_PER_CLIENT) {
@@ -397,6 +575,9 @@ export class RelayServer {
 
   private forget(c: Client): void {
     this.connections.delete(c);
+    for (const m of c.subscribed) this.subscribers.get(m)?.delete(c);
+    c.subscribed.clear();
+    this.dropAssembly(c);
     this.metrics.connections.set(this.connections.size);
     this.unwatchAll(c);
     if (c.key && this.clients.get(c.id) === c) {

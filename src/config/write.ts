@@ -61,7 +61,7 @@ export async function withFileLock<T>(file: string, fn: () => T | Promise<T>): P
 }
 
 /** Replaces `file` with `text` atomically, keeping its mode (0600 for a new file). */
-export function writeFileAtomic(file: string, text: string): void {
+export function writeFileAtomic(file: string, text: string | Uint8Array): void {
   let mode = 0o600;
   try {
     mode = statSync(file).mode & 0o777;
@@ -72,7 +72,7 @@ export function writeFileAtomic(file: string, text: string): void {
   let fd = -1;
   try {
     fd = openSync(tmp, 'wx', mode);
-    const buf = Buffer.from(text, 'utf8');
+    const buf = typeof text === 'string' ? Buffer.from(text, 'utf8') : Buffer.from(text.buffer, text.byteOffset, text.byteLength);
     let off = 0;
     while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
     fsyncSync(fd);
