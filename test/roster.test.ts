@@ -96,8 +96,8 @@ t.test('expiry and pending enrollments', async (t) => {
   t.same(activeMembers(d2, NOW).map((m) => m.name), ['admin', 'temp']);
   t.same(activeMembers(d2, NOW + 1000).map((m) => m.name), ['admin'], 'an expired member is no longer one');
   const enrol = nodeKey();
-  const d3 = addPending(d2, { key: enrol, name: 'laptop', expiresMs: NOW + 60_000 }, NOW);
-  t.throws(() => addPending(d3, { key: nodeKey(), name: 'laptop', expiresMs: NOW + 60_000 }, NOW), /already called "laptop"/);
+  const d3 = addPending(d2, { key: enrol, name: 'laptop', expiresMs: NOW + 60_000, inviter: nodeKey() }, NOW);
+  t.throws(() => addPending(d3, { key: nodeKey(), name: 'laptop', expiresMs: NOW + 60_000, inviter: nodeKey() }, NOW), /already called "laptop"/);
   const r = checkRoster(signRoster(d3, mk.privateKey), mk.publicKey, 0);
   t.ok(r.ok && r.roster.pending.length === 1 && r.roster.pending[0].name === 'laptop', 'pending enrollments survive the round trip');
   const joined = addMember(d3, { name: 'laptop', publicKey: enrol }, NOW);
@@ -107,7 +107,7 @@ t.test('expiry and pending enrollments', async (t) => {
 t.test('10,000 members fit, and check fast enough', async (t) => {
   let { mk, doc } = mesh(['100.64.0.0/10']);
   const members = [...doc.members];
-  for (let i = 1; i <= 10_000; i++) members.push({ name: `host-${i}`, publicKey: nodeKey(), addresses: [{ ...parseCidr(`100.64.${(i >> 8) & 255}.${i & 255}/32`)!, bits: 32 }], groups: ['dev'], expiresMs: null });
+  for (let i = 1; i <= 10_000; i++) members.push({ name: `host-${i}`, publicKey: nodeKey(), addresses: [{ ...parseCidr(`100.64.${(i >> 8) & 255}.${i & 255}/32`)!, bits: 32 }], groups: ['dev'], expiresMs: null, endpoint: null });
   members.splice(1, 1); // host-1 would be 100.64.0.1, the admin's
   doc = { ...doc, serial: 2, members };
   const signed = signRoster(doc, mk.privateKey);

@@ -16,6 +16,7 @@ import {
 } from '../crypto/keys.js';
 import { parseCidr, parseInterfaceAddress, type Cidr } from '../tunnel/cidr.js';
 import { parseIni, type IniEntry, type IniSection } from './ini.js';
+import { parseMeshPublicKey, type MeshPublicKey } from '../crypto/ed25519.js';
 
 export const DEFAULT_MTU = 1280;
 const IFACE_NAME = /^[a-zA-Z0-9_=+.-]{1,15}$/;
@@ -55,6 +56,8 @@ export interface InterfaceConfig {
   stun: HostPort[];
   /** Firewall mark on the data socket's packets (0: off), as wg-quick's FwMark. */
   fwMark: number;
+  /** meshd: the mesh this host follows (its signed roster adds the members as peers), or null. */
+  meshKey: MeshPublicKey | null;
 }
 
 export interface MeshConfig {
@@ -64,6 +67,16 @@ export interface MeshConfig {
   peers: PeerConfig[];
   /** wg-quick keys that are accepted but have no effect under meshd, for a warning at start. */
   ignored: string[];
+}
+
+/** The roster a host last accepted, beside its config (the daemon starts from it when no relay answers). */
+export function rosterFile(configFile: string): string {
+  return `${configFile}.roster`;
+}
+
+/** The mesh's admin key (Ed25519, 0600), beside the admin host's config. */
+export function adminKeyFile(configFile: string): string {
+  return `${configFile.replace(/\.conf$/, '')}.admin.key`;
 }
 
 export function interfaceNameFromPath(file: string): string {
@@ -155,6 +168,7 @@ function parseInterface(s: IniSection, ctx: Ctx, ignored: string[]): InterfaceCo
     relays: [],
     relayCa: null,
     stun: [],
+    meshKey: null,
   };
   for (const e of s.entries) {
     const k = e.key.toLowerCase();
@@ -216,6 +230,12 @@ function parseInterface(s: IniSection, ctx: Ctx, ignored: string[]): InterfaceCo
         const n = v === 'off' ? 0 : /^(0x[0-9a-f]{1,8}|\d{1,10})$/.test(v) ? Number(v) : NaN;
         if (!Number.isInteger(n) || n > 0xffffffff) throw ctx.err(e, 'Interface', `"${e.value}" is not a mark (a number, 0x… or off)`);
         out.fwMark = n;
+        break;
+      }
+      case 'meshkey': {
+        const k = parseMeshPublicKey(e.value);
+        if (!k) throw ctx.err(e, 'Interface', 'not a base64 mesh key (meshd mesh init prints it)');
+        out.meshKey = k;
         break;
       }
       case 'saveconfig':

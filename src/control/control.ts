@@ -7,7 +7,7 @@ import { listenUnix } from './unix-socket.js';
 export const CONTROL_DIR = '/var/run/meshd';
 const MAX_REQUEST_BYTES = 64 * 1024;
 
-export type ControlRequest = { cmd: 'status' } | { cmd: 'down' } | { cmd: 'ping'; peer: string } | { cmd: 'netcheck' } | { cmd: 'reload' };
+export type ControlRequest = { cmd: 'status' } | { cmd: 'down' } | { cmd: 'ping'; peer: string } | { cmd: 'netcheck' } | { cmd: 'reload' } | { cmd: 'roster' } | { cmd: 'mesh' };
 export type ControlAnswer = { ok: true; result: unknown } | { ok: false; error: string };
 
 export function controlSocketPath(iface: string): string {
@@ -44,7 +44,7 @@ export async function startControlServer(
     } catch {
       return { ok: false, error: 'request is not JSON' };
     }
-    if (!['status', 'down', 'ping', 'netcheck', 'reload'].includes(req.cmd)) return { ok: false, error: `unknown command ${JSON.stringify((req as { cmd?: unknown }).cmd)}` };
+    if (!['status', 'down', 'ping', 'netcheck', 'reload', 'roster', 'mesh'].includes(req.cmd)) return { ok: false, error: `unknown command ${JSON.stringify((req as { cmd?: unknown }).cmd)}` };
     try {
       return { ok: true, result: await handle(req) };
     } catch (err) {

@@ -62,3 +62,21 @@ export function verifyEd25519(pub: Uint8Array, message: Uint8Array, signature: U
     return false;
   }
 }
+
+/** A base64 mesh public key (`MeshKey =`, `--mesh-key`), or null. */
+export function parseMeshPublicKey(s: string): MeshPublicKey | null {
+  const t = s.trim();
+  if (!/^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/.test(t)) return null;
+  const b = new Uint8Array(Buffer.from(t, 'base64'));
+  return b.length === ED25519_KEY_LEN && publicObject(b) ? (b as MeshPublicKey) : null;
+}
+
+/** A base64 mesh private key (the admin key file), or null. */
+export function parseMeshPrivateKey(s: string): MeshPrivateKey | null {
+  const t = s.trim();
+  if (!/^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/.test(t)) return null;
+  const b = new Uint8Array(Buffer.from(t, 'base64'));
+  return b.length === ED25519_KEY_LEN ? (b as MeshPrivateKey) : null;
+}
+
+export const meshKeyToBase64 = (k: Uint8Array): string => Buffer.from(k.buffer, k.byteOffset, k.byteLength).toString('base64');

@@ -35,10 +35,12 @@ import { runHooks } from './hooks.js';
 import { setDns, unsetDns } from './dns.js';
 import { planReload, summarize } from './reload.js';
 import { InviteRedeemer } from './invites.js';
-import { loadConfig, relayHost, type PeerConfig } from '../config/config.js';
+import { loadConfig, parseHostPort, relayHost, type PeerConfig } from '../config/config.js';
 import { resolveEndpoint } from './resolve.js';
 import { RouteTable } from './routes.js';
 import { buildStatus, type DaemonStatus, type PathStatus } from './status.js';
+import { Membership } from './membership.js';
+import { rosterFile } from '../config/config.js';
 
 /**
  * How often timers are checked. WireGuard's timers tolerate this much lateness (retries already
@@ -103,6 +105,8 @@ export class Daemon {
   /** Relay host addresses, resolved at start: they bypass a default route through the tunnel. */
   private relayAddrs: string[] = [];
   private readonly invites: InviteRedeemer;
+  /** With MeshKey: the signed roster this host follows (its members are peers too). */
+  readonly membership: Membership | null;
   private uapi: net.Server | null = null;
   private control: net.Server | null = null;
   private tick: NodeJS.Timeout | null = null;
@@ -134,10 +138,28 @@ export class Daemon {
     this.routes = new RouteTable(this.iface, config.iface.table, log, () => ({ udpPort: this.udp?.port ?? 0, relayAddrs: this.relayAddrs }));
     this.stun = new StunService(this.iface, () => this.udp?.port ?? 0, (data, to) => this.udp?.send(data, to), () => this.discovery.candidatesChanged(), log);
     this.discovery = new Discovery(this.device, () => this.stun.own.candidates(), () => this.relays?.anyConnected ?? false);
+    this.membership = config.iface.meshKey
+      ? new Membership(config.iface.meshKey, rosterFile(config.file), {
+          device: this.device,
+          log,
+          staticKeys: () => new Set(this.config.peers.map((p) => keyId(p.publicKey))),
+          reconcileRoutes: () => this.routes.reconcile(this.device),
+          resolve: async (hp) => {
+            const parsed = parseHostPort(hp);
+            return parsed ? resolveEndpoint(parsed, 'roster', 0).catch(() => null) : null;
+          },
+          publish: (url, signed) => {
+            const r = this.relays?.clients.find((c) => c.url === url);
+            return !!r && r.publish(this.membership!.meshKey, signed);
+          },
+          flush: () => this.flush(),
+        })
+      : null;
     this.invites = new InviteRedeemer({
       configFile: config.file,
       iface: this.iface,
       identity: () => this.device.identity,
+      mesh: this.membership ? { reloadRoster: () => this.membership!.reloadCache() } : null,
       reload: () => this.reload(),
       log: (msg, fields) => log.info({ component: 'invite', ...fields }, msg),
     });
@@ -188,6 +210,7 @@ export class Daemon {
     await setMtuAndUp(this.iface, cfg.mtu);
     this.udp = await this.bindUdp(cfg.listenPort ?? 0);
     await this.routes.reconcile(this.device);
+    await this.membership?.start();
     if (!(await setDns(this.iface, cfg.dns))) {
       log.warn({ component: 'dns', dns: cfg.dns }, 'DNS not applied: resolvconf is not installed (apt-get install resolvconf or openresolv)');
     }
@@ -202,7 +225,19 @@ export class Daemon {
           onBatchEnd: () => this.flush(),
           onPeerGone: (key, _disconnected, relay) => this.onRelayPeerGone(key, relay),
           onPeerPresent: (key, relay) => this.onRelayPeerPresent(key, relay),
+          onRoster: (meshKey, signed, relay) => {
+            const m = this.membership;
+            if (m && keyId(meshKey) === keyId(m.meshKey)) void m.offer(signed, relay.url);
+          },
+          onRosterHeld: (meshKey, serial, relay) => {
+            const m = this.membership;
+            if (m && keyId(meshKey) === keyId(m.meshKey)) m.relayHolds(relay.url, serial);
+          },
           onStateChange: (relay) => {
+            if (!relay.connected) this.membership?.relayLost(relay.url);
+            else if (this.membership && !relay.subscribe(this.membership.meshKey, this.membership.serial)) {
+              log.warn({ component: 'mesh', relay: relay.url }, 'this relay does not carry rosters (no --mesh-key): membership changes do not reach this host through it');
+            }
             if (relay.connected) {
               this.device.retryWaitingHandshakes(this.handshakeGraceMs(relay));
               this.discovery.candidatesChanged(); // call-me-maybe can travel now: punch at once
@@ -231,6 +266,12 @@ export class Daemon {
           return this.netcheck();
         case 'reload':
           return this.reload();
+        case 'roster':
+          if (!this.membership) throw new MeshdError('ENOMESH', `${this.iface} is not in a mesh (no MeshKey)`);
+          return this.membership.reloadCache();
+        case 'mesh':
+          if (!this.membership) throw new MeshdError('ENOMESH', `${this.iface} is not in a mesh (no MeshKey)`);
+          return this.membership.listing();
         case 'down':
           setImmediate(() => void this.stop('meshd down'));
           return { stopping: true };
@@ -282,6 +323,7 @@ export class Daemon {
     this.tickAtMs = Infinity;
     this.device.tick();
     this.discovery.tick();
+    this.membership?.tick(Date.now());
     this.flush();
     const now = this.device.clock.now();
     const untilDue = this.device.nextDeadlineMs() - now;
@@ -333,6 +375,7 @@ export class Daemon {
     }
     for (const p of plan.removed) this.device.removePeer(keyId(p.publicKey));
     for (const p of plan.added) {
+      this.device.removePeer(keyId(p.publicKey)); // a roster member that is now a static peer
       this.device.addPeer({ publicKey: p.publicKey, presharedKey: p.presharedKey, endpoint: ep(p), persistentKeepaliveSec: p.persistentKeepalive, name: p.name }, p.allowedIps);
     }
     for (const c of plan.changed) {
@@ -356,6 +399,7 @@ export class Daemon {
     await this.routes.reconcile(this.device);
     // Settings that need a restart keep their running values.
     this.config = { ...next, iface: { ...next.iface, addresses: this.config.iface.addresses, mtu: this.config.iface.mtu, dns: this.config.iface.dns, table: this.config.iface.table, relays: this.config.iface.relays, stun: this.config.iface.stun, relayCa: this.config.iface.relayCa, fwMark: this.config.iface.fwMark, preUp: this.config.iface.preUp, postUp: this.config.iface.postUp, preDown: this.config.iface.preDown, postDown: this.config.iface.postDown } };
+    if (plan.added.length || plan.removed.length) await this.membership?.staticPeersChanged();
     this.flush();
     const s = summarize(plan);
     this.log.info({ component: 'daemon', ...s }, 'config reloaded');
@@ -559,6 +603,7 @@ export class Daemon {
         outside: this.udp?.drops().outside ?? {},
         inside: { ...this.udp?.drops().inside, ...this.tun?.drops() },
       },
+      mesh: this.membership?.status() ?? null,
       pathOf: (p) => this.pathOf(p),
       rttOf: (p) => this.discovery.lastRttMs(p),
     });

@@ -7,6 +7,7 @@ import { formatEndpoint } from '../tunnel/endpoint.js';
 import type { Peer } from '../tunnel/peer.js';
 import type { RelayStatus } from '../transport/relays.js';
 import type { OwnEndpoint } from '../transport/endpoints.js';
+import type { MembershipStatus } from './membership.js';
 
 export type PathStatus = { kind: 'direct'; endpoint: string } | { kind: 'relay'; relay: string; why: string } | { kind: 'none'; why: string };
 
@@ -38,6 +39,8 @@ export interface DaemonStatus {
   /** Control-plane packet counts: handshake initiations sent, disco messages by type. */
   counters: Record<string, number>;
   dataPath: DataPathStatus;
+  /** With MeshKey: the roster run (serial, members), refusals by reason, each relay's serial. */
+  mesh: MembershipStatus | null;
 }
 
 /** How packets move: the UDP socket implementation, TUN offloads, the AEAD backend. */
@@ -57,6 +60,7 @@ export interface StatusContext {
   discoDrops: Record<string, number>;
   counters: Record<string, number>;
   dataPath: DataPathStatus;
+  mesh: MembershipStatus | null;
   /** Drops counted by the socket and TUN layers, merged into the device's. */
   ioDrops: { outside: Record<string, number>; inside: Record<string, number> };
   pathOf(p: Peer): PathStatus;
@@ -95,6 +99,7 @@ export function buildStatus(dev: Device, ctx: StatusContext): DaemonStatus {
     },
     counters: ctx.counters,
     dataPath: ctx.dataPath,
+    mesh: ctx.mesh,
   };
 }
 
@@ -127,6 +132,10 @@ export function formatStatus(s: DaemonStatus, nowMs: number): string {
   const lost = Object.entries(s.drops.inside).filter(([, v]) => v > 0);
   for (const e of s.endpoints) out.push(`  endpoint: ${e.endpoint} (${e.source})`);
   if (s.natMappingVariesByDestination !== null) out.push(`  NAT mapping varies by destination: ${s.natMappingVariesByDestination ? 'yes (hard NAT: peers may need the relay)' : 'no'}`);
+  if (s.mesh) {
+    const refused = Object.entries(s.mesh.rejected).filter(([, v]) => v > 0);
+    out.push(`  mesh: ${s.mesh.meshKey}, roster serial ${s.mesh.serial}${s.mesh.issued ? ` signed ${new Date(s.mesh.issued).toISOString()}` : ' (none yet)'}, ${s.mesh.members} members${refused.length ? `; refused ${refused.map(([k, v]) => `${k} ${v}`).join(', ')}` : ''}`);
+  }
   for (const r of s.relays) out.push(`  relay: ${r.url} ${r.state}${r.latencyMs !== null ? ` (${r.latencyMs} ms)` : ''}${r.state !== 'connected' && r.lastError ? ` — ${r.lastError}` : ''}`);
   if (dropped.length) out.push(`  dropped from network: ${dropped.map(([k, v]) => `${k} ${v}`).join(', ')}`);
   if (lost.length) out.push(`  dropped on the way out: ${lost.map(([k, v]) => `${k} ${v}`).join(', ')}`);

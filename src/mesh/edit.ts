@@ -5,6 +5,7 @@ import { ConfigError } from '../errors.js';
 import { keyId, keyToBase64, type NodePublicKey } from '../crypto/keys.js';
 import type { MeshPublicKey } from '../crypto/ed25519.js';
 import { firstFreeAddress } from '../config/allocate.js';
+import { parseHostPort } from '../config/config.js';
 import { cidrContains, formatCidr, parseCidr, type Cidr } from '../tunnel/cidr.js';
 import { DEFAULT_DOMAIN, validGroupName, validMemberName, validateDoc, type PendingEnrollment, type RosterDoc, type RosterMember } from './roster.js';
 
@@ -17,6 +18,10 @@ export interface NewMember {
   /** Chosen addresses (host prefixes); default: the lowest free one of each of the mesh's prefixes. */
   addresses?: Cidr[];
   expiresMs?: number | null;
+  /** "host:port" where it can be reached directly, if it has a fixed one. */
+  endpoint?: string | null;
+  /** The invitation's enrollment key this member redeemed: its pending entry goes. */
+  enrolledWith?: NodePublicKey;
 }
 
 export interface NewMesh {
@@ -67,8 +72,9 @@ export function addMember(doc: RosterDoc, m: NewMember, nowMs: number): RosterDo
       return { ...free, bits: free.version === 4 ? 32 : 128 };
     });
   }
-  const member: RosterMember = { name, publicKey: m.publicKey, addresses, groups, expiresMs: m.expiresMs ?? null };
-  return next(doc, { members: [...doc.members, member], pending: doc.pending.filter((p) => keyId(p.key) !== keyId(m.publicKey)) }, nowMs);
+  if (m.endpoint && !parseHostPort(m.endpoint)) throw new ConfigError(`"${m.endpoint}" is not host:port`);
+  const member: RosterMember = { name, publicKey: m.publicKey, addresses, groups, expiresMs: m.expiresMs ?? null, endpoint: m.endpoint ?? null };
+  return next(doc, { members: [...doc.members, member], pending: doc.pending.filter((p) => keyId(p.key) !== keyId(m.publicKey) && !(m.enrolledWith && keyId(p.key) === keyId(m.enrolledWith))) }, nowMs);
 }
 
 /** Removes the member called `who` (or whose base64 key is `who`). */
@@ -76,6 +82,11 @@ export function removeMember(doc: RosterDoc, who: string, nowMs: number): { doc:
   const removed = doc.members.find((x) => x.name === who.toLowerCase() || keyToBase64(x.publicKey) === who);
   if (!removed) throw new ConfigError(`no member "${who}" in the roster`);
   return { doc: next(doc, { members: doc.members.filter((x) => x !== removed) }, nowMs), removed };
+}
+
+/** Drops a pending enrollment (an invitation withdrawn or expired). */
+export function removePending(doc: RosterDoc, key: NodePublicKey, nowMs: number): RosterDoc {
+  return next(doc, { pending: doc.pending.filter((p) => keyId(p.key) !== keyId(key)) }, nowMs);
 }
 
 /** Lists an invitation's enrollment key, so a relay admitting only members lets its redeem through. */

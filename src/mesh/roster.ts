@@ -13,13 +13,14 @@
 //
 // Document: { "v": 1, "mesh": base64 mesh public key, "domain": "mesh", "prefixes": ["100.64.0.0/10",
 // …], "relays": [url…], "stun": ["host:port"…], "members": [{ "name", "key": base64 X25519,
-// "addresses": ["100.64.0.1/32", …], "groups": [...], "expires"?: ms }], "pending": [{ "key": base64
-// enrollment key, "name", "expires": ms }], "serial": integer ≥ 1, "issued": ms since the epoch }
+// "addresses": ["100.64.0.1/32", …], "groups": [...], "expires"?: ms, "endpoint"?: "host:port" }], "pending": [{ "key": base64
+// enrollment key, "name", "expires": ms, "inviter": base64 X25519 key of the host that redeems it }], "serial": integer ≥ 1, "issued": ms since the epoch }
 // (one member per line: see encodeRosterDoc).
 // Unknown fields are ignored, so later versions can add to it (the access policy, DESIGN.md §10).
 import { keyId, type NodePublicKey } from '../crypto/keys.js';
 import { ED25519_KEY_LEN, ED25519_SIGNATURE_LEN, signEd25519, verifyEd25519, type MeshPrivateKey, type MeshPublicKey } from '../crypto/ed25519.js';
 import { cidrContains, formatCidr, parseCidr, type Cidr } from '../tunnel/cidr.js';
+import { parseHostPort } from '../config/config.js';
 
 export const ROSTER_MAGIC = Uint8Array.from([0x4d, 0x53, 0x48, 0x52]); // "MSHR"
 export const ROSTER_FORMAT_VERSION = 1;
@@ -44,6 +45,8 @@ export interface RosterMember {
   groups: string[];
   /** Wall-clock ms after which the member is no longer one, or null. */
   expiresMs: number | null;
+  /** Where the member can be reached directly ("host:port", e.g. a server's public address), or null. */
+  endpoint: string | null;
 }
 
 export interface PendingEnrollment {
@@ -51,6 +54,8 @@ export interface PendingEnrollment {
   key: NodePublicKey;
   name: string;
   expiresMs: number;
+  /** The host that redeems it (the admin host): the only key the enrollment key may send to. */
+  inviter: NodePublicKey;
 }
 
 export interface RosterDoc {
@@ -98,8 +103,8 @@ const b64 = (k: Uint8Array): string => Buffer.from(k.buffer, k.byteOffset, k.byt
 export function encodeRosterDoc(d: RosterDoc): Uint8Array {
   const head = JSON.stringify({ v: 1, mesh: b64(d.meshKey), domain: d.domain, prefixes: d.prefixes.map(formatCidr), relays: d.relays, stun: d.stun }).slice(0, -1);
   const member = (m: RosterMember): string =>
-    JSON.stringify({ name: m.name, key: b64(m.publicKey), addresses: m.addresses.map(formatCidr), groups: m.groups, ...(m.expiresMs !== null ? { expires: m.expiresMs } : {}) });
-  const pending = d.pending.map((p) => JSON.stringify({ key: b64(p.key), name: p.name, expires: p.expiresMs }));
+    JSON.stringify({ name: m.name, key: b64(m.publicKey), addresses: m.addresses.map(formatCidr), groups: m.groups, ...(m.expiresMs !== null ? { expires: m.expiresMs } : {}), ...(m.endpoint !== null ? { endpoint: m.endpoint } : {}) });
+  const pending = d.pending.map((p) => JSON.stringify({ key: b64(p.key), name: p.name, expires: p.expiresMs, inviter: b64(p.inviter) }));
   const lines = [
     `${head},`,
     '"members":[',
@@ -159,6 +164,19 @@ export function checkRoster(bytes: Uint8Array, meshKey: MeshPublicKey, lastSeria
   return { ok: true, roster: { ...parsed, signed: Uint8Array.from(bytes) } };
 }
 
+/**
+ * The serial a signed roster claims, read from its last line without parsing or verifying anything
+ * (NaN if none). Only for refusing early what is stale whatever its signature: a roster that claims
+ * a serial at or below the one held is refused either way, and a lie the other way fails checkRoster.
+ */
+export function claimedSerial(bytes: Uint8Array): number {
+  if (bytes.length < ROSTER_HEADER_LEN + ED25519_SIGNATURE_LEN) return NaN;
+  const end = bytes.length - ED25519_SIGNATURE_LEN;
+  const tail = new TextDecoder().decode(bytes.subarray(Math.max(ROSTER_HEADER_LEN, end - 80), end));
+  const m = /"serial":(\d{1,16}),"issued":-?\d+(\.\d+)?\}$/.exec(tail);
+  return m ? Number(m[1]) : NaN;
+}
+
 /** Members whose expiry has not passed at `nowMs`. */
 export function activeMembers(r: RosterDoc, nowMs: number): RosterMember[] {
   return r.members.filter((m) => m.expiresMs === null || m.expiresMs > nowMs);
@@ -215,15 +233,17 @@ function parseDoc(j: unknown): RosterDoc | string {
     const groups = m.groups === undefined ? [] : strings(m.groups);
     if (!publicKey || !addresses || !groups) return `member "${m.name}" is malformed`;
     if (m.expires !== undefined && (typeof m.expires !== 'number' || !Number.isFinite(m.expires))) return `member "${m.name}" has a bad expiry`;
-    members.push({ name: m.name, publicKey, addresses, groups, expiresMs: typeof m.expires === 'number' ? m.expires : null });
+    if (m.endpoint !== undefined && (typeof m.endpoint !== 'string' || !parseHostPort(m.endpoint))) return `member "${m.name}" has a bad endpoint`;
+    members.push({ name: m.name, publicKey, addresses, groups, expiresMs: typeof m.expires === 'number' ? m.expires : null, endpoint: typeof m.endpoint === 'string' ? m.endpoint : null });
   }
   const pending: PendingEnrollment[] = [];
   if (j.pending !== undefined) {
     if (!Array.isArray(j.pending)) return 'bad pending list';
     for (const p of j.pending) {
       const k = isObject(p) ? (key(p.key) as NodePublicKey | null) : null;
-      if (!isObject(p) || !k || typeof p.name !== 'string' || typeof p.expires !== 'number') return 'a malformed pending enrollment';
-      pending.push({ key: k, name: p.name, expiresMs: p.expires });
+      const inviter = isObject(p) ? (key(p.inviter) as NodePublicKey | null) : null;
+      if (!isObject(p) || !k || !inviter || typeof p.name !== 'string' || typeof p.expires !== 'number') return 'a malformed pending enrollment';
+      pending.push({ key: k, name: p.name, expiresMs: p.expires, inviter });
     }
   }
   return { meshKey: meshKey as MeshPublicKey, serial: j.serial, issuedMs: j.issued, domain, prefixes, relays, stun, members, pending };

@@ -23,7 +23,12 @@ import {
   encodePong,
   encodeSendPacket,
   forEachBatchPacket,
+  FEATURE_MESH,
+  FRAME_PUBLISH,
+  encodeSubscribe,
 } from '../wire/relay.js';
+import { RosterAssembler, rosterParts } from '../wire/roster-parts.js';
+import { MAX_ROSTER_BYTES } from '../mesh/roster.js';
 
 export const RELAY_BACKOFF_MIN_MS = 250;
 /** Capped low: a relay that restarts should be rejoined within seconds, not minutes. */
@@ -62,6 +67,10 @@ export interface RelayClientEvents {
   /** A key we sent to (while it was away, or before it left) has logged in to this relay. */
   onPeerPresent?(key: Uint8Array, relay: RelayClient): void;
   onStateChange?(relay: RelayClient): void;
+  /** A whole signed roster arrived (subscribed mesh; not checked yet: the receiver checks it). */
+  onRoster?(meshKey: Uint8Array, signed: Uint8Array, relay: RelayClient): void;
+  /** The serial the relay holds for a mesh (answer to subscribe and to publish). */
+  onRosterHeld?(meshKey: Uint8Array, serial: number, relay: RelayClient): void;
 }
 
 export class RelayClient {
@@ -76,6 +85,10 @@ export class RelayClient {
   private pingSentMs = 0;
   /** Builds send-batch frames; null until a relay that takes them (it says so in its welcome) is connected. */
   private writer: BatchWriter | null = null;
+  /** The relay carries rosters (FEATURE_MESH in its welcome). */
+  meshCapable = false;
+  private maxFrameBytes = 0;
+  private readonly rosterIn = new RosterAssembler(MAX_ROSTER_BYTES);
 
   constructor(
     readonly url: string,
@@ -128,6 +141,22 @@ export class RelayClient {
     return true;
   }
 
+  /** Asks the relay for a mesh's rosters (false: not connected, or the relay carries none). */
+  subscribe(meshKey: Uint8Array, serial: number): boolean {
+    if (!this.ws || !this.connected || !this.meshCapable) return false;
+    this.ws.send(encodeSubscribe(meshKey, serial));
+    return true;
+  }
+
+  /** Hands a signed roster to the relay, in parts within its frame limit. */
+  publish(meshKey: Uint8Array, signed: Uint8Array): boolean {
+    const ws = this.ws;
+    if (!ws || !this.connected || !this.meshCapable) return false;
+    this.flush();
+    for (const part of rosterParts(FRAME_PUBLISH, meshKey, signed, this.maxFrameBytes)) ws.send(part);
+    return true;
+  }
+
   /** Sends the frame under construction, if any. */
   flush(): void {
     const w = this.writer;
@@ -162,6 +191,8 @@ export class RelayClient {
       if (this.ws !== ws) return;
       this.ws = null;
       this.writer = null;
+      this.meshCapable = false;
+      this.rosterIn.reset();
       if (this.pingTimer) clearInterval(this.pingTimer);
       const why = reason.length ? `${code} ${reason.toString()}` : (this.lastError ?? String(code));
       this.lastError = why;
@@ -200,6 +231,8 @@ export class RelayClient {
       }
       case 'server-welcome':
         this.writer = f.features & FEATURE_BATCH ? new BatchWriter(FRAME_SEND_BATCH, Math.min(RELAY_MAX_BATCH_BYTES, f.maxFrameBytes)) : null;
+        this.meshCapable = (f.features & FEATURE_MESH) !== 0;
+        this.maxFrameBytes = f.maxFrameBytes;
         this.failures = 0;
         this.lastError = null;
         this.setState('connected');
@@ -227,6 +260,15 @@ export class RelayClient {
         return;
       case 'pong':
         if (this.pingSentMs) this.latencyMs = Date.now() - this.pingSentMs;
+        return;
+      case 'roster': {
+        const r = this.rosterIn.add(f.meshKey, f.total, f.offset, f.bytes);
+        if (r.kind === 'done') this.events.onRoster?.(f.meshKey, r.bytes, this);
+        else if (r.kind === 'refused') this.log.warn({ component: 'relay', relay: this.url, reason: r.reason }, 'roster from the relay dropped');
+        return;
+      }
+      case 'roster-held':
+        this.events.onRosterHeld?.(f.meshKey, f.serial, this);
         return;
       case 'notice':
         this.log.info({ component: 'relay', relay: this.url, code: f.code }, `relay notice: ${f.text}`);

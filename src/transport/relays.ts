@@ -26,6 +26,8 @@ export interface RelaysEvents {
   onPeerGone?(key: Uint8Array, disconnected: boolean, relay: RelayClient): void;
   /** A relay said the peer logged in to it. */
   onPeerPresent?(key: Uint8Array, relay: RelayClient): void;
+  onRoster?: RelayClientEvents['onRoster'];
+  onRosterHeld?: RelayClientEvents['onRosterHeld'];
 }
 
 export class Relays {
@@ -44,6 +46,8 @@ export class Relays {
             onPacket: events.onPacket,
             onBatchEnd: events.onBatchEnd,
             onStateChange: events.onStateChange,
+            onRoster: events.onRoster,
+            onRosterHeld: events.onRosterHeld,
             onPeerGone: (key, disconnected, relay) => {
               this.goneMap(relay.url).set(keyId(key), Date.now());
               events.onPeerGone?.(key, disconnected, relay);
