@@ -9,7 +9,13 @@ import dgram from 'node:dgram';
 import { generatePrivateKey, keyId, keyToBase64, parsePrivateKey, parsePublicKey, publicKeyOf, type NodePrivateKey } from '../crypto/keys.js';
 import { discoKey, openDisco, sealDisco } from '../crypto/disco-box.js';
 import { ConfigError, MeshdError, UsageError } from '../errors.js';
-import { parseConfig, parseHostPort } from '../config/config.js';
+import { parseConfig, parseHostPort, rosterFile } from '../config/config.js';
+import { meshKeyToBase64 } from '../crypto/ed25519.js';
+import { validMemberName } from '../mesh/roster.js';
+import { addPending } from '../mesh/edit.js';
+import { editRoster } from '../mesh/admin.js';
+import { fetchRoster, freeMemberAddresses, groupsOf, publishRoster, reservedByMeshInvites, type PublishResult } from './mesh.js';
+import { formatCidr } from '../tunnel/cidr.js';
 import { allocateAddresses } from '../config/allocate.js';
 import { withFileLock, writeFileAtomic } from '../config/write.js';
 import { DEFAULT_INVITE_TTL_MS, decodeInvitation, encodeInvitation, loadInvites, saveInvites, tokenHash, type Invitation } from '../config/invites.js';
@@ -19,16 +25,11 @@ import { isDisco } from '../wire/classify.js';
 import { RelayClient } from '../transport/relay-client.js';
 import { reservedByInvites } from './peer.js';
 import { createLogger } from '../log.js';
+import { parseDuration } from './duration.js';
 
 const rng = (n: number) => new Uint8Array(randomBytes(n));
 
-/** "24h", "30m", "90s" or a number of seconds. */
-export function parseDuration(s: string): number {
-  const m = /^(\d+)\s*([smhd]?)$/.exec(s.trim());
-  if (!m) throw new UsageError(`--expires: "${s}" is not a duration (e.g. 24h, 30m, 90s)`);
-  const unit = { '': 1000, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as '' | 's' | 'm' | 'h' | 'd'];
-  return Number(m[1]) * unit;
-}
+export { parseDuration };
 
 export interface InviteOptions {
   name: string;
@@ -36,9 +37,12 @@ export interface InviteOptions {
   expires?: string;
   endpoint?: string;
   inviterName?: string;
+  groups?: string;
 }
 
 export async function invite(file: string, o: InviteOptions): Promise<{ invitation: string; addresses: string[]; expiresAt: number; id: string }> {
+  if (parseConfig(readFileSync(file, 'utf8'), file).iface.meshKey) return meshInvite(file, o);
+  if (o.groups !== undefined) throw new UsageError('--groups: only for a mesh (this config has no MeshKey)');
   if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(o.name)) throw new UsageError(`--name: "${o.name}" is not a valid name (letters, digits, _ . -)`);
   if (o.endpoint !== undefined && !parseHostPort(o.endpoint)) throw new UsageError(`--endpoint: "${o.endpoint}" is not host:port`);
   const ttl = o.expires ? parseDuration(o.expires) : DEFAULT_INVITE_TTL_MS;
@@ -98,6 +102,78 @@ export async function invite(file: string, o: InviteOptions): Promise<{ invitati
     };
     return { invitation: encodeInvitation(inv), addresses, expiresAt, id };
   });
+}
+
+/**
+ * An invitation into a mesh (the config has MeshKey; only the admin host can sign): the enrollment
+ * key goes into the roster as pending (so a --mesh-key relay lets its redeem reach this host), the
+ * address is reserved from the roster's prefixes, and the redeem adds the new host as a member.
+ */
+async function meshInvite(file: string, o: InviteOptions): Promise<{ invitation: string; addresses: string[]; expiresAt: number; id: string; published: PublishResult }> {
+  const name = o.name.toLowerCase();
+  if (!validMemberName(name)) throw new UsageError(`--name: "${o.name}" is not a member name (letters, digits and inner hyphens, at most 63)`);
+  if (o.endpoint !== undefined && !parseHostPort(o.endpoint)) throw new UsageError(`--endpoint: "${o.endpoint}" is not host:port`);
+  const groups = groupsOf(o.groups);
+  const ttl = o.expires ? parseDuration(o.expires) : DEFAULT_INVITE_TTL_MS;
+  const cfg = parseConfig(readFileSync(file, 'utf8'), file);
+  const own = publicKeyOf(cfg.iface.privateKey);
+  let enrollPriv: string | null = null;
+  let enrollPub: string;
+  if (o.publicKey) {
+    try {
+      enrollPub = keyToBase64(parsePublicKey(o.publicKey));
+    } catch {
+      throw new UsageError(`--public-key: "${o.publicKey}" is not a base64 public key`);
+    }
+  } else {
+    const k = generatePrivateKey(rng);
+    enrollPriv = keyToBase64(k);
+    enrollPub = keyToBase64(publicKeyOf(k));
+  }
+  const now = Date.now();
+  const expiresAt = now + ttl;
+  const token = rng(INVITE_TOKEN_LEN);
+  const id = randomBytes(4).toString('hex');
+  const { roster, result } = await withFileLock(file, () =>
+    editRoster(file, (doc, nowMs) => {
+      if (doc.members.some((m) => m.name === name)) throw new ConfigError(`a member is already called "${name}"`);
+      if (doc.members.some((m) => keyToBase64(m.publicKey) === enrollPub)) throw new ConfigError(`the key ${enrollPub} is already a member`);
+      const pending = loadInvites(file);
+      if (pending.some((p) => p.name === name && p.usedAt === null && p.expiresAt > nowMs)) throw new ConfigError(`${file}: a pending invitation named ${name} already exists`);
+      const addrs = freeMemberAddresses(doc, reservedByMeshInvites(file));
+      const next = addPending(doc, { key: parsePublicKey(enrollPub), name, expiresMs: expiresAt, inviter: own }, nowMs);
+      pending.push({ id, tokenHash: tokenHash(token), enrollmentPublicKey: enrollPub, name, allowedIps: addrs.map(formatCidr), expiresAt, usedAt: null, usedBy: null, mesh: true, groups });
+      saveInvites(file, pending);
+      return { doc: next, result: addrs };
+    }),
+  );
+  const addresses = result.map((a) => {
+    const p = roster.prefixes.find((x) => x.version === a.version)!;
+    return `${formatIpAddr(a)}/${p.bits}`;
+  });
+  const admin = roster.members.find((m) => keyId(m.publicKey) === keyId(own));
+  const inv: Invitation = {
+    v: 1,
+    id,
+    token: Buffer.from(token).toString('base64url'),
+    enrollmentKey: enrollPriv,
+    enrollmentPublicKey: enrollPub,
+    name,
+    addresses,
+    expiresAt,
+    inviter: {
+      publicKey: keyToBase64(own),
+      name: admin?.name ?? 'admin',
+      endpoint: o.endpoint ?? null,
+      allowedIps: (admin?.addresses ?? []).map(formatCidr),
+    },
+    relays: cfg.iface.relays,
+    stun: cfg.iface.stun.map((s) => `${s.host.includes(':') ? `[${s.host}]` : s.host}:${s.port}`),
+    relayCa: cfg.iface.relayCa ? cfg.iface.relayCa.toString('utf8') : null,
+    mtu: cfg.iface.mtu,
+    meshKey: meshKeyToBase64(cfg.iface.meshKey!),
+  };
+  return { invitation: encodeInvitation(inv), addresses, expiresAt, id, published: await publishRoster(file, roster) };
 }
 
 export interface JoinOptions {
@@ -161,7 +237,7 @@ async function redeem(inv: Invitation, enrollPriv: NodePrivateKey, ownPub: Uint8
   });
 }
 
-export async function join(line: string, o: JoinOptions): Promise<{ file: string; interface: string; addresses: string[] }> {
+export async function join(line: string, o: JoinOptions): Promise<{ file: string; interface: string; addresses: string[]; roster?: { serial: number; members: number } | null }> {
   const inv = decodeInvitation(line);
   if (Date.now() > inv.expiresAt) throw new UsageError(`the invitation expired at ${new Date(inv.expiresAt).toISOString()}: ask for a new one`);
   const iface = o.interface ?? 'meshd0';
@@ -196,6 +272,29 @@ export async function join(line: string, o: JoinOptions): Promise<{ file: string
     const caFile = joinPath(dir, `${iface}-relay-ca.pem`);
     writeFileSync(caFile, inv.relayCa, { mode: 0o644 });
     caLine = [`RelayCAFile = ${caFile}`];
+  }
+  if (inv.meshKey) {
+    // A mesh member: no [Peer] sections; the roster names every member, the admin host among them.
+    const meshText = [
+      `# written by meshd join (invitation ${inv.id}) on ${new Date().toISOString()}`,
+      '[Interface]',
+      `PrivateKey = ${keyToBase64(ownPriv)}`,
+      `Address = ${inv.addresses.join(', ')}`,
+      'ListenPort = 51820',
+      `MTU = ${inv.mtu}`,
+      ...inv.relays.map((r) => `Relay = ${r}`),
+      ...caLine,
+      ...(inv.stun.length ? [`STUN = ${inv.stun.join(', ')}`] : []),
+      `MeshKey = ${inv.meshKey}`,
+      '',
+    ].join('\n');
+    const cfg = parseConfig(meshText, file, iface);
+    writeFileAtomic(file, meshText);
+    // The admin host published the roster with this host in it before it answered: fetch it, so
+    // the first start has it even with every relay down.
+    const roster = await fetchRoster(cfg, o.timeoutMs ?? 10_000);
+    if (roster) writeFileAtomic(rosterFile(file), roster.signed);
+    return { file, interface: iface, addresses: inv.addresses, roster: roster ? { serial: roster.serial, members: roster.members.length } : null };
   }
   const text = [
     `# written by meshd join (invitation ${inv.id}) on ${new Date().toISOString()}`,

@@ -14,6 +14,13 @@ import { demo } from '../demo/demo.js';
 import { peerAdd, peerList, peerRemove } from './peer.js';
 import { invite, join } from './invite.js';
 import { interfaceNameFromPath } from '../config/config.js';
+import { formatMeshList, meshAdd, meshInit, meshList, meshRemove, type PublishResult } from './mesh.js';
+
+function published(p: PublishResult): string {
+  if (p.via === 'daemon') return 'the running daemon applies it and publishes it to its relays';
+  if (p.via === 'relays') return `published to ${p.relays.join(', ')} (no daemon runs here)`;
+  return `NOT published: ${p.error ?? 'unknown'}; it goes out when the daemon starts`;
+}
 
 const CONFIG_DIRS = ['/etc/meshd', '/etc/wireguard'];
 
@@ -193,6 +200,75 @@ export async function main(argv: string[]): Promise<void> {
       }
     });
 
+  const mesh = program.command('mesh').description('a whole mesh from its admin host: one signed roster that every host follows');
+  mesh
+    .command('init')
+    .argument('<config>', 'config file of this host (the admin host), or an interface name')
+    .option('--domain <domain>', 'DNS domain of the mesh\'s names', 'mesh')
+    .option('--prefix <cidrs>', 'address prefixes of the mesh (default: those of this host\'s Address, else 100.64.0.0/10)')
+    .option('--name <name>', "this host's member name (default: the hostname)")
+    .option('--endpoint <host:port>', 'where members can reach this host directly, if it has a fixed public address')
+    .option('--json', 'machine-readable output')
+    .description('make this host the admin host of a new mesh: admin key (0600), MeshKey in the config, roster serial 1')
+    .action(async (c: string, o: { domain: string; prefix?: string; name?: string; endpoint?: string; json?: boolean }) => {
+      const file = findConfig(c);
+      const r = await meshInit(file, o);
+      if (o.json) process.stdout.write(JSON.stringify(r) + '\n');
+      else
+        process.stdout.write(
+          `mesh created: MeshKey = ${r.meshKey}\n` +
+            `admin key: ${r.adminKeyFile} (0600; whoever holds it controls the mesh: back it up offline)\n` +
+            `roster serial ${r.serial}: ${r.name} ${r.addresses.join(', ')}\n` +
+            `run the relay with: meshd-relay --mesh-key ${r.meshKey} --state-dir /var/lib/meshd-relay …\n`,
+        );
+    });
+  mesh
+    .command('add')
+    .argument('<config>', "the admin host's config file, or an interface name")
+    .requiredOption('--name <name>', 'member name (a DNS label)')
+    .requiredOption('--public-key <key>', "the host's public key (base64)")
+    .option('--groups <list>', 'comma-separated groups')
+    .option('--address <ips>', 'its mesh address(es) (default: the next free one of each prefix)')
+    .option('--expires <duration>', 'membership ends after this long (e.g. 30d)')
+    .option('--endpoint <host:port>', 'where members can reach it directly, if it has a fixed public address')
+    .option('--json', 'machine-readable output')
+    .description('add a member to the roster, sign it, and publish it')
+    .action(async (c: string, o: { name: string; publicKey: string; groups?: string; address?: string; expires?: string; endpoint?: string; json?: boolean }) => {
+      const r = await meshAdd(findConfig(c), o);
+      if (o.json) process.stdout.write(JSON.stringify(r) + '\n');
+      else process.stdout.write(`added ${r.name} (${r.addresses.join(', ')}) in roster serial ${r.serial}; ${published(r.published)}\n`);
+      if (r.published.via === 'none') process.exitCode = 2;
+    });
+  mesh
+    .command('remove')
+    .argument('<config>', "the admin host's config file, or an interface name")
+    .argument('<member>', 'member name or public key')
+    .option('--json', 'machine-readable output')
+    .description('remove a member from the roster, sign it, and publish it: every host and relay drops it')
+    .action(async (c: string, who: string, o: { json?: boolean }) => {
+      const r = await meshRemove(findConfig(c), who);
+      if (o.json) process.stdout.write(JSON.stringify(r) + '\n');
+      else process.stdout.write(`removed ${r.name} in roster serial ${r.serial}; ${published(r.published)}\n`);
+      if (r.published.via === 'none') process.exitCode = 2;
+    });
+  mesh
+    .command('list')
+    .argument('[iface]', 'interface, or a config file (default: the only daemon running)')
+    .option('--json', 'machine-readable output')
+    .description('the roster this host runs: serial, members, and each one\'s path and latest handshake')
+    .action(async (arg: string | undefined, o: { json?: boolean }) => {
+      let cfg = null;
+      let iface: string;
+      if (arg && (arg.includes('/') || arg.endsWith('.conf'))) {
+        cfg = loadConfig(arg);
+        iface = cfg.interfaceName;
+      } else {
+        iface = pickInterface(arg);
+      }
+      const r = await meshList(cfg, iface);
+      process.stdout.write(o.json ? JSON.stringify(r, null, 2) + '\n' : formatMeshList(r, Date.now()) + '\n');
+    });
+
   program
     .command('reload')
     .argument('[iface]', 'interface (default: the only one running)')
@@ -218,9 +294,10 @@ export async function main(argv: string[]): Promise<void> {
     .option('--expires <duration>', 'how long the invitation is valid (e.g. 24h, 30m)', '24h')
     .option('--endpoint <host:port>', "this host's public endpoint, if it has one")
     .option('--inviter-name <name>', 'the name the new host gives this host (default: the hostname)')
+    .option('--groups <list>', 'in a mesh: the new member\'s groups (comma-separated)')
     .option('--json', 'machine-readable output')
     .description('prepare a new host: reserve its address and print a one-time invitation line')
-    .action(async (c: string, o: { name: string; publicKey?: string; expires: string; endpoint?: string; inviterName?: string; json?: boolean }) => {
+    .action(async (c: string, o: { name: string; publicKey?: string; expires: string; endpoint?: string; inviterName?: string; groups?: string; json?: boolean }) => {
       const file = findConfig(c);
       const r = await invite(file, o);
       if (o.json) process.stdout.write(JSON.stringify(r) + '\n');
@@ -245,7 +322,10 @@ export async function main(argv: string[]): Promise<void> {
     .action(async (line: string, o: { interface: string; configDir: string; privateKeyFile?: string; force?: boolean; json?: boolean }) => {
       const r = await join(line, o);
       if (o.json) process.stdout.write(JSON.stringify(r) + '\n');
-      else process.stdout.write(`joined as ${r.addresses.join(', ')}; wrote ${r.file}\nstart it with: meshd up ${r.file}\n`);
+      else {
+        const roster = r.roster === undefined ? '' : r.roster ? `roster serial ${r.roster.serial} (${r.roster.members} members) cached\n` : 'the roster could not be fetched yet: the daemon fetches it from the relay when it starts\n';
+        process.stdout.write(`joined as ${r.addresses.join(', ')}; wrote ${r.file}\n${roster}start it with: meshd up ${r.file}\n`);
+      }
     });
 
   program

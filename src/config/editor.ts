@@ -104,3 +104,17 @@ export function removePeer(text: string, nameOrKey: string, file: string): { tex
   }
   throw new ConfigError(`${file}: no [Peer] named or keyed "${nameOrKey}"`);
 }
+
+/** Adds `Key = value` as the last entry of [Interface] (before its trailing blank lines). */
+export function addInterfaceEntry(text: string, key: string, val: string, file: string): string {
+  const eol = text.includes('\r\n') ? '\r\n' : '\n';
+  const finalEol = /\r?\n$/.test(text);
+  const lines = (finalEol ? text.replace(/\r?\n$/, '') : text).split(/\r?\n/);
+  const s = sections(lines).find((x) => x.kind === 'interface');
+  if (!s) throw new ConfigError(`${file}: no [Interface] section`);
+  if (value(lines, s, key) !== undefined) throw new ConfigError(`${file}: [Interface] already has ${key}`);
+  let at = s.end;
+  while (at > s.header + 1 && isBlank(lines[at - 1])) at--;
+  const out = [...lines.slice(0, at), `${key} = ${val}`, ...lines.slice(at)];
+  return out.join(eol) + (finalEol ? eol : '');
+}

@@ -27,6 +27,8 @@ export interface Invitation {
   stun: string[];
   relayCa: string | null;
   mtu: number;
+  /** In a mesh: its key (the new host's MeshKey), and the relays carry the roster. */
+  meshKey?: string;
 }
 
 export interface PendingInvite {
@@ -38,6 +40,9 @@ export interface PendingInvite {
   expiresAt: number;
   usedAt: number | null;
   usedBy: string | null;
+  /** A mesh invitation: the redeem adds a roster member (with these groups), not a [Peer]. */
+  mesh?: boolean;
+  groups?: string[];
 }
 
 export function encodeInvitation(inv: Invitation): string {

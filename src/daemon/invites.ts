@@ -9,6 +9,9 @@ import { decodeDiscoEnvelope, decodeDiscoMessage, encodeDiscoEnvelope, encodeDis
 import { loadInvites, saveInvites, tokenMatches, type PendingInvite } from '../config/invites.js';
 import { withFileLock } from '../config/write.js';
 import { peerAddLocked } from '../cli/peer.js';
+import { editRoster } from '../mesh/admin.js';
+import { addMember } from '../mesh/edit.js';
+import { parseCidr } from '../tunnel/cidr.js';
 
 /** How often CONFIG.invites is re-read when strangers send disco (it changes only by meshd invite). */
 const INVITES_CACHE_MS = 1000;
@@ -19,6 +22,8 @@ export interface RedeemContext {
   identity(): { privateKey: NodePrivateKey; publicKey: Uint8Array };
   /** Applies the config file (the new peer) to the running daemon. */
   reload(): Promise<unknown>;
+  /** In a mesh: takes the roster the redeem just signed (the new member) and publishes it. */
+  mesh?: { reloadRoster(): Promise<unknown> } | null;
   log(msg: string, fields: Record<string, unknown>): void;
 }
 
@@ -26,6 +31,8 @@ export class InviteRedeemer {
   private cache: PendingInvite[] = [];
   private cacheAtMs = -Infinity;
   private readonly inFlight = new Map<string, Promise<number>>();
+  /** What a mesh redeem does once its answer is sent (see redeem). */
+  private readonly afterReply = new Map<string, () => Promise<unknown>>();
 
   constructor(private readonly ctx: RedeemContext) {}
 
@@ -57,28 +64,39 @@ export class InviteRedeemer {
     const flightKey = `${keyId(env.sender)}:${keyId(m.newKey)}`;
     let p = this.inFlight.get(flightKey);
     if (!p) {
-      p = this.redeem(env.sender, m.token, m.newKey).finally(() => this.inFlight.delete(flightKey));
+      p = this.redeem(env.sender, m.token, m.newKey, flightKey).finally(() => this.inFlight.delete(flightKey));
       this.inFlight.set(flightKey, p);
     }
     void p.then((status) => {
       const own = this.ctx.identity().publicKey;
       const nonce = new Uint8Array(randomBytes(24));
       reply(encodeDiscoEnvelope(own, nonce, sealDisco(key, nonce, encodeDiscoMessage({ type: 'redeem-result', status }), own)));
+      const after = this.afterReply.get(flightKey);
+      this.afterReply.delete(flightKey);
+      if (after) void after().catch((err: Error) => this.ctx.log('the new roster could not be applied', { err: err.message }));
     });
     return true;
   }
 
-  private async redeem(sender: Uint8Array, token: Uint8Array, newKey: Uint8Array): Promise<number> {
+  private async redeem(sender: Uint8Array, token: Uint8Array, newKey: Uint8Array, flightKey: string): Promise<number> {
     const file = this.ctx.configFile;
     let added = false;
-    const status = await withFileLock(file, () => {
+    const status = await withFileLock(file, async () => {
       const list = loadInvites(file);
       const inv = list.find((p) => keyId(parsePublicKey(p.enrollmentPublicKey)) === keyId(sender));
       if (!inv || !tokenMatches(inv, token)) return REDEEM_UNKNOWN;
       const newKeyB64 = keyToBase64(newKey);
       if (inv.usedAt !== null) return inv.usedBy === newKeyB64 ? REDEEM_OK : REDEEM_USED;
       if (Date.now() > inv.expiresAt) return REDEEM_EXPIRED;
-      peerAddLocked(file, { publicKey: newKeyB64, name: inv.name, allowedIps: inv.allowedIps.join(',') }, this.ctx.iface);
+      if (inv.mesh) {
+        // The new host becomes a member of the signed roster: every host (and relay) learns of it.
+        await editRoster(file, (doc, now) => ({
+          doc: addMember(doc, { name: inv.name, publicKey: parsePublicKey(newKeyB64), addresses: inv.allowedIps.map((a) => parseCidr(a)!), groups: inv.groups ?? [], enrolledWith: parsePublicKey(inv.enrollmentPublicKey) }, now),
+          result: null,
+        }));
+      } else {
+        peerAddLocked(file, { publicKey: newKeyB64, name: inv.name, allowedIps: inv.allowedIps.join(',') }, this.ctx.iface);
+      }
       inv.usedAt = Date.now();
       inv.usedBy = newKeyB64;
       saveInvites(file, list);
@@ -90,7 +108,10 @@ export class InviteRedeemer {
       return REDEEM_UNKNOWN;
     });
     if (added) {
-      await this.ctx.reload();
+      // In a mesh the answer goes first: the new roster no longer lists the enrollment key as
+      // pending, and a --mesh-key relay closes its connection as soon as it has that roster.
+      if (this.ctx.mesh) this.afterReply.set(flightKey, this.ctx.mesh.reloadRoster);
+      else await this.ctx.reload();
       this.ctx.log('invitation redeemed: new peer added', { peer: keyToBase64(newKey) });
     } else if (status !== REDEEM_OK) {
       this.ctx.log('invitation refused', { reason: status === REDEEM_USED ? 'already used' : status === REDEEM_EXPIRED ? 'expired' : 'unknown token' });
