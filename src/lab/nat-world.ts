@@ -61,37 +61,41 @@ export async function natWorld(lab: Lab, kinds: [NatKind, NatKind]): Promise<Nat
   const relayDev = await lab.attach(relayNs, '203.0.113.10/24', inet);
   await must(lab.exec(relayNs, 'ip', ['addr', 'add', '203.0.113.11/24', 'dev', relayDev]), 'second relay address');
 
-  const host = async (name: 'a' | 'b', n: number, kind: NatKind): Promise<NatHost> => {
-    const router = await lab.ns(`${name}r`);
-    const ns = await lab.ns(name);
-    await must(lab.exec(router, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']), 'ip_forward');
-    const wanAddr = `203.0.113.${n}`;
-    const wanDev = await lab.attach(router, `${wanAddr}/24`, inet);
-    const [lanDev, hostDev] = await lab.link(router, `10.${n}.0.1/24`, ns, `10.${n}.0.2/24`);
-    await must(lab.exec(ns, 'ip', ['route', 'add', 'default', 'via', `10.${n}.0.1`, 'dev', hostDev]), 'default route');
-    const h: NatHost = {
-      name,
-      ns,
-      router,
-      iface: `${lab.id}${name}`,
-      lanAddr: `10.${n}.0.2`,
-      routerLan: `10.${n}.0.1`,
-      wanAddr,
-      wanDev,
-      lanDev,
-      mesh4: `10.77.0.${n}`,
-      mesh6: `fd77::${n}`,
-      ...keys(),
-      kind,
-    };
-    await setNat(lab, h, kind);
-    return h;
-  };
+  const host = (name: string, n: number, kind: NatKind) => natHost(lab, inet, name, n, kind);
   const a = await host('a', 1, kinds[0]);
   const b = await host('b', 2, kinds[1]);
 
   const { cert, key } = await lab.selfSignedCert(['203.0.113.10']);
   return { lab, inet, relayNs, relayAddrs: ['203.0.113.10', '203.0.113.11'], relayUrl: `wss://203.0.113.10:${RELAY_PORT}/`, cert, key, a, b };
+}
+
+
+/** A host `name` behind its own NAT router of `kind`, on the internet switch `inet`: LAN 10.N.0.0/24, WAN 203.0.113.N. */
+export async function natHost(lab: Lab, inet: string, name: string, n: number, kind: NatKind): Promise<NatHost> {
+  const router = await lab.ns(`${name}r`);
+  const ns = await lab.ns(name);
+  await must(lab.exec(router, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']), 'ip_forward');
+  const wanAddr = `203.0.113.${n}`;
+  const wanDev = await lab.attach(router, `${wanAddr}/24`, inet);
+  const [lanDev, hostDev] = await lab.link(router, `10.${n}.0.1/24`, ns, `10.${n}.0.2/24`);
+  await must(lab.exec(ns, 'ip', ['route', 'add', 'default', 'via', `10.${n}.0.1`, 'dev', hostDev]), 'default route');
+  const h: NatHost = {
+    name,
+    ns,
+    router,
+    iface: `${lab.id}${name}`,
+    lanAddr: `10.${n}.0.2`,
+    routerLan: `10.${n}.0.1`,
+    wanAddr,
+    wanDev,
+    lanDev,
+    mesh4: `10.77.0.${n}`,
+    mesh6: `fd77::${n}`,
+    ...keys(),
+    kind,
+  };
+  await setNat(lab, h, kind);
+  return h;
 }
 
 /**

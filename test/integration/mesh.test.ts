@@ -1,0 +1,236 @@
+// A real mesh (DESIGN.md §9): hosts behind NAT routers follow one signed roster carried by a
+// meshd-relay with --mesh-key. Invitations bring hosts in without any config naming another host;
+// removal reaches every host and the relay within seconds; bad rosters change nothing; the roster
+// survives a relay restart and carries across two relays.
+import t, { type Test } from 'tap';
+import { copyFileSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { Lab, labUnavailable, MESHD_BIN, waitFor, sleep, exited } from '../helpers/lab.js';
+import { keyPair } from '../helpers/keys.js';
+import { controlRequest } from '../../src/control/control.js';
+import { packageRoot } from '../../src/package-root.js';
+import { promMetric } from '../helpers/relay-lab.js';
+import { addressIn, hostConfig, joinMesh, meshLab, meshRelay, pingWithin, relayMetrics, relayUrlOf, status, type MeshLab } from '../helpers/mesh-lab.js';
+
+const ROSTER_CLIENT = join(packageRoot(), 'dist', 'test', 'helpers', 'roster-client.js');
+import type { NatHost } from '../../src/lab/nat-world.js';
+
+const why = labUnavailable(['ping', 'nft', 'conntrack', 'openssl', 'curl']);
+
+interface Member {
+  h: NatHost;
+  file: string;
+  addr: string;
+  proc: Awaited<ReturnType<Lab['meshd']>>;
+}
+
+/** mesh init on h1 (admin), the relay, h1 up. */
+async function adminUp(m: MeshLab, t: Test): Promise<{ admin: Member; meshKey: string }> {
+  const h = m.hosts[0];
+  const file = hostConfig(m, h, [0]);
+  const init = await m.lab.cli(['mesh', 'init', file, '--name', 'admin', '--json']);
+  t.equal(init.code, 0, init.stderr);
+  const r = JSON.parse(init.stdout) as { meshKey: string; adminKeyFile: string; serial: number };
+  t.equal(statSync(r.adminKeyFile).mode & 0o777, 0o600, 'the admin key is 0600');
+  t.match(readFileSync(file, 'utf8'), new RegExp(`^MeshKey = ${r.meshKey.replace(/[+/]/g, '\\$&')}$`, 'm'), 'MeshKey is in [Interface]');
+  t.equal(r.serial, 1, 'roster serial 1');
+  await meshRelay(m, 0, r.meshKey);
+  const proc = await m.lab.meshd(h.ns, file, h.iface);
+  return { admin: { h, file, addr: h.mesh4, proc }, meshKey: r.meshKey };
+}
+
+async function inviteAndJoin(m: MeshLab, admin: Member, h: NatHost, name: string, t: Test, groups?: string): Promise<Member> {
+  const inv = await m.lab.cli(['invite', admin.file, '--name', name, ...(groups ? ['--groups', groups] : [])]);
+  t.equal(inv.code, 0, `invite ${name}: ${inv.stderr}`);
+  const j = await joinMesh(m, h, inv.stdout.trim());
+  const text = readFileSync(j.file, 'utf8');
+  t.notMatch(text, /\[Peer\]/, `${name}'s config names no other host`);
+  t.match(text, /^MeshKey = /m, `${name}'s config has the MeshKey`);
+  t.match(j.stdout, /roster serial \d+ \(\d+ members\) cached/, `${name} has the roster in hand`);
+  const proc = await m.lab.meshd(h.ns, j.file, h.iface);
+  return { h, file: j.file, addr: addressIn(j.file), proc };
+}
+
+async function allReach(m: MeshLab, members: Member[], t: Test, withinMs: number, what: string): Promise<void> {
+  const pairs: [Member, Member][] = [];
+  for (const a of members) for (const b of members) if (a !== b) pairs.push([a, b]);
+  const took = await Promise.all(pairs.map(([a, b]) => pingWithin(m, a.h, b.addr, withinMs)));
+  pairs.forEach(([a, b], i) => t.ok(took[i] !== null, `${what}: ${a.h.name} reaches ${b.h.name} (${took[i]} ms)`));
+  if (process.env.MESH_DEBUG && took.some((x) => x === null || x > 1000)) for (const x of members) console.error(`--- ${x.h.name}\n${x.proc.log.join('').split('\n').filter((l) => l.includes('dbg') || l.includes('tunnel')).join('\n')}`);
+}
+
+if (why) t.plan(0, why);
+else {
+  t.test('invitations make a mesh; a fourth host joins live; a removed host is dropped everywhere', async (t) => {
+    const lab = new Lab(t);
+    const m = await meshLab(lab, ['eim', 'symmetric', 'eim', 'eim']);
+    const { admin } = await adminUp(m, t);
+    const b = await inviteAndJoin(m, admin, m.hosts[1], 'bob', t, 'dev');
+    const c = await inviteAndJoin(m, admin, m.hosts[2], 'carol', t);
+    await allReach(m, [admin, b, c], t, 15_000, 'three hosts');
+
+    const before = [admin, b, c].map((x) => ({ pid: x.proc.pid, text: readFileSync(x.file, 'utf8') }));
+    const started = Date.now();
+    const d = await inviteAndJoin(m, admin, m.hosts[3], 'dave', t);
+    const reach = await Promise.all([admin, b, c].map((x) => pingWithin(m, x.h, d.addr, 10_000)));
+    reach.forEach((ms, i) => t.ok(ms !== null, `${[admin, b, c][i].h.name} reaches the fourth host (${ms} ms after its daemon was up, ${Date.now() - started} ms after the invite)`));
+    await allReach(m, [admin, b, c, d], t, 10_000, 'four hosts');
+    [admin, b, c].forEach((x, i) => {
+      t.equal(x.proc.exitCode, null, `${x.h.name}'s daemon still runs`);
+      t.equal(x.proc.pid, before[i].pid, `${x.h.name}'s daemon was not restarted`);
+      t.equal(readFileSync(x.file, 'utf8'), before[i].text, `${x.h.name}'s config was not edited`);
+    });
+
+    const list = await lab.cli(['mesh', 'list', b.h.iface, '--json']);
+    t.equal(list.code, 0, list.stderr);
+    const l = JSON.parse(list.stdout) as { serial: number; members: { name: string; groups: string[]; self: boolean; online: boolean | null; path: { kind: string } | null }[] };
+    t.same(l.members.map((x) => x.name).sort(), ['admin', 'bob', 'carol', 'dave'], 'mesh list on any host: every member');
+    t.same(l.members.find((x) => x.name === 'bob')?.groups, ['dev'], 'with its groups');
+    t.ok(l.members.find((x) => x.name === 'bob')?.self, 'and itself marked');
+    t.ok(l.members.find((x) => x.name === 'admin')?.online, 'and who is online');
+
+    // Removal: a ping between two others runs throughout and loses nothing.
+    for (const x of [admin, b, c]) {
+      const routes = await lab.exec(x.h.ns, 'ip', ['route', 'show', 'dev', x.h.iface]);
+      t.match(routes.stdout, new RegExp(`^${d.addr.replace(/\./g, '\\.')} `, 'm'), `before the removal, ${x.h.name} routes the fourth host's address`);
+    }
+    const flow = lab.exec(b.h.ns, 'ping', ['-c', '100', '-i', '0.1', '-W', '2', c.addr], 60_000);
+    await sleep(1000);
+    const dKey = (await status(d.h)).publicKey;
+    const removedAt = Date.now();
+    const rm = await lab.cli(['mesh', 'remove', admin.file, 'dave']);
+    t.equal(rm.code, 0, rm.stderr);
+    t.match(rm.stdout, /removed dave in roster serial \d+; the running daemon applies it/);
+    for (const x of [admin, b, c]) {
+      const gone = await waitFor(async () => !(await status(x.h)).peers.some((p) => p.publicKey === dKey), 10_000);
+      t.ok(gone, `${x.h.name} dropped the removed host (${Date.now() - removedAt} ms)`);
+      const routes = await lab.exec(x.h.ns, 'ip', ['route', 'show', 'dev', x.h.iface]);
+      t.notMatch(routes.stdout, new RegExp(`${d.addr.replace(/\./g, '\\.')}\\b`), `${x.h.name} has no route to it`);
+    }
+    for (const x of [admin, b, c]) t.equal((await lab.exec(d.h.ns, 'ping', ['-c', '2', '-i', '0.3', '-W', '1', x.addr])).code, 1, `${x.h.name} accepts no packet from the removed host`);
+    const closed = await waitFor(async () => promMetric(await relayMetrics(m, 0), 'meshd_relay_member_connections_closed_total') >= 1, 10_000);
+    t.ok(closed, 'the relay closed its connection');
+    const refused = await waitFor(async () => promMetric(await relayMetrics(m, 0), 'meshd_relay_logins_refused_total{reason="not-member"}') >= 1, 15_000);
+    t.ok(refused, 'and refuses its login');
+    const f = await flow;
+    t.match(f.stdout, / 0% packet loss/, `the others lost nothing: ${f.stdout.split('\n').find((x) => x.includes('packet loss'))}`);
+  });
+
+  t.test('forged, stale, truncated and foreign rosters change nothing; the roster outlives a relay restart and relays going down', async (t) => {
+    const lab = new Lab(t);
+    const m = await meshLab(lab, ['eim', 'eim', 'symmetric']);
+    // The admin host has a fixed public endpoint (a port forward on its router).
+    const h1 = m.hosts[0];
+    await lab.exec(h1.router, 'nft', ['-f', lab.file('fwd.nft', `table ip fwd {\n  chain pre { type nat hook prerouting priority -100; iifname "${h1.wanDev}" udp dport 51820 dnat to ${h1.lanAddr}; }\n}\n`)]);
+    const file = hostConfig(m, h1, [0]);
+    const init = await lab.cli(['mesh', 'init', file, '--name', 'admin', '--endpoint', `${h1.wanAddr}:51820`, '--json']);
+    t.equal(init.code, 0, init.stderr);
+    const meshKey = (JSON.parse(init.stdout) as { meshKey: string }).meshKey;
+    const serial1 = lab.file('serial1.roster', '');
+    copyFileSync(`${file}.roster`, serial1);
+    let relay = await meshRelay(m, 0, meshKey);
+    const adminProc = await lab.meshd(h1.ns, file, h1.iface);
+    const admin: Member = { h: h1, file, addr: h1.mesh4, proc: adminProc };
+    const b = await inviteAndJoin(m, admin, m.hosts[1], 'bob', t);
+    const c = await inviteAndJoin(m, admin, m.hosts[2], 'carol', t);
+    await allReach(m, [admin, b, c], t, 15_000, 'before');
+    if (process.env.MESH_DEBUG) console.error((await relayMetrics(m, 0)).split('\n').filter((l) => /drops|refused|notices/.test(l) && !l.startsWith('#')).join('\n'));
+    const serial = (await status(c.h)).mesh!.serial;
+
+    // The bad rosters: signed by another key, an old serial, cut short, another mesh's.
+    const { parseMeshPrivateKey, generateMeshKey } = await import('../../src/crypto/ed25519.js');
+    const { checkRoster, signRoster } = await import('../../src/mesh/roster.js');
+    const { newRoster } = await import('../../src/mesh/edit.js');
+    const { parseMeshPublicKey } = await import('../../src/crypto/ed25519.js');
+    const current = checkRoster(new Uint8Array(readFileSync(`${file}.roster`)), parseMeshPublicKey(meshKey)!, 0);
+    if (!current.ok) throw new Error('the admin roster does not check');
+    const rnd = (n: number) => new Uint8Array(randomBytes(n));
+    const other = generateMeshKey(rnd);
+    const bad = {
+      'roster-bad-signature': signRoster({ ...current.roster, serial: current.roster.serial + 10 }, other.privateKey),
+      'roster-stale': new Uint8Array(readFileSync(serial1)),
+      'roster-malformed': current.roster.signed.subarray(0, current.roster.signed.length - 10),
+      'roster-wrong-mesh': signRoster({ ...newRoster({ meshKey: other.publicKey, relays: [], stun: [], first: { name: 'x', publicKey: current.roster.members[1].publicKey } }, Date.now()), serial: current.roster.serial + 10 }, other.privateKey),
+    };
+    t.ok(parseMeshPrivateKey(readFileSync(file.replace(/\.conf$/, '.admin.key'), 'utf8')), 'the admin key file holds a key');
+    const files = Object.entries(bad).map(([reason, bytes]) => {
+      const f = lab.file(`${reason}.roster`, '');
+      writeFileSync(f, bytes);
+      return f;
+    });
+    // To the relay, as a member would send them.
+    const bPriv = /^PrivateKey = (.+)$/m.exec(readFileSync(b.file, 'utf8'))![1];
+    const metricsBefore = await relayMetrics(m, 0);
+    const pub = await lab.exec(m.relayNs, process.execPath, [ROSTER_CLIENT, 'publish', relayUrlOf(0), m.cert, bPriv, meshKey, ...files], 30_000);
+    t.equal(pub.code, 0, pub.stdout + pub.stderr);
+    t.same((JSON.parse(pub.stdout) as { held: number[] }).held, [serial, serial, serial, serial], 'the relay keeps its roster after each');
+    const metrics = await relayMetrics(m, 0);
+    for (const reason of Object.keys(bad)) t.equal(promMetric(metrics, `meshd_relay_rosters_refused_total{reason="${reason}"}`) - promMetric(metricsBefore, `meshd_relay_rosters_refused_total{reason="${reason}"}`), 1, `the relay counted it: ${reason}`);
+    // To a daemon (the way the admin CLI hands it one): each is refused and counted.
+    const cache = `${c.file}.roster`;
+    const good = readFileSync(cache);
+    for (const [reason, bytes] of Object.entries(bad)) {
+      writeFileSync(cache, bytes);
+      const r = (await controlRequest(c.h.iface, { cmd: 'roster' })) as { ok: boolean; reason?: string };
+      t.same([r.ok, r.reason], [false, reason], `the daemon refused it: ${reason}`);
+    }
+    writeFileSync(cache, good);
+    const st = await status(c.h);
+    t.equal(st.mesh!.serial, serial, 'the daemon still runs the same roster');
+    for (const reason of Object.keys(bad)) t.equal(st.mesh!.rejected[reason], 1, `meshd status --json counts ${reason}`);
+    t.equal(st.peers.length, 2, 'and still has its two members as peers');
+    await allReach(m, [admin, b, c], t, 5_000, 'after the bad rosters');
+
+    // The relay restarts: it serves the newest roster from its state dir.
+    relay.kill('SIGTERM');
+    await exited(relay);
+    relay = await meshRelay(m, 0, meshKey);
+    const fetched = await lab.exec(m.relayNs, process.execPath, [ROSTER_CLIENT, 'fetch', relayUrlOf(0), m.cert, bPriv, meshKey], 30_000);
+    t.same(JSON.parse(fetched.stdout), { serial, reason: null }, 'after a restart the relay serves the newest roster');
+
+    // Every relay down; bob restarts: it runs the cached roster and reaches the admin host at its endpoint.
+    relay.kill('SIGTERM');
+    await exited(relay);
+    b.proc.kill('SIGTERM');
+    await exited(b.proc);
+    b.proc = await lab.meshd(b.h.ns, b.file, b.h.iface);
+    const bs = await status(b.h);
+    t.equal(bs.mesh!.serial, serial, 'bob came up with its cached roster');
+    t.equal(bs.peers.length, 2, 'and both members as peers');
+    t.ok((await pingWithin(m, b.h, admin.addr, 10_000)) !== null, 'bob reaches the admin host (known endpoint) with every relay down');
+  });
+
+  t.test('two relays: a removal made on one reaches the hosts of the other through a daemon on both', async (t) => {
+    const lab = new Lab(t);
+    const m = await meshLab(lab, ['eim', 'eim', 'eim']);
+    const [h1, h2, h3] = m.hosts;
+    const adminFile = hostConfig(m, h1, [0]);
+    const init = await lab.cli(['mesh', 'init', adminFile, '--name', 'admin', '--json']);
+    t.equal(init.code, 0, init.stderr);
+    const meshKey = (JSON.parse(init.stdout) as { meshKey: string }).meshKey;
+    const x = { pub: keyPair().pub };
+    await meshRelay(m, 0, meshKey);
+    await meshRelay(m, 1, meshKey);
+    // With no daemon running on the admin host, the command publishes to the relays itself.
+    for (const [name, pub] of [['bridge', h2.pub], ['far', h3.pub], ['laptop', x.pub]]) {
+      const r = await lab.exec(h1.ns, process.execPath, [MESHD_BIN, 'mesh', 'add', adminFile, '--name', name, '--public-key', pub], 30_000);
+      t.equal(r.code, 0, r.stderr);
+      t.match(r.stdout, new RegExp(`added ${name} .*published to ${relayUrlOf(0).replace(/[./]/g, '\\$&')} \\(no daemon runs here\\)`), `mesh add ${name}: published by the command`);
+    }
+    // h1 (admin) only on relay 0; h2 on both; h3 only on relay 1. h2 and h3 start with no roster.
+    await lab.meshd(h1.ns, adminFile, h1.iface);
+    await lab.meshd(h2.ns, hostConfig(m, h2, [0, 1], meshKey), h2.iface);
+    await lab.meshd(h3.ns, hostConfig(m, h3, [1], meshKey), h3.iface);
+    const laptopOn = (h: NatHost) => async () => (await status(h)).peers.some((p) => p.publicKey === x.pub);
+    t.ok(await waitFor(laptopOn(h3), 10_000), 'the far host got the roster (relay 1 had none; the bridge published it there)');
+    t.ok((await pingWithin(m, h3, h2.mesh4, 10_000)) !== null, 'the far host reaches the bridge (their common relay is relay 1)');
+    const rm = await lab.cli(['mesh', 'remove', adminFile, 'laptop']);
+    t.equal(rm.code, 0, rm.stderr);
+    const at = Date.now();
+    t.ok(await waitFor(async () => !(await laptopOn(h3)()), 10_000), `the far host dropped the removed member (${Date.now() - at} ms)`);
+    const serials = await Promise.all([h1, h2, h3].map(async (h) => (await status(h)).mesh!.serial));
+    t.equal(new Set(serials).size, 1, `every host runs the same serial (${serials.join(', ')})`);
+    t.ok(promMetric(await relayMetrics(m, 1), 'meshd_relay_rosters_accepted_total') >= 2, 'relay 1 took both rosters from the bridge');
+  });
+}
