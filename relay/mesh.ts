@@ -8,6 +8,10 @@ import { keyId } from '../src/crypto/keys.js';
 import type { MeshPublicKey } from '../src/crypto/ed25519.js';
 import { writeFileAtomic } from '../src/config/write.js';
 import { checkRoster, claimedSerial, type Roster, type RosterRejectReason } from '../src/mesh/roster.js';
+import { makeDelta } from '../src/mesh/delta.js';
+
+/** Older rosters kept (in memory) per mesh, so a subscriber a few serials behind gets a delta. */
+export const ROSTER_HISTORY = 4;
 
 /** What a key may do on this relay. */
 export type Admission =
@@ -29,6 +33,9 @@ interface Held {
   members: Map<string, number>;
   /** enrollment key id → { inviter key id, expiry }. */
   pending: Map<string, { inviter: string; expiresMs: number }>;
+  /** Earlier rosters, newest last (at most ROSTER_HISTORY), and deltas from them to the held one. */
+  history: { serial: number; signed: Uint8Array }[];
+  deltas: Map<number, Uint8Array>;
 }
 
 export class MeshDirectory {
@@ -38,7 +45,7 @@ export class MeshDirectory {
     meshKeys: readonly MeshPublicKey[],
     private readonly stateDir: string | null,
   ) {
-    for (const k of meshKeys) this.meshes.set(keyId(k), { meshKey: k, id: keyId(k), roster: null, members: new Map(), pending: new Map() });
+    for (const k of meshKeys) this.meshes.set(keyId(k), { meshKey: k, id: keyId(k), roster: null, members: new Map(), pending: new Map(), history: [], deltas: new Map() });
   }
 
   /** Reads the stored rosters (each is checked again: a damaged or foreign file is ignored, and said). */
@@ -116,7 +123,23 @@ export class MeshDirectory {
     return { ok: true, roster: r.roster };
   }
 
+  /** The delta from serial `from` to the held roster, if the relay still has roster `from` (computed once). */
+  delta(meshKey: Uint8Array, from: number): Uint8Array | null {
+    const h = this.meshes.get(keyId(meshKey));
+    if (!h?.roster || from >= h.roster.serial) return null;
+    let d = h.deltas.get(from);
+    if (!d) {
+      const base = h.history.find((r) => r.serial === from);
+      if (!base) return null;
+      d = makeDelta(base.signed, base.serial, h.roster.signed);
+      h.deltas.set(from, d);
+    }
+    return d;
+  }
+
   private hold(h: Held, r: Roster): void {
+    if (h.roster) h.history = [...h.history, { serial: h.roster.serial, signed: h.roster.signed }].slice(-ROSTER_HISTORY);
+    h.deltas = new Map();
     h.roster = r;
     h.members = new Map(r.members.map((m) => [keyId(m.publicKey), m.expiresMs ?? Infinity]));
     h.pending = new Map(r.pending.map((p) => [keyId(p.key), { inviter: keyId(p.inviter), expiresMs: p.expiresMs }]));

@@ -28,7 +28,8 @@ export class RelayMetrics {
   readonly replaced = new Counter({ name: 'meshd_relay_replaced_total', help: 'Connections replaced by a newer one with the same key', registers: [this.registry] });
   readonly rosterRefusals = new Counter({ name: 'meshd_relay_rosters_refused_total', help: 'Rosters (publishes and subscribes) refused, by reason', labelNames: ['reason'], registers: [this.registry] });
   readonly rostersAccepted = new Counter({ name: 'meshd_relay_rosters_accepted_total', help: 'Newer valid rosters taken from clients', registers: [this.registry] });
-  readonly rostersSent = new Counter({ name: 'meshd_relay_rosters_sent_total', help: 'Rosters sent to subscribers', registers: [this.registry] });
+  readonly rostersSent = new Counter({ name: 'meshd_relay_rosters_sent_total', help: 'Whole rosters sent to subscribers', registers: [this.registry] });
+  readonly rosterDeltasSent = new Counter({ name: 'meshd_relay_roster_deltas_sent_total', help: 'Roster changes sent to subscribers as a delta from the serial they hold', registers: [this.registry] });
   readonly removedMembers = new Counter({ name: 'meshd_relay_member_connections_closed_total', help: 'Connections closed because a newer roster no longer admits the key', registers: [this.registry] });
   readonly stunRequests = new Counter({ name: 'meshd_relay_stun_requests_total', help: 'STUN binding requests answered', registers: [this.registry] });
 

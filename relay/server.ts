@@ -23,6 +23,8 @@ import {
   CLOSE_NOT_MEMBER,
   FEATURE_MESH,
   FRAME_ROSTER,
+  FRAME_ROSTER_DELTA,
+  FEATURE_ROSTER_DELTA,
   encodeRosterHeld,
   BATCH_ENTRY_HEADER_LEN,
   BATCH_HEADER_LEN,
@@ -126,8 +128,8 @@ interface Client {
   lastDstId: string;
   /** On a mesh relay: what the key may do (see MeshDirectory.admission). */
   admission: Admission;
-  /** Mesh key ids this client subscribed to. */
-  subscribed: Set<string>;
+  /** Mesh key id → the serial this subscriber holds (it said so, or we sent it). */
+  subscribed: Map<string, number>;
   /** The roster this client is publishing, part by part (null: none in progress). */
   assembler: RosterAssembler | null;
   /** Parts of a refused publish are ignored until the next roster starts. */
@@ -240,7 +242,7 @@ export class RelayServer {
       lastDst: new Uint8Array(32),
       lastDstId: '',
       admission: null,
-      subscribed: new Set(),
+      subscribed: new Map(),
       assembler: null,
       discardingPublish: false,
       publishTokens: this.opts.limits.publishBurst,
@@ -442,18 +444,39 @@ export class RelayServer {
       return;
     }
     const id = keyId(meshKey);
-    c.subscribed.add(id);
+    c.subscribed.set(id, serial);
     let set = this.subscribers.get(id);
     if (!set) this.subscribers.set(id, (set = new Set()));
     set.add(c);
     const held = mesh.roster(meshKey);
-    if (held && held.serial > serial) this.sendRoster(c, meshKey, held.signed);
+    if (held && held.serial > serial) this.sendRoster(c, meshKey);
     c.ws.send(encodeRosterHeld(meshKey, held?.serial ?? 0));
   }
 
-  private sendRoster(c: Client, meshKey: Uint8Array, signed: Uint8Array): void {
-    for (const part of rosterParts(FRAME_ROSTER, meshKey, signed, this.opts.limits.maxFrameBytes)) c.ws.send(part);
-    this.metrics.rostersSent.inc();
+  /**
+   * Sends the held roster to a subscriber: as a delta from the serial it holds when the client takes
+   * deltas and the relay still has that roster (a change is then a few hundred bytes, not megabytes),
+   * else whole. The frames of one roster or delta are the same Buffers for every subscriber.
+   */
+  private sendRoster(c: Client, meshKey: Uint8Array): void {
+    const mesh = this.opts.mesh!;
+    const held = mesh.roster(meshKey)!;
+    const id = keyId(meshKey);
+    const has = c.subscribed.get(id) ?? 0;
+    const delta = c.features & FEATURE_ROSTER_DELTA && has > 0 ? mesh.delta(meshKey, has) : null;
+    const parts = delta ? this.partsOf(FRAME_ROSTER_DELTA, meshKey, delta) : this.partsOf(FRAME_ROSTER, meshKey, held.signed);
+    for (const part of parts) c.ws.send(part);
+    c.subscribed.set(id, held.serial);
+    if (delta) this.metrics.rosterDeltasSent.inc();
+    else this.metrics.rostersSent.inc();
+  }
+
+  /** Frames of a roster or delta, built once per (type, bytes) and shared by every subscriber. */
+  private partsCache = new WeakMap<Uint8Array, Buffer[]>();
+  private partsOf(type: typeof FRAME_ROSTER | typeof FRAME_ROSTER_DELTA, meshKey: Uint8Array, bytes: Uint8Array): Buffer[] {
+    let p = this.partsCache.get(bytes);
+    if (!p) this.partsCache.set(bytes, (p = rosterParts(type, meshKey, bytes, this.opts.limits.maxFrameBytes)));
+    return p;
   }
 
   /**
@@ -510,8 +533,10 @@ export class RelayServer {
     this.metrics.rostersAccepted.inc();
     this.opts.log.info({ component: 'relay', serial: offer.roster.serial, members: offer.roster.members.length }, 'newer roster accepted');
     c.ws.send(encodeRosterHeld(meshKey, offer.roster.serial));
-    for (const s of this.subscribers.get(keyId(meshKey)) ?? []) {
-      if (s !== c) this.sendRoster(s, meshKey, offer.roster.signed);
+    const id = keyId(meshKey);
+    if (c.subscribed.has(id)) c.subscribed.set(id, offer.roster.serial);
+    for (const s of this.subscribers.get(id) ?? []) {
+      if (s !== c) this.sendRoster(s, meshKey);
     }
     this.readmit();
   }
@@ -575,7 +600,7 @@ export class RelayServer {
 
   private forget(c: Client): void {
     this.connections.delete(c);
-    for (const m of c.subscribed) this.subscribers.get(m)?.delete(c);
+    for (const m of c.subscribed.keys()) this.subscribers.get(m)?.delete(c);
     c.subscribed.clear();
     this.dropAssembly(c);
     this.metrics.connections.set(this.connections.size);

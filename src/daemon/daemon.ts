@@ -229,6 +229,13 @@ export class Daemon {
             const m = this.membership;
             if (m && keyId(meshKey) === keyId(m.meshKey)) void m.offer(signed, relay.url);
           },
+          onRosterDelta: (meshKey, delta, relay) => {
+            const m = this.membership;
+            if (!m || keyId(meshKey) !== keyId(m.meshKey)) return;
+            void m.offerDelta(delta, relay.url).then((ok) => {
+              if (!ok) relay.subscribe(m.meshKey, 0); // ask for the whole roster instead
+            });
+          },
           onRosterHeld: (meshKey, serial, relay) => {
             const m = this.membership;
             if (m && keyId(meshKey) === keyId(m.meshKey)) m.relayHolds(relay.url, serial);

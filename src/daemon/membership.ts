@@ -8,7 +8,8 @@ import type { Logger } from '../log.js';
 import { keyId, keyToBase64 } from '../crypto/keys.js';
 import type { MeshPublicKey } from '../crypto/ed25519.js';
 import { writeFileAtomic } from '../config/write.js';
-import { activeMembers, checkRoster, ROSTER_REJECT_REASONS, type Roster, type RosterMember, type RosterRejectReason } from '../mesh/roster.js';
+import { applyDelta, deltaBaseSerial } from '../mesh/delta.js';
+import { activeMembers, checkRoster, MAX_ROSTER_BYTES, ROSTER_REJECT_REASONS, type Roster, type RosterMember, type RosterRejectReason } from '../mesh/roster.js';
 import { formatCidr } from '../tunnel/cidr.js';
 import type { Device } from '../tunnel/device.js';
 import type { Endpoint } from '../tunnel/endpoint.js';
@@ -105,6 +106,24 @@ export class Membership {
     }
     await this.take(r.roster, from, true);
     return { ok: true, serial: r.roster.serial };
+  }
+
+  /**
+   * A line delta from the roster we run: rebuilt into a signed roster and offered like any other.
+   * False when it does not apply (we moved on, or it is damaged): the caller asks for the whole one.
+   */
+  async offerDelta(delta: Uint8Array, from: string): Promise<boolean> {
+    await this.applying;
+    const base = this.roster;
+    if (!base) return false;
+    if (deltaBaseSerial(delta) !== base.serial) return deltaBaseSerial(delta) < base.serial; // an old delta: nothing to do
+    const bytes = applyDelta(base.signed, delta, MAX_ROSTER_BYTES);
+    if (!bytes) {
+      this.refuse('roster-malformed', 'a delta that does not apply', from);
+      return false;
+    }
+    const r = await this.offer(bytes, from);
+    return r.ok || r.reason === 'roster-stale';
   }
 
   /** The admin CLI wrote a newer roster into the cache file: take it. */

@@ -24,6 +24,7 @@ import {
   encodeSendPacket,
   forEachBatchPacket,
   FEATURE_MESH,
+  FEATURE_ROSTER_DELTA,
   FRAME_PUBLISH,
   encodeSubscribe,
 } from '../wire/relay.js';
@@ -69,6 +70,8 @@ export interface RelayClientEvents {
   onStateChange?(relay: RelayClient): void;
   /** A whole signed roster arrived (subscribed mesh; not checked yet: the receiver checks it). */
   onRoster?(meshKey: Uint8Array, signed: Uint8Array, relay: RelayClient): void;
+  /** A line delta from the roster we hold (src/mesh/delta.ts; the receiver applies and checks it). */
+  onRosterDelta?(meshKey: Uint8Array, delta: Uint8Array, relay: RelayClient): void;
   /** The serial the relay holds for a mesh (answer to subscribe and to publish). */
   onRosterHeld?(meshKey: Uint8Array, serial: number, relay: RelayClient): void;
 }
@@ -89,6 +92,7 @@ export class RelayClient {
   meshCapable = false;
   private maxFrameBytes = 0;
   private readonly rosterIn = new RosterAssembler(MAX_ROSTER_BYTES);
+  private readonly deltaIn = new RosterAssembler(MAX_ROSTER_BYTES);
 
   constructor(
     readonly url: string,
@@ -193,6 +197,7 @@ export class RelayClient {
       this.writer = null;
       this.meshCapable = false;
       this.rosterIn.reset();
+      this.deltaIn.reset();
       if (this.pingTimer) clearInterval(this.pingTimer);
       const why = reason.length ? `${code} ${reason.toString()}` : (this.lastError ?? String(code));
       this.lastError = why;
@@ -226,7 +231,7 @@ export class RelayClient {
           ws.close(4000, 'relay key is not usable');
           return;
         }
-        ws.send(encodeClientLogin(id.publicKey, nonce, sealed, FEATURE_BATCH));
+        ws.send(encodeClientLogin(id.publicKey, nonce, sealed, FEATURE_BATCH | (this.events.onRosterDelta ? FEATURE_ROSTER_DELTA : 0)));
         return;
       }
       case 'server-welcome':
@@ -265,6 +270,11 @@ export class RelayClient {
         const r = this.rosterIn.add(f.meshKey, f.total, f.offset, f.bytes);
         if (r.kind === 'done') this.events.onRoster?.(f.meshKey, r.bytes, this);
         else if (r.kind === 'refused') this.log.warn({ component: 'relay', relay: this.url, reason: r.reason }, 'roster from the relay dropped');
+        return;
+      }
+      case 'roster-delta': {
+        const r = this.deltaIn.add(f.meshKey, f.total, f.offset, f.bytes);
+        if (r.kind === 'done') this.events.onRosterDelta?.(f.meshKey, r.bytes, this);
         return;
       }
       case 'roster-held':

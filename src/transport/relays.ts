@@ -28,6 +28,7 @@ export interface RelaysEvents {
   onPeerPresent?(key: Uint8Array, relay: RelayClient): void;
   onRoster?: RelayClientEvents['onRoster'];
   onRosterHeld?: RelayClientEvents['onRosterHeld'];
+  onRosterDelta?: RelayClientEvents['onRosterDelta'];
 }
 
 export class Relays {
@@ -48,6 +49,7 @@ export class Relays {
             onStateChange: events.onStateChange,
             onRoster: events.onRoster,
             onRosterHeld: events.onRosterHeld,
+            onRosterDelta: events.onRosterDelta,
             onPeerGone: (key, disconnected, relay) => {
               this.goneMap(relay.url).set(keyId(key), Date.now());
               events.onPeerGone?.(key, disconnected, relay);

@@ -25,6 +25,8 @@
 //                        part of a signed roster the client holds and the relay may lack
 //  0x11  roster-held     mesh key 32 | serial u64 — relay to client: the serial the relay holds
 //                        (0: none), in answer to subscribe and to each complete publish
+//  0x12  roster-delta    mesh key 32 | total length u32 | offset u32 | bytes… — relay to client: one
+//                        part of a line delta (src/mesh/delta.ts) from the serial the client holds
 //
 // Features (the optional u32 of client-login and server-welcome; a peer that sends none has none):
 // FEATURE_BATCH — the sender understands send-batch/recv-batch. A client sends batches only to a
@@ -33,6 +35,7 @@
 // clients, so peer-present needs no feature bit.
 // FEATURE_MESH — (relay only) the relay carries rosters (started with --mesh-key): clients send
 // subscribe and publish only to a relay that offers it.
+// FEATURE_ROSTER_DELTA — (client only) the client takes roster-delta frames; others get whole rosters.
 
 import { copyBytes } from './bytes.js';
 
@@ -60,9 +63,11 @@ export const FRAME_SUBSCRIBE = 0x0e;
 export const FRAME_ROSTER = 0x0f;
 export const FRAME_PUBLISH = 0x10;
 export const FRAME_ROSTER_HELD = 0x11;
+export const FRAME_ROSTER_DELTA = 0x12;
 
 export const FEATURE_BATCH = 1;
 export const FEATURE_MESH = 2;
+export const FEATURE_ROSTER_DELTA = 4;
 /** Header of a roster / publish frame: type, mesh key, total length, offset. */
 export const ROSTER_PART_HEADER_LEN = 1 + 32 + 4 + 4;
 /** Header of a send-batch / recv-batch frame (type and key), and of each packet in it (length u16). */
@@ -103,7 +108,7 @@ export type RelayFrame =
   | { type: 'peer-present'; key: Uint8Array }
   | { type: 'subscribe' | 'roster-held'; meshKey: Uint8Array; serial: number }
   /** `bytes` is a view into the frame. */
-  | { type: 'roster' | 'publish'; meshKey: Uint8Array; total: number; offset: number; bytes: Uint8Array }
+  | { type: 'roster' | 'publish' | 'roster-delta'; meshKey: Uint8Array; total: number; offset: number; bytes: Uint8Array }
   /** `body` is the frame's `{ length | packet }…` part, checked to be well formed (see batchPackets). */
   | { type: 'send-batch' | 'recv-batch'; key: Uint8Array; body: Uint8Array; count: number };
 
@@ -165,13 +170,14 @@ export function decodeRelayFrame(b: Uint8Array): RelayFrame | RelayDecodeError {
       return { type: b[0] === FRAME_SUBSCRIBE ? 'subscribe' : 'roster-held', meshKey: copyBytes(p, 0, KEY_LEN), serial };
     }
     case FRAME_ROSTER:
+    case FRAME_ROSTER_DELTA:
     case FRAME_PUBLISH: {
       if (p.length < KEY_LEN + 8) return short;
       const total = u32(p, KEY_LEN);
       const offset = u32(p, KEY_LEN + 4);
       const bytes = p.subarray(KEY_LEN + 8);
       if (offset + bytes.length > total || (bytes.length === 0 && total > 0)) return { type: 'invalid', reason: 'bad-part' };
-      return { type: b[0] === FRAME_ROSTER ? 'roster' : 'publish', meshKey: copyBytes(p, 0, KEY_LEN), total, offset, bytes };
+      return { type: b[0] === FRAME_ROSTER ? 'roster' : b[0] === FRAME_PUBLISH ? 'publish' : 'roster-delta', meshKey: copyBytes(p, 0, KEY_LEN), total, offset, bytes };
     }
     default:
       return { type: 'invalid', reason: 'unknown-type' };
@@ -250,7 +256,7 @@ const be64 = (n: number): Uint8Array => {
 export const encodeSubscribe = (meshKey: Uint8Array, serial: number): Buffer => frame(FRAME_SUBSCRIBE, meshKey, be64(serial));
 export const encodeRosterHeld = (meshKey: Uint8Array, serial: number): Buffer => frame(FRAME_ROSTER_HELD, meshKey, be64(serial));
 /** One roster (FRAME_ROSTER) or publish (FRAME_PUBLISH) part: `bytes` is the part, at `offset` of `total`. */
-export const encodeRosterPart = (type: typeof FRAME_ROSTER | typeof FRAME_PUBLISH, meshKey: Uint8Array, total: number, offset: number, bytes: Uint8Array): Buffer =>
+export const encodeRosterPart = (type: typeof FRAME_ROSTER | typeof FRAME_PUBLISH | typeof FRAME_ROSTER_DELTA, meshKey: Uint8Array, total: number, offset: number, bytes: Uint8Array): Buffer =>
   frame(type, meshKey, be32(total), be32(offset), bytes);
 
 /**

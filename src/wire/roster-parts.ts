@@ -3,13 +3,13 @@
 // every frame would let any client make the relay buffer megabytes per message. Parts go in order on
 // one connection (WebSocket keeps it), offset 0 first; the receiver assembles them into a buffer of
 // the announced total, bounded by its own roster limit. Pure: no I/O.
-import { FRAME_PUBLISH, FRAME_ROSTER, ROSTER_PART_HEADER_LEN, encodeRosterPart } from './relay.js';
+import { FRAME_PUBLISH, FRAME_ROSTER, FRAME_ROSTER_DELTA, ROSTER_PART_HEADER_LEN, encodeRosterPart } from './relay.js';
 
 /** Bytes of roster per part: well inside the relay's default 256 KiB frame limit. */
 export const ROSTER_PART_BYTES = 128 * 1024;
 
 /** The frames that carry `signed` (a whole signed roster) as parts of at most `partBytes`. */
-export function rosterParts(type: typeof FRAME_ROSTER | typeof FRAME_PUBLISH, meshKey: Uint8Array, signed: Uint8Array, maxFrameBytes = ROSTER_PART_BYTES + ROSTER_PART_HEADER_LEN): Buffer[] {
+export function rosterParts(type: typeof FRAME_ROSTER | typeof FRAME_PUBLISH | typeof FRAME_ROSTER_DELTA, meshKey: Uint8Array, signed: Uint8Array, maxFrameBytes = ROSTER_PART_BYTES + ROSTER_PART_HEADER_LEN): Buffer[] {
   const part = Math.max(1, Math.min(ROSTER_PART_BYTES, maxFrameBytes - ROSTER_PART_HEADER_LEN));
   const out: Buffer[] = [];
   for (let off = 0; off < signed.length; off += part) {
