@@ -113,6 +113,7 @@ else {
     t.ok(closed, 'the relay closed its connection');
     const refused = await waitFor(async () => promMetric(await relayMetrics(m, 0), 'meshd_relay_logins_refused_total{reason="not-member"}') >= 1, 15_000);
     t.ok(refused, 'and refuses its login');
+    t.ok(promMetric(await relayMetrics(m, 0), 'meshd_relay_roster_deltas_sent_total') > 0, 'the relay pushed changes to the daemons as deltas');
     const f = await flow;
     t.match(f.stdout, / 0% packet loss/, `the others lost nothing: ${f.stdout.split('\n').find((x) => x.includes('packet loss'))}`);
   });
@@ -232,5 +233,15 @@ else {
     const serials = await Promise.all([h1, h2, h3].map(async (h) => (await status(h)).mesh!.serial));
     t.equal(new Set(serials).size, 1, `every host runs the same serial (${serials.join(', ')})`);
     t.ok(promMetric(await relayMetrics(m, 1), 'meshd_relay_rosters_accepted_total') >= 2, 'relay 1 took both rosters from the bridge');
+
+    // A member with an expiry: every host drops it when it passes, with no new roster.
+    const temp = keyPair().pub;
+    const add = await lab.cli(['mesh', 'add', adminFile, '--name', 'temp', '--public-key', temp, '--expires', '4s']);
+    t.equal(add.code, 0, add.stderr);
+    const tempOn = (h: NatHost) => async () => (await status(h)).peers.some((p) => p.publicKey === temp);
+    t.ok(await waitFor(tempOn(h3), 10_000), 'the member with an expiry arrives');
+    const serialNow = (await status(h3)).mesh!.serial;
+    t.ok(await waitFor(async () => !(await tempOn(h3)()) && !(await tempOn(h1)()), 10_000), 'and is dropped everywhere when it expires');
+    t.equal((await status(h3)).mesh!.serial, serialNow, 'without a new roster');
   });
 }
