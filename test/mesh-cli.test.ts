@@ -1,0 +1,95 @@
+// meshd mesh init / add / remove / list on files (no daemon, no relay): the admin key 0600, MeshKey
+// added without disturbing the config, members allocated and refused by a one-line error with exit 1,
+// concurrent edits serialized, and exit 2 when a change could not be handed on.
+import t from 'tap';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MESHD_BIN } from './helpers/lab.js';
+import { keyPair } from './helpers/keys.js';
+import { loadConfig } from '../src/config/config.js';
+import { readCachedRoster } from '../src/mesh/admin.js';
+
+const run = (args: string[]) => spawnSync(process.execPath, [MESHD_BIN, ...args], { encoding: 'utf8' });
+const runAsync = (args: string[]) =>
+  new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+    const p = spawn(process.execPath, [MESHD_BIN, ...args]);
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d: Buffer) => (stdout += d));
+    p.stderr.on('data', (d: Buffer) => (stderr += d));
+    p.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+const A = keyPair();
+
+function fresh(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'meshd-mesh-'));
+  const f = join(dir, 'mesh7.conf');
+  writeFileSync(f, `# the admin host\n[Interface]\nPrivateKey = ${A.priv}\nAddress = 10.88.0.1/24   # the mesh\n\n# a stock WireGuard peer\n[Peer]\nPublicKey = ${keyPair().pub}\nAllowedIPs = 192.0.2.0/24\n`, { mode: 0o600 });
+  return f;
+}
+
+t.test('init, add, remove, list; every mistake is one line and exit 1', async (t) => {
+  const f = fresh();
+  const before = readFileSync(f, 'utf8');
+  const init = run(['mesh', 'init', f, '--name', 'Admin-Host', '--json']);
+  t.equal(init.status, 0, init.stderr);
+  const r = JSON.parse(init.stdout) as { meshKey: string; adminKeyFile: string; serial: number; name: string; addresses: string[] };
+  t.same([r.serial, r.name, r.addresses], [1, 'admin-host', ['10.88.0.1/32']], 'serial 1 with this host, its address inside the mesh prefix');
+  t.equal(statSync(r.adminKeyFile).mode & 0o777, 0o600, 'admin key 0600');
+  t.equal(statSync(`${f}.roster`).mode & 0o777, 0o600, 'roster 0600');
+  t.equal(readFileSync(f, 'utf8'), before.replace('Address = 10.88.0.1/24   # the mesh\n', `Address = 10.88.0.1/24   # the mesh\nMeshKey = ${r.meshKey}\n`), 'MeshKey added to [Interface], nothing else touched');
+  t.notMatch(init.stdout + init.stderr, new RegExp(readFileSync(r.adminKeyFile, 'utf8').trim().replace(/[+/=]/g, '\\$&')), 'the admin key is not printed');
+
+  const again = run(['mesh', 'init', f]);
+  t.same([again.status, again.stderr.split('\n').length], [1, 2], 'a second init: exit 1, one line');
+  t.match(again.stderr, /already in a mesh/);
+
+  const b = keyPair();
+  const add = run(['mesh', 'add', f, '--name', 'db1', '--public-key', b.pub, '--groups', 'db,Ops', '--json']);
+  t.equal(add.status, 2, 'signed, but no daemon and no relay took it: exit 2');
+  const added = JSON.parse(add.stdout) as { addresses: string[]; groups: string[]; serial: number; published: { via: string } };
+  t.same([added.addresses, added.groups, added.serial, added.published.via], [['10.88.0.2/32'], ['db', 'ops'], 2, 'none'], 'the next free address, groups, serial 2');
+  const bad = (args: string[], re: RegExp, what: string) => {
+    const x = run(['mesh', ...args]);
+    t.equal(x.status, 1, `${what}: exit 1`);
+    t.match(x.stderr, re, what);
+    t.equal(x.stderr.trim().split('\n').length, 1, `${what}: one line`);
+  };
+  bad(['add', f, '--name', 'db1', '--public-key', keyPair().pub], /already called "db1"/, 'a duplicate name');
+  bad(['add', f, '--name', 'db2', '--public-key', b.pub], /already member "db1"/, 'a duplicate key');
+  bad(['add', f, '--name', 'db2', '--public-key', keyPair().pub, '--address', '10.99.0.5'], /outside the mesh's prefixes/, 'an address outside the prefix');
+  bad(['add', f, '--name', 'db2', '--public-key', keyPair().pub, '--address', '10.88.0.2'], /is member "db1"'s address/, 'a taken address');
+  bad(['add', f, '--name', 'Bad_Name', '--public-key', keyPair().pub], /not a member name/, 'a bad name');
+  bad(['add', f, '--name', 'db2', '--public-key', 'nope'], /--public-key: "nope" is not a base64 public key/, 'a bad key');
+  bad(['remove', f, 'nobody'], /no member "nobody"/, 'removing a stranger');
+  bad(['remove', f, 'admin-host'], /cannot remove itself/, 'removing the admin host');
+
+  // Concurrent edits are serialized: both land, with different addresses.
+  const [x, y] = await Promise.all([runAsync(['mesh', 'add', f, '--name', 'x', '--public-key', keyPair().pub, '--json']), runAsync(['mesh', 'add', f, '--name', 'y', '--public-key', keyPair().pub, '--json'])]);
+  const ax = (JSON.parse(x.stdout) as { addresses: string[] }).addresses[0];
+  const ay = (JSON.parse(y.stdout) as { addresses: string[] }).addresses[0];
+  t.not(ax, ay, `two concurrent adds get two addresses (${ax}, ${ay})`);
+  const roster = readCachedRoster(loadConfig(f))!;
+  t.same([roster.serial, roster.members.map((m) => m.name).sort()], [4, ['admin-host', 'db1', 'x', 'y']], 'both in the roster, serial 4');
+
+  const rm = run(['mesh', 'remove', f, 'db1', '--json']);
+  t.equal(rm.status, 2);
+  t.equal((JSON.parse(rm.stdout) as { serial: number }).serial, 5);
+  const list = run(['mesh', 'list', f, '--json']);
+  t.equal(list.status, 0, list.stderr);
+  const l = JSON.parse(list.stdout) as { serial: number; running: boolean; members: { name: string; self: boolean; online: null }[] };
+  t.same([l.serial, l.running, l.members.map((m) => m.name).sort()], [5, false, ['admin-host', 'x', 'y']], 'list reads the cached roster when no daemon runs');
+  t.ok(l.members.find((m) => m.name === 'admin-host')!.self);
+  const text = run(['mesh', 'list', f]);
+  t.match(text.stdout, /roster serial 5, signed .*, 3 members \(daemon not running: no live state\)/);
+
+  chmodSync(r.adminKeyFile, 0o644);
+  bad(['add', f, '--name', 'z', '--public-key', keyPair().pub], /readable by others/, 'an admin key others can read');
+  chmodSync(r.adminKeyFile, 0o600);
+
+  const plain = fresh();
+  bad(['add', plain, '--name', 'z', '--public-key', keyPair().pub], /no MeshKey in \[Interface\]/, 'a config that is not in a mesh');
+  for (const c of [['mesh', '--help'], ['mesh', 'init', '--help'], ['mesh', 'add', '--help'], ['mesh', 'remove', '--help'], ['mesh', 'list', '--help']]) t.equal(run(c).status, 0, `${c.join(' ')} exits 0`);
+});
