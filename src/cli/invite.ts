@@ -216,6 +216,10 @@ async function redeem(inv: Invitation, enrollPriv: NodePrivateKey, ownPub: Uint8
         onPacket: (src, packet) => {
           if (keyId(src) === keyId(inviterKey)) onReply(packet);
         },
+        // The first redeem goes the moment the relay takes it, not at the next tick.
+        onStateChange: (rc) => {
+          if (rc.connected) rc.send(inviterKey, message());
+        },
       }, log);
       c.start();
       cleanups.push(() => c.stop());

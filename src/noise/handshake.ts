@@ -51,18 +51,32 @@ export class Handshake {
   /** Largest TAI64N accepted from this peer; a replayed initiation carries one no larger. */
   lastTimestamp: Uint8Array = new Uint8Array(TAI64N_LEN);
   lastInitiationConsumedMs = -Infinity;
-  /** DH(local static, remote static), computed once per key pair; null if the peer's key is low-order. */
-  precomputedStaticStatic: Uint8Array | null;
   presharedKey: Uint8Array;
+  /** undefined: not computed yet (see precomputedStaticStatic). */
+  private staticStatic: Uint8Array | null | undefined = undefined;
 
-  constructor(identity: StaticIdentity, readonly remoteStatic: NodePublicKey, psk: Uint8Array | null) {
-    this.precomputedStaticStatic = dh(identity.privateKey, remoteStatic);
+  constructor(
+    private identity: StaticIdentity,
+    readonly remoteStatic: NodePublicKey,
+    psk: Uint8Array | null,
+  ) {
     this.presharedKey = psk ?? ZERO32;
+  }
+
+  /**
+   * DH(local static, remote static), computed once per key pair on the first handshake, not when the
+   * peer is added (a 10,000-member roster would otherwise spend ~0.6 s in X25519 before any packet);
+   * null if the peer's key is low-order.
+   */
+  get precomputedStaticStatic(): Uint8Array | null {
+    if (this.staticStatic === undefined) this.staticStatic = dh(this.identity.privateKey, this.remoteStatic);
+    return this.staticStatic;
   }
 
   /** Recomputes what depends on the local private key (after `wg set private-key`). */
   rekeyLocal(identity: StaticIdentity): void {
-    this.precomputedStaticStatic = dh(identity.privateKey, this.remoteStatic);
+    this.identity = identity;
+    this.staticStatic = undefined;
     this.clear();
   }
 
