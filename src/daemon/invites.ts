@@ -6,7 +6,8 @@ import { keyId, keyToBase64, parsePublicKey, type NodePrivateKey } from '../cryp
 import { discoKey, openDisco, sealDisco } from '../crypto/disco-box.js';
 import { randomBytes } from 'node:crypto';
 import { decodeDiscoEnvelope, decodeDiscoMessage, encodeDiscoEnvelope, encodeDiscoMessage, REDEEM_EXPIRED, REDEEM_OK, REDEEM_UNKNOWN, REDEEM_USED } from '../wire/disco.js';
-import { loadInvites, saveInvites, tokenMatches, type PendingInvite } from '../config/invites.js';
+import { invitesFile, loadInvites, saveInvites, tokenMatches, type PendingInvite } from '../config/invites.js';
+import { statSync } from 'node:fs';
 import { withFileLock } from '../config/write.js';
 import { peerAddLocked } from '../cli/peer.js';
 import { editRoster } from '../mesh/admin.js';
@@ -15,6 +16,8 @@ import { parseCidr } from '../tunnel/cidr.js';
 
 /** How often CONFIG.invites is re-read when strangers send disco (it changes only by meshd invite). */
 const INVITES_CACHE_MS = 1000;
+/** On a miss, how often the file's modification time may be checked for a newer invitation. */
+const INVITES_STAT_MS = 50;
 
 export interface RedeemContext {
   configFile: string;
@@ -30,6 +33,8 @@ export interface RedeemContext {
 export class InviteRedeemer {
   private cache: PendingInvite[] = [];
   private cacheAtMs = -Infinity;
+  private cacheMtimeMs = -1;
+  private statAtMs = -Infinity;
   private readonly inFlight = new Map<string, Promise<number>>();
   /** What a mesh redeem does once its answer is sent (see redeem). */
   private readonly afterReply = new Map<string, () => Promise<unknown>>();
@@ -38,16 +43,38 @@ export class InviteRedeemer {
 
   /** The pending invitation whose enrollment key sent this disco datagram, if any. */
   pendingFor(sender: Uint8Array): PendingInvite | undefined {
-    if (Date.now() - this.cacheAtMs > INVITES_CACHE_MS) {
-      try {
-        this.cache = loadInvites(this.ctx.configFile);
-      } catch {
-        this.cache = [];
-      }
-      this.cacheAtMs = Date.now();
-    }
     const id = keyId(sender);
-    return this.cache.find((p) => keyId(parsePublicKey(p.enrollmentPublicKey)) === id);
+    const find = () => this.cache.find((p) => keyId(parsePublicKey(p.enrollmentPublicKey)) === id);
+    const now = Date.now();
+    if (now - this.cacheAtMs > INVITES_CACHE_MS) this.reloadInvites(now);
+    let found = find();
+    // An invitation made since the last read (meshd invite, a moment before the redeem): the file's
+    // modification time says so, checked at most every INVITES_STAT_MS.
+    if (!found && now - this.statAtMs > INVITES_STAT_MS) {
+      this.statAtMs = now;
+      let mtime = -1;
+      try {
+        mtime = statSync(invitesFile(this.ctx.configFile)).mtimeMs;
+      } catch {
+        // no invitations yet
+      }
+      if (mtime !== this.cacheMtimeMs) {
+        this.reloadInvites(now);
+        found = find();
+      }
+    }
+    return found;
+  }
+
+  private reloadInvites(now: number): void {
+    try {
+      this.cacheMtimeMs = statSync(invitesFile(this.ctx.configFile)).mtimeMs;
+      this.cache = loadInvites(this.ctx.configFile);
+    } catch {
+      this.cache = [];
+      this.cacheMtimeMs = -1;
+    }
+    this.cacheAtMs = now;
   }
 
   /**
