@@ -72,6 +72,8 @@ export interface RelayClientEvents {
   onRoster?(meshKey: Uint8Array, signed: Uint8Array, relay: RelayClient): void;
   /** A line delta from the roster we hold (src/mesh/delta.ts; the receiver applies and checks it). */
   onRosterDelta?(meshKey: Uint8Array, delta: Uint8Array, relay: RelayClient): void;
+  /** A roster (or delta) from the relay was dropped while being assembled (too big, parts out of order). */
+  onRosterRefused?(reason: 'roster-oversized' | 'roster-out-of-order', relay: RelayClient): void;
   /** The serial the relay holds for a mesh (answer to subscribe and to publish). */
   onRosterHeld?(meshKey: Uint8Array, serial: number, relay: RelayClient): void;
 }
@@ -269,12 +271,13 @@ export class RelayClient {
       case 'roster': {
         const r = this.rosterIn.add(f.meshKey, f.total, f.offset, f.bytes);
         if (r.kind === 'done') this.events.onRoster?.(f.meshKey, r.bytes, this);
-        else if (r.kind === 'refused') this.log.warn({ component: 'relay', relay: this.url, reason: r.reason }, 'roster from the relay dropped');
+        else if (r.kind === 'refused') this.events.onRosterRefused?.(r.reason, this);
         return;
       }
       case 'roster-delta': {
         const r = this.deltaIn.add(f.meshKey, f.total, f.offset, f.bytes);
         if (r.kind === 'done') this.events.onRosterDelta?.(f.meshKey, r.bytes, this);
+        else if (r.kind === 'refused') this.events.onRosterRefused?.(r.reason, this);
         return;
       }
       case 'roster-held':

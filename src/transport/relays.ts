@@ -29,6 +29,7 @@ export interface RelaysEvents {
   onRoster?: RelayClientEvents['onRoster'];
   onRosterHeld?: RelayClientEvents['onRosterHeld'];
   onRosterDelta?: RelayClientEvents['onRosterDelta'];
+  onRosterRefused?: RelayClientEvents['onRosterRefused'];
 }
 
 export class Relays {
@@ -50,6 +51,7 @@ export class Relays {
             onRoster: events.onRoster,
             onRosterHeld: events.onRosterHeld,
             onRosterDelta: events.onRosterDelta,
+            onRosterRefused: events.onRosterRefused,
             onPeerGone: (key, disconnected, relay) => {
               this.goneMap(relay.url).set(keyId(key), Date.now());
               events.onPeerGone?.(key, disconnected, relay);

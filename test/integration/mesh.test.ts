@@ -3,7 +3,7 @@
 // removal reaches every host and the relay within seconds; bad rosters change nothing; the roster
 // survives a relay restart and carries across two relays.
 import t, { type Test } from 'tap';
-import { copyFileSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { Lab, labUnavailable, MESHD_BIN, waitFor, sleep, exited } from '../helpers/lab.js';
@@ -16,7 +16,7 @@ import { addressIn, hostConfig, joinMesh, meshLab, meshRelay, pingWithin, relayM
 const ROSTER_CLIENT = join(packageRoot(), 'dist', 'test', 'helpers', 'roster-client.js');
 import type { NatHost } from '../../src/lab/nat-world.js';
 
-const why = labUnavailable(['ping', 'nft', 'conntrack', 'openssl', 'curl']);
+const why = labUnavailable(['ping', 'nft', 'conntrack', 'openssl', 'curl', 'wireguard-go', 'wg']);
 
 interface Member {
   h: NatHost;
@@ -57,7 +57,7 @@ async function allReach(m: MeshLab, members: Member[], t: Test, withinMs: number
   for (const a of members) for (const b of members) if (a !== b) pairs.push([a, b]);
   const took = await Promise.all(pairs.map(([a, b]) => pingWithin(m, a.h, b.addr, withinMs)));
   pairs.forEach(([a, b], i) => t.ok(took[i] !== null, `${what}: ${a.h.name} reaches ${b.h.name} (${took[i]} ms)`));
-  if (process.env.MESH_DEBUG && took.some((x) => x === null || x > 1000)) for (const x of members) console.error(`--- ${x.h.name}\n${x.proc.log.join('').split('\n').filter((l) => l.includes('dbg') || l.includes('tunnel')).join('\n')}`);
+  if (process.env.MESH_DEBUG && took.some((x) => x === null || x > 1000)) for (const x of members) console.error(`--- ${x.h.name}\n${x.proc.log.join('')}`); // MESH_DEBUG=1 (and MESHD_LOG_LEVEL=debug): the daemons' logs when a pair was slow
 }
 
 if (why) t.plan(0, why);
@@ -125,6 +125,20 @@ else {
     const h1 = m.hosts[0];
     await lab.exec(h1.router, 'nft', ['-f', lab.file('fwd.nft', `table ip fwd {\n  chain pre { type nat hook prerouting priority -100; iifname "${h1.wanDev}" udp dport 51820 dnat to ${h1.lanAddr}; }\n}\n`)]);
     const file = hostConfig(m, h1, [0]);
+    // A stock WireGuard host (wireguard-go) on the internet, a static [Peer] of the admin host.
+    const wg = keyPair();
+    const wgNs = await lab.ns('wg');
+    await lab.attach(wgNs, '203.0.113.50/24', m.inet);
+    const wgIf = `${lab.id}wg`;
+    mkdirSync('/var/run/wireguard', { recursive: true, mode: 0o755 });
+    lab.spawn(wgNs, 'wireguard-go', [wgIf], { WG_PROCESS_FOREGROUND: '1', LOG_LEVEL: 'error' });
+    t.ok(await waitFor(async () => (await lab.run('wg', ['show', wgIf])).code === 0, 10_000), 'wireguard-go runs');
+    const wgConf = lab.file('wg.conf', `[Interface]\nPrivateKey = ${wg.priv}\nListenPort = 51820\n[Peer]\nPublicKey = ${h1.pub}\nAllowedIPs = ${h1.mesh4}/32\n`);
+    t.equal((await lab.exec(wgNs, 'wg', ['setconf', wgIf, wgConf])).code, 0, 'wg setconf');
+    await lab.exec(wgNs, 'ip', ['addr', 'add', '10.99.0.1/24', 'dev', wgIf]);
+    await lab.exec(wgNs, 'ip', ['link', 'set', wgIf, 'mtu', '1280', 'up']);
+    await lab.exec(wgNs, 'ip', ['route', 'add', `${h1.mesh4}/32`, 'dev', wgIf]); // what wg-quick does for AllowedIPs
+    appendFileSync(file, `\n[Peer]\nName = stock\nPublicKey = ${wg.pub}\nAllowedIPs = 10.99.0.1/32\nEndpoint = 203.0.113.50:51820\nPersistentKeepalive = 25\n`);
     const init = await lab.cli(['mesh', 'init', file, '--name', 'admin', '--endpoint', `${h1.wanAddr}:51820`, '--json']);
     t.equal(init.code, 0, init.stderr);
     const meshKey = (JSON.parse(init.stdout) as { meshKey: string }).meshKey;
@@ -182,6 +196,8 @@ else {
     for (const reason of Object.keys(bad)) t.equal(st.mesh!.rejected[reason], 1, `meshd status --json counts ${reason}`);
     t.equal(st.peers.length, 2, 'and still has its two members as peers');
     await allReach(m, [admin, b, c], t, 5_000, 'after the bad rosters');
+    t.ok((await pingWithin(m, admin.h, '10.99.0.1', 5_000)) !== null, 'the stock WireGuard peer in [Peer] works beside the members');
+    t.equal((await lab.exec(wgNs, 'ping', ['-c', '1', '-W', '2', admin.addr])).code, 0, 'both ways');
 
     // The relay restarts: it serves the newest roster from its state dir.
     relay.kill('SIGTERM');
