@@ -132,6 +132,8 @@ interface Client {
   subscribed: Map<string, number>;
   /** The roster this client is publishing, part by part (null: none in progress). */
   assembler: RosterAssembler | null;
+  /** Bytes of the assembly budget this client's roster in progress holds. */
+  assemblyBytes: number;
   /** Parts of a refused publish are ignored until the next roster starts. */
   discardingPublish: boolean;
   publishTokens: number;
@@ -244,6 +246,7 @@ export class RelayServer {
       admission: null,
       subscribed: new Map(),
       assembler: null,
+      assemblyBytes: 0,
       discardingPublish: false,
       publishTokens: this.opts.limits.publishBurst,
       publishRefillMs: Date.now(),
@@ -506,6 +509,7 @@ export class RelayServer {
       if (this.assembling + total > limits.assemblyBytes) return refuse('roster-busy');
       c.publishTokens -= 1;
       c.assembler = new RosterAssembler(limits.maxRosterBytes);
+      c.assemblyBytes = total;
       this.assembling += total;
     } else if (c.discardingPublish) {
       return;
@@ -542,9 +546,14 @@ export class RelayServer {
   }
 
   private dropAssembly(c: Client): void {
-    if (!c.assembler) return;
-    this.assembling -= c.assembler.pendingBytes;
+    this.assembling -= c.assemblyBytes;
+    c.assemblyBytes = 0;
     c.assembler = null;
+  }
+
+  /** Bytes of rosters being assembled from all clients now (bounded by limits.assemblyBytes). */
+  get assemblingBytes(): number {
+    return this.assembling;
   }
 
   /** After a roster change (or an expiry): every connection's admission again; those no longer admitted go. */

@@ -118,6 +118,7 @@ t.test('a mesh relay: admission, publish, push, removal, abuse', async (t) => {
   const metrics = await server.metrics.registry.getSingleMetricAsString('meshd_relay_rosters_refused_total');
   t.match(metrics, /reason="roster-malformed"\} 3/, 'garbage is refused as malformed');
   t.match(metrics, /reason="roster-rate-limited"\} 3/, 'and beyond the burst, rate limited');
+  t.equal(server.assemblingBytes, 0, 'no assembly budget is held once the publishes are done');
   a.c.send(bob.publicKey, Buffer.from('still here'));
   t.ok(await waitFor(() => b.seen.packets.length > before, 2000), 'other clients are not disturbed');
 
