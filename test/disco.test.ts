@@ -20,10 +20,17 @@ t.test('disco messages round-trip; junk never throws', async (t) => {
   t.same(decodeDiscoMessage(encodeDiscoMessage({ type: 'pong', txid, src: null })), { type: 'pong', txid, src: null });
   const cands = [{ address: '198.51.100.7', port: 41641 }, { address: '2001:db8::5', port: 51820 }];
   t.same(decodeDiscoMessage(encodeDiscoMessage({ type: 'call-me-maybe', candidates: cands })), { type: 'call-me-maybe', candidates: cands });
+  // The roster serial rides on pings and pongs; messages without one (older senders) still decode.
+  t.same(decodeDiscoMessage(encodeDiscoMessage({ type: 'ping', txid, serial: 2 ** 40 + 7 })), { type: 'ping', txid, serial: 2 ** 40 + 7 });
+  t.same(decodeDiscoMessage(encodeDiscoMessage({ type: 'pong', txid, src: { address: '2001:db8::5', port: 51820 }, serial: 9 })), { type: 'pong', txid, src: { address: '2001:db8::5', port: 51820 }, serial: 9 });
+  t.same(decodeDiscoMessage(encodeDiscoMessage({ type: 'pong', txid, src: null, serial: 3 })), { type: 'pong', txid, src: null, serial: 3 });
+  const delta = rnd(300);
+  t.same(decodeDiscoMessage(encodeDiscoMessage({ type: 'roster-delta', delta })), { type: 'roster-delta', delta });
+  t.equal(decodeDiscoMessage(encodeDiscoMessage({ type: 'roster-delta', delta: rnd(1001) })), null, 'a delta larger than one datagram should carry is refused');
   t.doesNotThrow(() => {
     for (let i = 0; i < 20000; i++) {
       const b = rnd(Math.floor(Math.random() * 80));
-      if (b.length && Math.random() < 0.7) b[0] = 1 + (i % 3);
+      if (b.length && Math.random() < 0.7) b[0] = 1 + (i % 6);
       decodeDiscoMessage(b);
       decodeDiscoEnvelope(b);
     }

@@ -155,6 +155,14 @@ export class Daemon {
           flush: () => this.flush(),
         })
       : null;
+    if (this.membership) {
+      const m = this.membership;
+      this.discovery.roster = {
+        serial: () => m.serial,
+        peerHolds: (peer, serial, now) => m.peerHolds(peer.id, serial, now),
+        fromPeer: (peer, delta) => void m.offerDelta(delta, `peer ${peer.name ?? keyToBase64(peer.publicKey)}`),
+      };
+    }
     this.invites = new InviteRedeemer({
       configFile: config.file,
       iface: this.iface,

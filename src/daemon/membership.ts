@@ -8,7 +8,8 @@ import type { Logger } from '../log.js';
 import { keyId, keyToBase64 } from '../crypto/keys.js';
 import type { MeshPublicKey } from '../crypto/ed25519.js';
 import { writeFileAtomic } from '../config/write.js';
-import { applyDelta, deltaBaseSerial } from '../mesh/delta.js';
+import { applyDelta, deltaBaseSerial, makeDelta } from '../mesh/delta.js';
+import { DISCO_MAX_DELTA_BYTES } from '../wire/disco.js';
 import { activeMembers, checkRoster, MAX_ROSTER_BYTES, ROSTER_REJECT_REASONS, type Roster, type RosterMember, type RosterRejectReason } from '../mesh/roster.js';
 import { formatCidr } from '../tunnel/cidr.js';
 import type { Device } from '../tunnel/device.js';
@@ -16,6 +17,10 @@ import type { Endpoint } from '../tunnel/endpoint.js';
 
 /** A relay that holds an older roster is sent ours again at most this often (it may be rate limiting). */
 export const REPUBLISH_INTERVAL_MS = 2_000;
+/** Earlier rosters kept, so a peer a few serials behind can be sent a delta over disco. */
+export const ROSTER_HISTORY = 4;
+/** A peer that is behind is sent the same delta at most this often (its answer may be lost). */
+export const PEER_DELTA_INTERVAL_MS = 5_000;
 
 export interface MembershipStatus {
   meshKey: string;
@@ -61,6 +66,11 @@ export class Membership {
   private readonly applied = new Map<string, RosterMember>();
   private readonly relaySerial = new Map<string, number>();
   private readonly publishedAt = new Map<string, { serial: number; atMs: number }>();
+  /** Earlier rosters (signed bytes), newest last, and the deltas from them to the one run. */
+  private history: { serial: number; signed: Uint8Array }[] = [];
+  private deltas = new Map<number, Uint8Array>();
+  /** Peer id → the delta serial last sent to it, and when. */
+  private readonly peerDeltaSent = new Map<string, { serial: number; atMs: number }>();
   /** Applying one roster at a time: a newer one waits for the one being applied. */
   private applying: Promise<void> = Promise.resolve();
 
@@ -148,8 +158,10 @@ export class Membership {
     const run = this.applying.then(async () => {
       if (persist) writeFileAtomic(this.cacheFile, r.signed);
       const before = this.serial;
+      if (this.roster) this.history = [...this.history, { serial: this.roster.serial, signed: this.roster.signed }].slice(-ROSTER_HISTORY);
+      this.deltas = new Map();
       this.roster = r;
-      if (from !== 'cache' && !from.startsWith('cli')) this.relaySerial.set(from, Math.max(this.relaySerial.get(from) ?? 0, r.serial));
+      if (/^wss?:/.test(from)) this.relaySerial.set(from, Math.max(this.relaySerial.get(from) ?? 0, r.serial));
       const change = await this.apply(Date.now());
       this.host.log.info({ component: 'mesh', serial: r.serial, previous: before, from, members: r.members.length, ...change }, 'roster applied');
       this.publishWhereOlder();
@@ -253,6 +265,27 @@ export class Membership {
         this.host.log.info({ component: 'mesh', relay: url, serial: r.serial, relayHeld: serial }, 'roster published to a relay that held an older one');
       }
     }
+  }
+
+  /**
+   * A peer said (in disco) that it runs roster `serial`: if that is older than ours and we still have
+   * it, the delta to ours when it fits one disco message, at most every PEER_DELTA_INTERVAL_MS.
+   */
+  peerHolds(peerId: string, serial: number, nowMs: number): Uint8Array | null {
+    const r = this.roster;
+    if (!r || serial <= 0 || serial >= r.serial) return null;
+    const last = this.peerDeltaSent.get(peerId);
+    if (last && last.serial === r.serial && nowMs - last.atMs < PEER_DELTA_INTERVAL_MS) return null;
+    let d = this.deltas.get(serial);
+    if (!d) {
+      const base = this.history.find((h) => h.serial === serial);
+      if (!base) return null;
+      d = makeDelta(base.signed, base.serial, r.signed);
+      this.deltas.set(serial, d);
+    }
+    if (d.length > DISCO_MAX_DELTA_BYTES) return null;
+    this.peerDeltaSent.set(peerId, { serial: r.serial, atMs: nowMs });
+    return d;
   }
 
   /** The member a key belongs to, if the roster lists it. */

@@ -26,6 +26,18 @@ import { endpointEqual, formatEndpoint, type Endpoint } from '../tunnel/endpoint
 import type { Peer } from '../tunnel/peer.js';
 import { isDirectConfirmed } from './path.js';
 
+/**
+ * A mesh's roster told peer to peer (DESIGN.md §9, convergence): pings and pongs carry the serial a
+ * host runs; a host that hears a lower one answers with a delta (if it has one small enough), and a
+ * delta received is checked like any roster.
+ */
+export interface RosterGossip {
+  serial(): number;
+  /** The peer said it runs `serial`: a delta to send it, or null (not behind, none small enough, sent lately). */
+  peerHolds(peer: Peer, serial: number, nowMs: number): Uint8Array | null;
+  fromPeer(peer: Peer, delta: Uint8Array): void;
+}
+
 export const PUNCH_INTERVAL_MS = 5_000;
 export const HEARTBEAT_INTERVAL_MS = 2_000;
 /** While a direct path is in use, all candidates are pinged this often, so a better one is found. */
@@ -100,8 +112,10 @@ export class Discovery {
   readonly events: DiscoEvent[] = [];
   readonly drops = new DropCounters<DiscoDropReason>(DISCO_DROP_REASONS);
   /** Disco messages sent and received, by type (for status and the benchmark's packet counts). */
-  readonly sent = { ping: 0, pong: 0, 'call-me-maybe': 0, redeem: 0, 'redeem-result': 0 };
-  readonly received = { ping: 0, pong: 0, 'call-me-maybe': 0, redeem: 0, 'redeem-result': 0 };
+  readonly sent = { ping: 0, pong: 0, 'call-me-maybe': 0, redeem: 0, 'redeem-result': 0, 'roster-delta': 0 };
+  readonly received = { ping: 0, pong: 0, 'call-me-maybe': 0, redeem: 0, 'redeem-result': 0, 'roster-delta': 0 };
+  /** In a mesh: the roster serial pings and pongs carry, and what to do with a peer's (see RosterGossip). */
+  roster: RosterGossip | null = null;
   private readonly state = new Map<string, PeerDisco>();
   private readonly pending = new Map<string, PendingPing>();
   /** Peers the tick looks at (see tick) and when it next looks at all of them. */
@@ -131,9 +145,16 @@ export class Discovery {
     const now = this.dev.clock.now();
     this.received[msg.type]++;
     this.watched.add(peer);
+    if ((msg.type === 'ping' || msg.type === 'pong') && msg.serial !== undefined && this.roster) {
+      const delta = this.roster.peerHolds(peer, msg.serial, now);
+      if (delta) this.send(peer, { type: 'roster-delta', delta }, from);
+    }
     switch (msg.type) {
+      case 'roster-delta':
+        this.roster?.fromPeer(peer, msg.delta);
+        return;
       case 'ping':
-        this.send(peer, { type: 'pong', txid: msg.txid, src: from.relay ? null : from }, from);
+        this.send(peer, { type: 'pong', txid: msg.txid, src: from.relay ? null : from, serial: this.roster?.serial() }, from);
         if (!from.relay) {
           this.addCandidate(st, from, 'ping');
           // Punch back: our pong alone does not give us a pong of our own. If we pinged this
@@ -315,7 +336,7 @@ export class Discovery {
       const c = this.stateOf(peer).candidates.get(epKey(to));
       if (c) c.lastPingMs = now;
     }
-    this.send(peer, { type: 'ping', txid }, to);
+    this.send(peer, { type: 'ping', txid, serial: this.roster?.serial() }, to);
   }
 
   private onPong(peer: Peer, st: PeerDisco, txid: Uint8Array, from: Endpoint, now: number): void {

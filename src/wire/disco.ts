@@ -12,8 +12,11 @@
 // Plaintext message:
 //     0    1  type: 1 ping, 2 pong, 3 call-me-maybe
 //     1    1  version (0)
-//   ping           2 12 transaction id
+//   ping           2 12 transaction id [| roster serial u64]
 //   pong           2 12 transaction id | 14 address (the UDP source the ping came from; family 0 = none, e.g. via a relay)
+//                  [| roster serial u64]
+//   roster-delta   2  … a line delta of the mesh's roster (src/mesh/delta.ts) from the serial the
+//                  receiver said it holds: a host whose relays missed a change learns it from a peer
 //   call-me-maybe  2  1 count | count × address   (the sender's candidate endpoints)
 //   redeem         2 16 invitation token | 18 32 the joining host's own public key
 //   redeem-result  2  1 status (0 accepted, 1 already used, 2 expired, 3 unknown)
@@ -30,6 +33,9 @@ export const DISCO_PONG = 2;
 export const DISCO_CALL_ME_MAYBE = 3;
 export const DISCO_REDEEM = 4;
 export const DISCO_REDEEM_RESULT = 5;
+export const DISCO_ROSTER_DELTA = 6;
+/** Largest roster delta sent in one disco message (it must fit one datagram on any path). */
+export const DISCO_MAX_DELTA_BYTES = 1000;
 export const INVITE_TOKEN_LEN = 16;
 export const REDEEM_OK = 0;
 export const REDEEM_USED = 1;
@@ -39,8 +45,10 @@ export const REDEEM_UNKNOWN = 3;
 export const DISCO_MAX_CANDIDATES = 32;
 
 export type DiscoMessage =
-  | { type: 'ping'; txid: Uint8Array }
-  | { type: 'pong'; txid: Uint8Array; src: Endpoint | null }
+  /** `serial`: the sender's roster serial, in a mesh (absent from senders without one, or older ones). */
+  | { type: 'ping'; txid: Uint8Array; serial?: number }
+  | { type: 'pong'; txid: Uint8Array; src: Endpoint | null; serial?: number }
+  | { type: 'roster-delta'; delta: Uint8Array }
   | { type: 'call-me-maybe'; candidates: Endpoint[] }
   | { type: 'redeem'; token: Uint8Array; newKey: Uint8Array }
   | { type: 'redeem-result'; status: number };
@@ -83,12 +91,34 @@ function decodeAddr(b: Uint8Array, off: number): [Endpoint, number] | null {
   return [{ address, port }, off + 3 + n];
 }
 
+function serialBytes(serial: number | undefined): number[] {
+  if (serial === undefined) return [];
+  const hi = Math.floor(serial / 2 ** 32);
+  const lo = serial >>> 0;
+  return [hi >>> 24, (hi >>> 16) & 255, (hi >>> 8) & 255, hi & 255, lo >>> 24, (lo >>> 16) & 255, (lo >>> 8) & 255, lo & 255];
+}
+
+/** The optional roster serial at `off`, if the message carries one (8 more bytes): `{ serial }` or `{}`. */
+function serialAt(b: Uint8Array, off: number): { serial?: number } {
+  if (b.length < off + 8) return {};
+  const v = ((b[off] << 24) | (b[off + 1] << 16) | (b[off + 2] << 8) | b[off + 3]) >>> 0;
+  const w = ((b[off + 4] << 24) | (b[off + 5] << 16) | (b[off + 6] << 8) | b[off + 7]) >>> 0;
+  const serial = v * 2 ** 32 + w;
+  return Number.isSafeInteger(serial) ? { serial } : {};
+}
+
 export function encodeDiscoMessage(m: DiscoMessage): Uint8Array {
   switch (m.type) {
     case 'ping':
-      return Uint8Array.from([DISCO_PING, 0, ...m.txid]);
+      return Uint8Array.from([DISCO_PING, 0, ...m.txid, ...serialBytes(m.serial)]);
     case 'pong':
-      return Uint8Array.from([DISCO_PONG, 0, ...m.txid, ...(m.src ? encodeAddr(m.src) : [0])]);
+      return Uint8Array.from([DISCO_PONG, 0, ...m.txid, ...(m.src ? encodeAddr(m.src) : [0]), ...serialBytes(m.serial)]);
+    case 'roster-delta': {
+      const out = new Uint8Array(2 + m.delta.length);
+      out[0] = DISCO_ROSTER_DELTA;
+      out.set(m.delta, 2);
+      return out;
+    }
     case 'redeem':
       return Uint8Array.from([DISCO_REDEEM, 0, ...m.token, ...m.newKey]);
     case 'redeem-result':
@@ -105,13 +135,16 @@ export function decodeDiscoMessage(b: Uint8Array): DiscoMessage | null {
   switch (b[0]) {
     case DISCO_PING:
       if (b.length < 2 + DISCO_TXID_LEN) return null;
-      return { type: 'ping', txid: copyBytes(b, 2, 14) };
+      return { type: 'ping', txid: copyBytes(b, 2, 14), ...serialAt(b, 14) };
     case DISCO_PONG: {
       if (b.length < 2 + DISCO_TXID_LEN + 1) return null;
-      if (b[14] === 0) return { type: 'pong', txid: copyBytes(b, 2, 14), src: null };
+      if (b[14] === 0) return { type: 'pong', txid: copyBytes(b, 2, 14), src: null, ...serialAt(b, 15) };
       const a = decodeAddr(b, 14);
-      return a ? { type: 'pong', txid: copyBytes(b, 2, 14), src: a[0] } : null;
+      return a ? { type: 'pong', txid: copyBytes(b, 2, 14), src: a[0], ...serialAt(b, a[1]) } : null;
     }
+    case DISCO_ROSTER_DELTA:
+      if (b.length < 3 || b.length - 2 > DISCO_MAX_DELTA_BYTES) return null;
+      return { type: 'roster-delta', delta: copyBytes(b, 2) };
     case DISCO_CALL_ME_MAYBE: {
       if (b.length < 3) return null;
       const count = Math.min(b[2], DISCO_MAX_CANDIDATES);

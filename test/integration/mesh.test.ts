@@ -216,6 +216,19 @@ else {
     t.equal(bs.mesh!.serial, serial, 'bob came up with its cached roster');
     t.equal(bs.peers.length, 2, 'and both members as peers');
     t.ok((await pingWithin(m, b.h, admin.addr, 10_000)) !== null, 'bob reaches the admin host (known endpoint) with every relay down');
+
+    // Still no relay: a change on the admin host reaches bob from peer to peer (disco carries the
+    // serial; the host that is ahead sends a delta).
+    const flow = lab.exec(b.h.ns, 'ping', ['-c', '150', '-i', '0.1', '-W', '2', admin.addr], 60_000);
+    const late = keyPair().pub;
+    const add = await lab.cli(['mesh', 'add', file, '--name', 'late', '--public-key', late]);
+    t.equal(add.code, 0, add.stderr);
+    const at = Date.now();
+    t.ok(await waitFor(async () => (await status(b.h)).peers.some((p) => p.publicKey === late), 10_000), `bob learned the new member from the admin host over the direct path (${Date.now() - at} ms)`);
+    const bst = await status(b.h);
+    t.equal(bst.mesh!.serial, serial + 1, 'and runs the new serial');
+    t.ok(bst.counters['disco-roster-delta-received'] >= 1, 'from a disco roster-delta');
+    await flow;
   });
 
   t.test('two relays: a removal made on one reaches the hosts of the other through a daemon on both', async (t) => {
