@@ -28,6 +28,8 @@ export interface MembershipStatus {
   issued: number | null;
   domain: string | null;
   members: number;
+  /** Members the roster lists whose expiry has passed (not peers, refused like strangers). */
+  expiredMembers: number;
   /** Rosters refused, by reason. */
   rejected: Record<string, number>;
   /** Serial each relay said it holds. */
@@ -62,6 +64,7 @@ export class Membership {
   roster: Roster | null = null;
   private readonly rejected = new Map<RosterRejectReason, number>();
   private readonly warned = new Set<RosterRejectReason>();
+  private expiredMembers = 0;
   /** Key ids of the peers that came from the roster (and are not static peers). */
   private readonly applied = new Map<string, RosterMember>();
   private readonly relaySerial = new Map<string, number>();
@@ -180,7 +183,9 @@ export class Membership {
     const self = keyId(d.publicKey);
     const statics = this.host.staticKeys();
     const want = new Map<string, RosterMember>();
-    for (const m of this.roster ? activeMembers(this.roster, nowMs) : []) {
+    const active = this.roster ? activeMembers(this.roster, nowMs) : [];
+    this.expiredMembers = (this.roster?.members.length ?? 0) - active.length;
+    for (const m of active) {
       const id = keyId(m.publicKey);
       if (id !== self && !statics.has(id)) want.set(id, m);
     }
@@ -315,6 +320,7 @@ export class Membership {
       issued: this.roster?.issuedMs ?? null,
       domain: this.roster?.domain ?? null,
       members: this.roster?.members.length ?? 0,
+      expiredMembers: this.expiredMembers,
       rejected,
       relays: Object.fromEntries(this.relaySerial),
     };

@@ -271,6 +271,8 @@ else {
     t.ok(await waitFor(tempOn(h3), 10_000), 'the member with an expiry arrives');
     const serialNow = (await status(h3)).mesh!.serial;
     t.ok(await waitFor(async () => !(await tempOn(h3)()) && !(await tempOn(h1)()), 10_000), 'and is dropped everywhere when it expires');
-    t.equal((await status(h3)).mesh!.serial, serialNow, 'without a new roster');
+    const after = await status(h3);
+    t.equal(after.mesh!.serial, serialNow, 'without a new roster');
+    t.equal(after.mesh!.expiredMembers, 1, 'status counts it as expired');
   });
 }
