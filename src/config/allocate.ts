@@ -30,9 +30,20 @@ export function firstFreeAddress(prefix: Cidr, taken: readonly Cidr[]): IpAddr |
   const hostBits = (prefix.version === 4 ? 32 : 128) - prefix.bits;
   const size = hostBits >= 31 ? Number.MAX_SAFE_INTEGER : 2 ** hostBits;
   const last = Math.min(size - (prefix.version === 4 && hostBits > 1 ? 1 : 0), MAX_SCAN);
+  // Host addresses (a roster's members, most peers) are looked up in a set; only wider prefixes are
+  // scanned: allocating in a 10,000-member mesh stays linear.
+  const full = prefix.version === 4 ? 32 : 128;
+  const hosts = new Set<string>();
+  const wider: Cidr[] = [];
+  for (const c of taken) {
+    if (c.version !== prefix.version) continue;
+    if (c.bits === full) hosts.add(Buffer.from(c.bytes).toString('hex'));
+    else wider.push(c);
+  }
   for (let n = 1; n < last; n++) {
     const addr = { version: prefix.version, bytes: addOffset(base, n) };
-    if (!taken.some((c) => cidrContains(c, addr))) return addr;
+    if (hosts.has(Buffer.from(addr.bytes).toString('hex'))) continue;
+    if (!wider.some((c) => cidrContains(c, addr))) return addr;
   }
   return null;
 }
