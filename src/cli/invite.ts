@@ -277,30 +277,7 @@ export async function join(line: string, o: JoinOptions): Promise<{ file: string
     writeFileSync(caFile, inv.relayCa, { mode: 0o644 });
     caLine = [`RelayCAFile = ${caFile}`];
   }
-  if (inv.meshKey) {
-    // A mesh member: no [Peer] sections; the roster names every member, the admin host among them.
-    const meshText = [
-      `# written by meshd join (invitation ${inv.id}) on ${new Date().toISOString()}`,
-      '[Interface]',
-      `PrivateKey = ${keyToBase64(ownPriv)}`,
-      `Address = ${inv.addresses.join(', ')}`,
-      'ListenPort = 51820',
-      `MTU = ${inv.mtu}`,
-      ...inv.relays.map((r) => `Relay = ${r}`),
-      ...caLine,
-      ...(inv.stun.length ? [`STUN = ${inv.stun.join(', ')}`] : []),
-      `MeshKey = ${inv.meshKey}`,
-      '',
-    ].join('\n');
-    const cfg = parseConfig(meshText, file, iface);
-    writeFileAtomic(file, meshText);
-    // The admin host published the roster with this host in it before it answered: fetch it, so
-    // the first start has it even with every relay down.
-    const roster = await fetchRoster(cfg, o.timeoutMs ?? 10_000);
-    if (roster) writeFileAtomic(rosterFile(file), roster.signed);
-    return { file, interface: iface, addresses: inv.addresses, roster: roster ? { serial: roster.serial, members: roster.members.length } : null };
-  }
-  const text = [
+  const ifaceLines = [
     `# written by meshd join (invitation ${inv.id}) on ${new Date().toISOString()}`,
     '[Interface]',
     `PrivateKey = ${keyToBase64(ownPriv)}`,
@@ -310,6 +287,20 @@ export async function join(line: string, o: JoinOptions): Promise<{ file: string
     ...inv.relays.map((r) => `Relay = ${r}`),
     ...caLine,
     ...(inv.stun.length ? [`STUN = ${inv.stun.join(', ')}`] : []),
+  ];
+  if (inv.meshKey) {
+    // A mesh member: no [Peer] sections; the roster names every member, the admin host among them.
+    const meshText = [...ifaceLines, `MeshKey = ${inv.meshKey}`, ''].join('\n');
+    const cfg = parseConfig(meshText, file, iface);
+    writeFileAtomic(file, meshText);
+    // The admin host published the roster with this host in it after it answered: fetch it, so the
+    // first start has it even with every relay down.
+    const roster = await fetchRoster(cfg, o.timeoutMs ?? 10_000);
+    if (roster) writeFileAtomic(rosterFile(file), roster.signed);
+    return { file, interface: iface, addresses: inv.addresses, roster: roster ? { serial: roster.serial, members: roster.members.length } : null };
+  }
+  const text = [
+    ...ifaceLines,
     '',
     '[Peer]',
     `Name = ${inv.inviter.name}`,
