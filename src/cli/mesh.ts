@@ -234,6 +234,8 @@ export async function fetchRoster(cfg: MeshConfig, timeoutMs: number): Promise<R
 
 export interface ListedMember {
   name: string;
+  /** NAME.DOMAIN, as the mesh's name servers answer it. */
+  dnsName: string;
   publicKey: string;
   addresses: string[];
   groups: string[];
@@ -287,7 +289,7 @@ export async function meshList(cfg: MeshConfig | null, iface: string): Promise<M
       const self = m.publicKey === selfKey;
       const p = live?.peers.find((q) => q.publicKey === m.publicKey);
       const fresh = p?.latestHandshake ? Date.now() - p.latestHandshake < 180_000 : false;
-      return { ...m, self, online: live && !self ? fresh : null, path: p && !self ? p.path : null, latestHandshake: p?.latestHandshake ?? null };
+      return { ...m, dnsName: `${m.name}.${listing?.domain ?? roster!.domain}`, self, online: live && !self ? fresh : null, path: p && !self ? p.path : null, latestHandshake: p?.latestHandshake ?? null };
     }),
   };
 }
@@ -300,7 +302,7 @@ export function formatMeshList(l: MeshList, nowMs: number): string {
       : !l.running
         ? '-'
         : `${m.online ? 'online' : 'offline'}${m.path ? `, ${m.path.kind === 'direct' ? `direct ${m.path.endpoint}` : m.path.kind === 'relay' ? `relay ${m.path.relay}` : 'no path'}` : ''}${m.latestHandshake ? `, handshake ${Math.round((nowMs - m.latestHandshake) / 1000)}s ago` : ''}`;
-    out.push(`  ${m.name.padEnd(16)} ${m.addresses.join(', ').padEnd(34)} ${(m.groups.join(',') || '-').padEnd(14)} ${state}${m.expires ? ` (expires ${new Date(m.expires).toISOString()})` : ''}`);
+    out.push(`  ${`${m.name}.${l.domain}`.padEnd(24)} ${m.addresses.join(', ').padEnd(34)} ${(m.groups.join(',') || '-').padEnd(14)} ${state}${m.expires ? ` (expires ${new Date(m.expires).toISOString()})` : ''}`);
   }
   for (const p of l.pending) if (p.expires > nowMs) out.push(`  ${p.name.padEnd(16)} (invited, not joined yet; until ${new Date(p.expires).toISOString()})`);
   const refused = l.rejected ? Object.entries(l.rejected).filter(([, v]) => v > 0) : [];

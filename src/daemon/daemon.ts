@@ -8,7 +8,7 @@ import { selectTransportAead } from '../crypto/transport-aead.js';
 import { pooledRandom } from '../crypto/random.js';
 import { nativeAead } from '../crypto/native-aead.js';
 import type { TimerConfig } from '../noise/constants.js';
-import { formatCidr } from '../tunnel/cidr.js';
+import { formatCidr, formatIpAddr } from '../tunnel/cidr.js';
 import { Device, type Clock } from '../tunnel/device.js';
 import { formatEndpoint, relayEndpoint, type Endpoint } from '../tunnel/endpoint.js';
 import type { Peer } from '../tunnel/peer.js';
@@ -40,6 +40,7 @@ import { resolveEndpoint } from './resolve.js';
 import { RouteTable } from './routes.js';
 import { buildStatus, type DaemonStatus, type PathStatus } from './status.js';
 import { Membership } from './membership.js';
+import { NameServer } from './name-server.js';
 import { rosterFile } from '../config/config.js';
 
 /**
@@ -107,6 +108,8 @@ export class Daemon {
   private readonly invites: InviteRedeemer;
   /** With MeshKey: the signed roster this host follows (its members are peers too). */
   readonly membership: Membership | null;
+  /** In a mesh: NAME.DOMAIN on port 53 of this host's mesh addresses. */
+  private names: NameServer | null = null;
   private uapi: net.Server | null = null;
   private control: net.Server | null = null;
   private tick: NodeJS.Timeout | null = null;
@@ -219,6 +222,10 @@ export class Daemon {
     this.udp = await this.bindUdp(cfg.listenPort ?? 0);
     await this.routes.reconcile(this.device);
     await this.membership?.start();
+    if (this.membership) {
+      const m = this.membership;
+      this.names = await NameServer.start(cfg.addresses.map((a) => formatIpAddr(a)), () => m.zone(), log);
+    }
     if (!(await setDns(this.iface, cfg.dns))) {
       log.warn({ component: 'dns', dns: cfg.dns }, 'DNS not applied: resolvconf is not installed (apt-get install resolvconf or openresolv)');
     }
@@ -619,7 +626,8 @@ export class Daemon {
         outside: this.udp?.drops().outside ?? {},
         inside: { ...this.udp?.drops().inside, ...this.tun?.drops() },
       },
-      mesh: this.membership?.status() ?? null,
+      mesh: this.membership ? { ...this.membership.status(), names: this.names?.status() ?? null } : null,
+      dnsNameOf: (p) => this.membership?.dnsNameOf(p.publicKey) ?? null,
       pathOf: (p) => this.pathOf(p),
       rttOf: (p) => this.discovery.lastRttMs(p),
     });
@@ -658,6 +666,8 @@ export class Daemon {
     if (this.uapi) closeUnix(this.uapi, uapiSocketPath(this.iface));
     if (this.control) closeUnix(this.control, controlSocketPath(this.iface));
     this.uapi = this.control = null;
+    this.names?.close();
+    this.names = null;
     this.relays?.stop();
     this.relays = null;
     this.udp?.close();

@@ -10,6 +10,7 @@ import type { MeshPublicKey } from '../crypto/ed25519.js';
 import { writeFileAtomic } from '../config/write.js';
 import { applyDelta, deltaBaseSerial, makeDelta } from '../mesh/delta.js';
 import { DISCO_MAX_DELTA_BYTES } from '../wire/disco.js';
+import { buildZone, type NameZone } from '../mesh/names.js';
 import { activeMembers, checkRoster, MAX_ROSTER_BYTES, ROSTER_REJECT_REASONS, type Roster, type RosterMember, type RosterRejectReason } from '../mesh/roster.js';
 import { formatCidr } from '../tunnel/cidr.js';
 import type { Device } from '../tunnel/device.js';
@@ -65,6 +66,8 @@ export class Membership {
   private readonly rejected = new Map<RosterRejectReason, number>();
   private readonly warned = new Set<RosterRejectReason>();
   private expiredMembers = 0;
+  /** The names the roster gives (rebuilt after each apply: new roster or expiry). */
+  private zoneCache: NameZone | null = null;
   /** Key ids of the peers that came from the roster (and are not static peers). */
   private readonly applied = new Map<string, RosterMember>();
   private readonly relaySerial = new Map<string, number>();
@@ -185,6 +188,7 @@ export class Membership {
     const want = new Map<string, RosterMember>();
     const active = this.roster ? activeMembers(this.roster, nowMs) : [];
     this.expiredMembers = (this.roster?.members.length ?? 0) - active.length;
+    this.zoneCache = null;
     for (const m of active) {
       const id = keyId(m.publicKey);
       if (id !== self && !statics.has(id)) want.set(id, m);
@@ -293,11 +297,27 @@ export class Membership {
     return d;
   }
 
+  /** NAME.DOMAIN → addresses of the active members, for the name server (null: no roster yet). */
+  zone(): NameZone | null {
+    if (!this.roster) return null;
+    this.zoneCache ??= buildZone(this.roster, Date.now());
+    return this.zoneCache;
+  }
+
+  /** The member's DNS name (NAME.DOMAIN), if the key is a member. */
+  dnsNameOf(key: Uint8Array): string | null {
+    const m = this.memberOf(key);
+    return m && this.roster ? `${m.name}.${this.roster.domain}` : null;
+  }
+
   /** The member a key belongs to, if the roster lists it. */
   memberOf(key: Uint8Array): RosterMember | undefined {
-    const id = keyId(key);
-    return this.roster?.members.find((m) => keyId(m.publicKey) === id);
+    const r = this.roster;
+    if (!r) return undefined;
+    if (this.byKey?.serial !== r.serial) this.byKey = { serial: r.serial, map: new Map(r.members.map((m) => [keyId(m.publicKey), m])) };
+    return this.byKey.map.get(keyId(key));
   }
+  private byKey: { serial: number; map: Map<string, RosterMember> } | null = null;
 
   listing(): MeshListing {
     const r = this.roster;

@@ -8,12 +8,15 @@ import type { Peer } from '../tunnel/peer.js';
 import type { RelayStatus } from '../transport/relays.js';
 import type { OwnEndpoint } from '../transport/endpoints.js';
 import type { MembershipStatus } from './membership.js';
+import type { NameServerStatus } from './name-server.js';
 
 export type PathStatus = { kind: 'direct'; endpoint: string } | { kind: 'relay'; relay: string; why: string } | { kind: 'none'; why: string };
 
 export interface PeerStatus {
   publicKey: string;
   name: string | null;
+  /** A roster member's NAME.DOMAIN (null: not a member). */
+  dnsName: string | null;
   allowedIps: string[];
   endpoint: string | null;
   path: PathStatus;
@@ -40,7 +43,7 @@ export interface DaemonStatus {
   counters: Record<string, number>;
   dataPath: DataPathStatus;
   /** With MeshKey: the roster run (serial, members), refusals by reason, each relay's serial. */
-  mesh: MembershipStatus | null;
+  mesh: (MembershipStatus & { names: NameServerStatus | null }) | null;
 }
 
 /** How packets move: the UDP socket implementation, TUN offloads, the AEAD backend. */
@@ -60,7 +63,8 @@ export interface StatusContext {
   discoDrops: Record<string, number>;
   counters: Record<string, number>;
   dataPath: DataPathStatus;
-  mesh: MembershipStatus | null;
+  mesh: (MembershipStatus & { names: NameServerStatus | null }) | null;
+  dnsNameOf(p: Peer): string | null;
   /** Drops counted by the socket and TUN layers, merged into the device's. */
   ioDrops: { outside: Record<string, number>; inside: Record<string, number> };
   pathOf(p: Peer): PathStatus;
@@ -73,6 +77,7 @@ export function buildStatus(dev: Device, ctx: StatusContext): DaemonStatus {
     peers.push({
       publicKey: keyToBase64(p.publicKey),
       name: p.name ?? null,
+      dnsName: ctx.dnsNameOf(p),
       allowedIps: dev.allowedIps.prefixesOf(p).map(formatCidr),
       endpoint: p.endpoint ? formatEndpoint(p.endpoint) : null,
       path: ctx.pathOf(p),
@@ -134,6 +139,7 @@ export function formatStatus(s: DaemonStatus, nowMs: number): string {
   if (s.natMappingVariesByDestination !== null) out.push(`  NAT mapping varies by destination: ${s.natMappingVariesByDestination ? 'yes (hard NAT: peers may need the relay)' : 'no'}`);
   if (s.mesh) {
     const refused = Object.entries(s.mesh.rejected).filter(([, v]) => v > 0);
+    if (s.mesh.names?.listen.length) out.push(`  names: ${s.mesh.domain ?? '?'} on ${s.mesh.names.listen.join(', ')}`);
     out.push(`  mesh: ${s.mesh.meshKey}, roster serial ${s.mesh.serial}${s.mesh.issued ? ` signed ${new Date(s.mesh.issued).toISOString()}` : ' (none yet)'}, ${s.mesh.members} members${refused.length ? `; refused ${refused.map(([k, v]) => `${k} ${v}`).join(', ')}` : ''}`);
   }
   for (const r of s.relays) out.push(`  relay: ${r.url} ${r.state}${r.latencyMs !== null ? ` (${r.latencyMs} ms)` : ''}${r.state !== 'connected' && r.lastError ? ` — ${r.lastError}` : ''}`);
@@ -141,7 +147,8 @@ export function formatStatus(s: DaemonStatus, nowMs: number): string {
   if (lost.length) out.push(`  dropped on the way out: ${lost.map(([k, v]) => `${k} ${v}`).join(', ')}`);
   for (const p of s.peers) {
     out.push('');
-    out.push(`peer: ${p.name ? `${p.name} (${p.publicKey})` : p.publicKey}`);
+    const label = p.dnsName ?? p.name;
+    out.push(`peer: ${label ? `${label} (${p.publicKey})` : p.publicKey}`);
     out.push(`  allowed ips: ${p.allowedIps.join(', ') || '(none)'}`);
     if (p.path.kind === 'direct') out.push(`  path: direct ${p.path.endpoint}`);
     else if (p.path.kind === 'relay') out.push(`  path: relay ${p.path.relay} (${p.path.why})`);

@@ -51,13 +51,13 @@ export function meshRelay(m: MeshLab, i: number, meshKey: string, extra: string[
 }
 
 /** A config with no peers: this host's key and address, the relays (by index), and MeshKey if given. */
-export function hostConfig(m: MeshLab, h: NatHost, relays: number[], meshKey?: string): string {
+export function hostConfig(m: MeshLab, h: NatHost, relays: number[], meshKey?: string, v6 = false): string {
   return m.lab.file(
     `${h.iface}.conf`,
     [
       '[Interface]',
       `PrivateKey = ${h.priv}`,
-      `Address = ${h.mesh4}/24`,
+      `Address = ${h.mesh4}/24${v6 ? `, ${h.mesh6}/64` : ''}`,
       'ListenPort = 51820',
       ...relays.map((i) => `Relay = ${relayUrlOf(i)}`),
       `RelayCAFile = ${m.cert}`,

@@ -44,6 +44,20 @@ if (mode === 'serve') {
     process.stdout.write(`${echoed}/${total} identical\n`);
     sock.close();
   }, 1500);
+} else if (mode === 'junk') {
+  // node udp-echo.js junk HOST PORT N -> N random datagrams of 0–511 bytes, 100 every 10 ms; prints "<N> sent"
+  const [host, port, n] = rest;
+  const sock = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
+  let sent = 0;
+  const burst = (): void => {
+    for (let i = 0; i < 100 && sent < Number(n); i++, sent++) sock.send(randomBytes(Math.floor(Math.random() * 512)), Number(port), host);
+    if (sent < Number(n)) setTimeout(burst, 10);
+    else setTimeout(() => {
+      process.stdout.write(`${sent} sent\n`);
+      sock.close();
+    }, 100);
+  };
+  burst();
 } else if (mode === 'blast') {
   const [host, port, ms] = rest;
   const sock = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
@@ -62,6 +76,6 @@ if (mode === 'serve') {
   };
   burst();
 } else {
-  process.stderr.write('usage: udp-echo serve PORT | send HOST PORT | blast HOST PORT MS\n');
+  process.stderr.write('usage: udp-echo serve PORT | send HOST PORT | blast HOST PORT MS | junk HOST PORT N\n');
   process.exit(1);
 }

@@ -14,9 +14,10 @@ import { promMetric } from '../helpers/relay-lab.js';
 import { addressIn, hostConfig, joinMesh, meshLab, meshRelay, pingWithin, relayMetrics, relayUrlOf, status, type MeshLab } from '../helpers/mesh-lab.js';
 
 const ROSTER_CLIENT = join(packageRoot(), 'dist', 'test', 'helpers', 'roster-client.js');
+const UDP_ECHO = join(packageRoot(), 'dist', 'test', 'helpers', 'udp-echo.js');
 import type { NatHost } from '../../src/lab/nat-world.js';
 
-const why = labUnavailable(['ping', 'nft', 'conntrack', 'openssl', 'curl', 'wireguard-go', 'wg']);
+const why = labUnavailable(['ping', 'nft', 'conntrack', 'openssl', 'curl', 'wireguard-go', 'wg', 'dig']);
 
 interface Member {
   h: NatHost;
@@ -28,7 +29,7 @@ interface Member {
 /** mesh init on h1 (admin), the relay, h1 up. */
 async function adminUp(m: MeshLab, t: Test): Promise<{ admin: Member; meshKey: string }> {
   const h = m.hosts[0];
-  const file = hostConfig(m, h, [0]);
+  const file = hostConfig(m, h, [0], undefined, true);
   const init = await m.lab.cli(['mesh', 'init', file, '--name', 'admin', '--json']);
   t.equal(init.code, 0, init.stderr);
   const r = JSON.parse(init.stdout) as { meshKey: string; adminKeyFile: string; serial: number };
@@ -70,12 +71,34 @@ else {
     const c = await inviteAndJoin(m, admin, m.hosts[2], 'carol', t);
     await allReach(m, [admin, b, c], t, 15_000, 'three hosts');
 
+    // Names: every host answers for every member, on its own mesh address.
+    const dig = async (on: Member, ...q: string[]) => (await lab.exec(on.h.ns, 'dig', ['+time=1', '+tries=3', `@${on.addr}`, ...q])).stdout;
+    const short = async (on: Member, ...q: string[]) => (await dig(on, '+short', ...q)).trim();
+    const bob6 = /^Address = .*, ([0-9a-f:]+)\//m.exec(readFileSync(b.file, 'utf8'))?.[1];
+    t.ok(bob6, `bob got an IPv6 mesh address too (${bob6})`);
+    for (const x of [admin, b, c]) {
+      t.equal(await short(x, 'bob.mesh', 'A'), b.addr, `${x.h.name}: bob.mesh A`);
+      t.equal(await short(x, 'BOB.mesh', 'AAAA'), bob6, `${x.h.name}: BOB.mesh AAAA (names are case-insensitive)`);
+      t.equal(await short(x, '-x', b.addr), 'bob.mesh.', `${x.h.name}: -x ${b.addr}`);
+      t.match(await dig(x, 'example.com', 'A'), /status: REFUSED/, `${x.h.name}: another domain is REFUSED`);
+      t.match(await dig(x, 'nobody.mesh', 'A'), /status: NXDOMAIN/, `${x.h.name}: a name no member has is NXDOMAIN`);
+    }
+    const junk = await lab.exec(c.h.ns, process.execPath, [UDP_ECHO, 'junk', b.addr, '53', '10000'], 60_000);
+    t.match(junk.stdout, /10000 sent/, '10,000 random datagrams to port 53');
+    t.equal(await short(b, 'carol.mesh', 'A'), c.addr, 'the resolver still answers');
+    const names = (await status(b.h)).mesh!.names!;
+    const handled = names.drops['dns-malformed'] + names.drops['dns-not-query'] + Object.values(names.answered).reduce((a, n) => a + n, 0);
+    t.ok(names.drops['dns-malformed'] > 1000 && handled > 5000, `and counted the garbage (${names.drops['dns-malformed']} malformed, ${handled} datagrams handled; the rest lost on the way)`);
+    t.same(names.listen.sort(), [`${b.addr}:53`, `[${bob6}]:53`].sort(), 'it listens on the mesh addresses only');
+
     const before = [admin, b, c].map((x) => ({ pid: x.proc.pid, text: readFileSync(x.file, 'utf8') }));
     const started = Date.now();
     const d = await inviteAndJoin(m, admin, m.hosts[3], 'dave', t);
     const reach = await Promise.all([admin, b, c].map((x) => pingWithin(m, x.h, d.addr, 10_000)));
     reach.forEach((ms, i) => t.ok(ms !== null, `${[admin, b, c][i].h.name} reaches the fourth host (${ms} ms after its daemon was up, ${Date.now() - started} ms after the invite)`));
     await allReach(m, [admin, b, c, d], t, 10_000, 'four hosts');
+    t.ok(await waitFor(async () => (await short(b, 'dave.mesh', 'A')) === d.addr, 10_000), 'the fourth host is resolvable everywhere (bob)');
+    t.equal(await short(c, 'dave.mesh', 'A'), d.addr, '(carol)');
     [admin, b, c].forEach((x, i) => {
       t.equal(x.proc.exitCode, null, `${x.h.name}'s daemon still runs`);
       t.equal(x.proc.pid, before[i].pid, `${x.h.name}'s daemon was not restarted`);
@@ -108,6 +131,7 @@ else {
       const routes = await lab.exec(x.h.ns, 'ip', ['route', 'show', 'dev', x.h.iface]);
       t.notMatch(routes.stdout, new RegExp(`${d.addr.replace(/\./g, '\\.')}\\b`), `${x.h.name} has no route to it`);
     }
+    t.ok(await waitFor(async () => /status: NXDOMAIN/.test(await dig(b, 'dave.mesh', 'A')), 10_000), 'a removed member answers NXDOMAIN');
     for (const x of [admin, b, c]) t.equal((await lab.exec(d.h.ns, 'ping', ['-c', '2', '-i', '0.3', '-W', '1', x.addr])).code, 1, `${x.h.name} accepts no packet from the removed host`);
     const closed = await waitFor(async () => promMetric(await relayMetrics(m, 0), 'meshd_relay_member_connections_closed_total') >= 1, 10_000);
     t.ok(closed, 'the relay closed its connection');
