@@ -251,7 +251,7 @@ export class Daemon {
               if (!ok) relay.subscribe(m.meshKey, 0); // ask for the whole roster instead
             });
           },
-          onRosterRefused: (reason, relay) => this.membership?.refuseFromCarrier(reason === 'roster-oversized' ? 'roster-oversized' : 'roster-malformed', reason, relay.url),
+          onRosterRefused: (reason, relay) => this.membership?.refuse(reason === 'roster-oversized' ? 'roster-oversized' : 'roster-malformed', reason, relay.url),
           onRosterHeld: (meshKey, serial, relay) => {
             const m = this.membership;
             if (m && keyId(meshKey) === keyId(m.meshKey)) m.relayHolds(relay.url, serial);

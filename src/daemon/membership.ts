@@ -147,12 +147,8 @@ export class Membership {
     return this.offer(new Uint8Array(readFileSync(this.cacheFile)), 'cache');
   }
 
-  /** A roster its carrier could not deliver whole (too big, parts out of order): counted like any refusal. */
-  refuseFromCarrier(reason: RosterRejectReason, detail: string, from: string): void {
-    this.refuse(reason, detail, from);
-  }
-
-  private refuse(reason: RosterRejectReason, detail: string, from: string): void {
+  /** Counts a refused roster (also one its carrier could not deliver whole); warns once per reason. */
+  refuse(reason: RosterRejectReason, detail: string, from: string): void {
     this.rejected.set(reason, (this.rejected.get(reason) ?? 0) + 1);
     if (!this.warned.has(reason)) {
       this.warned.add(reason);

@@ -35,11 +35,6 @@ export class RosterAssembler {
 
   constructor(private readonly maxBytes: number) {}
 
-  /** Bytes held for a roster in progress (bounded by maxBytes). */
-  get pendingBytes(): number {
-    return this.buf?.length ?? 0;
-  }
-
   add(meshKey: Uint8Array, total: number, offset: number, bytes: Uint8Array): PartResult {
     if (total > this.maxBytes) {
       this.reset();
