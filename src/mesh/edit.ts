@@ -7,6 +7,7 @@ import type { MeshPublicKey } from '../crypto/ed25519.js';
 import { firstFreeAddress } from '../config/allocate.js';
 import { parseHostPort } from '../config/config.js';
 import { cidrContains, formatCidr, parseCidr, type Cidr } from '../tunnel/cidr.js';
+import { checkPolicy, type Policy } from './policy.js';
 import { DEFAULT_DOMAIN, validGroupName, validMemberName, validateDoc, type PendingEnrollment, type RosterDoc, type RosterMember } from './roster.js';
 
 export const DEFAULT_PREFIX_V4 = '100.64.0.0/10';
@@ -41,7 +42,7 @@ export function newRoster(m: NewMesh, nowMs: number): RosterDoc {
   if (prefixes.filter((p) => p.version === 4).length > 1 || prefixes.filter((p) => p.version === 6).length > 1) {
     throw new ConfigError('a mesh has at most one IPv4 and one IPv6 prefix');
   }
-  const empty: RosterDoc = { meshKey: m.meshKey, serial: 0, issuedMs: nowMs, domain: m.domain ?? DEFAULT_DOMAIN, prefixes, relays: m.relays, stun: m.stun, members: [], pending: [] };
+  const empty: RosterDoc = { meshKey: m.meshKey, serial: 0, issuedMs: nowMs, domain: m.domain ?? DEFAULT_DOMAIN, prefixes, relays: m.relays, stun: m.stun, members: [], pending: [], policy: null };
   return addMember(empty, m.first, nowMs);
 }
 
@@ -82,6 +83,25 @@ export function removeMember(doc: RosterDoc, who: string, nowMs: number): { doc:
   const removed = doc.members.find((x) => x.name === who.toLowerCase() || keyToBase64(x.publicKey) === who);
   if (!removed) throw new ConfigError(`no member "${who}" in the roster`);
   return { doc: next(doc, { members: doc.members.filter((x) => x !== removed) }, nowMs), removed };
+}
+
+/** Sets (or, with null, clears) the access policy; a rule naming an unknown member or group is refused. */
+export function setPolicy(doc: RosterDoc, policy: Policy | null, nowMs: number): RosterDoc {
+  if (policy) {
+    const bad = checkPolicy(policy, doc);
+    if (bad) throw new ConfigError(bad);
+  }
+  return next(doc, { policy: policy && policy.rules.length ? policy : null }, nowMs);
+}
+
+/** Replaces a member's groups. */
+export function setGroups(doc: RosterDoc, who: string, groups: string[], nowMs: number): RosterDoc {
+  const m = doc.members.find((x) => x.name === who.toLowerCase() || keyToBase64(x.publicKey) === who);
+  if (!m) throw new ConfigError(`no member "${who}" in the roster`);
+  const gs = [...new Set(groups.map((g) => g.toLowerCase()))];
+  const badGroup = gs.find((g) => !validGroupName(g));
+  if (badGroup !== undefined) throw new ConfigError(`"${badGroup}" is not a group name (letters, digits, "-" and "_", at most 64)`);
+  return next(doc, { members: doc.members.map((x) => (x === m ? { ...x, groups: gs } : x)) }, nowMs);
 }
 
 /** Drops a pending enrollment (an invitation withdrawn or expired). */

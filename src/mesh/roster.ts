@@ -21,6 +21,7 @@ import { keyId, type NodePublicKey } from '../crypto/keys.js';
 import { ED25519_KEY_LEN, ED25519_SIGNATURE_LEN, signEd25519, verifyEd25519, type MeshPrivateKey, type MeshPublicKey } from '../crypto/ed25519.js';
 import { cidrContains, formatCidr, parseCidr, type Cidr } from '../tunnel/cidr.js';
 import { parseHostPort } from '../config/config.js';
+import { parsePolicy, parsePort, type Policy } from './policy.js';
 
 export const ROSTER_MAGIC = Uint8Array.from([0x4d, 0x53, 0x48, 0x52]); // "MSHR"
 export const ROSTER_FORMAT_VERSION = 1;
@@ -68,6 +69,8 @@ export interface RosterDoc {
   stun: string[];
   members: RosterMember[];
   pending: PendingEnrollment[];
+  /** The access policy (DESIGN.md §10; src/mesh/policy.ts), or null: everyone reaches everyone. */
+  policy: Policy | null;
 }
 
 /** A roster that passed every check, with the exact bytes it came as (to store and pass on). */
@@ -101,7 +104,7 @@ const b64 = (k: Uint8Array): string => Buffer.from(k.buffer, k.byteOffset, k.byt
  * re-checks the whole signed result.
  */
 export function encodeRosterDoc(d: RosterDoc): Uint8Array {
-  const head = JSON.stringify({ v: 1, mesh: b64(d.meshKey), domain: d.domain, prefixes: d.prefixes.map(formatCidr), relays: d.relays, stun: d.stun }).slice(0, -1);
+  const head = JSON.stringify({ v: 1, mesh: b64(d.meshKey), domain: d.domain, prefixes: d.prefixes.map(formatCidr), relays: d.relays, stun: d.stun, ...(d.policy ? { policy: d.policy } : {}) }).slice(0, -1);
   const member = (m: RosterMember): string =>
     JSON.stringify({ name: m.name, key: b64(m.publicKey), addresses: m.addresses.map(formatCidr), groups: m.groups, ...(m.expiresMs !== null ? { expires: m.expiresMs } : {}), ...(m.endpoint !== null ? { endpoint: m.endpoint } : {}) });
   const pending = d.pending.map((p) => JSON.stringify({ key: b64(p.key), name: p.name, expires: p.expiresMs, inviter: b64(p.inviter) }));
@@ -208,6 +211,10 @@ export function validateDoc(d: RosterDoc): string | null {
     }
     if (m.groups.length > MAX_GROUPS_PER_MEMBER || !m.groups.every(validGroupName)) return `member "${m.name}" has a bad group list`;
   }
+  for (const [i, r] of (d.policy?.rules ?? []).entries()) {
+    const bad = r.ports.find((x) => !parsePort(x));
+    if (bad !== undefined) return `policy rule ${i + 1}: bad port "${bad}"`;
+  }
   return null;
 }
 
@@ -246,7 +253,15 @@ function parseDoc(j: unknown): RosterDoc | string {
       pending.push({ key: k, name: p.name, expiresMs: p.expires, inviter });
     }
   }
-  return { meshKey: meshKey as MeshPublicKey, serial: j.serial, issuedMs: j.issued, domain, prefixes, relays, stun, members, pending };
+  let policy: Policy | null = null;
+  if (j.policy !== undefined) {
+    try {
+      policy = parsePolicy(j.policy);
+    } catch (err) {
+      return `bad policy: ${(err as Error).message}`;
+    }
+  }
+  return { meshKey: meshKey as MeshPublicKey, serial: j.serial, issuedMs: j.issued, domain, prefixes, relays, stun, members, pending, policy };
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
