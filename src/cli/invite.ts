@@ -31,6 +31,22 @@ const rng = (n: number) => new Uint8Array(randomBytes(n));
 
 export { parseDuration };
 
+/**
+ * The invitation's enrollment key: the key the new host made itself (`--public-key`, no private half
+ * in the line), or a fresh one-time pair.
+ */
+function enrollmentKey(publicKey: string | undefined): { enrollPriv: string | null; enrollPub: string } {
+  if (publicKey) {
+    try {
+      return { enrollPriv: null, enrollPub: keyToBase64(parsePublicKey(publicKey)) };
+    } catch {
+      throw new UsageError(`--public-key: "${publicKey}" is not a base64 public key`);
+    }
+  }
+  const k = generatePrivateKey(rng);
+  return { enrollPriv: keyToBase64(k), enrollPub: keyToBase64(publicKeyOf(k)) };
+}
+
 export interface InviteOptions {
   name: string;
   publicKey?: string;
@@ -53,20 +69,8 @@ export async function invite(file: string, o: InviteOptions): Promise<{ invitati
     if (cfg.peers.some((p) => p.name === o.name) || pending.some((p) => p.name === o.name && p.usedAt === null && p.expiresAt > now)) {
       throw new ConfigError(`${file}: a peer or pending invitation named ${o.name} already exists`);
     }
-    let enrollPriv: string | null = null;
-    let enrollPub: string;
-    if (o.publicKey) {
-      try {
-        enrollPub = keyToBase64(parsePublicKey(o.publicKey));
-      } catch {
-        throw new UsageError(`--public-key: "${o.publicKey}" is not a base64 public key`);
-      }
-      if (cfg.peers.some((p) => keyId(p.publicKey) === keyId(parsePublicKey(enrollPub)))) throw new ConfigError(`${file}: a peer with public key ${enrollPub} already exists`);
-    } else {
-      const k = generatePrivateKey(rng);
-      enrollPriv = keyToBase64(k);
-      enrollPub = keyToBase64(publicKeyOf(k));
-    }
+    const { enrollPriv, enrollPub } = enrollmentKey(o.publicKey);
+    if (o.publicKey && cfg.peers.some((p) => keyId(p.publicKey) === keyId(parsePublicKey(enrollPub)))) throw new ConfigError(`${file}: a peer with public key ${enrollPub} already exists`);
     const reserved = reservedByInvites(file);
     const allowedIps = allocateAddresses(cfg, reserved);
     // The new host's addresses use the mesh's prefix length (the inviting interface's).
@@ -117,19 +121,7 @@ async function meshInvite(file: string, o: InviteOptions): Promise<{ invitation:
   const ttl = o.expires ? parseDuration(o.expires) : DEFAULT_INVITE_TTL_MS;
   const cfg = parseConfig(readFileSync(file, 'utf8'), file);
   const own = publicKeyOf(cfg.iface.privateKey);
-  let enrollPriv: string | null = null;
-  let enrollPub: string;
-  if (o.publicKey) {
-    try {
-      enrollPub = keyToBase64(parsePublicKey(o.publicKey));
-    } catch {
-      throw new UsageError(`--public-key: "${o.publicKey}" is not a base64 public key`);
-    }
-  } else {
-    const k = generatePrivateKey(rng);
-    enrollPriv = keyToBase64(k);
-    enrollPub = keyToBase64(publicKeyOf(k));
-  }
+  const { enrollPriv, enrollPub } = enrollmentKey(o.publicKey);
   const now = Date.now();
   const expiresAt = now + ttl;
   const token = rng(INVITE_TOKEN_LEN);
