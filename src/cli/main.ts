@@ -14,7 +14,7 @@ import { demo } from '../demo/demo.js';
 import { peerAdd, peerList, peerRemove } from './peer.js';
 import { invite, join } from './invite.js';
 import { interfaceNameFromPath } from '../config/config.js';
-import { formatMeshList, meshAdd, meshInit, meshList, meshRemove, type PublishResult } from './mesh.js';
+import { formatMeshList, meshAdd, meshInit, meshList, meshPolicy, meshPolicyShow, meshRemove, meshSetGroups, type PublishResult } from './mesh.js';
 
 function published(p: PublishResult): string {
   if (p.via === 'daemon') return 'the running daemon applies it and publishes it to its relays';
@@ -249,6 +249,40 @@ export async function main(argv: string[]): Promise<void> {
       const r = await meshRemove(findConfig(c), who);
       if (o.json) process.stdout.write(JSON.stringify(r) + '\n');
       else process.stdout.write(`removed ${r.name} in roster serial ${r.serial}; ${published(r.published)}\n`);
+      if (r.warning && !o.json) process.stderr.write(`meshd: warning: ${r.warning}\n`);
+      if (r.published.via === 'none') process.exitCode = 2;
+    });
+  mesh
+    .command('set')
+    .argument('<config>', "the admin host's config file, or an interface name")
+    .argument('<member>', 'member name or public key')
+    .requiredOption('--groups <list>', 'the member\'s groups, comma-separated (replaces its groups; "" for none)')
+    .option('--json', 'machine-readable output')
+    .description("change a member's groups, sign the roster, and publish it")
+    .action(async (c: string, who: string, o: { groups: string; json?: boolean }) => {
+      const r = await meshSetGroups(findConfig(c), who, o.groups);
+      if (o.json) process.stdout.write(JSON.stringify(r) + '\n');
+      else process.stdout.write(`${r.name} is in ${r.groups.length ? `groups ${r.groups.join(', ')}` : 'no group'} in roster serial ${r.serial}; ${published(r.published)}\n`);
+      if (r.warning && !o.json) process.stderr.write(`meshd: warning: ${r.warning}\n`);
+      if (r.published.via === 'none') process.exitCode = 2;
+    });
+  mesh
+    .command('policy')
+    .argument('<config>', "the admin host's config file, or an interface name")
+    .argument('[file]', 'a JSON policy: {"rules": [{"from": [...], "to": [...], "ports": [...]}]} (none: show the one in force)')
+    .option('--clear', 'remove every rule: every member reaches every member again')
+    .option('--json', 'machine-readable output')
+    .description('set the access policy the roster carries (signed and published with it; every host enforces it)')
+    .action(async (c: string, f: string | undefined, o: { clear?: boolean; json?: boolean }) => {
+      const file = findConfig(c);
+      if (f && o.clear) throw new UsageError('mesh policy: give a policy file or --clear, not both');
+      if (!f && !o.clear) {
+        process.stdout.write(JSON.stringify(meshPolicyShow(file), null, 2) + '\n');
+        return;
+      }
+      const r = await meshPolicy(file, f ?? null);
+      if (o.json) process.stdout.write(JSON.stringify(r) + '\n');
+      else process.stdout.write(`${r.rules ? `access policy of ${r.rules} rules` : 'no access policy (everyone reaches everyone)'} in roster serial ${r.serial}; ${published(r.published)}\n`);
       if (r.published.via === 'none') process.exitCode = 2;
     });
   mesh

@@ -12,7 +12,8 @@ import { generateMeshKey, meshKeyToBase64 } from '../crypto/ed25519.js';
 import { keyId, keyToBase64, parsePublicKey, publicKeyOf } from '../crypto/keys.js';
 import { cidrContains, formatCidr, formatIpAddr, parseCidr, type Cidr } from '../tunnel/cidr.js';
 import { firstFreeAddress } from '../config/allocate.js';
-import { addMember, DEFAULT_PREFIX_V4, newRoster, removeMember } from '../mesh/edit.js';
+import { addMember, DEFAULT_PREFIX_V4, newRoster, removeMember, setGroups, setPolicy } from '../mesh/edit.js';
+import { checkPolicy, parsePolicy, type Policy } from '../mesh/policy.js';
 import { editRoster, readCachedRoster, writeAdminKey, writeFirstRoster } from '../mesh/admin.js';
 import { checkRoster, type Roster, type RosterDoc } from '../mesh/roster.js';
 import { controlRequest, controlSocketPath } from '../control/control.js';
@@ -133,14 +134,75 @@ export async function meshAdd(file: string, o: AddOptions): Promise<{ name: stri
   return { name: result.name, publicKey: keyToBase64(result.publicKey), addresses: result.addresses.map(formatCidr), groups: result.groups, serial: roster.serial, published: await publishRoster(file, roster) };
 }
 
-export async function meshRemove(file: string, who: string): Promise<{ name: string; publicKey: string; serial: number; published: PublishResult }> {
+export async function meshRemove(file: string, who: string): Promise<{ name: string; publicKey: string; serial: number; published: PublishResult; warning: string | null }> {
   const cfg = loadConfig(file);
   const { roster, result } = await editRoster(file, (doc, now) => {
     const r = removeMember(doc, who, now);
     if (keyId(r.removed.publicKey) === keyId(publicKeyOf(cfg.iface.privateKey))) throw new ConfigError(`"${r.removed.name}" is this host, the admin host: it cannot remove itself`);
     return { doc: r.doc, result: r.removed };
   });
-  return { name: result.name, publicKey: keyToBase64(result.publicKey), serial: roster.serial, published: await publishRoster(file, roster) };
+  return { name: result.name, publicKey: keyToBase64(result.publicKey), serial: roster.serial, published: await publishRoster(file, roster), warning: policyWarning(roster) };
+}
+
+/**
+ * A removal (or a group change) is never refused for the policy's sake (removing a compromised host
+ * must not wait for a policy edit), but a rule left naming nobody is said at once.
+ */
+function policyWarning(r: Roster): string | null {
+  const bad = r.policy ? checkPolicy(r.policy, r) : null;
+  return bad ? `the access policy's ${bad} (it matches nobody now; fix it with meshd mesh policy)` : null;
+}
+
+/** Reads a policy file: JSON of the shape {"rules": [...]}; a one-line error naming the file otherwise. */
+export function readPolicyFile(path: string): Policy {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`${path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(`${path}: not JSON (${(err as Error).message})`);
+  }
+  try {
+    return parsePolicy(json);
+  } catch (err) {
+    throw new ConfigError(`${path}: ${(err as Error).message}`);
+  }
+}
+
+/** meshd mesh policy CONFIG FILE (or null: --clear): the roster's access policy, signed and published. */
+export async function meshPolicy(file: string, policyFile: string | null): Promise<{ rules: number; serial: number; published: PublishResult }> {
+  const policy = policyFile === null ? null : readPolicyFile(policyFile);
+  const { roster } = await editRoster(file, (doc, now) => {
+    try {
+      return { doc: setPolicy(doc, policy, now), result: null };
+    } catch (err) {
+      throw new ConfigError(`${policyFile}: ${(err as Error).message}`);
+    }
+  });
+  return { rules: roster.policy?.rules.length ?? 0, serial: roster.serial, published: await publishRoster(file, roster) };
+}
+
+/** The policy the admin host's roster carries (meshd mesh policy CONFIG with no file). */
+export function meshPolicyShow(file: string): Policy {
+  const cfg = loadConfig(file);
+  if (!cfg.iface.meshKey) throw new ConfigError(`${file}: not in a mesh (no MeshKey)`);
+  const r = readCachedRoster(cfg);
+  if (!r) throw new MeshdError('ENOROSTER', `${rosterFile(file)}: no roster yet`);
+  return r.policy ?? { rules: [] };
+}
+
+/** meshd mesh set CONFIG NAME --groups a,b: a member's groups. */
+export async function meshSetGroups(file: string, who: string, groups: string): Promise<{ name: string; groups: string[]; serial: number; published: PublishResult; warning: string | null }> {
+  const { roster, result } = await editRoster(file, (doc, now) => {
+    const next = setGroups(doc, who, groupsOf(groups), now);
+    return { doc: next, result: next.members.find((m) => m.name === who.toLowerCase() || keyToBase64(m.publicKey) === who)! };
+  });
+  return { name: result.name, groups: result.groups, serial: roster.serial, published: await publishRoster(file, roster), warning: policyWarning(roster) };
 }
 
 export interface PublishResult {

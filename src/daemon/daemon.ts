@@ -41,6 +41,9 @@ import { RouteTable } from './routes.js';
 import { buildStatus, type DaemonStatus, type PathStatus } from './status.js';
 import { Membership } from './membership.js';
 import { NameServer } from './name-server.js';
+import { PolicyFirewall } from './firewall.js';
+import { compilePolicy, hostRules, policyTableName } from '../mesh/policy.js';
+import type { Roster, RosterMember } from '../mesh/roster.js';
 import { rosterFile } from '../config/config.js';
 
 /**
@@ -110,6 +113,10 @@ export class Daemon {
   readonly membership: Membership | null;
   /** In a mesh: NAME.DOMAIN on port 53 of this host's mesh addresses. */
   private names: NameServer | null = null;
+  /** The roster's access policy, as an nftables table on this interface. */
+  private readonly firewall: PolicyFirewall;
+  /** The table text last handed to the firewall (a roster change that leaves it alone costs nothing). */
+  private policyText: string | null = null;
   private uapi: net.Server | null = null;
   private control: net.Server | null = null;
   private tick: NodeJS.Timeout | null = null;
@@ -138,6 +145,7 @@ export class Daemon {
       mtu: config.iface.mtu,
       timers: opts.timers,
     });
+    this.firewall = new PolicyFirewall(policyTableName(this.iface), log);
     this.routes = new RouteTable(this.iface, config.iface.table, log, () => ({ udpPort: this.udp?.port ?? 0, relayAddrs: this.relayAddrs }));
     this.stun = new StunService(this.iface, () => this.udp?.port ?? 0, (data, to) => this.udp?.send(data, to), () => this.discovery.candidatesChanged(), log);
     this.discovery = new Discovery(this.device, () => this.stun.own.candidates(), () => this.relays?.anyConnected ?? false);
@@ -155,6 +163,7 @@ export class Daemon {
             const r = this.relays?.clients.find((c) => c.url === url);
             return !!r && r.publish(this.membership!.meshKey, signed);
           },
+          applyPolicy: (r, self, now) => this.applyPolicy(r, self, now),
           flush: () => this.flush(),
         })
       : null;
@@ -216,6 +225,7 @@ export class Daemon {
     }
 
     await runHooks('PreUp', cfg.preUp, this.iface);
+    await this.firewall.removeStale();
     this.tun = LinuxTun.open(this.iface, this.fastPath);
     for (const a of cfg.addresses) await addAddress(this.iface, a);
     await setMtuAndUp(this.iface, cfg.mtu);
@@ -282,7 +292,7 @@ export class Daemon {
     this.control = await startControlServer(this.iface, (req) => {
       switch (req.cmd) {
         case 'status':
-          return this.status();
+          return this.firewall.refresh().then(() => this.status());
         case 'ping':
           return pingRound(this.device, this.discovery, req.peer, () => this.flush());
         case 'netcheck':
@@ -626,11 +636,19 @@ export class Daemon {
         outside: this.udp?.drops().outside ?? {},
         inside: { ...this.udp?.drops().inside, ...this.tun?.drops() },
       },
-      mesh: this.membership ? { ...this.membership.status(), names: this.names?.status() ?? null } : null,
+      mesh: this.membership ? { ...this.membership.status(), names: this.names?.status() ?? null, policy: this.firewall.status() } : null,
       dnsNameOf: (p) => this.membership?.dnsNameOf(p.publicKey) ?? null,
       pathOf: (p) => this.pathOf(p),
       rttOf: (p) => this.discovery.lastRttMs(p),
     });
+  }
+
+  /** Compiles the roster's policy for this host and installs it when it differs from the one in force. */
+  private async applyPolicy(r: Roster, self: RosterMember | null, nowMs: number): Promise<void> {
+    const text = self && r.policy ? compilePolicy(r.policy, r, self, this.iface, nowMs) : null;
+    if (text === this.policyText) return;
+    this.policyText = text;
+    await this.firewall.apply(text, self && r.policy ? hostRules(r.policy, r, self, nowMs) : [], r, self);
   }
 
   /** The path a peer's traffic takes now, and why it is relayed. */
@@ -668,6 +686,7 @@ export class Daemon {
     this.uapi = this.control = null;
     this.names?.close();
     this.names = null;
+    await this.firewall.remove();
     this.relays?.stop();
     this.relays = null;
     this.udp?.close();

@@ -17,6 +17,7 @@ function resolvconf(args: string[], input: string): Promise<void> {
     const p = execFile('resolvconf', args, { timeout: 10_000 }, (err, _out, stderr) =>
       err ? reject(new MeshdError('EDNS', `resolvconf ${args.join(' ')}: ${String(stderr).trim() || err.message}`)) : resolve(),
     );
+    p.stdin?.on('error', () => undefined); // resolvconf may exit before reading: its exit status says why
     p.stdin?.end(input);
   });
 }

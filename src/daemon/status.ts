@@ -9,6 +9,10 @@ import type { RelayStatus } from '../transport/relays.js';
 import type { OwnEndpoint } from '../transport/endpoints.js';
 import type { MembershipStatus } from './membership.js';
 import type { NameServerStatus } from './name-server.js';
+import type { FirewallStatus } from './firewall.js';
+
+/** A mesh daemon's roster state, its name server and its access policy. */
+export type MeshStatus = MembershipStatus & { names: NameServerStatus | null; policy: FirewallStatus };
 
 export type PathStatus = { kind: 'direct'; endpoint: string } | { kind: 'relay'; relay: string; why: string } | { kind: 'none'; why: string };
 
@@ -43,7 +47,7 @@ export interface DaemonStatus {
   counters: Record<string, number>;
   dataPath: DataPathStatus;
   /** With MeshKey: the roster run (serial, members), refusals by reason, each relay's serial. */
-  mesh: (MembershipStatus & { names: NameServerStatus | null }) | null;
+  mesh: MeshStatus | null;
 }
 
 /** How packets move: the UDP socket implementation, TUN offloads, the AEAD backend. */
@@ -63,7 +67,7 @@ export interface StatusContext {
   discoDrops: Record<string, number>;
   counters: Record<string, number>;
   dataPath: DataPathStatus;
-  mesh: (MembershipStatus & { names: NameServerStatus | null }) | null;
+  mesh: MeshStatus | null;
   dnsNameOf(p: Peer): string | null;
   /** Drops counted by the socket and TUN layers, merged into the device's. */
   ioDrops: { outside: Record<string, number>; inside: Record<string, number> };
@@ -141,6 +145,7 @@ export function formatStatus(s: DaemonStatus, nowMs: number): string {
     const refused = Object.entries(s.mesh.rejected).filter(([, v]) => v > 0);
     if (s.mesh.names?.listen.length) out.push(`  names: ${s.mesh.domain ?? '?'} on ${s.mesh.names.listen.join(', ')}`);
     out.push(`  mesh: ${s.mesh.meshKey}, roster serial ${s.mesh.serial}${s.mesh.issued ? ` signed ${new Date(s.mesh.issued).toISOString()}` : ' (none yet)'}, ${s.mesh.members} members${refused.length ? `; refused ${refused.map(([k, v]) => `${k} ${v}`).join(', ')}` : ''}`);
+    out.push(...formatPolicy(s.mesh.policy));
   }
   for (const r of s.relays) out.push(`  relay: ${r.url} ${r.state}${r.latencyMs !== null ? ` (${r.latencyMs} ms)` : ''}${r.state !== 'connected' && r.lastError ? ` — ${r.lastError}` : ''}`);
   if (dropped.length) out.push(`  dropped from network: ${dropped.map(([k, v]) => `${k} ${v}`).join(', ')}`);
@@ -160,4 +165,14 @@ export function formatStatus(s: DaemonStatus, nowMs: number): string {
     if (p.persistentKeepalive) out.push(`  persistent keepalive: every ${p.persistentKeepalive} seconds`);
   }
   return out.join('\n');
+}
+
+function formatPolicy(p: FirewallStatus): string[] {
+  if (p.error) return [`  access policy: NOT ENFORCED — ${p.error}`];
+  if (!p.table) return ['  access policy: none (every member reaches every port of this host)'];
+  const accepted = Object.entries(p.accepted).filter(([, c]) => c.packets > 0).map(([k, c]) => `rule ${k} ${c.packets}`);
+  return [
+    `  access policy: ${p.rules} rules, nftables table inet ${p.table}`,
+    `    refused: ${p.refused.default.packets} arriving (no rule), ${p.refused.send.packets} not allowed to send, ${p.refused.invalid.packets} invalid; ${p.cut} connections cut${accepted.length ? `; new connections admitted: ${accepted.join(', ')}` : ''}`,
+  ];
 }

@@ -2,7 +2,7 @@
 // set of members (groups, names, mesh prefixes, "*") to a set (groups, names, "*") on ports. No rules
 // means everyone reaches everyone. Pure: parsing and checking the rules, and compiling them into the
 // nftables table one receiving host installs (nothing per packet in JavaScript).
-import { cidrContains, formatCidr, parseCidr, type Cidr } from '../tunnel/cidr.js';
+import { cidrContains, formatCidr, parseCidr, type Cidr, type IpAddr } from '../tunnel/cidr.js';
 import type { RosterDoc, RosterMember } from './roster.js';
 
 export interface PortSpec {
@@ -85,14 +85,40 @@ function matches(sel: string, m: RosterMember): boolean {
   return sel === m.name;
 }
 
-/** The source prefixes a rule's `from` stands for. */
-function sources(r: PolicyRule, members: RosterMember[]): Cidr[] {
-  const out: Cidr[] = [];
-  for (const sel of r.from) {
-    if (sel.includes('/') && sel !== '*') out.push(parseCidr(sel)!);
-    else for (const m of members) if (matches(sel, m)) out.push(...m.addresses);
+/** Whether a `from` entry covers this member (by name, group, "*", or a prefix holding one of its addresses). */
+function fromCovers(sel: string, m: RosterMember): boolean {
+  if (sel.includes('/') && sel !== '*') {
+    const c = parseCidr(sel)!;
+    return m.addresses.some((a) => a.version === c.version && cidrContains(c, a));
   }
-  return out;
+  return matches(sel, m);
+}
+
+/** One rule as it concerns one host: whom it admits, whom it lets this host send to, on which ports. */
+export interface HostRule {
+  /** Position in the policy, from 1. */
+  position: number;
+  /** Sources this host admits under the rule (empty: the rule's `to` does not include this host). */
+  inbound: Cidr[];
+  /** Addresses this host may send to under the rule (empty: its `from` does not cover this host). */
+  outbound: Cidr[];
+  ports: PortSpec[];
+}
+
+/** The rules as one member (`self`) enforces them; members whose expiry passed count for nothing. */
+export function hostRules(p: Policy, d: Pick<RosterDoc, 'members'>, self: RosterMember, nowMs: number): HostRule[] {
+  const members = d.members.filter((m) => m.expiresMs === null || m.expiresMs > nowMs);
+  return p.rules.map((r, i) => {
+    const inbound: Cidr[] = [];
+    if (r.to.some((sel) => matches(sel, self))) {
+      for (const sel of r.from) {
+        if (sel.includes('/') && sel !== '*') inbound.push(parseCidr(sel)!);
+        else for (const m of members) if (matches(sel, m)) inbound.push(...m.addresses);
+      }
+    }
+    const outbound = r.from.some((sel) => fromCovers(sel, self)) ? members.filter((m) => r.to.some((sel) => matches(sel, m))).flatMap((m) => m.addresses) : [];
+    return { position: i + 1, inbound, outbound, ports: r.ports.map((x) => parsePort(x)!) };
+  });
 }
 
 /** An nftables table name for an interface (letters, digits and underscores). */
@@ -100,11 +126,25 @@ export function policyTableName(iface: string): string {
   return `meshd_${iface.replace(/[^A-Za-z0-9_]/g, '_')}`;
 }
 
-function nftPorts(p: PortSpec, family: 4 | 6): string {
-  if (p.proto === '*') return '';
-  if (p.proto === 'icmp') return family === 4 ? 'meta l4proto icmp' : 'meta l4proto ipv6-icmp';
-  if (p.from === null) return `meta l4proto ${p.proto}`;
-  return `${p.proto} dport ${p.from === p.to ? p.from : `${p.from}-${p.to}`}`;
+/** The counter comments a table carries besides "rule N". */
+export const DEFAULT_COMMENT = 'default';
+export const REFUSED_SEND_COMMENT = 'not allowed to send';
+
+/** The port matches of a rule, grouped: one nft match per protocol (anonymous sets of ports). */
+function nftMatches(ports: PortSpec[], family: 4 | 6): string[] {
+  if (ports.some((p) => p.proto === '*')) return [''];
+  const out: string[] = [];
+  for (const proto of ['tcp', 'udp'] as const) {
+    const ps = ports.filter((p) => p.proto === proto);
+    if (!ps.length) continue;
+    if (ps.some((p) => p.from === null)) out.push(`meta l4proto ${proto}`);
+    else {
+      const els = [...new Set(ps.map((p) => (p.from === p.to ? `${p.from}` : `${p.from}-${p.to}`)))];
+      out.push(`${proto} dport ${els.length === 1 ? els[0] : `{ ${els.join(', ')} }`}`);
+    }
+  }
+  if (ports.some((p) => p.proto === 'icmp')) out.push(family === 4 ? 'meta l4proto icmp' : 'meta l4proto ipv6-icmp');
+  return out;
 }
 
 function elements(cidrs: Cidr[], version: 4 | 6): string[] {
@@ -117,38 +157,33 @@ function elements(cidrs: Cidr[], version: 4 | 6): string[] {
  * rule whose `to` includes this host allows it, counted per rule; the rest is counted and dropped.
  * Traffic from outside the mesh's prefixes (static [Peer]s) is not the roster's business. Output:
  * new traffic to a member this host may not reach is refused at once (ICMP administratively
- * prohibited) instead of timing out at the receiver.
+ * prohibited; a TCP segment of a connection the policy cut gets a reset, so the socket fails now)
+ * instead of timing out at the receiver.
  */
 export function compilePolicy(p: Policy | null, d: Pick<RosterDoc, 'members' | 'prefixes'>, self: RosterMember, iface: string, nowMs: number): string | null {
   if (!p || p.rules.length === 0) return null;
-  const members = d.members.filter((m) => m.expiresMs === null || m.expiresMs > nowMs);
   const table = policyTableName(iface);
   const sets: string[] = [];
   const input: string[] = [];
   const output: string[] = [];
   const set = (name: string, v: 4 | 6, els: string[]) => sets.push(`  set ${name} { type ${v === 4 ? 'ipv4_addr' : 'ipv6_addr'}; flags interval; ${els.length ? `elements = { ${els.join(', ')} }` : ''} }`);
   for (const v of [4, 6] as const) set(`mesh${v}`, v, elements(d.prefixes, v));
-  p.rules.forEach((r, i) => {
-    const ports = r.ports.map((x) => parsePort(x)!);
-    if (r.to.some((sel) => matches(sel, self))) {
-      const src = sources(r, members);
-      for (const v of [4, 6] as const) {
-        const els = elements(src, v);
-        if (!els.length) continue;
-        set(`in${i}_${v}`, v, els);
-        for (const port of ports) input.push(`    ip${v === 4 ? '' : '6'} saddr @in${i}_${v} ${nftPorts(port, v)} counter accept comment "rule ${i + 1}"`);
+  for (const r of hostRules(p, d, self, nowMs)) {
+    const i = r.position - 1;
+    for (const v of [4, 6] as const) {
+      const ip = v === 4 ? 'ip' : 'ip6';
+      const src = elements(r.inbound, v);
+      if (src.length) {
+        set(`in${i}_${v}`, v, src);
+        for (const m of nftMatches(r.ports, v)) input.push(`    ${ip} saddr @in${i}_${v} ${m} counter accept comment "rule ${r.position}"`.replace(/  +counter/, ' counter'));
+      }
+      const dst = elements(r.outbound, v);
+      if (dst.length) {
+        set(`out${i}_${v}`, v, dst);
+        for (const m of nftMatches(r.ports, v)) output.push(`    ${ip} daddr @out${i}_${v} ${m} accept`.replace(/  +accept/, ' accept'));
       }
     }
-    if (r.from.some((sel) => (sel.includes('/') && sel !== '*' ? self.addresses.some((a) => a.version === parseCidr(sel)!.version && cidrContains(parseCidr(sel)!, a)) : matches(sel, self)))) {
-      const dst = members.filter((m) => r.to.some((sel) => matches(sel, m))).flatMap((m) => m.addresses);
-      for (const v of [4, 6] as const) {
-        const els = elements(dst, v);
-        if (!els.length) continue;
-        set(`out${i}_${v}`, v, els);
-        for (const port of ports) output.push(`    ip${v === 4 ? '' : '6'} daddr @out${i}_${v} ${nftPorts(port, v)} accept`);
-      }
-    }
-  });
+  }
   return [
     `table inet ${table} {`,
     ...sets,
@@ -156,37 +191,59 @@ export function compilePolicy(p: Policy | null, d: Pick<RosterDoc, 'members' | '
     '    type filter hook input priority filter; policy accept;',
     `    iifname != "${iface}" accept`,
     '    ct state established,related accept',
-    '    ct state invalid drop',
+    '    ct state invalid counter drop comment "invalid"',
     '    meta nfproto ipv4 ip saddr != @mesh4 accept',
     '    meta nfproto ipv6 ip6 saddr != @mesh6 accept',
     ...input,
-    '    counter drop comment "default"',
+    `    counter drop comment "${DEFAULT_COMMENT}"`,
     '  }',
     '  chain output {',
     '    type filter hook output priority filter; policy accept;',
     `    oifname != "${iface}" accept`,
     '    ct state established,related accept',
     ...output,
-    '    meta nfproto ipv4 ip daddr @mesh4 counter reject with icmpx admin-prohibited comment "not allowed to send"',
-    '    meta nfproto ipv6 ip6 daddr @mesh6 counter reject with icmpx admin-prohibited comment "not allowed to send"',
+    `    meta nfproto ipv4 ip daddr @mesh4 tcp flags & (syn | ack) != syn counter reject with tcp reset comment "${REFUSED_SEND_COMMENT}"`,
+    `    meta nfproto ipv6 ip6 daddr @mesh6 tcp flags & (syn | ack) != syn counter reject with tcp reset comment "${REFUSED_SEND_COMMENT}"`,
+    `    meta nfproto ipv4 ip daddr @mesh4 counter reject with icmpx admin-prohibited comment "${REFUSED_SEND_COMMENT}"`,
+    `    meta nfproto ipv6 ip6 daddr @mesh6 counter reject with icmpx admin-prohibited comment "${REFUSED_SEND_COMMENT}"`,
     '  }',
     '}',
     '',
   ].join('\n');
 }
 
-/** Whether the policy allows a new connection from `src` to `self` (for cutting established ones). */
-export function allows(p: Policy | null, d: Pick<RosterDoc, 'members'>, self: RosterMember, src: { version: 4 | 6; bytes: Uint8Array }, proto: 'tcp' | 'udp' | 'icmp', port: number | null): boolean {
+/** A tracked connection, as conntrack lists it (the original direction). */
+export interface Flow {
+  proto: 'tcp' | 'udp' | 'icmp' | 'other';
+  src: IpAddr;
+  dst: IpAddr;
+  /** Destination port (tcp, udp), else null. */
+  dport: number | null;
+}
+
+function portAllows(ps: PortSpec, proto: Flow['proto'], port: number | null): boolean {
+  if (ps.proto === '*') return true;
+  if (ps.proto !== proto) return false;
+  return ps.from === null || (port !== null && port >= ps.from && port <= (ps.to ?? ps.from));
+}
+
+const within = (cs: Cidr[], a: IpAddr) => cs.some((c) => c.version === a.version && cidrContains(c, a));
+
+/**
+ * Whether the policy lets this connection go on at `self`: one from a mesh source to this host needs
+ * a rule admitting it, one from this host to a member a rule letting this host send; anything else
+ * (static peers, traffic not of this host) is not the policy's business.
+ */
+export function flowAllowed(rules: HostRule[], d: Pick<RosterDoc, 'prefixes'>, self: RosterMember, f: Flow): boolean {
+  if (within(self.addresses, f.src) && within(self.addresses, f.dst)) return true; // this host to itself (loopback)
+  if (within(self.addresses, f.dst) && within(d.prefixes, f.src)) return rules.some((r) => within(r.inbound, f.src) && r.ports.some((ps) => portAllows(ps, f.proto, f.dport)));
+  if (within(self.addresses, f.src) && within(d.prefixes, f.dst) && !within(self.addresses, f.dst)) return rules.some((r) => within(r.outbound, f.dst) && r.ports.some((ps) => portAllows(ps, f.proto, f.dport)));
+  return true;
+}
+
+/** Whether the policy allows a new connection from `src` to `self` (no policy: everything). */
+export function allows(p: Policy | null, d: Pick<RosterDoc, 'members' | 'prefixes'>, self: RosterMember, src: IpAddr, proto: 'tcp' | 'udp' | 'icmp', port: number | null, nowMs = Date.now()): boolean {
   if (!p || p.rules.length === 0) return true;
-  return p.rules.some((r) => {
-    if (!r.to.some((sel) => matches(sel, self))) return false;
-    const from = sources(r, d.members);
-    if (!from.some((c) => c.version === src.version && cidrContains(c, src))) return false;
-    return r.ports.some((x) => {
-      const ps = parsePort(x)!;
-      if (ps.proto === '*') return true;
-      if (ps.proto !== proto) return false;
-      return ps.from === null || (port !== null && port >= ps.from && port <= (ps.to ?? ps.from));
-    });
-  });
+  const dst = self.addresses.find((a) => a.version === src.version) ?? self.addresses[0];
+  return flowAllowed(hostRules(p, d, self, nowMs), d, self, { proto, src, dst, dport: port });
 }

@@ -2,8 +2,8 @@
 // meshd-relay with --mesh-key. Invitations bring hosts in without any config naming another host;
 // removal reaches every host and the relay within seconds; bad rosters change nothing; the roster
 // survives a relay restart and carries across two relays.
-import t, { type Test } from 'tap';
-import { appendFileSync, copyFileSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import t from 'tap';
+import { appendFileSync, copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { Lab, labUnavailable, MESHD_BIN, waitFor, sleep, exited } from '../helpers/lab.js';
@@ -11,55 +11,13 @@ import { keyPair } from '../helpers/keys.js';
 import { controlRequest } from '../../src/control/control.js';
 import { packageRoot } from '../../src/package-root.js';
 import { promMetric } from '../helpers/relay-lab.js';
-import { addressIn, hostConfig, joinMesh, meshLab, meshRelay, pingWithin, relayMetrics, relayUrlOf, status, type MeshLab } from '../helpers/mesh-lab.js';
+import { adminUp, allReach, hostConfig, inviteAndJoin, meshLab, meshRelay, pingWithin, relayMetrics, relayUrlOf, status, type Member } from '../helpers/mesh-lab.js';
 
 const ROSTER_CLIENT = join(packageRoot(), 'dist', 'test', 'helpers', 'roster-client.js');
 const UDP_ECHO = join(packageRoot(), 'dist', 'test', 'helpers', 'udp-echo.js');
 import type { NatHost } from '../../src/lab/nat-world.js';
 
 const why = labUnavailable(['ping', 'nft', 'conntrack', 'openssl', 'curl', 'wireguard-go', 'wg', 'dig']);
-
-interface Member {
-  h: NatHost;
-  file: string;
-  addr: string;
-  proc: Awaited<ReturnType<Lab['meshd']>>;
-}
-
-/** mesh init on h1 (admin), the relay, h1 up. */
-async function adminUp(m: MeshLab, t: Test): Promise<{ admin: Member; meshKey: string }> {
-  const h = m.hosts[0];
-  const file = hostConfig(m, h, [0], undefined, true);
-  const init = await m.lab.cli(['mesh', 'init', file, '--name', 'admin', '--json']);
-  t.equal(init.code, 0, init.stderr);
-  const r = JSON.parse(init.stdout) as { meshKey: string; adminKeyFile: string; serial: number };
-  t.equal(statSync(r.adminKeyFile).mode & 0o777, 0o600, 'the admin key is 0600');
-  t.match(readFileSync(file, 'utf8'), new RegExp(`^MeshKey = ${r.meshKey.replace(/[+/]/g, '\\$&')}$`, 'm'), 'MeshKey is in [Interface]');
-  t.equal(r.serial, 1, 'roster serial 1');
-  await meshRelay(m, 0, r.meshKey);
-  const proc = await m.lab.meshd(h.ns, file, h.iface);
-  return { admin: { h, file, addr: h.mesh4, proc }, meshKey: r.meshKey };
-}
-
-async function inviteAndJoin(m: MeshLab, admin: Member, h: NatHost, name: string, t: Test, groups?: string): Promise<Member> {
-  const inv = await m.lab.cli(['invite', admin.file, '--name', name, ...(groups ? ['--groups', groups] : [])]);
-  t.equal(inv.code, 0, `invite ${name}: ${inv.stderr}`);
-  const j = await joinMesh(m, h, inv.stdout.trim());
-  const text = readFileSync(j.file, 'utf8');
-  t.notMatch(text, /\[Peer\]/, `${name}'s config names no other host`);
-  t.match(text, /^MeshKey = /m, `${name}'s config has the MeshKey`);
-  t.match(j.stdout, /roster serial \d+ \(\d+ members\) cached/, `${name} has the roster in hand`);
-  const proc = await m.lab.meshd(h.ns, j.file, h.iface);
-  return { h, file: j.file, addr: addressIn(j.file), proc };
-}
-
-async function allReach(m: MeshLab, members: Member[], t: Test, withinMs: number, what: string): Promise<void> {
-  const pairs: [Member, Member][] = [];
-  for (const a of members) for (const b of members) if (a !== b) pairs.push([a, b]);
-  const took = await Promise.all(pairs.map(([a, b]) => pingWithin(m, a.h, b.addr, withinMs)));
-  pairs.forEach(([a, b], i) => t.ok(took[i] !== null, `${what}: ${a.h.name} reaches ${b.h.name} (${took[i]} ms)`));
-  if (process.env.MESH_DEBUG && took.some((x) => x === null || x > 1000)) for (const x of members) console.error(`--- ${x.h.name}\n${x.proc.log.join('')}`); // MESH_DEBUG=1 (and MESHD_LOG_LEVEL=debug): the daemons' logs when a pair was slow
-}
 
 if (why) t.plan(0, why);
 else {
