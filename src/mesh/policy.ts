@@ -147,8 +147,19 @@ function nftMatches(ports: PortSpec[], family: 4 | 6): string[] {
   return out;
 }
 
+/**
+ * A set's elements: each prefix once, none inside another (nft refuses overlapping intervals). Host
+ * addresses are most of them and never overlap each other, so only the few wider prefixes are compared.
+ */
 function elements(cidrs: Cidr[], version: 4 | 6): string[] {
-  return [...new Set(cidrs.filter((c) => c.version === version).map(formatCidr))];
+  const full = version === 4 ? 32 : 128;
+  const unique = new Map<string, Cidr>();
+  for (const c of cidrs) if (c.version === version) unique.set(formatCidr(c), c);
+  const wide = [...unique.values()].filter((c) => c.bits < full).sort((a, b) => a.bits - b.bits);
+  const kept: Cidr[] = [];
+  for (const w of wide) if (!kept.some((k) => k.bits <= w.bits && cidrContains(k, w))) kept.push(w);
+  const hosts = [...unique.values()].filter((c) => c.bits === full && !kept.some((k) => cidrContains(k, c)));
+  return [...kept, ...hosts].map(formatCidr);
 }
 
 /**
