@@ -16,6 +16,7 @@ import {
 } from '../crypto/keys.js';
 import { parseCidr, parseInterfaceAddress, type Cidr } from '../tunnel/cidr.js';
 import { parseIni, type IniEntry, type IniSection } from './ini.js';
+import { validDomain } from './domain.js';
 import { parseMeshPublicKey, type MeshPublicKey } from '../crypto/ed25519.js';
 
 export const DEFAULT_MTU = 1280;
@@ -58,6 +59,10 @@ export interface InterfaceConfig {
   fwMark: number;
   /** meshd: the mesh this host follows (its signed roster adds the members as peers), or null. */
   meshKey: MeshPublicKey | null;
+  /** meshd, static configs: the DNS domain under which [Peer] Name = … resolve (null: no names). */
+  domain: string | null;
+  /** meshd: whether the names are registered with the host's resolver (systemd-resolved, resolvconf). */
+  splitDns: boolean;
 }
 
 export interface MeshConfig {
@@ -169,6 +174,8 @@ function parseInterface(s: IniSection, ctx: Ctx, ignored: string[]): InterfaceCo
     relayCa: null,
     stun: [],
     meshKey: null,
+    domain: null,
+    splitDns: true,
   };
   for (const e of s.entries) {
     const k = e.key.toLowerCase();
@@ -238,6 +245,18 @@ function parseInterface(s: IniSection, ctx: Ctx, ignored: string[]): InterfaceCo
         out.meshKey = k;
         break;
       }
+      case 'domain': {
+        const d = e.value.trim().toLowerCase().replace(/\.$/, '');
+        if (!validDomain(d)) throw ctx.err(e, 'Interface', `"${e.value}" is not a DNS domain`);
+        out.domain = d;
+        break;
+      }
+      case 'splitdns': {
+        const v = e.value.trim().toLowerCase();
+        if (v !== 'auto' && v !== 'off') throw ctx.err(e, 'Interface', `"${e.value}" is not auto or off`);
+        out.splitDns = v === 'auto';
+        break;
+      }
       case 'saveconfig':
         ignored.push(`${ctx.file}:${e.line}: ${e.key}`);
         break;
@@ -246,6 +265,7 @@ function parseInterface(s: IniSection, ctx: Ctx, ignored: string[]): InterfaceCo
     }
   }
   if (!privateKey) throw new ConfigError(`${ctx.file}:${s.line}: [Interface] PrivateKey: missing (give PrivateKey or PrivateKeyFile)`);
+  if (out.domain !== null && out.meshKey !== null) throw new ConfigError(`${ctx.file}:${s.line}: [Interface] Domain: a mesh's domain comes from its roster (meshd mesh init --domain); remove Domain or MeshKey`);
   return { privateKey, ...out };
 }
 

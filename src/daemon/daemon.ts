@@ -41,6 +41,8 @@ import { RouteTable } from './routes.js';
 import { buildStatus, type DaemonStatus, type PathStatus } from './status.js';
 import { Membership } from './membership.js';
 import { NameServer } from './name-server.js';
+import { SplitDns } from './split-dns.js';
+import { staticZone, type NameZone } from '../mesh/names.js';
 import { PolicyFirewall } from './firewall.js';
 import { compilePolicy, hostRules, policyTableName } from '../mesh/policy.js';
 import type { Roster, RosterMember } from '../mesh/roster.js';
@@ -113,6 +115,10 @@ export class Daemon {
   readonly membership: Membership | null;
   /** In a mesh: NAME.DOMAIN on port 53 of this host's mesh addresses. */
   private names: NameServer | null = null;
+  /** The static config's names (Domain =), rebuilt after a reload. */
+  private staticZoneCache: NameZone | null = null;
+  /** The names registered with the host's resolver (systemd-resolved or resolvconf). */
+  private readonly splitDns: SplitDns;
   /** The roster's access policy, as an nftables table on this interface. */
   private readonly firewall: PolicyFirewall;
   /** The table text last handed to the firewall (a roster change that leaves it alone costs nothing). */
@@ -146,6 +152,7 @@ export class Daemon {
       timers: opts.timers,
     });
     this.firewall = new PolicyFirewall(policyTableName(this.iface), log);
+    this.splitDns = new SplitDns(this.iface);
     this.routes = new RouteTable(this.iface, config.iface.table, log, () => ({ udpPort: this.udp?.port ?? 0, relayAddrs: this.relayAddrs }));
     this.stun = new StunService(this.iface, () => this.udp?.port ?? 0, (data, to) => this.udp?.send(data, to), () => this.discovery.candidatesChanged(), log);
     this.discovery = new Discovery(this.device, () => this.stun.own.candidates(), () => this.relays?.anyConnected ?? false);
@@ -163,7 +170,10 @@ export class Daemon {
             const r = this.relays?.clients.find((c) => c.url === url);
             return !!r && r.publish(this.membership!.meshKey, signed);
           },
-          applyPolicy: (r, self, now) => this.applyPolicy(r, self, now),
+          rosterApplied: async (r, self, now) => {
+            await this.applyPolicy(r, self, now);
+            await this.updateSplitDns();
+          },
           flush: () => this.flush(),
         })
       : null;
@@ -232,9 +242,10 @@ export class Daemon {
     this.udp = await this.bindUdp(cfg.listenPort ?? 0);
     await this.routes.reconcile(this.device);
     await this.membership?.start();
-    if (this.membership) {
+    if (this.membership || cfg.domain) {
       const m = this.membership;
-      this.names = await NameServer.start(cfg.addresses.map((a) => formatIpAddr(a)), () => m.zone(), log);
+      this.names = await NameServer.start(cfg.addresses.map((a) => formatIpAddr(a)), () => (m ? m.zone() : this.staticZone()), log);
+      await this.updateSplitDns();
     }
     if (!(await setDns(this.iface, cfg.dns))) {
       log.warn({ component: 'dns', dns: cfg.dns }, 'DNS not applied: resolvconf is not installed (apt-get install resolvconf or openresolv)');
@@ -431,7 +442,8 @@ export class Daemon {
     }
     await this.routes.reconcile(this.device);
     // Settings that need a restart keep their running values.
-    this.config = { ...next, iface: { ...next.iface, addresses: this.config.iface.addresses, mtu: this.config.iface.mtu, dns: this.config.iface.dns, table: this.config.iface.table, relays: this.config.iface.relays, stun: this.config.iface.stun, relayCa: this.config.iface.relayCa, fwMark: this.config.iface.fwMark, preUp: this.config.iface.preUp, postUp: this.config.iface.postUp, preDown: this.config.iface.preDown, postDown: this.config.iface.postDown } };
+    this.config = { ...next, iface: { ...next.iface, addresses: this.config.iface.addresses, mtu: this.config.iface.mtu, dns: this.config.iface.dns, table: this.config.iface.table, relays: this.config.iface.relays, stun: this.config.iface.stun, relayCa: this.config.iface.relayCa, fwMark: this.config.iface.fwMark, preUp: this.config.iface.preUp, postUp: this.config.iface.postUp, preDown: this.config.iface.preDown, postDown: this.config.iface.postDown, domain: this.config.iface.domain, splitDns: this.config.iface.splitDns } };
+    this.staticZoneCache = null; // peers' names may have changed
     if (plan.added.length || plan.removed.length) await this.membership?.staticPeersChanged();
     this.flush();
     const s = summarize(plan);
@@ -636,11 +648,35 @@ export class Daemon {
         outside: this.udp?.drops().outside ?? {},
         inside: { ...this.udp?.drops().inside, ...this.tun?.drops() },
       },
-      mesh: this.membership ? { ...this.membership.status(), names: this.names?.status() ?? null, policy: this.firewall.status() } : null,
+      mesh: this.membership ? { ...this.membership.status(), policy: this.firewall.status() } : null,
+      names: this.names ? { ...this.names.status(), domain: this.namesDomain(), resolver: this.splitDns.status() } : null,
       dnsNameOf: (p) => this.membership?.dnsNameOf(p.publicKey) ?? null,
       pathOf: (p) => this.pathOf(p),
       rttOf: (p) => this.discovery.lastRttMs(p),
     });
+  }
+
+  /** The domain the name server answers for (a mesh's, once its roster is known; else Domain =). */
+  private namesDomain(): string | null {
+    return this.membership ? (this.membership.roster?.domain ?? null) : this.config.iface.domain;
+  }
+
+  private staticZone(): NameZone | null {
+    const domain = this.config.iface.domain;
+    if (!domain) return null;
+    this.staticZoneCache ??= staticZone(domain, this.config.peers, this.config.iface.addresses);
+    return this.staticZoneCache;
+  }
+
+  /** Registers (or re-registers, after a domain change) the names with the host's resolver. */
+  private async updateSplitDns(): Promise<void> {
+    const domain = this.namesDomain();
+    if (!this.names || !domain || !this.config.iface.splitDns || this.stopped) return;
+    await this.splitDns.apply(domain, this.names.listen.map((l) => l.replace(/^\[|\]?:53$/g, '')));
+    const st = this.splitDns.status();
+    if (st.error) this.log.warn({ component: 'dns', err: st.error }, 'the mesh names are not registered with the host resolver');
+    else if (st.applied) this.log.info({ component: 'dns', backend: st.backend, domain, servers: st.servers }, 'the mesh names are registered with the host resolver');
+    else if (st.hint) this.log.info({ component: 'dns' }, st.hint);
   }
 
   /** Compiles the roster's policy for this host and installs it when it differs from the one in force. */
@@ -684,6 +720,7 @@ export class Daemon {
     if (this.uapi) closeUnix(this.uapi, uapiSocketPath(this.iface));
     if (this.control) closeUnix(this.control, controlSocketPath(this.iface));
     this.uapi = this.control = null;
+    await this.splitDns.remove();
     this.names?.close();
     this.names = null;
     await this.firewall.remove();

@@ -58,8 +58,8 @@ export interface MembershipHost {
   resolve(hostPort: string): Promise<Endpoint | null>;
   /** Sends a signed roster to the relay with this URL (false: it cannot take it now). */
   publish(url: string, signed: Uint8Array): boolean;
-  /** The roster's access policy as this host (`self`: its member entry, null if it is none) enforces it. */
-  applyPolicy(r: Roster, self: RosterMember | null, nowMs: number): Promise<void>;
+  /** After each apply: the roster's access policy and names as this host (`self`: its member entry, null if it is none) uses them. */
+  rosterApplied(r: Roster, self: RosterMember | null, nowMs: number): Promise<void>;
   flush(): void;
 }
 
@@ -222,7 +222,7 @@ export class Membership {
       this.applied.set(id, m);
     }
     if (added.length || removed.length || changed.length) await this.host.reconcileRoutes();
-    if (this.roster) await this.host.applyPolicy(this.roster, active.find((m) => keyId(m.publicKey) === self) ?? null, nowMs);
+    if (this.roster) await this.host.rosterApplied(this.roster, active.find((m) => keyId(m.publicKey) === self) ?? null, nowMs);
     this.host.flush();
     return { added, removed, changed };
   }

@@ -10,9 +10,13 @@ import type { OwnEndpoint } from '../transport/endpoints.js';
 import type { MembershipStatus } from './membership.js';
 import type { NameServerStatus } from './name-server.js';
 import type { FirewallStatus } from './firewall.js';
+import type { SplitDnsStatus } from './split-dns.js';
 
 /** A mesh daemon's roster state, its name server and its access policy. */
-export type MeshStatus = MembershipStatus & { names: NameServerStatus | null; policy: FirewallStatus };
+export type MeshStatus = MembershipStatus & { policy: FirewallStatus };
+
+/** The name server (a mesh's names, or a static config's Domain =) and its registration with the host resolver. */
+export type NamesStatus = NameServerStatus & { domain: string | null; resolver: SplitDnsStatus };
 
 export type PathStatus = { kind: 'direct'; endpoint: string } | { kind: 'relay'; relay: string; why: string } | { kind: 'none'; why: string };
 
@@ -48,6 +52,8 @@ export interface DaemonStatus {
   dataPath: DataPathStatus;
   /** With MeshKey: the roster run (serial, members), refusals by reason, each relay's serial. */
   mesh: MeshStatus | null;
+  /** With a mesh or Domain =: the name server on the mesh addresses. */
+  names: NamesStatus | null;
 }
 
 /** How packets move: the UDP socket implementation, TUN offloads, the AEAD backend. */
@@ -68,6 +74,7 @@ export interface StatusContext {
   counters: Record<string, number>;
   dataPath: DataPathStatus;
   mesh: MeshStatus | null;
+  names: NamesStatus | null;
   dnsNameOf(p: Peer): string | null;
   /** Drops counted by the socket and TUN layers, merged into the device's. */
   ioDrops: { outside: Record<string, number>; inside: Record<string, number> };
@@ -109,6 +116,7 @@ export function buildStatus(dev: Device, ctx: StatusContext): DaemonStatus {
     counters: ctx.counters,
     dataPath: ctx.dataPath,
     mesh: ctx.mesh,
+    names: ctx.names,
   };
 }
 
@@ -141,9 +149,9 @@ export function formatStatus(s: DaemonStatus, nowMs: number): string {
   const lost = Object.entries(s.drops.inside).filter(([, v]) => v > 0);
   for (const e of s.endpoints) out.push(`  endpoint: ${e.endpoint} (${e.source})`);
   if (s.natMappingVariesByDestination !== null) out.push(`  NAT mapping varies by destination: ${s.natMappingVariesByDestination ? 'yes (hard NAT: peers may need the relay)' : 'no'}`);
+  if (s.names) out.push(...formatNames(s.names));
   if (s.mesh) {
     const refused = Object.entries(s.mesh.rejected).filter(([, v]) => v > 0);
-    if (s.mesh.names?.listen.length) out.push(`  names: ${s.mesh.domain ?? '?'} on ${s.mesh.names.listen.join(', ')}`);
     out.push(`  mesh: ${s.mesh.meshKey}, roster serial ${s.mesh.serial}${s.mesh.issued ? ` signed ${new Date(s.mesh.issued).toISOString()}` : ' (none yet)'}, ${s.mesh.members} members${refused.length ? `; refused ${refused.map(([k, v]) => `${k} ${v}`).join(', ')}` : ''}`);
     out.push(...formatPolicy(s.mesh.policy));
   }
@@ -175,4 +183,13 @@ function formatPolicy(p: FirewallStatus): string[] {
     `  access policy: ${p.rules} rules, nftables table inet ${p.table}`,
     `    refused: ${p.refused.default.packets} arriving (no rule), ${p.refused.send.packets} not allowed to send, ${p.refused.invalid.packets} invalid; ${p.cut} connections cut${accepted.length ? `; new connections admitted: ${accepted.join(', ')}` : ''}`,
   ];
+}
+
+function formatNames(n: NamesStatus): string[] {
+  const out = [`  names: ${n.domain ?? '(domain not known yet)'} on ${n.listen.join(', ') || '(no address could be bound)'}`];
+  const r = n.resolver;
+  if (r.applied) out.push(`    host resolver: ${r.backend} (${r.backend === 'systemd-resolved' ? `~${r.domain} on this interface` : `resolvconf record, search ${r.domain}`})`);
+  else if (r.error) out.push(`    host resolver: not registered — ${r.error}`);
+  else if (r.hint) out.push(`    host resolver: not registered — ${r.hint}`);
+  return out;
 }

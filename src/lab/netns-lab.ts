@@ -2,7 +2,7 @@
 // Used by the integration tests, the benchmarks and `meshd demo`. Everything it creates is removed
 // at teardown, and again on process exit if the owner died.
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -66,9 +66,29 @@ export class Lab {
     const name = this.id + suffix;
     await this.run('ip', ['netns', 'add', name]);
     this.namespaces.push(name);
+    this.resolverSandbox(name);
     await this.exec(name, 'ip', ['link', 'set', 'lo', 'up']);
     await this.exec(name, 'sysctl', ['-qw', 'net.ipv4.conf.all.rp_filter=0', 'net.ipv4.conf.default.rp_filter=0']);
     return name;
+  }
+
+  /**
+   * Each namespace gets its own resolver files (ip netns exec bind-mounts /etc/netns/NAME/* over
+   * /etc): an empty resolv.conf, and a resolvconf.conf sending resolvconf's output and state into
+   * the lab dir. Nothing run in the lab (a daemon registering names) can touch the host's resolver.
+   */
+  private resolverSandbox(name: string): void {
+    const etc = `/etc/netns/${name}`;
+    mkdirSync(etc, { recursive: true });
+    const conf = this.resolvConf(name);
+    writeFileSync(conf, `# ${name}: lab namespace resolver (src/lab/netns-lab.ts)\n`);
+    symlinkSync(conf, join(etc, 'resolv.conf'));
+    if (existsSync('/etc/resolvconf.conf')) writeFileSync(join(etc, 'resolvconf.conf'), `resolv_conf=${conf}\nstate_dir=${join(this.dir, `${name}.resolvconf`)}\n`);
+  }
+
+  /** The file a namespace sees as /etc/resolv.conf. */
+  resolvConf(ns: string): string {
+    return join(this.dir, `${ns}.resolv.conf`);
   }
 
   /** A veth pair between two namespaces with the given CIDR addresses; returns the two device names. */
@@ -212,6 +232,7 @@ export class Lab {
       } catch {
         // already gone
       }
+      rmSync(`/etc/netns/${ns}`, { recursive: true, force: true });
     }
     rmSync(this.dir, { recursive: true, force: true });
     liveLabs.delete(this);

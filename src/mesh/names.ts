@@ -2,7 +2,7 @@
 // reverse (PTR) for mesh addresses. Pure: a query's bytes and the zone in, the answer's bytes (or a
 // counted reason) out. The wire format is dns-packet's (RFC 1035); nothing here touches a socket.
 import dnsPacket from 'dns-packet';
-import { cidrContains, formatIpAddr, parseIp, type Cidr } from '../tunnel/cidr.js';
+import { cidrContains, formatIpAddr, maskBytes, parseIp, type Cidr } from '../tunnel/cidr.js';
 import type { RosterDoc } from './roster.js';
 
 /** Answers are cached this long: a roster change shows within seconds. */
@@ -21,7 +21,10 @@ export interface NameZone {
 
 export type NameDropReason = 'dns-malformed' | 'dns-not-query';
 
-export function buildZone(r: Pick<RosterDoc, 'domain' | 'members' | 'prefixes'>, activeAt: number | null = null): NameZone {
+/** What a zone needs of a member: its name, addresses and expiry. */
+export type NamedHost = Pick<RosterDoc['members'][number], 'name' | 'addresses' | 'expiresMs'>;
+
+export function buildZone(r: Pick<RosterDoc, 'domain' | 'prefixes'> & { members: NamedHost[] }, activeAt: number | null = null): NameZone {
   const names = new Map<string, { v4: string[]; v6: string[] }>();
   const reverse = new Map<string, string>();
   for (const m of r.members) {
@@ -35,6 +38,23 @@ export function buildZone(r: Pick<RosterDoc, 'domain' | 'members' | 'prefixes'>,
     names.set(m.name, e);
   }
   return { domain: r.domain.toLowerCase(), names, reverse, prefixes: r.prefixes };
+}
+
+/**
+ * A static config's names (`Domain =` in [Interface]): each [Peer] with a Name that is a DNS label
+ * (or dotted labels) resolves to the single addresses of its AllowedIPs; reverse names are answered
+ * for the networks of the interface's own addresses.
+ */
+export function staticZone(domain: string, peers: { name: string | undefined; allowedIps: Cidr[] }[], ownAddresses: Cidr[]): NameZone {
+  const hosts: NamedHost[] = [];
+  for (const p of peers) {
+    const name = p.name?.toLowerCase();
+    if (!name || !/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/.test(name)) continue;
+    const addresses = p.allowedIps.filter((c) => c.bits === (c.version === 4 ? 32 : 128));
+    if (addresses.length) hosts.push({ name, addresses, expiresMs: null });
+  }
+  const prefixes = ownAddresses.map((a) => ({ ...a, bytes: maskBytes(a.bytes, a.bits) }));
+  return buildZone({ domain, prefixes, members: hosts });
 }
 
 /** The in-addr.arpa / ip6.arpa name of an address. */

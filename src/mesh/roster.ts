@@ -21,6 +21,7 @@ import { keyId, type NodePublicKey } from '../crypto/keys.js';
 import { ED25519_KEY_LEN, ED25519_SIGNATURE_LEN, signEd25519, verifyEd25519, type MeshPrivateKey, type MeshPublicKey } from '../crypto/ed25519.js';
 import { cidrContains, formatCidr, parseCidr, type Cidr } from '../tunnel/cidr.js';
 import { parseHostPort } from '../config/config.js';
+import { validDomain } from '../config/domain.js';
 import { parsePolicy, parsePort, type Policy } from './policy.js';
 
 export const ROSTER_MAGIC = Uint8Array.from([0x4d, 0x53, 0x48, 0x52]); // "MSHR"
@@ -82,7 +83,6 @@ export type RosterCheck = { ok: true; roster: Roster } | { ok: false; reason: Ro
 
 const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const GROUP = /^[a-z0-9][a-z0-9_-]{0,63}$/;
-const DOMAIN = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
 const B64_KEY = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;
 
 /** Whether `s` can be a member name: a DNS label (lower case letters, digits, inner hyphens). */
@@ -188,7 +188,7 @@ export function activeMembers(r: RosterDoc, nowMs: number): RosterMember[] {
 /** Consistency rules for a document (the admin's edits and every receiver apply the same), or null. */
 export function validateDoc(d: RosterDoc): string | null {
   if (!Number.isSafeInteger(d.serial) || d.serial < 1) return 'serial must be a positive integer';
-  if (!DOMAIN.test(d.domain)) return `"${d.domain}" is not a domain name`;
+  if (!validDomain(d.domain)) return `"${d.domain}" is not a domain name`;
   if (d.members.length > MAX_MEMBERS) return `${d.members.length} members, the limit is ${MAX_MEMBERS}`;
   const names = new Set<string>();
   const keys = new Set<string>();

@@ -41,6 +41,8 @@ export interface ConfigOptions {
   endpoint?: boolean;
   keepalive?: number;
   extraInterface?: string;
+  /** Name = of the peer section. */
+  peerName?: string;
 }
 
 /** A wg-quick style config for `self` with `other` as its one peer. */
@@ -54,6 +56,7 @@ export function meshConfig(self: Host, other: Host, o: ConfigOptions = {}): stri
     '',
     '[Peer]',
     `PublicKey = ${other.keys.pub}`,
+    ...(o.peerName ? [`Name = ${o.peerName}`] : []),
     `AllowedIPs = ${other.mesh4}/32, ${other.mesh6}/128`,
     ...(o.endpoint === false ? [] : [`Endpoint = ${other.underlay}:51820`]),
     ...(o.keepalive ? [`PersistentKeepalive = ${o.keepalive}`] : []),

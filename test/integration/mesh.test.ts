@@ -44,7 +44,7 @@ else {
     const junk = await lab.exec(c.h.ns, process.execPath, [UDP_ECHO, 'junk', b.addr, '53', '10000'], 60_000);
     t.match(junk.stdout, /10000 sent/, '10,000 random datagrams to port 53');
     t.equal(await short(b, 'carol.mesh', 'A'), c.addr, 'the resolver still answers');
-    const names = (await status(b.h)).mesh!.names!;
+    const names = (await status(b.h)).names!;
     const handled = names.drops['dns-malformed'] + names.drops['dns-not-query'] + Object.values(names.answered).reduce((a, n) => a + n, 0);
     t.ok(names.drops['dns-malformed'] > 1000 && handled > 5000, `and counted the garbage (${names.drops['dns-malformed']} malformed, ${handled} datagrams handled; the rest lost on the way)`);
     t.same(names.listen.sort(), [`${b.addr}:53`, `[${bob6}]:53`].sort(), 'it listens on the mesh addresses only');
