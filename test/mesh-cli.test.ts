@@ -93,3 +93,46 @@ t.test('init, add, remove, list; every mistake is one line and exit 1', async (t
   bad(['add', plain, '--name', 'z', '--public-key', keyPair().pub], /no MeshKey in \[Interface\]/, 'a config that is not in a mesh');
   for (const c of [['mesh', '--help'], ['mesh', 'init', '--help'], ['mesh', 'add', '--help'], ['mesh', 'remove', '--help'], ['mesh', 'list', '--help']]) t.equal(run(c).status, 0, `${c.join(' ')} exits 0`);
 });
+
+t.test('mesh policy and mesh set: checked at edit time with the rule position, signed into the roster', async (t) => {
+  const f = fresh();
+  t.equal(run(['mesh', 'init', f, '--name', 'admin']).status, 0);
+  t.equal(run(['mesh', 'add', f, '--name', 'db1', '--public-key', keyPair().pub, '--groups', 'db']).status, 2);
+  const dir = join(f, '..');
+  const file = (name: string, text: string) => {
+    const p = join(dir, name);
+    writeFileSync(p, text);
+    return p;
+  };
+  const bad = (args: string[], re: RegExp, what: string) => {
+    const x = run(['mesh', ...args]);
+    t.equal(x.status, 1, `${what}: exit 1`);
+    t.match(x.stderr, re, what);
+    t.equal(x.stderr.trim().split('\n').length, 1, `${what}: one line`);
+  };
+  bad(['policy', f, join(dir, 'missing.json')], /missing\.json: no such file/, 'a missing file');
+  bad(['policy', f, file('junk.json', '{"rules": [')], /junk\.json: not JSON/, 'not JSON');
+  bad(['policy', f, file('shape.json', '{"allow": []}')], /shape\.json: a policy is \{"rules": \[ … \]\}/, 'not the shape');
+  bad(['policy', f, file('group.json', '{"rules":[{"from":["*"],"to":["db1"],"ports":["tcp/22"]},{"from":["group:ops"],"to":["db1"],"ports":["tcp/22"]}]}')], /group\.json: rule 2: from "group:ops": no member is in that group/, 'an unknown group, with its position');
+  bad(['policy', f, file('port.json', '{"rules":[{"from":["*"],"to":["db1"],"ports":["tcp/22-21"]}]}')], /rule 1: port "tcp\/22-21"/, 'a malformed port');
+  bad(['policy', f, file('ok.json', '{"rules":[]}'), '--clear'], /a policy file or --clear, not both/, 'a file and --clear');
+  const before = readCachedRoster(loadConfig(f))!.serial;
+  t.equal(readCachedRoster(loadConfig(f))!.policy, null, 'no policy yet');
+
+  const set = run(['mesh', 'set', f, 'admin', '--groups', 'ops,Dev', '--json']);
+  t.equal(set.status, 2, 'mesh set: signed (no daemon, no relay: exit 2)');
+  t.same((JSON.parse(set.stdout) as { groups: string[] }).groups, ['ops', 'dev']);
+  bad(['set', f, 'nobody', '--groups', 'x'], /no member "nobody"/, 'mesh set on no member');
+
+  const ok = run(['mesh', 'policy', f, file('ssh.json', '{"rules":[{"from":["group:ops"],"to":["group:db"],"ports":["tcp/22","icmp"]}]}'), '--json']);
+  t.equal(ok.status, 2, 'mesh policy: signed (exit 2: not handed on)');
+  const r = readCachedRoster(loadConfig(f))!;
+  t.equal(r.serial, before + 2, 'the roster moved on by the group change and the policy');
+  t.same(r.policy, { rules: [{ from: ['group:ops'], to: ['group:db'], ports: ['tcp/22', 'icmp'] }] }, 'the roster carries the policy, signed');
+  t.same(JSON.parse(run(['mesh', 'policy', f]).stdout), r.policy, 'mesh policy CONFIG prints it');
+
+  const rm = run(['mesh', 'set', f, 'admin', '--groups', '']);
+  t.match(rm.stderr, /warning: the access policy's rule 1: from "group:ops": no member is in that group/, 'a group change that empties a rule is done, with a warning');
+  t.equal(run(['mesh', 'policy', f, '--clear']).status, 2);
+  t.equal(readCachedRoster(loadConfig(f))!.policy, null, '--clear removes the rules');
+});
