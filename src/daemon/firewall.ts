@@ -85,6 +85,8 @@ export class PolicyFirewall {
   private cut = 0;
   private error: string | null = null;
   private queue: Promise<void> = Promise.resolve();
+  /** Set by remove(): a roster applied while the daemon stops installs nothing. */
+  private closed = false;
 
   constructor(
     readonly table: string,
@@ -116,6 +118,7 @@ export class PolicyFirewall {
   }
 
   private async install(text: string | null, rules: HostRule[], d: Pick<RosterDoc, 'prefixes'>, self: RosterMember | null): Promise<void> {
+    if (this.closed) return;
     if (this.installed) await this.readCounters(); // keep the refusal totals across the replacement
     for (const k of ['default', 'send', 'invalid'] as const) {
       this.base[k].packets += this.current[k].packets;
@@ -179,6 +182,7 @@ export class PolicyFirewall {
 
   /** At stop: the table goes. */
   async remove(): Promise<void> {
+    this.closed = true;
     await this.queue;
     if (!this.installed) return;
     const r = await this.nft(['-f', '-'], this.deleteScript());

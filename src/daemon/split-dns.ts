@@ -58,6 +58,8 @@ export const hostProbe: HostProbe = {
 export class SplitDns {
   private state: SplitDnsStatus = { backend: 'none', domain: null, servers: [], applied: false, hint: null, error: null };
   private queue: Promise<void> = Promise.resolve();
+  /** Set by remove(): nothing is registered after the daemon began to stop. */
+  private closed = false;
 
   constructor(
     private readonly iface: string,
@@ -73,6 +75,7 @@ export class SplitDns {
   /** Gives the host's resolver `domain` → `servers`; a no-op when that is what it has. */
   apply(domain: string, servers: string[]): Promise<void> {
     return this.enqueue(async () => {
+      if (this.closed) return;
       if (this.state.applied && this.state.domain === domain && this.state.servers.join() === servers.join()) return;
       if (this.state.applied) await this.undo();
       this.state = { backend: 'none', domain, servers, applied: false, hint: null, error: null };
@@ -102,6 +105,7 @@ export class SplitDns {
 
   /** Undoes what apply did (at stop). */
   remove(): Promise<void> {
+    this.closed = true;
     return this.enqueue(async () => {
       if (this.state.applied) await this.undo();
       this.state = { ...this.state, applied: false };

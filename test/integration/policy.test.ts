@@ -109,6 +109,7 @@ else {
     const serial2 = await setPolicy(m, admin, policyFile(m, 'moved.json', [{ from: ['group:ops'], to: ['group:db'], ports: ['tcp/23'] }, { from: ['*'], to: ['group:web'], ports: ['icmp'] }]));
     const changed = Date.now();
     t.ok(await everywhere(all, serial2, 10_000), `the new policy's roster is on every host (${Date.now() - changed} ms)`);
+    t.ok(await waitFor(async () => (await Promise.all(all.map((x) => status(x.h)))).every((s) => s.mesh?.policy.rules === 2 && s.mesh.policy.table !== null), 10_000), `and every host enforces its 2 rules (${Date.now() - changed} ms)`);
     t.ok(await waitFor(() => /cut /.test(hold.log.join('')), 10_000), `the established connection the new policy forbids is cut (${Date.now() - changed} ms: ${/cut (\S+)/.exec(hold.log.join(''))?.[1]})`);
     t.ok(await waitFor(async () => (await connect(m, admin, bob, 23)) === 'ok', 10_000), 'ops → db tcp/23 now works');
     t.match(await connect(m, admin, bob, 22), /^fail /, 'and tcp/22 does not');
