@@ -22,7 +22,7 @@ import { pingRound, type PongReply } from './ping.js';
 import { keyId } from '../crypto/keys.js';
 import type { DeviceEvent } from '../tunnel/outbox.js';
 import { LinuxTun, type TunDevice } from '../tun/tun-device.js';
-import { addAddress, setMtuAndUp } from '../tun/netconfig.js';
+import { addAddress, setMtu, setMtuAndUp } from '../tun/netconfig.js';
 import { UdpConn, type PacketConn, type PacketHandlers } from '../transport/udp.js';
 import { NativeUdpConn } from '../transport/native-udp.js';
 import { classify } from '../wire/classify.js';
@@ -70,6 +70,12 @@ export interface DaemonOptions {
    */
   fastPath?: boolean;
   timers?: Partial<TimerConfig>;
+  /**
+   * meshd-wireguard: a plain WireGuard implementation driven over the UAPI, as wireguard-go is. The
+   * interface starts with no key and no peers (the config is empty), is not brought up and gets no
+   * addresses, routes or DNS (wg-quick does that), and disco, STUN and relays stay off.
+   */
+  wireguard?: boolean;
 }
 
 /** MESHD_FASTPATH=off (or 0/false/no) turns the batched data path off. */
@@ -129,6 +135,8 @@ export class Daemon {
   /** When the pending tick fires (performance.now() time), to pull it in when work appears. */
   private tickAtMs = Infinity;
   private stopped = false;
+  /** meshd-wireguard mode (DaemonOptions.wireguard): UAPI only, no disco. */
+  private readonly wireguard: boolean;
   private routes: RouteTable;
   private stopping: Promise<void> | null = null;
   private resolveDone!: () => void;
@@ -141,6 +149,7 @@ export class Daemon {
     opts: DaemonOptions,
   ) {
     this.iface = config.interfaceName;
+    this.wireguard = opts.wireguard ?? false;
     this.fastPath = opts.fastPath ?? fastPathFromEnv(process.env.MESHD_FASTPATH);
     this.device = new Device({
       inPlace: this.fastPath,
@@ -151,6 +160,7 @@ export class Daemon {
       mtu: config.iface.mtu,
       timers: opts.timers,
     });
+    if (this.wireguard) this.device.hasKey = false; // the key arrives over the UAPI
     this.firewall = new PolicyFirewall(policyTableName(this.iface), log);
     this.splitDns = new SplitDns(this.iface);
     this.routes = new RouteTable(this.iface, config.iface.table, log, () => ({ udpPort: this.udp?.port ?? 0, relayAddrs: this.relayAddrs }));
@@ -238,7 +248,8 @@ export class Daemon {
     await this.firewall.removeStale();
     this.tun = LinuxTun.open(this.iface, this.fastPath);
     for (const a of cfg.addresses) await addAddress(this.iface, a);
-    await setMtuAndUp(this.iface, cfg.mtu);
+    if (this.wireguard) await setMtu(this.iface, cfg.mtu); // wg-quick (or the admin) brings it up
+    else await setMtuAndUp(this.iface, cfg.mtu);
     this.udp = await this.bindUdp(cfg.listenPort ?? 0);
     await this.routes.reconcile(this.device);
     await this.membership?.start();
@@ -366,7 +377,7 @@ export class Daemon {
     this.tick = null;
     this.tickAtMs = Infinity;
     this.device.tick();
-    this.discovery.tick();
+    if (!this.wireguard) this.discovery.tick();
     this.membership?.tick(Date.now());
     this.flush();
     const now = this.device.clock.now();
@@ -390,7 +401,8 @@ export class Daemon {
         this.device.outside(msg, from);
         break;
       case 'disco':
-        if (!this.invites.handle(msg, (data) => this.udp?.send(data, from))) this.discovery.handle(msg, from);
+        if (this.wireguard) this.device.outsideDrops.add('not-wireguard');
+        else if (!this.invites.handle(msg, (data) => this.udp?.send(data, from))) this.discovery.handle(msg, from);
         break;
       case 'stun':
         if (!this.stun.onDatagram(msg)) this.device.outsideDrops.add('not-wireguard');
@@ -559,6 +571,7 @@ export class Daemon {
     if (this.tun) this.tun.writeBatch(out.tun, out.tun.length);
     for (const e of out.events) this.logEvent(e);
     out.clear();
+    if (this.wireguard) this.discovery.out.length = 0; // a plain WireGuard peer speaks no disco
     for (const d of this.discovery.out) {
       if (d.to?.relay) this.relays?.sendVia(d.to.relay.url, d.to.relay.key, d.data);
       else if (d.to) this.udp?.queue(d.data, d.to);

@@ -20,6 +20,10 @@ export async function addAddress(iface: string, a: Cidr): Promise<void> {
   await ip(['-' + a.version, 'address', 'add', `${formatIpAddr(a)}/${a.bits}`, 'dev', iface]);
 }
 
+export async function setMtu(iface: string, mtu: number): Promise<void> {
+  await ip(['link', 'set', 'dev', iface, 'mtu', String(mtu)]);
+}
+
 export async function setMtuAndUp(iface: string, mtu: number): Promise<void> {
   await ip(['link', 'set', 'dev', iface, 'mtu', String(mtu), 'up']);
 }

@@ -114,7 +114,20 @@ export class Device {
     for (const p of this.peers.values()) if (p.persistentKeepaliveSec > 0) sendKeepalive(this, p);
   }
 
+  /**
+   * False while the interface has no private key (meshd-wireguard starts so, as wireguard-go does):
+   * no handshake is sent, and the placeholder key (random, known to no one) answers none.
+   */
+  hasKey = true;
+
+  /** Forgets the private key (a UAPI set of the all-zero key): sessions end, no handshakes until a new one. */
+  clearPrivateKey(placeholder: NodePrivateKey): void {
+    this.setPrivateKey(placeholder);
+    this.hasKey = false;
+  }
+
   setPrivateKey(priv: NodePrivateKey): void {
+    this.hasKey = true;
     this.identity = { privateKey: priv, publicKey: publicKeyOf(priv) };
     this.cookieChecker.setLocalPublic(this.identity.publicKey);
     for (const p of [...this.peers.values()]) {

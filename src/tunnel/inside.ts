@@ -123,6 +123,7 @@ function keepKeyFreshSending(dev: Device, peer: Peer, now: number): void {
 
 /** Starts (or retries) a handshake, at most once per REKEY_TIMEOUT. */
 export function sendHandshakeInitiation(dev: Device, peer: Peer, isRetry: boolean): void {
+  if (!dev.hasKey) return;
   const now = dev.clock.now();
   if (!isRetry) peer.timers.handshakeAttempts = 0;
   if (now - peer.timers.lastSentHandshakeMs < dev.timers.rekeyTimeoutMs) return;

@@ -1,6 +1,6 @@
 // WireGuard's cross-platform userspace API (https://www.wireguard.com/xplatform/): get=1 and set=1.
 // Pure: formats a device's state and applies "set" lines; the server does the socket I/O.
-import { clamp, isAllZero, keyId, keyToBase64, type NodePrivateKey, type NodePublicKey } from '../crypto/keys.js';
+import { clamp, generatePrivateKey, isAllZero, keyId, keyToBase64, type NodePrivateKey, type NodePublicKey } from '../crypto/keys.js';
 import { formatCidr, parseCidr } from '../tunnel/cidr.js';
 import type { Device } from '../tunnel/device.js';
 import { formatEndpoint, parseEndpointLiteral } from '../tunnel/endpoint.js';
@@ -19,7 +19,7 @@ function parseHexKey(v: string): Uint8Array | null {
 /** The body of a get=1 answer (without the final errno line). */
 export function formatGet(dev: Device, listenPort: number, fwMark = 0): string {
   const lines: string[] = [];
-  lines.push(`private_key=${hexKey(dev.identity.privateKey)}`);
+  if (dev.hasKey) lines.push(`private_key=${hexKey(dev.identity.privateKey)}`);
   lines.push(`listen_port=${listenPort}`);
   if (fwMark !== 0) lines.push(`fwmark=${fwMark}`);
   for (const p of dev.peers.values()) {
@@ -81,6 +81,7 @@ export function applySet(dev: Device, lines: string[]): SetOutcome {
           const key = parseHexKey(v);
           if (!key) return fail();
           if (!isAllZero(key)) dev.setPrivateKey(clamp(key) as NodePrivateKey);
+          else if (dev.hasKey) dev.clearPrivateKey(generatePrivateKey(dev.rng)); // wireguard-go: the zero key removes it
           continue;
         }
         case 'listen_port': {
