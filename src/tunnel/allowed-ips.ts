@@ -1,6 +1,15 @@
 // Cryptokey routing table: longest-prefix match from an address to a peer (whitepaper §2).
 // A binary trie per family, walked straight from packet bytes without allocation.
-import { cidrEqual, type Cidr } from './cidr.js';
+import type { Cidr } from './cidr.js';
+
+/** A prefix's identity in the trie: family, length and the bits that count (host bits ignored). */
+function prefixKey(c: Cidr): string {
+  let k = `${c.version}/${c.bits}/`;
+  const full = c.bits >> 3;
+  for (let i = 0; i < full; i++) k += String.fromCharCode(c.bytes[i]);
+  if (c.bits & 7) k += String.fromCharCode(c.bytes[full] & (0xff << (8 - (c.bits & 7))) & 0xff);
+  return k;
+}
 
 interface Node<T> {
   zero: Node<T> | null;
@@ -15,7 +24,8 @@ function newNode<T>(): Node<T> {
 export class AllowedIps<T> {
   private readonly v4: Node<T> = newNode();
   private readonly v6: Node<T> = newNode();
-  private readonly prefixes = new Map<T, Cidr[]>();
+  /** Each holder's prefixes by key, in insertion order (O(1) per insert: a peer may hold 131,072). */
+  private readonly prefixes = new Map<T, Map<string, Cidr>>();
 
   /** Maps `cidr` to `value`, taking it from any other holder (wg(8) semantics). */
   insert(cidr: Cidr, value: T): void {
@@ -33,9 +43,10 @@ export class AllowedIps<T> {
     const previous = n.value;
     if (previous !== null && previous !== value) this.forget(previous, cidr);
     n.value = value;
-    const list = this.prefixes.get(value) ?? [];
-    if (!list.some((c) => cidrEqual(c, cidr))) list.push(cidr);
-    this.prefixes.set(value, list);
+    let held = this.prefixes.get(value);
+    if (!held) this.prefixes.set(value, (held = new Map()));
+    const k = prefixKey(cidr);
+    if (!held.has(k)) held.set(k, cidr);
   }
 
   /** Removes one prefix if `value` holds it. */
@@ -53,13 +64,14 @@ export class AllowedIps<T> {
 
   /** Removes every prefix held by `value`. */
   removeValue(value: T): void {
-    for (const c of [...(this.prefixes.get(value) ?? [])]) this.remove(c, value);
+    for (const c of [...(this.prefixes.get(value)?.values() ?? [])]) this.remove(c, value);
     this.prefixes.delete(value);
   }
 
   /** The prefixes `value` holds, in insertion order. */
   prefixesOf(value: T): readonly Cidr[] {
-    return this.prefixes.get(value) ?? [];
+    const held = this.prefixes.get(value);
+    return held ? [...held.values()] : [];
   }
 
   /** Longest-prefix match of the address at b[off] (4 or 16 bytes). */
@@ -77,9 +89,6 @@ export class AllowedIps<T> {
   }
 
   private forget(value: T, cidr: Cidr): void {
-    const list = this.prefixes.get(value);
-    if (!list) return;
-    const i = list.findIndex((c) => cidrEqual(c, cidr));
-    if (i >= 0) list.splice(i, 1);
+    this.prefixes.get(value)?.delete(prefixKey(cidr));
   }
 }

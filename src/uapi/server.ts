@@ -5,8 +5,11 @@ import { EPROTO } from './uapi.js';
 import { listenUnix } from '../control/unix-socket.js';
 
 export const UAPI_DIR = '/var/run/wireguard';
-/** Largest request accepted on one connection before it is cut (a huge set is 64 KiB per ~500 peers). */
-export const UAPI_MAX_REQUEST_BYTES = 4 * 1024 * 1024;
+/**
+ * Largest request accepted on one connection before it is cut: wg setconf of one peer with 131,072
+ * IPv6 allowed IPs is about 6 MiB (a huge set is 64 KiB per ~500 peers).
+ */
+export const UAPI_MAX_REQUEST_BYTES = 16 * 1024 * 1024;
 
 export interface UapiHandler {
   get(): string;
@@ -27,16 +30,22 @@ export async function startUapiServer(iface: string, handler: UapiHandler): Prom
 
 function serve(sock: net.Socket, handler: UapiHandler): void {
   let buf = '';
+  /** Where the search for the request's end goes on (a big request arrives in many chunks). */
+  let scanned = 0;
   let busy = false;
   const pump = async (): Promise<void> => {
     if (busy) return;
     busy = true;
     try {
       for (;;) {
-        const end = buf.indexOf('\n\n');
-        if (end < 0) break;
+        const end = buf.indexOf('\n\n', scanned);
+        if (end < 0) {
+          scanned = Math.max(0, buf.length - 1);
+          break;
+        }
         const req = buf.slice(0, end);
         buf = buf.slice(end + 2);
+        scanned = 0;
         const [op, ...lines] = req.split('\n');
         if (op === 'get=1' && lines.length === 0) sock.write(handler.get() + 'errno=0\n\n');
         else if (op === 'set=1') sock.write(`errno=${-(await handler.set(lines))}\n\n`);
