@@ -113,7 +113,8 @@ Napi::Value UdpOpenJs(const Napi::CallbackInfo& info) {
 }
 
 // udpSendBatch(fd, dualStack, gso, buf, offsets, lengths, addrs, count, result: Int32Array(2)) -> sent.
-// result[0] = datagrams refused, result[1] = 1 if the kernel refused GSO (stop asking for it).
+// result[0] = datagrams refused, result[1] = 1 if the kernel refused GSO (stop asking for it),
+// result[2] (when there) = sends whose local address was refused and that left without it.
 Napi::Value UdpSendBatchJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto buf = info[3].As<Napi::Uint8Array>();
@@ -131,10 +132,12 @@ Napi::Value UdpSendBatchJs(const Napi::CallbackInfo& info) {
   }
   int errors = 0;
   int gsoFailed = 0;
+  int srcFailed = 0;
   int sent = meshd::UdpSendBatch(I32(info, 0), info[1].ToBoolean().Value(), info[2].ToBoolean().Value(), buf.Data(), offsets.Data(),
-                                 lengths.Data(), addrs.Data(), count, &errors, &gsoFailed);
+                                 lengths.Data(), addrs.Data(), count, &errors, &gsoFailed, &srcFailed);
   result[0] = errors;
   result[1] = gsoFailed;
+  if (result.ElementLength() >= 3) result[2] = srcFailed;
   return Napi::Number::New(env, sent);
 }
 

@@ -75,6 +75,9 @@ int OpenFamily(int family, int port, int bufferBytes, uint32_t mark, UdpSocketIn
   out->dualStack = family == AF_INET6;
   int on = 1;
   out->gro = setsockopt(fd, IPPROTO_UDP, UDP_GRO, &on, sizeof(on)) == 0;
+  // The local address of each datagram (for IPv4 on a dual-stack socket too, as ::ffff:a.b.c.d).
+  if (family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &on, sizeof(on));
+  else setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &on, sizeof(on));
   return 0;
 }
 
@@ -118,11 +121,15 @@ bool FromAddr18(const uint8_t* in, bool dualStack, sockaddr_storage* ss, socklen
   return true;
 }
 
+constexpr size_t kSendControl = CMSG_SPACE(sizeof(uint16_t)) + CMSG_SPACE(sizeof(in6_pktinfo));
+constexpr size_t kRecvControl = CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(in6_pktinfo)) + CMSG_SPACE(sizeof(in_pktinfo));
+
 struct SendState {
   mmsghdr msgs[kMaxBatch];
   iovec iovs[kMaxBatch];
   sockaddr_storage names[kMaxBatch];
-  alignas(cmsghdr) uint8_t control[kMaxBatch][CMSG_SPACE(sizeof(uint16_t))];
+  alignas(cmsghdr) uint8_t control[kMaxBatch][kSendControl];
+  bool hasSource[kMaxBatch];
   int firstDatagram[kMaxBatch + 1];  // datagram index where message m starts (and one past the end)
 };
 
@@ -130,8 +137,37 @@ struct RecvState {
   mmsghdr msgs[kMaxBatch];
   iovec iovs[kMaxBatch];
   sockaddr_storage names[kMaxBatch];
-  alignas(cmsghdr) uint8_t control[kMaxBatch][CMSG_SPACE(sizeof(int))];
+  alignas(cmsghdr) uint8_t control[kMaxBatch][kRecvControl];
 };
+
+bool AllZero(const uint8_t* p, int n) {
+  for (int i = 0; i < n; i++)
+    if (p[i] != 0) return false;
+  return true;
+}
+
+// Adds the local-address control message for the 16 bytes at `local` (v4-mapped for IPv4).
+cmsghdr* AddSource(msghdr& h, cmsghdr* c, bool dualStack, const uint8_t* local) {
+  if (dualStack) {
+    c->cmsg_level = IPPROTO_IPV6;
+    c->cmsg_type = IPV6_PKTINFO;
+    c->cmsg_len = CMSG_LEN(sizeof(in6_pktinfo));
+    in6_pktinfo pi;
+    memset(&pi, 0, sizeof(pi));
+    memcpy(&pi.ipi6_addr, local, 16);
+    memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+  } else {
+    c->cmsg_level = IPPROTO_IP;
+    c->cmsg_type = IP_PKTINFO;
+    c->cmsg_len = CMSG_LEN(sizeof(in_pktinfo));
+    in_pktinfo pi;
+    memset(&pi, 0, sizeof(pi));
+    memcpy(&pi.ipi_spec_dst, local + 12, 4);
+    memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+  }
+  h.msg_controllen += CMSG_SPACE(dualStack ? sizeof(in6_pktinfo) : sizeof(in_pktinfo));
+  return c;
+}
 
 SendState sendState;
 RecvState recvState;
@@ -178,23 +214,36 @@ int UdpRecvBatch(int fd, uint8_t* base, int slotSize, int slots, int32_t* length
     // A truncated datagram is longer than any WireGuard message: report it as oversized.
     lengths[i] = (h.msg_flags & MSG_TRUNC) ? -1 : static_cast<int32_t>(s.msgs[i].msg_len);
     gso[i] = 0;
+    uint8_t* addr = addrs + static_cast<size_t>(i) * kAddrLen;
+    ToAddr18(s.names[i], addr);
+    memset(addr + kRemoteLen, 0, kAddrLen - kRemoteLen);
     for (cmsghdr* c = CMSG_FIRSTHDR(&h); c != nullptr; c = CMSG_NXTHDR(&h, c)) {
       if (c->cmsg_level == IPPROTO_UDP && c->cmsg_type == UDP_GRO) {
         int size = 0;
         memcpy(&size, CMSG_DATA(c), sizeof(size));
         gso[i] = size;
+      } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+        in6_pktinfo pi;
+        memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+        memcpy(addr + kRemoteLen, &pi.ipi6_addr, 16);
+      } else if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+        in_pktinfo pi;
+        memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+        addr[kRemoteLen + 10] = 0xff;
+        addr[kRemoteLen + 11] = 0xff;
+        memcpy(addr + kRemoteLen + 12, &pi.ipi_addr, 4);
       }
     }
-    ToAddr18(s.names[i], addrs + static_cast<size_t>(i) * kAddrLen);
   }
   return n;
 }
 
 int UdpSendBatch(int fd, bool dualStack, bool gso, const uint8_t* base, const int32_t* offsets, const int32_t* lengths,
-                 const uint8_t* addrs, int count, int* errors, int* gsoFailed) {
+                 const uint8_t* addrs, int count, int* errors, int* gsoFailed, int* srcFailed) {
   SendState& s = sendState;
   *errors = 0;
   *gsoFailed = 0;
+  *srcFailed = 0;
   if (count > kMaxBatch) count = kMaxBatch;
   int m = 0;
   int i = 0;
@@ -226,15 +275,24 @@ int UdpSendBatch(int fd, bool dualStack, bool gso, const uint8_t* base, const in
     h.msg_iov = &s.iovs[m];
     h.msg_iovlen = 1;
     h.msg_flags = 0;
-    if (j - i > 1) {
+    const uint8_t* local = addr + kRemoteLen;
+    s.hasSource[m] = !AllZero(local, 16);
+    if (j - i > 1 || s.hasSource[m]) {
+      memset(s.control[m], 0, sizeof(s.control[m]));
       h.msg_control = s.control[m];
-      h.msg_controllen = sizeof(s.control[m]);
+      h.msg_controllen = sizeof(s.control[m]);  // for CMSG_FIRSTHDR; set to what is used below
       cmsghdr* c = CMSG_FIRSTHDR(&h);
-      c->cmsg_level = IPPROTO_UDP;
-      c->cmsg_type = UDP_SEGMENT;
-      c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-      uint16_t seg = static_cast<uint16_t>(lengths[i]);
-      memcpy(CMSG_DATA(c), &seg, sizeof(seg));
+      h.msg_controllen = 0;
+      if (j - i > 1) {
+        c->cmsg_level = IPPROTO_UDP;
+        c->cmsg_type = UDP_SEGMENT;
+        c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+        uint16_t seg = static_cast<uint16_t>(lengths[i]);
+        memcpy(CMSG_DATA(c), &seg, sizeof(seg));
+        h.msg_controllen += CMSG_SPACE(sizeof(uint16_t));
+        c = reinterpret_cast<cmsghdr*>(s.control[m] + CMSG_SPACE(sizeof(uint16_t)));
+      }
+      if (s.hasSource[m]) AddSource(h, c, dualStack, local);
     } else {
       h.msg_control = nullptr;
       h.msg_controllen = 0;
@@ -264,6 +322,19 @@ int UdpSendBatch(int fd, bool dualStack, bool gso, const uint8_t* base, const in
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) break;  // still full: drop the rest
     int first = s.firstDatagram[done];
     int last = s.firstDatagram[done + 1];
+    if (s.hasSource[done] && (errno == EINVAL || errno == EADDRNOTAVAIL || errno == ENETUNREACH)) {
+      // Not too sticky: the local address is gone (or cannot reach the peer now). Send again with
+      // no source (keeping a GSO segment size) and let the peer's next packet teach the new one.
+      (*srcFailed)++;
+      msghdr& h = s.msgs[done].msg_hdr;
+      s.hasSource[done] = false;
+      if (last - first > 1) h.msg_controllen = CMSG_SPACE(sizeof(uint16_t));
+      else {
+        h.msg_control = nullptr;
+        h.msg_controllen = 0;
+      }
+      continue;
+    }
     if (last - first > 1) {
       // The kernel refused a GSO send (EIO/EINVAL on a path without checksum offload): tell the
       // caller to stop asking for GSO and send these one by one.

@@ -1,12 +1,15 @@
 // The data-plane UDP socket: dual-stack, large buffers, batched receive (recvmmsg, UDP GRO) and
-// batched send (sendmmsg, UDP GSO). Addresses cross the N-API boundary as 18 bytes: the IPv6
-// address (IPv4 as ::ffff:a.b.c.d) then the port, big-endian.
+// batched send (sendmmsg, UDP GSO). Addresses cross the N-API boundary as 34 bytes: the remote IPv6
+// address (IPv4 as ::ffff:a.b.c.d), its port (big-endian), then the local address the datagram
+// arrived on / is to leave from (IP_PKTINFO/IPV6_PKTINFO; all zero: none, the kernel chooses):
+// WireGuard's sticky source addresses, so a reply leaves from the address the peer wrote to.
 #pragma once
 #include <stdint.h>
 
 namespace meshd {
 
-constexpr int kAddrLen = 18;
+constexpr int kRemoteLen = 18;
+constexpr int kAddrLen = 34;
 
 struct UdpSocketInfo {
   int fd = -1;
@@ -32,7 +35,9 @@ int UdpRecvBatch(int fd, uint8_t* base, int slotSize, int slots, int32_t* length
 // when `gso` is set. Returns how many datagrams the kernel took (a full socket buffer is waited on
 // briefly, then the rest is dropped); *errors counts datagrams refused for other reasons, and
 // *gsoFailed is set when the kernel refused a GSO send (those datagrams were then sent one by one).
+// A send whose local address the kernel refuses (it was removed) is sent again without it, and
+// counted in *srcFailed.
 int UdpSendBatch(int fd, bool dualStack, bool gso, const uint8_t* base, const int32_t* offsets, const int32_t* lengths,
-                 const uint8_t* addrs, int count, int* errors, int* gsoFailed);
+                 const uint8_t* addrs, int count, int* errors, int* gsoFailed, int* srcFailed);
 
 }  // namespace meshd

@@ -12,7 +12,9 @@ export const UDP_RX_SLOTS = 64;
 export const UDP_RX_SLOT_BYTES = 65_536;
 export const UDP_TX_MAX = 1024;
 export const UDP_TX_BYTES = 2 * 1024 * 1024;
-const ADDR_LEN = 18;
+/** Remote address (16), port (2), local address (16; zero: none): native/src/udp.h. */
+const ADDR_LEN = 34;
+const REMOTE_LEN = 18;
 const SOURCE_CACHE_MAX = 4096;
 
 export interface UdpStats {
@@ -21,6 +23,8 @@ export interface UdpStats {
   sendDropped: number;
   /** Datagrams longer than a receive slot. */
   truncated: number;
+  /** Sends whose sticky local address the kernel refused (it was removed): sent again without it. */
+  sourceRefused: number;
 }
 
 export class NativeUdpConn implements PacketConn {
@@ -33,12 +37,12 @@ export class NativeUdpConn implements PacketConn {
   private readonly txOffsets = new Int32Array(UDP_TX_MAX);
   private readonly txLengths = new Int32Array(UDP_TX_MAX);
   private readonly txAddrs = new Uint8Array(UDP_TX_MAX * ADDR_LEN);
-  private readonly txResult = new Int32Array(2);
+  private readonly txResult = new Int32Array(3);
   private txCount = 0;
   private txUsed = 0;
   private readonly addrOf = new WeakMap<Endpoint, Uint8Array>();
   private readonly sources = new Map<string, Endpoint>();
-  readonly stats: UdpStats = { sendErrors: 0, sendDropped: 0, truncated: 0 };
+  readonly stats: UdpStats = { sendErrors: 0, sendDropped: 0, truncated: 0, sourceRefused: 0 };
   fwMark = 0;
 
   private constructor(
@@ -106,19 +110,21 @@ export class NativeUdpConn implements PacketConn {
     }
   }
 
-  /** The Endpoint for 18 address bytes, one object per source (bounded cache). */
+  /**
+   * The Endpoint for the address bytes of a datagram, one object per (source, local address) pair
+   * (bounded cache). Its `local` is where the datagram arrived: replies to it leave from there.
+   */
   private source(addrs: Buffer, at: number): Endpoint {
     const key = addrs.toString('latin1', at, at + ADDR_LEN);
     let ep = this.sources.get(key);
     if (!ep) {
-      let mapped = addrs[at + 10] === 0xff && addrs[at + 11] === 0xff;
-      for (let k = 0; k < 10 && mapped; k++) mapped = addrs[at + k] === 0;
-      const address = mapped
-        ? `${addrs[at + 12]}.${addrs[at + 13]}.${addrs[at + 14]}.${addrs[at + 15]}`
-        : formatIpAddr({ version: 6, bytes: addrs.subarray(at, at + 16) });
-      ep = { address, port: (addrs[at + 16] << 8) | addrs[at + 17] };
+      const address = addrString(addrs, at);
+      let hasLocal = false;
+      for (let k = REMOTE_LEN; k < ADDR_LEN && !hasLocal; k++) hasLocal = addrs[at + k] !== 0;
+      ep = hasLocal ? { address, port: (addrs[at + 16] << 8) | addrs[at + 17], local: addrString(addrs, at + REMOTE_LEN) } : { address, port: (addrs[at + 16] << 8) | addrs[at + 17] };
       if (this.sources.size >= SOURCE_CACHE_MAX) this.sources.clear();
       this.sources.set(key, ep);
+      this.addrOf.set(ep, new Uint8Array(addrs.subarray(at, at + ADDR_LEN)));
     }
     return ep;
   }
@@ -129,15 +135,11 @@ export class NativeUdpConn implements PacketConn {
     const ip = parseIp(to.address);
     if (!ip) return null;
     a = new Uint8Array(ADDR_LEN);
-    if (ip.version === 4) {
-      a[10] = 0xff;
-      a[11] = 0xff;
-      a.set(ip.bytes, 12);
-    } else {
-      a.set(ip.bytes, 0);
-    }
+    putAddr(a, 0, ip);
     a[16] = to.port >> 8;
     a[17] = to.port & 0xff;
+    const local = to.local ? parseIp(to.local) : null;
+    if (local) putAddr(a, REMOTE_LEN, local);
     this.addrOf.set(to, a);
     return a;
   }
@@ -180,6 +182,7 @@ export class NativeUdpConn implements PacketConn {
     this.stats.sendErrors += this.txResult[0];
     this.stats.sendDropped += count - sent - this.txResult[0];
     if (this.txResult[1] !== 0) this.gso = false;
+    this.stats.sourceRefused += this.txResult[2];
   }
 
   setMark(mark: number): string | null {
@@ -212,4 +215,19 @@ function nonZero(r: Record<string, number>): Record<string, number> {
 /** EADDRINUSE and friends by name, as node:dgram reports them. */
 function errnoName(code: number, message: string): string {
   return Object.entries(constants.errno).find(([, v]) => v === code)?.[0] ?? message;
+}
+
+/** 16 address bytes (IPv4 as ::ffff:a.b.c.d) at `at` as text. */
+function addrString(b: Uint8Array, at: number): string {
+  let mapped = b[at + 10] === 0xff && b[at + 11] === 0xff;
+  for (let k = 0; k < 10 && mapped; k++) mapped = b[at + k] === 0;
+  return mapped ? `${b[at + 12]}.${b[at + 13]}.${b[at + 14]}.${b[at + 15]}` : formatIpAddr({ version: 6, bytes: b.subarray(at, at + 16) });
+}
+
+function putAddr(a: Uint8Array, at: number, ip: { version: 4 | 6; bytes: Uint8Array }): void {
+  if (ip.version === 4) {
+    a[at + 10] = 0xff;
+    a[at + 11] = 0xff;
+    a.set(ip.bytes, at + 12);
+  } else a.set(ip.bytes, at);
 }

@@ -4,6 +4,11 @@ import { parseIp } from './cidr.js';
 export interface Endpoint {
   readonly address: string;
   readonly port: number;
+  /**
+   * This host's address the peer's datagram arrived on (IP_PKTINFO), so replies leave from it
+   * (WireGuard's sticky source); unset: the kernel picks the source.
+   */
+  readonly local?: string;
   /** Set when the datagram came through a relay: which relay, and the sender key it vouched for. */
   readonly relay?: { readonly url: string; readonly key: Uint8Array };
 }

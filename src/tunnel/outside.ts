@@ -100,7 +100,10 @@ function roam(dev: Device, peer: Peer, from: Endpoint, now = dev.clock.now()): v
     return;
   }
   peer.lastDirectRxMs = now;
-  if (endpointEqual(peer.endpoint, from)) return;
+  if (endpointEqual(peer.endpoint, from)) {
+    if (peer.endpoint!.local !== from.local) peer.endpoint = from; // same peer address, reached on another of ours
+    return;
+  }
   peer.endpoint = from;
   dev.out.events.push({ type: 'endpoint-changed', peerId: peer.id, endpoint: from });
 }

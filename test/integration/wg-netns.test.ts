@@ -4,7 +4,8 @@
 // IPv4 and IPv6 outer transport; normal and ~34 KB MTUs; TCP and UDP iperf3; packet counters;
 // roaming to a new source address and port; the crypto-routing source check with a more specific
 // peer; NAT with a 1 s persistent keepalive; large UAPI transactions; deleting a moved interface
-// ends its process. Not here yet: netns.sh's sticky source addresses (see docs/wireguard.md).
+// ends its process; source addresses that are sticky (a reply leaves from the address the peer
+// wrote to) but not too sticky (a removed address is given up).
 import t, { type Test } from 'tap';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -137,7 +138,9 @@ else {
     t.ok(await waitFor(() => !existsSync(`/var/run/wireguard/${wg1}.sock`) && !existsSync(`/var/run/wireguard/${wg2}.sock`), 10_000), 'the processes ended and removed their UAPI sockets');
     t.equal((await lab.run('pgrep', ['-f', `meshd-wireguard.js ${lab.id}w`])).stdout.trim(), '', 'no process is left');
 
-    await natStep(t, lab, { ns0, ns1, ns2, wg1, wg2, start, configure, must, k1, k2 });
+    const ctx = { ns0, ns1, ns2, wg1, wg2, start, configure, must, k1, k2 };
+    await natStep(t, lab, ctx);
+    await stickyStep(t, lab, ctx);
     await uapiStep(t, lab, ns0);
   });
 }
@@ -163,9 +166,7 @@ async function natStep(t: Test, lab: Lab, c: NatCtx): Promise<void> {
   await c.configure(wg1, wg2);
   const [rc, vc] = await lab.link(ns0, '192.168.1.1/24', ns1, '192.168.1.100/24');
   const [rs, vs] = await lab.link(ns0, '10.0.0.1/24', ns2, '10.0.0.100/24');
-  void rc;
   void vc;
-  void rs;
   void vs;
   await must(ns1, 'ip', ['route', 'add', 'default', 'via', '192.168.1.1'], 'default route via the NAT');
   await must(ns0, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1'], 'forwarding');
@@ -178,6 +179,61 @@ async function natStep(t: Test, lab: Lab, c: NatCtx): Promise<void> {
   t.equal((await must(ns0, 'wg', ['show', wg2, 'endpoints'], 'endpoints')).trim(), `${c.k1.pub}\t10.0.0.1:10000`, 'wg2 sees the NAT\'s address');
   await sleep(3000);
   await must(ns2, 'ping', ['-W', '1', '-c', '1', '192.168.241.1'], 'after 3 s (longer than the NAT\'s timeout), wg2 still reaches wg1: the keepalive kept the mapping');
+  await must(ns0, 'nft', ['delete', 'table', 'ip', 'wgnat'], 'NAT gone');
+  await must(ns0, 'ip', ['link', 'del', rc], 'NAT links gone');
+  await must(ns0, 'ip', ['link', 'del', rs], 'NAT links gone');
+  await must(ns1, 'ip', ['link', 'del', wg1], 'delete');
+  await must(ns2, 'ip', ['link', 'del', wg2], 'delete');
+}
+
+/** Source addresses: sticky (replies leave from the address written to) but not too sticky. */
+async function stickyStep(t: Test, lab: Lab, c: NatCtx): Promise<void> {
+  const { ns0, ns1, ns2, wg1, wg2, must } = c;
+  await c.start(ns1, wg1, null);
+  await c.start(ns2, wg2, null);
+  await c.configure(wg1, wg2);
+  const v1 = `${lab.id}s1`;
+  const v2 = `${lab.id}s2`;
+  await must(ns1, 'ip', ['link', 'add', v1, 'type', 'veth', 'peer', 'name', v2], 'veth');
+  await must(ns1, 'ip', ['link', 'set', v2, 'netns', ns2], 'veth to ns2');
+  await must(ns1, 'sysctl', ['-qw', `net.ipv6.conf.${v1}.accept_dad=0`, `net.ipv4.conf.${v1}.promote_secondaries=1`], 'no DAD');
+  await must(ns2, 'sysctl', ['-qw', `net.ipv6.conf.${v2}.accept_dad=0`], 'no DAD');
+  const addrs = async (ns: string, dev: string, list: string[]) => {
+    for (const a of list) await must(ns, 'ip', ['addr', 'add', a, 'dev', dev], `address ${a}`);
+  };
+  await addrs(ns1, v1, ['10.0.0.1/24', 'fd00:aa::1/96']);
+  await addrs(ns2, v2, ['10.0.0.2/24', 'fd00:aa::2/96']);
+  await must(ns1, 'ip', ['link', 'set', v1, 'up'], 'up');
+  await must(ns2, 'ip', ['link', 'set', v2, 'up'], 'up');
+  await waitFor(async () => (await lab.exec(ns2, 'ping', ['-c', '1', '-W', '1', '10.0.0.1'])).code === 0, 5000);
+  const ping = (ns: string, to: string, what: string) => must(ns, 'ping', ['-W', '1', '-c', '1', to], what);
+  // Not too sticky: when the address replies left from is removed, the next one is used.
+  await must(ns0, 'wg', ['set', wg1, 'peer', c.k2.pub, 'endpoint', '10.0.0.2:20000'], 'endpoint');
+  await ping(ns1, '192.168.241.2', 'ping over 10.0.0.1');
+  await must(ns1, 'ip', ['addr', 'add', '10.0.0.10/24', 'dev', v1], 'a second address');
+  await must(ns1, 'ip', ['addr', 'del', '10.0.0.1/24', 'dev', v1], 'the first one removed');
+  await ping(ns1, '192.168.241.2', 'ping after the source address was removed (IPv4)');
+  await must(ns0, 'wg', ['set', wg1, 'peer', c.k2.pub, 'endpoint', '[fd00:aa::2]:20000'], 'endpoint');
+  await ping(ns1, '192.168.241.2', 'ping over fd00:aa::1');
+  await must(ns1, 'ip', ['addr', 'add', 'fd00:aa::10/96', 'dev', v1], 'a second address');
+  await must(ns1, 'ip', ['addr', 'del', 'fd00:aa::1/96', 'dev', v1], 'the first one removed');
+  await ping(ns1, '192.168.241.2', 'ping after the source address was removed (IPv6)');
+  // Sticky: wg1 has two addresses of each family; wg2 writes to one, the answer comes from it.
+  await must(ns1, 'ip', ['link', 'set', v1, 'down'], 'down');
+  await must(ns2, 'ip', ['link', 'set', v2, 'down'], 'down');
+  await must(ns1, 'ip', ['addr', 'flush', 'dev', v1], 'flush');
+  await must(ns2, 'ip', ['addr', 'flush', 'dev', v2], 'flush');
+  await addrs(ns1, v1, ['10.0.0.1/24', '10.0.0.2/24', 'fd00:aa::1/96', 'fd00:aa::2/96']);
+  await addrs(ns2, v2, ['10.0.0.3/24', 'fd00:aa::3/96']);
+  await must(ns1, 'ip', ['link', 'set', v1, 'up'], 'up');
+  await must(ns2, 'ip', ['link', 'set', v2, 'up'], 'up');
+  await waitFor(async () => (await lab.exec(ns2, 'ping', ['-c', '1', '-W', '1', '10.0.0.2'])).code === 0, 5000);
+  for (const ep of ['10.0.0.1:10000', '[fd00:aa::1]:10000', '10.0.0.2:10000', '[fd00:aa::2]:10000']) {
+    await must(ns0, 'wg', ['set', wg2, 'peer', c.k1.pub, 'endpoint', ep], `wg2 writes to ${ep}`);
+    await ping(ns2, '192.168.241.1', `ping via ${ep}`);
+    t.equal((await must(ns0, 'wg', ['show', wg2, 'endpoints'], 'endpoints')).trim(), `${c.k1.pub}\t${ep}`, `the answers came from ${ep} (wg2 did not roam away)`);
+  }
+  await must(ns1, 'ip', ['link', 'del', v1], 'delete');
   await must(ns1, 'ip', ['link', 'del', wg1], 'delete');
   await must(ns2, 'ip', ['link', 'del', wg2], 'delete');
 }
