@@ -1,6 +1,7 @@
 // The composition root: wires config, TUN, UDP, the sans-IO device, UAPI and control sockets,
 // owns the tick and the lifecycle. Everything it creates is undone on stop, in reverse order.
 import type net from 'node:net';
+import { readFileSync } from 'node:fs';
 import type { Logger } from '../log.js';
 import type { MeshConfig } from '../config/config.js';
 import { keyToBase64 } from '../crypto/keys.js';
@@ -376,6 +377,7 @@ export class Daemon {
   private runTick(): void {
     this.tick = null;
     this.tickAtMs = Infinity;
+    this.followMtu();
     this.device.tick();
     if (!this.wireguard) this.discovery.tick();
     this.membership?.tick(Date.now());
@@ -386,6 +388,27 @@ export class Daemon {
     const untilUrgent = this.device.nextUrgentMs() - now;
     this.scheduleTick(Math.min(busy ? TICK_INTERVAL_MS : IDLE_TICK_INTERVAL_MS, Math.max(0, untilUrgent)));
   }
+
+  /**
+   * The interface's MTU as `ip link set IFACE mtu N` left it (wg-quick sets it after start), for
+   * padding, read at most once a second. After the interface moved to another namespace it is not
+   * in ours to read: the last value stays (the kernel still never hands over a bigger packet).
+   */
+  private followMtu(): void {
+    const now = performance.now();
+    if (now - this.mtuReadAtMs < 1000) return;
+    this.mtuReadAtMs = now;
+    try {
+      const mtu = Number(readFileSync(`/sys/class/net/${this.iface}/mtu`, 'utf8'));
+      if (Number.isInteger(mtu) && mtu >= 68 && mtu !== this.device.mtu) {
+        this.log.info({ component: 'tun', mtu, previous: this.device.mtu }, 'interface MTU changed');
+        this.device.mtu = mtu;
+      }
+    } catch {
+      // moved to another namespace, or gone (the TUN read fails then)
+    }
+  }
+  private mtuReadAtMs = -Infinity;
 
   /** The data socket: the addon's (batched) on the fast path, node:dgram otherwise. */
   private async bindUdp(port: number): Promise<PacketConn> {

@@ -15,6 +15,8 @@ export const UDP_TX_BYTES = 2 * 1024 * 1024;
 /** Remote address (16), port (2), local address (16; zero: none): native/src/udp.h. */
 const ADDR_LEN = 34;
 const REMOTE_LEN = 18;
+/** MESHD_STICKY_SOURCE=off: replies leave from whatever source the kernel picks (the pre-sticky behaviour, for comparison). */
+const STICKY = !/^(off|0|false|no)$/i.test(process.env.MESHD_STICKY_SOURCE ?? '');
 const SOURCE_CACHE_MAX = 4096;
 
 export interface UdpStats {
@@ -124,7 +126,9 @@ export class NativeUdpConn implements PacketConn {
       ep = hasLocal ? { address, port: (addrs[at + 16] << 8) | addrs[at + 17], local: addrString(addrs, at + REMOTE_LEN) } : { address, port: (addrs[at + 16] << 8) | addrs[at + 17] };
       if (this.sources.size >= SOURCE_CACHE_MAX) this.sources.clear();
       this.sources.set(key, ep);
-      this.addrOf.set(ep, new Uint8Array(addrs.subarray(at, at + ADDR_LEN)));
+      const raw = new Uint8Array(addrs.subarray(at, at + ADDR_LEN));
+      if (!STICKY) raw.fill(0, REMOTE_LEN);
+      this.addrOf.set(ep, raw);
     }
     return ep;
   }
