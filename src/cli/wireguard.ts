@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { Daemon } from '../daemon/daemon.js';
 import { createLogger } from '../log.js';
 import { generatePrivateKey } from '../crypto/keys.js';
-import type { MeshConfig } from '../config/config.js';
+import { defaultInterface, type MeshConfig } from '../config/config.js';
 import { uapiSocketPath } from '../uapi/server.js';
 import { packageVersion } from '../package-root.js';
 
@@ -30,22 +30,11 @@ export function emptyConfig(iface: string): MeshConfig {
     file: '',
     interfaceName: iface,
     iface: {
-      privateKey: generatePrivateKey((n) => new Uint8Array(randomBytes(n))), // a placeholder: the device has no key until the UAPI sets one
-      addresses: [],
-      listenPort: null,
+      ...defaultInterface(),
+      // A stand-in: the device counts as keyless (no handshakes) until the UAPI sets a key.
+      privateKey: generatePrivateKey((n) => new Uint8Array(randomBytes(n))),
       mtu: WIREGUARD_DEFAULT_MTU,
-      dns: [],
       table: 'off',
-      preUp: [],
-      postUp: [],
-      preDown: [],
-      postDown: [],
-      relays: [],
-      relayCa: null,
-      stun: [],
-      fwMark: 0,
-      meshKey: null,
-      domain: null,
       splitDns: false,
     },
     peers: [],

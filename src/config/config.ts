@@ -156,10 +156,9 @@ class Ctx {
   }
 }
 
-function parseInterface(s: IniSection, ctx: Ctx, ignored: string[]): InterfaceConfig {
-  let privateKey: NodePrivateKey | null = null;
-  let privateKeyLine = 0;
-  const out: Omit<InterfaceConfig, 'privateKey'> = {
+/** An [Interface] with nothing given but its key: what each key's absence means. */
+export function defaultInterface(): Omit<InterfaceConfig, 'privateKey'> {
+  return {
     addresses: [],
     listenPort: null,
     fwMark: 0,
@@ -177,6 +176,12 @@ function parseInterface(s: IniSection, ctx: Ctx, ignored: string[]): InterfaceCo
     domain: null,
     splitDns: true,
   };
+}
+
+function parseInterface(s: IniSection, ctx: Ctx, ignored: string[]): InterfaceConfig {
+  let privateKey: NodePrivateKey | null = null;
+  let privateKeyLine = 0;
+  const out = defaultInterface();
   for (const e of s.entries) {
     const k = e.key.toLowerCase();
     switch (k) {

@@ -116,13 +116,13 @@ export class Device {
 
   /**
    * False while the interface has no private key (meshd-wireguard starts so, as wireguard-go does):
-   * no handshake is sent, and the placeholder key (random, known to no one) answers none.
+   * no handshake is sent, and the stand-in key (random, known to no one) answers none.
    */
   hasKey = true;
 
   /** Forgets the private key (a UAPI set of the all-zero key): sessions end, no handshakes until a new one. */
-  clearPrivateKey(placeholder: NodePrivateKey): void {
-    this.setPrivateKey(placeholder);
+  clearPrivateKey(standIn: NodePrivateKey): void {
+    this.setPrivateKey(standIn);
     this.hasKey = false;
   }
 
