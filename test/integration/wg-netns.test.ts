@@ -78,6 +78,17 @@ else {
     await configure(wg1, wg2);
     const origMtu = Number(/mtu (\d+)/.exec(await must(ns1, 'ip', ['link', 'show', 'dev', wg1], 'mtu'))?.[1]);
     const bigMtu = 34816 - 1500 + origMtu;
+    const setMtus = async (mtu: number) => {
+      await must(ns1, 'ip', ['link', 'set', wg1, 'mtu', String(mtu)], `${wg1} MTU ${mtu}`);
+      await must(ns2, 'ip', ['link', 'set', wg2, 'mtu', String(mtu)], `${wg2} MTU ${mtu}`);
+    };
+    /** The suite's tests at the normal MTU, then at ~34 KB, and back. */
+    const bothMtus = async (label: string) => {
+      await tests(label, false);
+      await setMtus(bigMtu);
+      await tests(`${label}, MTU ${bigMtu}`, true);
+      await setMtus(origMtu);
+    };
 
     // IPv4 outer transport.
     await must(ns0, 'wg', ['set', wg1, 'peer', k2.pub, 'endpoint', '127.0.0.1:20000'], 'endpoint');
@@ -88,22 +99,12 @@ else {
     const rx = Number(lines[3].trim().split(/\s+/)[0]);
     const tx = Number(lines[5].trim().split(/\s+/)[0]);
     t.ok(rx >= 840 && tx >= 880 && rx < 2500 && tx < 2500, `the interface's counters count what moved (rx ${rx}, tx ${tx})`);
-    await tests('IPv4 outer', false);
-    await must(ns1, 'ip', ['link', 'set', wg1, 'mtu', String(bigMtu)], `MTU ${bigMtu}`);
-    await must(ns2, 'ip', ['link', 'set', wg2, 'mtu', String(bigMtu)], `MTU ${bigMtu}`);
-    await tests(`IPv4 outer, MTU ${bigMtu}`, true);
-    await must(ns1, 'ip', ['link', 'set', wg1, 'mtu', String(origMtu)], 'MTU back');
-    await must(ns2, 'ip', ['link', 'set', wg2, 'mtu', String(origMtu)], 'MTU back');
+    await bothMtus('IPv4 outer');
 
     // IPv6 outer transport.
     await must(ns0, 'wg', ['set', wg1, 'peer', k2.pub, 'endpoint', '[::1]:20000'], 'endpoint');
     await must(ns0, 'wg', ['set', wg2, 'peer', k1.pub, 'endpoint', '[::1]:10000'], 'endpoint');
-    await tests('IPv6 outer', false);
-    await must(ns1, 'ip', ['link', 'set', wg1, 'mtu', String(bigMtu)], `MTU ${bigMtu}`);
-    await must(ns2, 'ip', ['link', 'set', wg2, 'mtu', String(bigMtu)], `MTU ${bigMtu}`);
-    await tests(`IPv6 outer, MTU ${bigMtu}`, true);
-    await must(ns1, 'ip', ['link', 'set', wg1, 'mtu', String(origMtu)], 'MTU back');
-    await must(ns2, 'ip', ['link', 'set', wg2, 'mtu', String(origMtu)], 'MTU back');
+    await bothMtus('IPv6 outer');
 
     // Roaming: a new source address and port, over IPv4 then IPv6.
     await must(ns0, 'ip', ['-4', 'addr', 'del', '127.0.0.1/8', 'dev', 'lo'], 'old source address gone');
