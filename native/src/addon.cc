@@ -1,6 +1,6 @@
 // N-API surface. Hot-path errors are -errno return values, never exceptions (EAGAIN is not exceptional).
 //   TUN: tunOpen, tunWriteBatch, TunReader     UDP: udpOpen, udpSendBatch, udpSetMark, UdpReader
-//   AEAD: aeadSeal, aeadOpen                             closeFd
+//   AEAD: aeadSeal, aeadOpen, sealBatch, openBatch, aeadBackend   closeFd
 #include <errno.h>
 #include <napi.h>
 #include <string.h>
@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "aead.h"
+#include "batch.h"
 #include "readers.h"
 #include "tun.h"
 #include "udp.h"
@@ -97,6 +98,49 @@ Napi::Value AeadOpenJs(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, meshd::AeadOpen(key.Data(), Counter(info, 1), src.Data() + soff, static_cast<int>(len), dst.Data() + doff));
 }
 
+// sealBatch(key, receiver, counterLo, counterHi, mtu, buf, offsets, lengths, start, count) -> bytes, or -1.
+// Packets [start, start+count) of buf (offsets/lengths) become transport messages in place, with
+// counters counter, counter+1...; offsets/lengths then describe the messages (batch.h).
+Napi::Value SealBatchJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto key = info[0].As<Napi::Uint8Array>();
+  auto buf = info[5].As<Napi::Uint8Array>();
+  auto offsets = info[6].As<Napi::Int32Array>();
+  auto lengths = info[7].As<Napi::Int32Array>();
+  int32_t start = I32(info, 8);
+  int32_t count = I32(info, 9);
+  if (key.ByteLength() != 32 || start < 0 || count < 0 || static_cast<size_t>(start) + count > offsets.ElementLength() ||
+      static_cast<size_t>(start) + count > lengths.ElementLength()) {
+    return Napi::Number::New(env, -1);
+  }
+  long r = meshd::SealBatch(key.Data(), U32(info, 1), Counter(info, 2), I32(info, 4), buf.Data(), buf.ByteLength(), offsets.Data() + start,
+                            lengths.Data() + start, count);
+  return Napi::Number::New(env, static_cast<double>(r));
+}
+
+// openBatch(key, buf, offsets, lengths, start, count, plain: Int32Array, counters: Float64Array)
+// Opens messages [start, start+count) in place; plain[i] = plaintext length or -1, counters[i] the
+// message counter (-1: above 2^53, not opened). Returns count, or -1 for bad arguments.
+Napi::Value OpenBatchJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto key = info[0].As<Napi::Uint8Array>();
+  auto buf = info[1].As<Napi::Uint8Array>();
+  auto offsets = info[2].As<Napi::Int32Array>();
+  auto lengths = info[3].As<Napi::Int32Array>();
+  int32_t start = I32(info, 4);
+  int32_t count = I32(info, 5);
+  auto plain = info[6].As<Napi::Int32Array>();
+  auto counters = info[7].As<Napi::Float64Array>();
+  size_t end = static_cast<size_t>(start) + static_cast<size_t>(count);
+  if (key.ByteLength() != 32 || start < 0 || count < 0 || end > offsets.ElementLength() || end > lengths.ElementLength() ||
+      end > plain.ElementLength() || end > counters.ElementLength()) {
+    return Napi::Number::New(env, -1);
+  }
+  meshd::OpenBatch(key.Data(), buf.Data(), buf.ByteLength(), offsets.Data() + start, lengths.Data() + start, count, plain.Data() + start,
+                   counters.Data() + start);
+  return Napi::Number::New(env, count);
+}
+
 // udpOpen(port, bufferBytes, fwmark) -> { fd, port, dualStack, gro, error, code }
 Napi::Value UdpOpenJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -112,32 +156,49 @@ Napi::Value UdpOpenJs(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// udpSendBatch(fd, dualStack, gso, buf, offsets, lengths, addrs, count, result: Int32Array(2)) -> sent.
+// udpSendBatch(fd, dualStack, gso, bufs: Uint8Array[], which: Uint8Array, offsets, lengths, addrs, count,
+//              result: Int32Array(3)) -> sent. Datagram i is bufs[which[i]][offsets[i], +lengths[i]).
 // result[0] = datagrams refused, result[1] = 1 if the kernel refused GSO (stop asking for it),
-// result[2] (when there) = sends whose local address was refused and that left without it.
+// result[2] = sends whose local address was refused and that left without it.
 Napi::Value UdpSendBatchJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  auto buf = info[3].As<Napi::Uint8Array>();
-  auto offsets = info[4].As<Napi::Int32Array>();
-  auto lengths = info[5].As<Napi::Int32Array>();
-  auto addrs = info[6].As<Napi::Uint8Array>();
-  int count = I32(info, 7);
-  auto result = info[8].As<Napi::Int32Array>();
-  if (count < 0 || static_cast<size_t>(count) > offsets.ElementLength() || static_cast<size_t>(count) > lengths.ElementLength() ||
-      addrs.ByteLength() < static_cast<size_t>(count) * meshd::kAddrLen || result.ElementLength() < 2) {
+  constexpr uint32_t kMaxBufs = 4;
+  auto bufArray = info[3].As<Napi::Array>();
+  auto which = info[4].As<Napi::Uint8Array>();
+  auto offsets = info[5].As<Napi::Int32Array>();
+  auto lengths = info[6].As<Napi::Int32Array>();
+  auto addrs = info[7].As<Napi::Uint8Array>();
+  int count = I32(info, 8);
+  auto result = info[9].As<Napi::Int32Array>();
+  uint32_t nbufs = bufArray.Length();
+  if (nbufs == 0 || nbufs > kMaxBufs || count < 0 || static_cast<size_t>(count) > offsets.ElementLength() ||
+      static_cast<size_t>(count) > lengths.ElementLength() || static_cast<size_t>(count) > which.ByteLength() ||
+      addrs.ByteLength() < static_cast<size_t>(count) * meshd::kAddrLen || result.ElementLength() < 3) {
     return Napi::Number::New(env, -EINVAL);
   }
+  const uint8_t* bases[kMaxBufs];
+  size_t sizes[kMaxBufs];
+  for (uint32_t b = 0; b < nbufs; b++) {
+    Napi::Value v = bufArray[b];
+    if (!v.IsTypedArray()) return Napi::Number::New(env, -EINVAL);
+    auto u = v.As<Napi::Uint8Array>();
+    bases[b] = u.Data();
+    sizes[b] = u.ByteLength();
+  }
+  const uint8_t* w = which.Data();
   for (int i = 0; i < count; i++) {
-    if (offsets[i] < 0 || lengths[i] < 0 || static_cast<size_t>(offsets[i]) + lengths[i] > buf.ByteLength()) return Napi::Number::New(env, -EINVAL);
+    if (w[i] >= nbufs || offsets[i] < 0 || lengths[i] < 0 || static_cast<size_t>(offsets[i]) + lengths[i] > sizes[w[i]]) {
+      return Napi::Number::New(env, -EINVAL);
+    }
   }
   int errors = 0;
   int gsoFailed = 0;
   int srcFailed = 0;
-  int sent = meshd::UdpSendBatch(I32(info, 0), info[1].ToBoolean().Value(), info[2].ToBoolean().Value(), buf.Data(), offsets.Data(),
+  int sent = meshd::UdpSendBatch(I32(info, 0), info[1].ToBoolean().Value(), info[2].ToBoolean().Value(), bases, w, offsets.Data(),
                                  lengths.Data(), addrs.Data(), count, &errors, &gsoFailed, &srcFailed);
   result[0] = errors;
   result[1] = gsoFailed;
-  if (result.ElementLength() >= 3) result[2] = srcFailed;
+  result[2] = srcFailed;
   return Napi::Number::New(env, sent);
 }
 
@@ -162,6 +223,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("closeFd", Napi::Function::New(env, CloseFdJs));
   exports.Set("aeadSeal", Napi::Function::New(env, AeadSealJs));
   exports.Set("aeadOpen", Napi::Function::New(env, AeadOpenJs));
+  exports.Set("sealBatch", Napi::Function::New(env, SealBatchJs));
+  exports.Set("openBatch", Napi::Function::New(env, OpenBatchJs));
+  exports.Set("aeadBackend", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+    return Napi::String::New(info.Env(), meshd::AeadBackend());
+  }));
   return exports;
 }
 

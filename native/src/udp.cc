@@ -238,13 +238,17 @@ int UdpRecvBatch(int fd, uint8_t* base, int slotSize, int slots, int32_t* length
   return n;
 }
 
-int UdpSendBatch(int fd, bool dualStack, bool gso, const uint8_t* base, const int32_t* offsets, const int32_t* lengths,
-                 const uint8_t* addrs, int count, int* errors, int* gsoFailed, int* srcFailed) {
+int UdpSendBatch(int fd, bool dualStack, bool gso, const uint8_t* const* bases, const uint8_t* which, const int32_t* offsets,
+                 const int32_t* lengths, const uint8_t* addrs, int count, int* errors, int* gsoFailed, int* srcFailed) {
   SendState& s = sendState;
   *errors = 0;
   *gsoFailed = 0;
   *srcFailed = 0;
   if (count > kMaxBatch) count = kMaxBatch;
+  for (int d = 0; d < count; d++) {
+    s.iovs[d].iov_base = const_cast<uint8_t*>(bases[which ? which[d] : 0] + offsets[d]);
+    s.iovs[d].iov_len = static_cast<size_t>(lengths[d]);
+  }
   int m = 0;
   int i = 0;
   while (i < count) {
@@ -252,10 +256,10 @@ int UdpSendBatch(int fd, bool dualStack, bool gso, const uint8_t* base, const in
     int j = i + 1;
     size_t total = lengths[i];
     if (gso) {
-      // Extend the run while the next datagram continues the buffer, goes to the same address and has
-      // the first one's size (only the run's last datagram may be shorter).
-      while (j < count && j - i < kMaxGsoSegments && lengths[j - 1] == lengths[i] && offsets[j] == offsets[j - 1] + lengths[j - 1] &&
-             lengths[j] <= lengths[i] && total + lengths[j] <= kMaxGsoBytes &&
+      // Extend the run while the next datagram goes to the same address and has the first one's size
+      // (only the run's last datagram may be shorter). Its segments are gathered from their iovecs.
+      while (j < count && j - i < kMaxGsoSegments && lengths[j - 1] == lengths[i] && lengths[j] <= lengths[i] &&
+             total + lengths[j] <= kMaxGsoBytes &&
              memcmp(addrs + static_cast<size_t>(j) * kAddrLen, addr, kAddrLen) == 0) {
         total += lengths[j];
         j++;
@@ -268,12 +272,10 @@ int UdpSendBatch(int fd, bool dualStack, bool gso, const uint8_t* base, const in
       i = j;
       continue;
     }
-    s.iovs[m].iov_base = const_cast<uint8_t*>(base + offsets[i]);
-    s.iovs[m].iov_len = total;
     h.msg_name = &s.names[m];
     h.msg_namelen = nameLen;
-    h.msg_iov = &s.iovs[m];
-    h.msg_iovlen = 1;
+    h.msg_iov = &s.iovs[i];
+    h.msg_iovlen = static_cast<size_t>(j - i);
     h.msg_flags = 0;
     const uint8_t* local = addr + kRemoteLen;
     s.hasSource[m] = !AllZero(local, 16);
@@ -341,7 +343,7 @@ int UdpSendBatch(int fd, bool dualStack, bool gso, const uint8_t* base, const in
       *gsoFailed = 1;
       msghdr& h = s.msgs[done].msg_hdr;
       for (int d = first; d < last; d++) {
-        if (sendto(fd, base + offsets[d], lengths[d], 0, static_cast<sockaddr*>(h.msg_name), h.msg_namelen) >= 0) sent++;
+        if (sendto(fd, s.iovs[d].iov_base, s.iovs[d].iov_len, 0, static_cast<sockaddr*>(h.msg_name), h.msg_namelen) >= 0) sent++;
         else (*errors)++;
       }
     } else {

@@ -30,14 +30,14 @@ int UdpSetMark(int fd, uint32_t mark);
 // count, 0 when nothing is waiting, or -errno.
 int UdpRecvBatch(int fd, uint8_t* base, int slotSize, int slots, int32_t* lengths, int32_t* gso, uint8_t* addrs);
 
-// Sends count datagrams base[offsets[i], +lengths[i]) to addrs[i]. Consecutive datagrams to the same
-// address that lie back to back with one size (the last may be shorter) leave as one UDP GSO send
-// when `gso` is set. Returns how many datagrams the kernel took (a full socket buffer is waited on
-// briefly, then the rest is dropped); *errors counts datagrams refused for other reasons, and
-// *gsoFailed is set when the kernel refused a GSO send (those datagrams were then sent one by one).
-// A send whose local address the kernel refuses (it was removed) is sent again without it, and
-// counted in *srcFailed.
-int UdpSendBatch(int fd, bool dualStack, bool gso, const uint8_t* base, const int32_t* offsets, const int32_t* lengths,
-                 const uint8_t* addrs, int count, int* errors, int* gsoFailed, int* srcFailed);
+// Sends count datagrams bases[which[i]][offsets[i], +lengths[i]) (which == nullptr: all in bases[0])
+// to addrs[i]. Consecutive datagrams to the same address with one size (the last may be shorter)
+// leave as one UDP GSO send, gathered from where they lie, when `gso` is set. Returns how many
+// datagrams the kernel took (a full socket buffer is waited on briefly, then the rest is dropped);
+// *errors counts datagrams refused for other reasons, and *gsoFailed is set when the kernel refused
+// a GSO send (those datagrams were then sent one by one). A send whose local address the kernel
+// refuses (it was removed) is sent again without it, and counted in *srcFailed.
+int UdpSendBatch(int fd, bool dualStack, bool gso, const uint8_t* const* bases, const uint8_t* which, const int32_t* offsets,
+                 const int32_t* lengths, const uint8_t* addrs, int count, int* errors, int* gsoFailed, int* srcFailed);
 
 }  // namespace meshd

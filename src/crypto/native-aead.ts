@@ -1,4 +1,5 @@
-// The addon's AEAD (Node's own OpenSSL, one reused EVP context): no cipher objects per packet.
+// The addon's AEAD (Node's own OpenSSL: its ChaCha20/Poly1305 cores, else one reused EVP context),
+// per packet or a batch at a time: no cipher objects per packet.
 import { loadNative } from '../tun/native.js';
 import type { TransportAead } from './transport-aead.js';
 
@@ -19,6 +20,12 @@ export function nativeAead(): TransportAead | null {
     },
     open(key, counter, src, srcOff, len, dst, dstOff) {
       return addon.aeadOpen(key, counter >>> 0, Math.floor(counter / 0x1_0000_0000), src, srcOff, len, dst, dstOff);
+    },
+    sealBatch(key, receiver, counter, mtu, buf, offsets, lengths, start, count) {
+      return addon.sealBatch(key, receiver, counter >>> 0, Math.floor(counter / 0x1_0000_0000), mtu, buf, offsets, lengths, start, count);
+    },
+    openBatch(key, buf, offsets, lengths, start, count, plain, counters) {
+      addon.openBatch(key, buf, offsets, lengths, start, count, plain, counters);
     },
   };
 }

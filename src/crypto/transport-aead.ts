@@ -10,6 +10,19 @@ export interface TransportAead {
   seal(key: Uint8Array, counter: number, src: Uint8Array, srcOff: number, len: number, dst: Uint8Array, dstOff: number): number;
   /** Opens ciphertext src[srcOff, srcOff+len) into dst at dstOff; returns the plaintext length, or -1 if it does not authenticate. */
   open(key: Uint8Array, counter: number, src: Uint8Array, srcOff: number, len: number, dst: Uint8Array, dstOff: number): number;
+  /**
+   * Batch sealing, where the backend has it (native): packets [start, start+count) of buf
+   * (offsets/lengths) become transport messages in place (header before, padding to `mtu` and tag
+   * after; counters counter, counter+1...); offsets/lengths then describe the messages. Returns
+   * their total bytes, or -1 when a packet lacks its room (then nothing was sent-worthy).
+   */
+  sealBatch?(key: Uint8Array, receiver: number, counter: number, mtu: number, buf: Uint8Array, offsets: Int32Array, lengths: Int32Array, start: number, count: number): number;
+  /**
+   * Batch opening: messages [start, start+count) of buf, all for one session, opened in place
+   * (plaintext at offset + 16). plain[i]: its length or -1 (does not authenticate); counters[i]:
+   * the message counter (-1: too large, not opened).
+   */
+  openBatch?(key: Uint8Array, buf: Uint8Array, offsets: Int32Array, lengths: Int32Array, start: number, count: number, plain: Int32Array, counters: Float64Array): void;
 }
 
 const nonce = Buffer.alloc(12);

@@ -21,7 +21,7 @@ import { StunService } from '../transport/stun-service.js';
 import { mappingVaries } from '../transport/endpoints.js';
 import { pingRound, type PongReply } from './ping.js';
 import { keyId } from '../crypto/keys.js';
-import type { DeviceEvent } from '../tunnel/outbox.js';
+import type { DatagramRun, DeviceEvent } from '../tunnel/outbox.js';
 import { LinuxTun, type TunDevice } from '../tun/tun-device.js';
 import { addAddress, setMtu, setMtuAndUp } from '../tun/netconfig.js';
 import { UdpConn, type PacketConn, type PacketHandlers } from '../transport/udp.js';
@@ -107,6 +107,7 @@ export class Daemon {
   private readonly fastPath: boolean;
   private readonly udpHandlers: PacketHandlers = {
     onMessage: (msg, from) => this.onDatagram(msg, from),
+    onMessages: (buf, offsets, lengths, from, count) => this.onDatagrams(buf, offsets, lengths, from, count),
     onBatchEnd: () => this.flush(),
   };
   readonly discovery: Discovery;
@@ -336,6 +337,7 @@ export class Daemon {
 
     this.tun.start({
       onPacket: (buf, off, len) => this.device.inside(buf.subarray(off, off + len)),
+      onPackets: (buf, offsets, lengths, count) => this.device.insideBatch(buf, offsets, lengths, count),
       onBatchEnd: () => this.flush(),
       onError: (errno) => {
         log.error({ component: 'tun', err: { errno } }, 'TUN device read failed; shutting down');
@@ -418,6 +420,25 @@ export class Daemon {
   }
 
   /** One datagram of a batch; the batch's end flushes (udpHandlers). */
+  /**
+   * A received batch: WireGuard messages go to the device as one batch (in order, compacted in
+   * place into the same arrays); disco, STUN and the rest one by one, as onDatagram.
+   */
+  private onDatagrams(buf: Uint8Array, offsets: Int32Array, lengths: Int32Array, from: Endpoint[], count: number): void {
+    let w = 0;
+    for (let i = 0; i < count; i++) {
+      const off = offsets[i];
+      const len = lengths[i];
+      const t = len >= 4 ? buf[off] : 0;
+      if (t >= 1 && t <= 4 && buf[off + 1] === 0 && buf[off + 2] === 0 && buf[off + 3] === 0) {
+        offsets[w] = off;
+        lengths[w] = len;
+        from[w++] = from[i];
+      } else this.onDatagram(buf.subarray(off, off + len), from[i]);
+    }
+    if (w > 0) this.device.outsideBatch(buf, offsets, lengths, from, w);
+  }
+
   private onDatagram(msg: Uint8Array, from: Endpoint): void {
     switch (classify(msg)) {
       case 'wireguard':
@@ -590,6 +611,7 @@ export class Daemon {
       }
       if (!sent) this.device.insideDrops.add('no-endpoint');
     }
+    for (const r of out.runs) this.sendRun(r, now);
     this.relays?.flush();
     if (this.tun) this.tun.writeBatch(out.tun, out.tun.length);
     for (const e of out.events) this.logEvent(e);
@@ -610,6 +632,31 @@ export class Daemon {
       this.log.info({ component: 'disco', peer: peer ? (peer.name ?? keyToBase64(peer.publicKey)) : e.peerId, endpoint: formatEndpoint(e.endpoint), rttMs: e.rttMs }, 'direct path');
     }
     this.discovery.events.length = 0;
+  }
+
+  /** A run of sealed data for one peer (Outbox.runs): direct from where it lies, and/or via a relay. */
+  private sendRun(r: DatagramRun, now: number): void {
+    const peer = this.device.peers.get(r.peerId);
+    if (!peer) return;
+    const path = choosePath(peer, now, this.relays?.anyConnected ?? false);
+    const relay = path.relay ? (this.relays?.choose(peer.id) ?? null) : null;
+    // Data never goes to an untrusted endpoint (goesToUntrusted): only a confirmed direct path.
+    let sent = 0;
+    if (path.direct && this.udp) {
+      this.udp.queueRun(r, path.direct);
+      sent = r.count;
+    }
+    if (relay) {
+      let queued = 0;
+      for (let k = r.start, end = r.start + r.count; k < end; k++) {
+        if (relay.queue(peer.publicKey, r.buf.subarray(r.offsets[k], r.offsets[k] + r.lengths[k]))) queued++;
+      }
+      if (sent === 0) {
+        for (let k = queued; k < r.count; k++) this.device.insideDrops.add('relay-queue-full');
+        sent = r.count;
+      }
+    }
+    for (let k = sent; k < r.count; k++) this.device.insideDrops.add('no-endpoint');
   }
 
   private logEvent(e: DeviceEvent): void {

@@ -1,15 +1,19 @@
 // NativeUdpConn: the data-plane socket through the addon. Receives up to UDP_RX_SLOTS datagrams per
 // wakeup (recvmmsg; with UDP GRO one slot may hold several datagrams of one size) into one reused
 // buffer; sends what a flush queued with one sendmmsg, runs of equal-size datagrams to one address
-// as single UDP GSO sends. No allocation per datagram on either path but the message views.
+// as single UDP GSO sends. Sealed runs from the TUN batch are sent from where they lie (queueRun);
+// other datagrams are copied into the send buffer. No allocation per datagram on either path.
 import { constants } from 'node:os';
 import { loadNative, type NativeAddon, type ReaderHandle } from '../tun/native.js';
 import { formatIpAddr, parseIp } from '../tunnel/cidr.js';
 import type { Endpoint } from '../tunnel/endpoint.js';
+import type { DatagramRun } from '../tunnel/outbox.js';
 import { bindError, UDP_BUFFER_BYTES, type PacketConn, type PacketHandlers } from './udp.js';
 
 export const UDP_RX_SLOTS = 64;
 export const UDP_RX_SLOT_BYTES = 65_536;
+/** The most datagrams the kernel coalesces into one GRO receive (UDP_GRO_CNT_MAX is 64). */
+const UDP_GRO_MAX_SEGMENTS = 64;
 export const UDP_TX_MAX = 1024;
 export const UDP_TX_BYTES = 2 * 1024 * 1024;
 /** Remote address (16), port (2), local address (16; zero: none): native/src/udp.h. */
@@ -39,6 +43,10 @@ export class NativeUdpConn implements PacketConn {
   private readonly txOffsets = new Int32Array(UDP_TX_MAX);
   private readonly txLengths = new Int32Array(UDP_TX_MAX);
   private readonly txAddrs = new Uint8Array(UDP_TX_MAX * ADDR_LEN);
+  /** Per datagram: 0 = copied into txBuf, 1 = where it lies in `external` (queueRun: no copy). */
+  private readonly txWhich = new Uint8Array(UDP_TX_MAX);
+  private readonly txBufs: Uint8Array[] = [this.txBuf];
+  private external: Uint8Array | null = null;
   private readonly txResult = new Int32Array(3);
   private txCount = 0;
   private txUsed = 0;
@@ -79,8 +87,22 @@ export class NativeUdpConn implements PacketConn {
     const addrs = Buffer.alloc(UDP_RX_SLOTS * ADDR_LEN);
     let last: Endpoint | null = null;
     let lastAt = -1;
+    // The batch as one list (GRO slots split into their datagrams), for onMessages.
+    const maxEntries = UDP_RX_SLOTS * UDP_GRO_MAX_SEGMENTS;
+    const offsets = new Int32Array(maxEntries);
+    const sizes = new Int32Array(maxEntries);
+    const from: Endpoint[] = [];
+    const base = buf.byteOffset;
+    const whole = new Uint8Array(ab, base, UDP_RX_SLOTS * UDP_RX_SLOT_BYTES);
+    const onMessages = h.onMessages?.bind(h);
+    const deliver = (n: number): number => {
+      if (onMessages && n > 0) onMessages(whole, offsets, sizes, from, n);
+      from.length = 0;
+      return 0;
+    };
     this.reader = new this.addon.UdpReader(this.fd, buf, UDP_RX_SLOT_BYTES, lengths, gso, addrs, (count) => {
       if (count < 0) return; // a socket error (ICMP reported late): nothing to do but read on
+      let n = 0;
       for (let i = 0; i < count; i++) {
         const len = lengths[i];
         if (len < 0) {
@@ -93,16 +115,31 @@ export class NativeUdpConn implements PacketConn {
           last = this.source(addrs, a);
           lastAt = a;
         }
-        // Plain Uint8Array views: cheaper to make than Buffer views, one per datagram.
-        const off = buf.byteOffset + i * UDP_RX_SLOT_BYTES;
+        const off = i * UDP_RX_SLOT_BYTES;
         const seg = gso[i];
-        if (seg > 0 && seg < len) {
-          for (let s = 0; s < len; s += seg) h.onMessage(new Uint8Array(ab, off + s, Math.min(seg, len - s)), last);
+        if (onMessages) {
+          if (seg > 0 && seg < len) {
+            for (let s = 0; s < len; s += seg) {
+              if (n === maxEntries) n = deliver(n);
+              offsets[n] = off + s;
+              sizes[n] = Math.min(seg, len - s);
+              from[n++] = last;
+            }
+          } else {
+            if (n === maxEntries) n = deliver(n);
+            offsets[n] = off;
+            sizes[n] = len;
+            from[n++] = last;
+          }
+        } else if (seg > 0 && seg < len) {
+          // Plain Uint8Array views: cheaper to make than Buffer views, one per datagram.
+          for (let s = 0; s < len; s += seg) h.onMessage(new Uint8Array(ab, base + off + s, Math.min(seg, len - s)), last);
         } else {
-          h.onMessage(new Uint8Array(ab, off, len), last);
+          h.onMessage(new Uint8Array(ab, base + off, len), last);
         }
       }
       lastAt = -1;
+      deliver(n);
       h.onBatchEnd();
     });
     const r = this.reader.start();
@@ -167,10 +204,37 @@ export class NativeUdpConn implements PacketConn {
     if (this.txCount === UDP_TX_MAX || this.txUsed + data.length > UDP_TX_BYTES) this.flush();
     const i = this.txCount++;
     this.txBuf.set(data, this.txUsed);
+    this.txWhich[i] = 0;
     this.txOffsets[i] = this.txUsed;
     this.txLengths[i] = data.length;
     this.txAddrs.set(addr, i * ADDR_LEN);
     this.txUsed += data.length;
+  }
+
+  /** Queues a run's datagrams where they lie (no copy): its buffer must stay as it is until flush(). */
+  queueRun(run: DatagramRun, to: Endpoint): void {
+    if (this.closed) return;
+    const addr = this.addressBytes(to);
+    if (!addr) {
+      this.stats.sendErrors += run.count;
+      return;
+    }
+    if (this.external !== null && this.external !== run.buf) this.flush();
+    this.external = run.buf;
+    this.txBufs[1] = run.buf;
+    const { offsets, lengths } = run;
+    for (let k = run.start, end = run.start + run.count; k < end; k++) {
+      if (this.txCount === UDP_TX_MAX) {
+        this.flush();
+        this.external = run.buf;
+        this.txBufs[1] = run.buf;
+      }
+      const i = this.txCount++;
+      this.txWhich[i] = 1;
+      this.txOffsets[i] = offsets[k];
+      this.txLengths[i] = lengths[k];
+      this.txAddrs.set(addr, i * ADDR_LEN);
+    }
   }
 
   flush(): void {
@@ -178,7 +242,10 @@ export class NativeUdpConn implements PacketConn {
     if (count === 0 || this.closed) return;
     this.txCount = 0;
     this.txUsed = 0;
-    const sent = this.addon.udpSendBatch(this.fd, this.dualStack, this.gso, this.txBuf, this.txOffsets, this.txLengths, this.txAddrs, count, this.txResult);
+    if (this.external === null) this.txBufs.length = 1;
+    const sent = this.addon.udpSendBatch(this.fd, this.dualStack, this.gso, this.txBufs, this.txWhich, this.txOffsets, this.txLengths, this.txAddrs, count, this.txResult);
+    this.external = null;
+    this.txBufs.length = 1;
     if (sent < 0) {
       this.stats.sendErrors += count;
       return;

@@ -4,6 +4,7 @@
 import dgram from 'node:dgram';
 import { normalizeAddress, type Endpoint } from '../tunnel/endpoint.js';
 import { MeshdError } from '../errors.js';
+import type { DatagramRun } from '../tunnel/outbox.js';
 
 export interface PacketConn {
   readonly port: number;
@@ -13,6 +14,8 @@ export interface PacketConn {
   send(data: Uint8Array, to: Endpoint): void;
   /** Queues a datagram for the next flush(); `data` may be reused as soon as this returns. */
   queue(data: Uint8Array, to: Endpoint): void;
+  /** Queues a run of datagrams (Outbox.runs) for the next flush(); its buffer must not change before then. */
+  queueRun(run: DatagramRun, to: Endpoint): void;
   flush(): void;
   close(): void;
   /** The firewall mark on the socket's packets (0: none). */
@@ -26,6 +29,12 @@ export interface PacketConn {
 export interface PacketHandlers {
   /** One datagram; `msg` is only valid until onBatchEnd returns (it may be decrypted in place). */
   onMessage(msg: Uint8Array, from: Endpoint): void;
+  /**
+   * A whole batch at once instead of onMessage per datagram, when given: datagram i is
+   * buf[offsets[i], +lengths[i]) from from[i]; valid until onBatchEnd returns. The arrays are the
+   * reader's own: the handler may rewrite them.
+   */
+  onMessages?(buf: Uint8Array, offsets: Int32Array, lengths: Int32Array, from: Endpoint[], count: number): void;
   /** After each batch of onMessage calls: the moment to flush what they queued. */
   onBatchEnd(): void;
 }
@@ -98,6 +107,10 @@ export class UdpConn implements PacketConn {
 
   queue(data: Uint8Array, to: Endpoint): void {
     this.send(data, to);
+  }
+
+  queueRun(run: DatagramRun, to: Endpoint): void {
+    for (let k = run.start, end = run.start + run.count; k < end; k++) this.send(run.buf.subarray(run.offsets[k], run.offsets[k] + run.lengths[k]), to);
   }
 
   flush(): void {}

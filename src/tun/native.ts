@@ -37,11 +37,13 @@ export interface NativeAddon {
   udpOpen(port: number, bufferBytes: number, fwmark: number): UdpOpenResult;
   /** 0 or -errno. */
   udpSetMark(fd: number, fwmark: number): number;
+  /** Datagram i is bufs[which[i]][offsets[i], +lengths[i]); result: refused, GSO refused, source refused. */
   udpSendBatch(
     fd: number,
     dualStack: boolean,
     gso: boolean,
-    buf: Uint8Array,
+    bufs: readonly Uint8Array[],
+    which: Uint8Array,
     offsets: Int32Array,
     lengths: Int32Array,
     addrs: Uint8Array,
@@ -50,6 +52,10 @@ export interface NativeAddon {
   ): number;
   aeadSeal(key: Uint8Array, counterLo: number, counterHi: number, buf: Uint8Array, offset: number, length: number): number;
   aeadOpen(key: Uint8Array, counterLo: number, counterHi: number, src: Uint8Array, srcOffset: number, length: number, dst: Uint8Array, dstOffset: number): number;
+  sealBatch(key: Uint8Array, receiver: number, counterLo: number, counterHi: number, mtu: number, buf: Uint8Array, offsets: Int32Array, lengths: Int32Array, start: number, count: number): number;
+  openBatch(key: Uint8Array, buf: Uint8Array, offsets: Int32Array, lengths: Int32Array, start: number, count: number, plain: Int32Array, counters: Float64Array): number;
+  /** "direct" (OpenSSL's ChaCha20/Poly1305 cores), "evp" or "none". */
+  aeadBackend(): string;
   TunReader: new (
     fd: number,
     buffer: Uint8Array,

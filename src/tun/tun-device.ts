@@ -5,6 +5,11 @@ import { loadNative, type ReaderHandle } from './native.js';
 
 export interface TunHandlers {
   onPacket(buf: Uint8Array, offset: number, length: number): void;
+  /**
+   * A whole batch at once (packet i at offsets[i], lengths[i] long), instead of onPacket per packet
+   * when given; the arrays are the reader's own and may be rewritten (they are refilled per batch).
+   */
+  onPackets?(buf: Uint8Array, offsets: Int32Array, lengths: Int32Array, count: number): void;
   onBatchEnd(): void;
   /** A read failed (errno), e.g. the interface was deleted under us. */
   onError(errno: number): void;
@@ -76,7 +81,8 @@ export class LinuxTun implements TunDevice {
         h.onError(-count);
         return;
       }
-      for (let i = 0; i < count; i++) h.onPacket(buffer, offsets[i], lengths[i]);
+      if (h.onPackets) h.onPackets(buffer, offsets, lengths, count);
+      else for (let i = 0; i < count; i++) h.onPacket(buffer, offsets[i], lengths[i]);
       h.onBatchEnd();
     });
     const r = this.reader.start();

@@ -12,8 +12,8 @@ import type { Cidr } from './cidr.js';
 import { DropCounters, INSIDE_DROP_REASONS, OUTSIDE_DROP_REASONS, type InsideDropReason, type OutsideDropReason } from './drops.js';
 import { Outbox } from './outbox.js';
 import { Peer, type PeerOptions } from './peer.js';
-import { insidePacket, sendHandshakeInitiation, sendKeepalive, sendStaged } from './inside.js';
-import { outsideDatagram } from './outside.js';
+import { insideBatch, insidePacket, sendHandshakeInitiation, sendKeepalive, sendStaged } from './inside.js';
+import { outsideBatch, outsideDatagram } from './outside.js';
 import { earliestDeadline, tickPeer } from './timers.js';
 import { arm } from './timer-hooks.js';
 import type { Endpoint } from './endpoint.js';
@@ -89,6 +89,9 @@ export class Device {
   private lastScanMs = -Infinity;
   private urgentDueMs = Infinity;
   private woken: Peer[] = [];
+  /** Scratch for outsideBatch: plaintext lengths and counters of a batch's messages. */
+  private batchPlain = new Int32Array(0);
+  private batchCounters = new Float64Array(0);
   /** xorshift32 state for timer jitter, seeded once from rng: jitter needs no cryptographic randomness. */
   private jitterState = 0;
 
@@ -233,9 +236,26 @@ export class Device {
     insidePacket(this, packet);
   }
 
+  /** A batch of packets read from the TUN, all in `buf` (see insideBatch). */
+  insideBatch(buf: Uint8Array, offsets: Int32Array, lengths: Int32Array, count: number): void {
+    insideBatch(this, buf, offsets, lengths, count);
+  }
+
   /** A WireGuard datagram from the network. The buffer may be reused once this returns. */
   outside(datagram: Uint8Array, from: Endpoint): void {
     outsideDatagram(this, datagram, from);
+  }
+
+  /**
+   * A batch of datagrams in one buffer (datagram i at offsets[i], lengths[i] long, from from[i]);
+   * with inPlace, transport messages are opened where they lie (see outsideBatch).
+   */
+  outsideBatch(buf: Uint8Array, offsets: Int32Array, lengths: Int32Array, from: readonly Endpoint[], count: number): void {
+    if (this.batchPlain.length < count) {
+      this.batchPlain = new Int32Array(count);
+      this.batchCounters = new Float64Array(count);
+    }
+    outsideBatch(this, buf, offsets, lengths, from, count, this.batchPlain, this.batchCounters);
   }
 
   /** Runs due timers; call about every 100–250 ms. */

@@ -37,6 +37,94 @@ export function insidePacket(dev: Device, packet: Uint8Array): void {
   sendStaged(dev, peer);
 }
 
+/**
+ * A batch of packets from the TUN, all in `buf` (packet i at offsets[i], lengths[i] long, with the
+ * in-place head and tail room): the same as insidePacket for each, but consecutive packets for one
+ * peer and session are sealed with one call (TransportAead.sealBatch) and queued as one run where
+ * they lie (Outbox.runs). The destination lookup is done once per change of destination address.
+ * offsets/lengths of sealed packets are rewritten to describe the messages.
+ */
+export function insideBatch(dev: Device, buf: Uint8Array, offsets: Int32Array, lengths: Int32Array, count: number): void {
+  const seal = dev.aead.sealBatch;
+  if (!dev.inPlace || !seal) {
+    for (let i = 0; i < count; i++) insidePacket(dev, buf.subarray(offsets[i], offsets[i] + lengths[i]));
+    return;
+  }
+  const now = dev.clock.now();
+  let runPeer: Peer | null = null;
+  let runKp: Keypair | null = null;
+  let runStart = 0;
+  let runLen = 0;
+  // The previous packet's destination (its offset and version) and the peer it led to.
+  let lastDst = -1;
+  let lastV = 0;
+  let lastPeer: Peer | null = null;
+  const endRun = (): void => {
+    if (runLen === 0) return;
+    const peer = runPeer!;
+    const kp = runKp!;
+    const bytes = seal.call(dev.aead, kp.sendKey, kp.remoteIndex, kp.sendCounter, dev.mtu, buf, offsets, lengths, runStart, runLen);
+    if (bytes < 0) {
+      for (let k = 0; k < runLen; k++) dev.insideDrops.add('seal-failed');
+    } else {
+      kp.sendCounter += runLen;
+      dev.out.runs.push({ to: peer.endpoint, peerId: peer.id, buf, offsets, lengths, start: runStart, count: runLen });
+      peer.txBytes += bytes;
+      onDataSent(dev, peer, now);
+      onAnyAuthenticatedPacketSent(peer);
+      onAnyAuthenticatedPacketTraversal(dev, peer, now);
+      keepKeyFreshSending(dev, peer, now);
+    }
+    runLen = 0;
+    runPeer = null;
+    runKp = null;
+  };
+  for (let i = 0; i < count; i++) {
+    const off = offsets[i];
+    const len = lengths[i];
+    const v = ipVersion(buf, off, len);
+    if (v === 0) {
+      endRun();
+      dev.insideDrops.add('not-ip');
+      continue;
+    }
+    const dst = off + (v === 4 ? IPV4_DST_OFF : IPV6_DST_OFF);
+    let peer: Peer | null;
+    if (v === lastV && lastDst >= 0 && sameBytes(buf, dst, lastDst, v === 4 ? 4 : 16)) peer = lastPeer;
+    else {
+      peer = dev.allowedIps.lookup(v, buf, dst);
+      lastV = v;
+      lastDst = dst;
+      lastPeer = peer;
+    }
+    if (!peer) {
+      endRun();
+      dev.insideDrops.add('no-route');
+      continue;
+    }
+    if (peer === runPeer && runKp!.sendCounter + runLen < REJECT_AFTER_MESSAGES) {
+      runLen++;
+      continue;
+    }
+    endRun();
+    const kp = peer.staged.length === 0 ? usableKeypair(dev, peer, now) : null;
+    if (kp) {
+      runPeer = peer;
+      runKp = kp;
+      runStart = i;
+      runLen = 1;
+      continue;
+    }
+    insidePacket(dev, buf.subarray(off, off + len));
+  }
+  endRun();
+}
+
+function sameBytes(b: Uint8Array, x: number, y: number, n: number): boolean {
+  for (let k = 0; k < n; k++) if (b[x + k] !== b[y + k]) return false;
+  return true;
+}
+
 /** The current keypair if it may still send: not past REJECT_AFTER_TIME nor REJECT_AFTER_MESSAGES. */
 export function usableKeypair(dev: Device, peer: Peer, now = dev.clock.now()): Keypair | null {
   const kp = peer.keypairs.current;

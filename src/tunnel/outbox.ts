@@ -10,6 +10,21 @@ export interface Datagram {
   peerId: string;
 }
 
+/**
+ * Sealed transport messages for one peer that lie where they were sealed (the fast path's TUN batch):
+ * message i is buf[offsets[i], +lengths[i]) for i in [start, start + count). Like the views in
+ * `net`, valid only until the Outbox is drained.
+ */
+export interface DatagramRun {
+  to: Endpoint | null;
+  peerId: string;
+  buf: Uint8Array;
+  offsets: Int32Array;
+  lengths: Int32Array;
+  start: number;
+  count: number;
+}
+
 export type DeviceEvent =
   | { type: 'handshake-complete'; peerId: string; initiator: boolean }
   | { type: 'handshake-initiated'; peerId: string; attempt: number }
@@ -19,11 +34,14 @@ export type DeviceEvent =
 
 export class Outbox {
   readonly net: Datagram[] = [];
+  /** Data sealed a batch at a time (DeviceOptions.inPlace with a batch AEAD); sent after `net`. */
+  readonly runs: DatagramRun[] = [];
   readonly tun: Uint8Array[] = [];
   readonly events: DeviceEvent[] = [];
 
   clear(): void {
     this.net.length = 0;
+    this.runs.length = 0;
     this.tun.length = 0;
     this.events.length = 0;
   }

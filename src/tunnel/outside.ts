@@ -20,6 +20,7 @@ import {
   OFF_DATA_RECEIVER,
   OFF_SENDER,
   TRANSPORT_HEADER_SIZE,
+  TRANSPORT_MIN_SIZE,
   readCounter,
   readU32,
   wireguardSizeOk,
@@ -217,11 +218,24 @@ function receiveTransport(dev: Device, msg: Uint8Array, from: Endpoint): void {
     dev.outsideDrops.add('decrypt-failed');
     return;
   }
+  if (!acceptOpened(dev, peer, kp, counter, msg.length, from, now)) return;
+  if (n === 0) return; // keepalive
+  const r = checkInner(dev, peer, plain, 0, n, -1);
+  if (r > 0) {
+    dev.out.tun.push(plain.subarray(0, r));
+    onDataReceived(dev, peer, now);
+  }
+}
+
+/**
+ * A transport message that authenticated: the replay window, session confirmation, roaming, key
+ * freshness and timers. False when it is a replay (dropped, counted).
+ */
+function acceptOpened(dev: Device, peer: Peer, kp: Keypair, counter: number, msgLen: number, from: Endpoint, now: number): boolean {
   if (!kp.replay.validate(counter, REJECT_AFTER_MESSAGES)) {
     dev.outsideDrops.add('replay');
-    return;
+    return false;
   }
-
   const { confirmed, dropped } = peer.keypairs.received(kp);
   if (dropped) dev.unindexKeypair(dropped);
   if (confirmed) {
@@ -231,27 +245,128 @@ function receiveTransport(dev: Device, msg: Uint8Array, from: Endpoint): void {
   }
   roam(dev, peer, from, now);
   keepKeyFreshReceiving(dev, peer, now);
-  peer.rxBytes += msg.length;
+  peer.rxBytes += msgLen;
   onAnyAuthenticatedPacketTraversal(dev, peer, now);
   onAnyAuthenticatedPacketReceived(peer);
-  if (n === 0) return; // keepalive
+  return true;
+}
 
-  const v = ipVersion(plain, 0, n);
+/**
+ * The decrypted packet b[off, off+n): a sane IP packet whose source the peer may use (AllowedIPs).
+ * Returns its length by its own header, or 0 when dropped (counted). `knownSrc` >= 0: the offset of
+ * a source address already checked for this peer (the previous packet's): equal bytes skip the lookup.
+ */
+function checkInner(dev: Device, peer: Peer, b: Uint8Array, off: number, n: number, knownSrc: number): number {
+  const v = ipVersion(b, off, n);
   if (v === 0) {
     dev.outsideDrops.add('not-ip');
-    return;
+    return 0;
   }
-  const total = ipTotalLength(plain, 0, n);
+  const total = ipTotalLength(b, off, n);
   if (total > n || total < (v === 4 ? IPV4_HEADER_MIN : 40)) {
     dev.outsideDrops.add('bad-ip-length');
-    return;
+    return 0;
   }
-  if (dev.allowedIps.lookup(v, plain, v === 4 ? IPV4_SRC_OFF : IPV6_SRC_OFF) !== peer) {
+  const src = off + (v === 4 ? IPV4_SRC_OFF : IPV6_SRC_OFF);
+  if (knownSrc >= 0 && (b[knownSrc] >> 4) === v && sameBytes(b, src, knownSrc + (v === 4 ? IPV4_SRC_OFF : IPV6_SRC_OFF), v === 4 ? 4 : 16)) return total;
+  if (dev.allowedIps.lookup(v, b, src) !== peer) {
     dev.outsideDrops.add('source-not-allowed');
+    return 0;
+  }
+  return total;
+}
+
+function sameBytes(b: Uint8Array, x: number, y: number, n: number): boolean {
+  for (let k = 0; k < n; k++) if (b[x + k] !== b[y + k]) return false;
+  return true;
+}
+
+/**
+ * A batch of datagrams in one buffer (datagram i at offsets[i], lengths[i] long, from from[i]):
+ * the same as outsideDatagram for each, but consecutive transport messages for one session from one
+ * source are opened with one call (TransportAead.openBatch), in place. Replay, roaming and every
+ * other decision are made per message, in order, exactly as for one.
+ */
+export function outsideBatch(dev: Device, buf: Uint8Array, offsets: Int32Array, lengths: Int32Array, from: readonly Endpoint[], count: number, plain: Int32Array, counters: Float64Array): void {
+  const open = dev.aead.openBatch;
+  if (!dev.inPlace || !open) {
+    for (let i = 0; i < count; i++) outsideDatagram(dev, buf.subarray(offsets[i], offsets[i] + lengths[i]), from[i]);
     return;
   }
-  dev.out.tun.push(plain.subarray(0, total));
-  onDataReceived(dev, peer, now);
+  let runEntry: { peer: Peer; keypair: Keypair | null } | undefined;
+  let runReceiver = -1;
+  let runFrom: Endpoint | null = null;
+  let runStart = 0;
+  let runLen = 0;
+  const endRun = (): void => {
+    if (runLen === 0) return;
+    const start = runStart;
+    const n = runLen;
+    runLen = 0;
+    runReceiver = -1;
+    const { peer, keypair } = runEntry!;
+    const kp = keypair!;
+    const now = dev.clock.now();
+    if (now - kp.createdMs >= dev.timers.rejectAfterTimeMs) {
+      for (let k = 0; k < n; k++) dev.outsideDrops.add('expired-keypair');
+      return;
+    }
+    open.call(dev.aead, kp.recvKey, buf, offsets, lengths, start, n, plain, counters);
+    let knownSrc = -1;
+    for (let j = start; j < start + n; j++) {
+      const counter = counters[j];
+      if (counter < 0) {
+        dev.outsideDrops.add('counter-too-large');
+        continue;
+      }
+      if (counter >= REJECT_AFTER_MESSAGES) {
+        dev.outsideDrops.add('expired-keypair');
+        continue;
+      }
+      const len = plain[j];
+      if (len < 0) {
+        dev.outsideDrops.add('decrypt-failed');
+        continue;
+      }
+      // The session may have been replaced by something earlier in this run (it never is by data).
+      if (!acceptOpened(dev, peer, kp, counter, lengths[j], runFrom!, now)) continue;
+      if (len === 0) continue; // keepalive
+      const at = offsets[j] + TRANSPORT_HEADER_SIZE;
+      const r = checkInner(dev, peer, buf, at, len, knownSrc);
+      if (r > 0) {
+        knownSrc = at;
+        dev.out.tun.push(buf.subarray(at, at + r));
+        onDataReceived(dev, peer, now);
+      }
+    }
+  };
+  for (let i = 0; i < count; i++) {
+    const off = offsets[i];
+    const len = lengths[i];
+    const f = from[i];
+    if (len >= TRANSPORT_MIN_SIZE && buf[off] === MSG_TRANSPORT && buf[off + 1] === 0 && buf[off + 2] === 0 && buf[off + 3] === 0) {
+      const receiver = readU32(buf, off + OFF_DATA_RECEIVER);
+      if (receiver === runReceiver && f === runFrom) {
+        runLen++;
+        continue;
+      }
+      endRun();
+      const e = dev.index.get(receiver);
+      if (!e || !e.keypair) {
+        dev.outsideDrops.add('unknown-receiver');
+        continue;
+      }
+      runEntry = e;
+      runReceiver = receiver;
+      runFrom = f;
+      runStart = i;
+      runLen = 1;
+      continue;
+    }
+    endRun();
+    outsideDatagram(dev, buf.subarray(off, off + len), f);
+  }
+  endRun();
 }
 
 /** The initiator rekeys before the responder would reject the session (whitepaper §6.2). */
