@@ -36,6 +36,29 @@ export async function iperf3(lab: Lab, client: string, server: string, addr: str
   return { bitsPerSecond: j.end.sum_received.bits_per_second, retransmits: j.end.sum_sent.retransmits ?? 0 };
 }
 
+export interface IperfUdpSample {
+  /** What arrived, in bits/s of iperf3 payload, and as datagrams per second. */
+  bitsPerSecond: number;
+  packetsPerSecond: number;
+  lostPercent: number;
+}
+
+/**
+ * One iperf3 UDP run: `payload`-byte datagrams offered at `rate` (iperf3 -b: "1G"; "0" = as fast as
+ * the client can send). Received figures are the server's.
+ */
+export async function iperf3Udp(lab: Lab, client: string, server: string, addr: string, seconds: number, payload: number, rate: string): Promise<IperfUdpSample> {
+  await lab.exec(server, 'iperf3', ['-s', '-D', '-1']);
+  await sleep(300);
+  const r = await lab.exec(client, 'iperf3', ['-c', addr, '-u', '-b', rate, '-l', String(payload), '-t', String(seconds), '-J'], (seconds + 30) * 1000);
+  if (r.code !== 0) throw new Error(`iperf3 -u failed: ${r.stderr || r.stdout.slice(0, 500)}`);
+  const j = JSON.parse(r.stdout);
+  const sum = j.end.sum_received ?? j.end.sum;
+  const packets = (sum.packets ?? 0) - (sum.lost_packets ?? 0);
+  const secs = sum.seconds || seconds;
+  return { bitsPerSecond: sum.bits_per_second, packetsPerSecond: packets / secs, lostPercent: sum.lost_percent ?? 0 };
+}
+
 /** CPU seconds (user + system, all threads) a process has used so far. */
 export function cpuSeconds(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');

@@ -1,44 +1,82 @@
-// Data-plane benchmark: iperf3 TCP between two network namespaces over raw veth, through meshd and
-// through Debian's wireguard-go, interleaved in the same run; at tunnel MTU 1280 and 1420, with 1 and
-// 4 streams. Also each daemon's CPU during the runs (and per Gbit/s), and ping RTT through each path
-// (5 interleaved rounds of 100 pings at 10 ms intervals).
-// Prints a table and writes bench/results/throughput-*.json.
+// Data-plane benchmark: two network namespaces over raw veth, through meshd, through upstream
+// wireguard-go (the 2025 build with batching and offloads) and through Debian's wireguard-go
+// (0.0.20220316), interleaved in the same run, so every ratio compares figures taken minutes apart.
+// Cases:
+//   tcp    iperf3 TCP at tunnel MTU 1280 and 1420, 1 and 4 streams
+//   loss   the same at MTU 1420 with 1 % of tunnel datagrams dropped at random (nftables numgen,
+//          both directions; this kernel has no netem)
+//   udp    iperf3 UDP, 1,392-byte datagrams offered at 1 Gbit/s (MTU 1420): what arrives, and loss
+//   small  iperf3 UDP, 64-byte payloads as fast as the client sends: datagrams per second arriving
+// plus each daemon pair's CPU (user+system, during its runs; per Gbit/s) and ping RTT through each
+// path (5 interleaved rounds of 100 pings at 10 ms intervals). Prints tables, writes
+// bench/results/throughput-*.json.
 //   BENCH_SECONDS (default 10), BENCH_REPS (default 3), BENCH_MTUS (default "1280,1420"),
-//   BENCH_STREAMS (default "1,4"), MESHD_AEAD (default: the fastest available),
-//   MESHD_FASTPATH (default on; "off" measures the node:dgram fallback)
+//   BENCH_STREAMS (default "1,4"), BENCH_CASES (default "tcp,loss,udp,small"),
+//   BENCH_WIREGUARD_GO_UPSTREAM (default ../shared/bin/wireguard-go-0.0.20250522 when it exists;
+//   BENCH_WIREGUARD_GO is the older name), BENCH_WIREGUARD_GO_DEBIAN (default "wireguard-go" on PATH;
+//   "none" leaves one out), MESHD_AEAD, MESHD_FASTPATH ("off" measures the node:dgram fallback)
 import { execFileSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { waitFor } from '../src/lab/netns-lab.js';
 import type { Lab } from '../src/lab/netns-lab.js';
+import { packageRoot } from '../src/package-root.js';
 import { meshConfig, twoHosts, type Host, type TwoHosts } from '../test/helpers/two-hosts.js';
-import { cpuSeconds, iperf3, machine, median, withBenchLab, writeResult } from './common.js';
+import { cpuSeconds, iperf3, iperf3Udp, machine, median, withBenchLab, writeResult } from './common.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const REPS = Number(process.env.BENCH_REPS ?? 3);
 const MTUS = (process.env.BENCH_MTUS ?? '1280,1420').split(',').map(Number);
 const STREAMS = (process.env.BENCH_STREAMS ?? '1,4').split(',').map(Number);
-/** The wireguard-go to compare against: Debian's by default, or e.g. ../shared/bin/wireguard-go-0.0.20250522. */
-const WIREGUARD_GO = process.env.BENCH_WIREGUARD_GO ?? 'wireguard-go';
+const CASES = new Set((process.env.BENCH_CASES ?? 'tcp,loss,udp,small').split(','));
+const LOSS_PER_MILLE = 10;
 const PINGS = 100;
 const RTT_ROUNDS = 5;
 
-type PathName = 'veth' | 'meshd' | 'wireguard-go';
+const SHARED_UPSTREAM = join(packageRoot(), '..', 'shared', 'bin', 'wireguard-go-0.0.20250522');
+const UPSTREAM = process.env.BENCH_WIREGUARD_GO_UPSTREAM ?? process.env.BENCH_WIREGUARD_GO ?? (existsSync(SHARED_UPSTREAM) ? SHARED_UPSTREAM : 'none');
+const DEBIAN = process.env.BENCH_WIREGUARD_GO_DEBIAN ?? 'wireguard-go';
 
-async function wireguardGoPair(h: TwoHosts): Promise<number[]> {
+type PathName = 'veth' | 'meshd' | 'wg-upstream' | 'wg-debian';
+
+interface WgBuild {
+  path: PathName;
+  bin: string;
+  /** Interface suffix, listen port and tunnel subnet (10.N.0.x) of this pair. */
+  suffix: string;
+  port: number;
+  subnet: number;
+}
+
+const BUILDS: WgBuild[] = [
+  { path: 'wg-upstream' as const, bin: UPSTREAM, suffix: 'u', port: 51822, subnet: 79 },
+  { path: 'wg-debian' as const, bin: DEBIAN, suffix: 'w', port: 51821, subnet: 78 },
+].filter((b) => b.bin !== 'none' && b.bin !== '');
+
+function version(bin: string): string {
+  try {
+    return execFileSync(bin, ['--version'], { timeout: 5000 }).toString().trim().split('\n')[0];
+  } catch {
+    return '?';
+  }
+}
+
+async function wireguardGoPair(h: TwoHosts, b: WgBuild): Promise<number[]> {
   const { lab } = h;
   const pids: number[] = [];
   const setup = async (self: Host, other: Host) => {
-    const iface = `${self.iface}w`;
+    const iface = `${self.iface}${b.suffix}`;
     mkdirSync('/var/run/wireguard', { recursive: true, mode: 0o755 });
-    const p = lab.spawn(self.ns, WIREGUARD_GO, [iface], { WG_PROCESS_FOREGROUND: '1', LOG_LEVEL: 'error' });
+    const p = lab.spawn(self.ns, b.bin, [iface], { WG_PROCESS_FOREGROUND: '1', LOG_LEVEL: 'error' });
     pids.push(p.pid!);
-    if (!(await waitFor(async () => (await lab.run('wg', ['show', iface])).code === 0, 10_000))) throw new Error('wireguard-go did not start');
+    if (!(await waitFor(async () => (await lab.run('wg', ['show', iface])).code === 0, 10_000))) throw new Error(`${b.bin} did not start`);
+    const last = (host: Host) => host.underlay.split('.')[3];
     const conf = lab.file(
       `${iface}.conf`,
-      `[Interface]\nPrivateKey = ${self.keys.priv}\nListenPort = 51821\n[Peer]\nPublicKey = ${other.keys.pub}\nAllowedIPs = 10.78.0.${other.underlay.split('.')[3]}/32\nEndpoint = ${other.underlay}:51821\n`,
+      `[Interface]\nPrivateKey = ${self.keys.priv}\nListenPort = ${b.port}\n[Peer]\nPublicKey = ${other.keys.pub}\nAllowedIPs = 10.${b.subnet}.0.${last(other)}/32\nEndpoint = ${other.underlay}:${b.port}\n`,
     );
     await lab.exec(self.ns, 'wg', ['setconf', iface, conf]);
-    await lab.exec(self.ns, 'ip', ['addr', 'add', `10.78.0.${self.underlay.split('.')[3]}/24`, 'dev', iface]);
+    await lab.exec(self.ns, 'ip', ['addr', 'add', `10.${b.subnet}.0.${last(self)}/24`, 'dev', iface]);
     await lab.exec(self.ns, 'ip', ['link', 'set', iface, 'up']);
   };
   await setup(h.a, h.b);
@@ -48,7 +86,21 @@ async function wireguardGoPair(h: TwoHosts): Promise<number[]> {
 
 async function setMtu(lab: Lab, h: TwoHosts, mtu: number): Promise<void> {
   for (const host of [h.a, h.b]) {
-    for (const dev of [host.iface, `${host.iface}w`]) await lab.exec(host.ns, 'ip', ['link', 'set', dev, 'mtu', String(mtu)]);
+    for (const dev of [host.iface, ...BUILDS.map((b) => `${host.iface}${b.suffix}`)]) await lab.exec(host.ns, 'ip', ['link', 'set', dev, 'mtu', String(mtu)]);
+  }
+}
+
+/** Drops LOSS_PER_MILLE ‰ of the tunnels' UDP datagrams arriving in each namespace (null: removes it). */
+async function setLoss(lab: Lab, h: TwoHosts, perMille: number | null): Promise<void> {
+  const ports = [51820, ...BUILDS.map((b) => b.port)].join(', ');
+  for (const host of [h.a, h.b]) {
+    await lab.run('ip', ['netns', 'exec', host.ns, 'nft', 'delete', 'table', 'inet', 'benchloss']);
+    if (perMille === null) continue;
+    const rules = lab.file(
+      `loss-${host.ns}.nft`,
+      `table inet benchloss {\n  chain input {\n    type filter hook input priority -10; policy accept;\n    udp dport { ${ports} } numgen random mod 1000 < ${perMille} counter drop\n  }\n}\n`,
+    );
+    await lab.exec(host.ns, 'nft', ['-f', rules]);
   }
 }
 
@@ -59,84 +111,135 @@ async function rttMs(lab: Lab, ns: string, addr: string): Promise<number> {
 }
 
 interface Cell {
+  /** Gbit/s arriving (TCP goodput, or UDP payload). */
   gbps: number[];
+  /** UDP: datagrams per second arriving, and loss. */
+  pps: number[];
+  lostPercent: number[];
   retransmits: number[];
   cpuPercent: number[];
 }
 
+type CaseKind = 'tcp' | 'udp' | 'small';
+
+interface Case {
+  key: string;
+  kind: CaseKind;
+  mtu: number;
+  streams: number;
+  loss: boolean;
+}
+
+function cases(): Case[] {
+  const out: Case[] = [];
+  if (CASES.has('tcp')) for (const mtu of MTUS) for (const streams of STREAMS) out.push({ key: `tcp-mtu${mtu}-streams${streams}`, kind: 'tcp', mtu, streams, loss: false });
+  if (CASES.has('loss')) for (const streams of STREAMS) out.push({ key: `tcp-mtu1420-streams${streams}-loss1%`, kind: 'tcp', mtu: 1420, streams, loss: true });
+  if (CASES.has('udp')) out.push({ key: 'udp-mtu1420-1392B-at-1G', kind: 'udp', mtu: 1420, streams: 1, loss: false });
+  if (CASES.has('small')) out.push({ key: 'udp-mtu1420-64B-flood', kind: 'small', mtu: 1420, streams: 1, loss: false });
+  return out;
+}
+
 async function main(): Promise<void> {
-  await withBenchLab(['iperf3', 'wireguard-go', 'wg', 'ping'], async (lab) => {
+  await withBenchLab(['iperf3', 'wg', 'ping', 'nft', ...BUILDS.map((b) => b.bin)], async (lab) => {
     const h = await twoHosts(lab);
     const extra = 'MTU = 1420';
     const ma = await lab.meshd(h.a.ns, lab.file('a.conf', meshConfig(h.a, h.b, { extraInterface: extra })), h.a.iface);
     const mb = await lab.meshd(h.b.ns, lab.file('b.conf', meshConfig(h.b, h.a, { extraInterface: extra })), h.b.iface);
-    const wgPids = await wireguardGoPair(h);
-    const pids: Record<PathName, number[]> = { veth: [], meshd: [ma.pid!, mb.pid!], 'wireguard-go': wgPids };
-    const addr: Record<PathName, string> = { veth: h.b.underlay, meshd: h.b.mesh4, 'wireguard-go': '10.78.0.2' };
-    const aead = (await lab.cli(['status', h.a.iface, '--json'])).code === 0 ? (process.env.MESHD_AEAD ?? 'default (native if built)') : '?';
-    for (const a of [h.b.mesh4, '10.78.0.2']) await lab.exec(h.a.ns, 'ping', ['-c', '2', '-i', '0.2', '-W', '3', a]);
+    const paths: PathName[] = ['veth', 'meshd', ...BUILDS.map((b) => b.path)];
+    const pids: Partial<Record<PathName, number[]>> = { veth: [], meshd: [ma.pid!, mb.pid!] };
+    const addr: Partial<Record<PathName, string>> = { veth: h.b.underlay, meshd: h.b.mesh4 };
+    for (const b of BUILDS) {
+      pids[b.path] = await wireguardGoPair(h, b);
+      addr[b.path] = `10.${b.subnet}.0.2`;
+    }
+    const status = await lab.cli(['status', h.a.iface, '--json']);
+    const aead = status.code === 0 ? (process.env.MESHD_AEAD ?? 'default (native if built)') : '?';
+    for (const p of paths) await lab.exec(h.a.ns, 'ping', ['-c', '2', '-i', '0.2', '-W', '3', addr[p]!]);
 
-    const cells: Record<string, Record<PathName, Cell>> = {};
-    for (const mtu of MTUS) {
-      await setMtu(lab, h, mtu);
-      for (const streams of STREAMS) {
-        const key = `mtu${mtu}-streams${streams}`;
-        const empty = (): Cell => ({ gbps: [], retransmits: [], cpuPercent: [] });
-        const row: Record<PathName, Cell> = { veth: empty(), meshd: empty(), 'wireguard-go': empty() };
-        cells[key] = row;
-        for (let rep = 0; rep < REPS; rep++) {
-          for (const p of ['veth', 'meshd', 'wireguard-go'] as PathName[]) {
-            const before = pids[p].map(cpuSeconds);
-            const started = Date.now();
-            const s = await iperf3(lab, h.a.ns, h.b.ns, addr[p], SECONDS, streams);
-            const wall = (Date.now() - started) / 1000;
-            const used = pids[p].map(cpuSeconds).reduce((x, y, i) => x + y - before[i], 0);
-            row[p].gbps.push(s.bitsPerSecond / 1e9);
-            row[p].retransmits.push(s.retransmits);
-            row[p].cpuPercent.push(pids[p].length ? (100 * used) / wall : 0);
-            process.stderr.write(`${key} rep ${rep + 1}/${REPS} ${p}: ${(s.bitsPerSecond / 1e9).toFixed(3)} Gbit/s\n`);
+    const cells: Record<string, Partial<Record<PathName, Cell>>> = {};
+    let mtuNow = 0;
+    for (const c of cases()) {
+      if (c.mtu !== mtuNow) await setMtu(lab, h, (mtuNow = c.mtu));
+      await setLoss(lab, h, c.loss ? LOSS_PER_MILLE : null);
+      const row: Partial<Record<PathName, Cell>> = {};
+      cells[c.key] = row;
+      // With loss, raw veth has no tunnel to lose datagrams of: it is left out.
+      const here = c.loss ? paths.filter((p) => p !== 'veth') : paths;
+      for (const p of here) row[p] = { gbps: [], pps: [], lostPercent: [], retransmits: [], cpuPercent: [] };
+      for (let rep = 0; rep < REPS; rep++) {
+        for (const p of here) {
+          const before = pids[p]!.map(cpuSeconds);
+          const started = Date.now();
+          const cell = row[p]!;
+          if (c.kind === 'tcp') {
+            const s = await iperf3(lab, h.a.ns, h.b.ns, addr[p]!, SECONDS, c.streams);
+            cell.gbps.push(s.bitsPerSecond / 1e9);
+            cell.retransmits.push(s.retransmits);
+          } else {
+            const s = await iperf3Udp(lab, h.a.ns, h.b.ns, addr[p]!, SECONDS, c.kind === 'udp' ? c.mtu - 28 : 64, c.kind === 'udp' ? '1G' : '0');
+            cell.gbps.push(s.bitsPerSecond / 1e9);
+            cell.pps.push(s.packetsPerSecond);
+            cell.lostPercent.push(s.lostPercent);
           }
+          const wall = (Date.now() - started) / 1000;
+          const used = pids[p]!.map(cpuSeconds).reduce((x, y, i) => x + y - before[i], 0);
+          cell.cpuPercent.push(pids[p]!.length ? (100 * used) / wall : 0);
+          const shown = c.kind === 'small' ? `${(cell.pps.at(-1)! / 1000).toFixed(0)}k datagrams/s` : `${cell.gbps.at(-1)!.toFixed(3)} Gbit/s`;
+          process.stderr.write(`${c.key} rep ${rep + 1}/${REPS} ${p}: ${shown}\n`);
         }
       }
     }
+    await setLoss(lab, h, null);
     await setMtu(lab, h, 1420);
     // RTT: RTT_ROUNDS rounds of PINGS pings per path, interleaved; the median of the rounds' averages.
-    const rounds: Record<PathName, number[]> = { veth: [], meshd: [], 'wireguard-go': [] };
-    for (let r = 0; r < RTT_ROUNDS; r++) for (const p of ['veth', 'meshd', 'wireguard-go'] as PathName[]) rounds[p].push(await rttMs(lab, h.a.ns, addr[p]));
-    const rtt: Record<PathName, number> = { veth: median(rounds.veth), meshd: median(rounds.meshd), 'wireguard-go': median(rounds['wireguard-go']) };
+    const rounds: Partial<Record<PathName, number[]>> = {};
+    for (const p of paths) rounds[p] = [];
+    for (let r = 0; r < RTT_ROUNDS; r++) for (const p of paths) rounds[p]!.push(await rttMs(lab, h.a.ns, addr[p]!));
+    const rtt = Object.fromEntries(paths.map((p) => [p, median(rounds[p]!)])) as Record<PathName, number>;
 
-    const summary = Object.fromEntries(
-      Object.entries(cells).map(([k, row]) => [
-        k,
-        Object.fromEntries(
-          Object.entries(row).map(([p, c]) => {
-            const g = median(c.gbps);
-            const cpu = median(c.cpuPercent);
-            return [p, { medianGbps: g, minGbps: Math.min(...c.gbps), maxGbps: Math.max(...c.gbps), retransmits: c.retransmits, cpuPercentBothDaemons: cpu, cpuPercentPerGbps: g > 0 ? cpu / g : null }];
-          }),
-        ),
-      ]),
-    ) as unknown as Record<string, Record<PathName, { medianGbps: number; minGbps: number; maxGbps: number; retransmits: number[]; cpuPercentBothDaemons: number; cpuPercentPerGbps: number | null }>>;
+    const summary: Record<string, Record<string, { medianGbps: number; minGbps: number; maxGbps: number; medianPps: number | null; lostPercent: number[]; retransmits: number[]; cpuPercentBothDaemons: number; cpuPercentPerGbps: number | null }>> = {};
+    for (const [k, row] of Object.entries(cells)) {
+      summary[k] = {};
+      for (const [p, c] of Object.entries(row)) {
+        const g = median(c.gbps);
+        const cpu = median(c.cpuPercent);
+        summary[k][p] = {
+          medianGbps: g,
+          minGbps: Math.min(...c.gbps),
+          maxGbps: Math.max(...c.gbps),
+          medianPps: c.pps.length ? median(c.pps) : null,
+          lostPercent: c.lostPercent,
+          retransmits: c.retransmits,
+          cpuPercentBothDaemons: cpu,
+          cpuPercentPerGbps: g > 0 ? cpu / g : null,
+        };
+      }
+    }
     const offloads = execFileSync('ip', ['netns', 'exec', h.a.ns, 'sh', '-c', `ethtool -k $(ip -o link show type veth | cut -d: -f2 | cut -d@ -f1 | tr -d ' ') 2>/dev/null | grep -E '^(tcp-segmentation-offload|generic-receive-offload|tx-checksumming):' || true`]).toString().trim();
+    const builds = Object.fromEntries(BUILDS.map((b) => [b.path, { bin: b.bin, version: version(b.bin) }]));
     const result = {
       date: new Date().toISOString(),
       machine: machine(),
-      settings: { wireguardGo: WIREGUARD_GO, seconds: SECONDS, reps: REPS, mtus: MTUS, streams: STREAMS, aead, fastPath: process.env.MESHD_FASTPATH ?? 'on', pings: PINGS, rttRounds: RTT_ROUNDS },
+      settings: { builds, seconds: SECONDS, reps: REPS, mtus: MTUS, streams: STREAMS, cases: [...CASES], lossPerMille: LOSS_PER_MILLE, aead, fastPath: process.env.MESHD_FASTPATH ?? 'on', pings: PINGS, rttRounds: RTT_ROUNDS },
       vethOffloads: offloads || 'as the kernel sets them (ethtool not installed to show them)',
       summary,
-      rttMs: { ...rtt, rounds, meshdOverheadMs: rtt.meshd - rtt.veth, wireguardGoOverheadMs: rtt['wireguard-go'] - rtt.veth },
+      rttMs: { ...rtt, rounds, overheadMs: Object.fromEntries(paths.filter((p) => p !== 'veth').map((p) => [p, rtt[p] - rtt.veth])) },
     };
-    process.stdout.write('\ncase                 path           Gbit/s median (min–max)   CPU % (both daemons)  CPU %/Gbit/s  meshd/wg-go  TCP retransmits\n');
+    for (const b of BUILDS) process.stdout.write(`${b.path}: ${b.bin} (${builds[b.path].version})\n`);
+    process.stdout.write('\ncase                                path          figure (median, min–max)            CPU % both  CPU %/Gbit/s  ×upstream  ×debian  retransmits / loss %\n');
     for (const [k, row] of Object.entries(summary)) {
-      for (const p of ['veth', 'meshd', 'wireguard-go'] as PathName[]) {
-        const c = row[p];
-        const ratio = p === 'meshd' ? (c.medianGbps / row['wireguard-go'].medianGbps).toFixed(2) : '';
+      for (const [p, c] of Object.entries(row)) {
+        const small = k.includes('64B');
+        const fig = small ? `${((c.medianPps ?? 0) / 1000).toFixed(0)}k datagrams/s`.padEnd(34) : `${c.medianGbps.toFixed(3)} Gbit/s (${c.minGbps.toFixed(3)}–${c.maxGbps.toFixed(3)})`.padEnd(34);
+        const value = (x: (typeof row)[string] | undefined) => (x ? (small ? (x.medianPps ?? 0) : x.medianGbps) : 0);
+        const ratio = (other: string) => (p === 'meshd' && row[other] && value(row[other]) > 0 ? (value(c) / value(row[other])).toFixed(2) : '');
+        const extra = c.retransmits.length ? c.retransmits.join(', ') : c.lostPercent.map((x) => x.toFixed(2)).join(', ');
         process.stdout.write(
-          `${k.padEnd(20)} ${p.padEnd(14)} ${c.medianGbps.toFixed(3).padStart(7)} (${c.minGbps.toFixed(3)}–${c.maxGbps.toFixed(3)})   ${p === 'veth' ? '-'.padStart(6) : c.cpuPercentBothDaemons.toFixed(0).padStart(6)}               ${c.cpuPercentPerGbps === null || p === 'veth' ? '-' : c.cpuPercentPerGbps.toFixed(0)}            ${ratio.padEnd(11)}  ${c.retransmits.join(', ')}\n`,
+          `${k.padEnd(35)} ${p.padEnd(13)} ${fig}  ${p === 'veth' ? '-'.padStart(6) : c.cpuPercentBothDaemons.toFixed(0).padStart(6)}      ${c.cpuPercentPerGbps === null || p === 'veth' ? '-'.padEnd(6) : c.cpuPercentPerGbps.toFixed(0).padEnd(6)}        ${ratio('wg-upstream').padEnd(9)}  ${ratio('wg-debian').padEnd(7)}  ${extra}\n`,
         );
       }
     }
-    process.stdout.write(`ping RTT (median of ${RTT_ROUNDS} rounds of ${PINGS}): veth ${rtt.veth.toFixed(3)} ms, meshd ${rtt.meshd.toFixed(3)} ms (+${(rtt.meshd - rtt.veth).toFixed(3)}), wireguard-go ${rtt['wireguard-go'].toFixed(3)} ms (+${(rtt['wireguard-go'] - rtt.veth).toFixed(3)})\n`);
+    process.stdout.write(`ping RTT (median of ${RTT_ROUNDS} rounds of ${PINGS}): ${paths.map((p) => `${p} ${rtt[p].toFixed(3)} ms${p === 'veth' ? '' : ` (+${(rtt[p] - rtt.veth).toFixed(3)})`}`).join(', ')}\n`);
     process.stdout.write(`wrote ${writeResult('throughput', result)}\n`);
   });
 }

@@ -1,6 +1,7 @@
 // N-API surface. Hot-path errors are -errno return values, never exceptions (EAGAIN is not exceptional).
 //   TUN: tunOpen, tunWriteBatch, TunReader     UDP: udpOpen, udpSendBatch, udpSetMark, UdpReader
 //   AEAD: aeadSeal, aeadOpen, sealBatch, openBatch, aeadBackend   closeFd
+//   handshake primitives: blake2s, hmacBlake2s, kdf, x25519, x25519Public, x25519Available
 #include <errno.h>
 #include <napi.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 
 #include "aead.h"
 #include "batch.h"
+#include "noise-prims.h"
 #include "readers.h"
 #include "tun.h"
 #include "udp.h"
@@ -141,6 +143,80 @@ Napi::Value OpenBatchJs(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, count);
 }
 
+// The handshake primitives (noise-prims.h). Outputs are written into `out` (its length is the
+// digest length for blake2s: 16 or 32). Up to three input parts, concatenated.
+int Parts(const Napi::CallbackInfo& info, size_t first, meshd::Span* parts) {
+  int n = 0;
+  for (size_t i = first; i < info.Length() && n < 3; i++) {
+    if (!info[i].IsTypedArray()) break;
+    auto u = info[i].As<Napi::Uint8Array>();
+    parts[n++] = {u.Data(), u.ByteLength()};
+  }
+  return n;
+}
+
+// blake2s(out, key | null, ...parts) -> true, or false for bad lengths
+Napi::Value Blake2sJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto out = info[0].As<Napi::Uint8Array>();
+  const uint8_t* key = nullptr;
+  size_t keyLen = 0;
+  if (info[1].IsTypedArray()) {
+    auto k = info[1].As<Napi::Uint8Array>();
+    key = k.Data();
+    keyLen = k.ByteLength();
+  }
+  if (out.ByteLength() < 1 || out.ByteLength() > 32 || keyLen > 32) return Napi::Boolean::New(env, false);
+  meshd::Span parts[3];
+  int n = Parts(info, 2, parts);
+  meshd::Blake2s(out.Data(), out.ByteLength(), key, keyLen, parts, n);
+  return Napi::Boolean::New(env, true);
+}
+
+// hmacBlake2s(out32, key, ...parts) -> true, or false for bad lengths
+Napi::Value HmacBlake2sJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto out = info[0].As<Napi::Uint8Array>();
+  auto key = info[1].As<Napi::Uint8Array>();
+  if (out.ByteLength() != 32 || key.ByteLength() > 64) return Napi::Boolean::New(env, false);
+  meshd::Span parts[3];
+  int n = Parts(info, 2, parts);
+  meshd::HmacBlake2s(out.Data(), key.Data(), key.ByteLength(), parts, n);
+  return Napi::Boolean::New(env, true);
+}
+
+// kdf(n, key32, input, out: n * 32 bytes) -> true, or false for bad lengths
+Napi::Value KdfJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int n = I32(info, 0);
+  auto key = info[1].As<Napi::Uint8Array>();
+  auto input = info[2].As<Napi::Uint8Array>();
+  auto out = info[3].As<Napi::Uint8Array>();
+  if (n < 1 || n > 3 || key.ByteLength() != 32 || out.ByteLength() != static_cast<size_t>(32 * n)) return Napi::Boolean::New(env, false);
+  meshd::Kdf(n, key.Data(), input.Data(), input.ByteLength(), out.Data());
+  return Napi::Boolean::New(env, true);
+}
+
+// x25519(out32, priv32, pub32) -> 1 ok, 0 all-zero result (low-order point), -1 unavailable/bad lengths
+Napi::Value X25519Js(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto out = info[0].As<Napi::Uint8Array>();
+  auto priv = info[1].As<Napi::Uint8Array>();
+  auto pub = info[2].As<Napi::Uint8Array>();
+  if (!meshd::X25519Available() || out.ByteLength() != 32 || priv.ByteLength() != 32 || pub.ByteLength() != 32) return Napi::Number::New(env, -1);
+  return Napi::Number::New(env, meshd::X25519(out.Data(), priv.Data(), pub.Data()) ? 1 : 0);
+}
+
+// x25519Public(out32, priv32) -> true, or false when unavailable/bad lengths
+Napi::Value X25519PublicJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto out = info[0].As<Napi::Uint8Array>();
+  auto priv = info[1].As<Napi::Uint8Array>();
+  if (!meshd::X25519Available() || out.ByteLength() != 32 || priv.ByteLength() != 32) return Napi::Boolean::New(env, false);
+  meshd::X25519Public(out.Data(), priv.Data());
+  return Napi::Boolean::New(env, true);
+}
+
 // udpOpen(port, bufferBytes, fwmark) -> { fd, port, dualStack, gro, error, code }
 Napi::Value UdpOpenJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -225,6 +301,14 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("aeadOpen", Napi::Function::New(env, AeadOpenJs));
   exports.Set("sealBatch", Napi::Function::New(env, SealBatchJs));
   exports.Set("openBatch", Napi::Function::New(env, OpenBatchJs));
+  exports.Set("blake2s", Napi::Function::New(env, Blake2sJs));
+  exports.Set("hmacBlake2s", Napi::Function::New(env, HmacBlake2sJs));
+  exports.Set("kdf", Napi::Function::New(env, KdfJs));
+  exports.Set("x25519", Napi::Function::New(env, X25519Js));
+  exports.Set("x25519Public", Napi::Function::New(env, X25519PublicJs));
+  exports.Set("x25519Available", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+    return Napi::Boolean::New(info.Env(), meshd::X25519Available());
+  }));
   exports.Set("aeadBackend", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
     return Napi::String::New(info.Env(), meshd::AeadBackend());
   }));

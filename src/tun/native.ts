@@ -54,6 +54,15 @@ export interface NativeAddon {
   aeadOpen(key: Uint8Array, counterLo: number, counterHi: number, src: Uint8Array, srcOffset: number, length: number, dst: Uint8Array, dstOffset: number): number;
   sealBatch(key: Uint8Array, receiver: number, counterLo: number, counterHi: number, mtu: number, buf: Uint8Array, offsets: Int32Array, lengths: Int32Array, start: number, count: number): number;
   openBatch(key: Uint8Array, buf: Uint8Array, offsets: Int32Array, lengths: Int32Array, start: number, count: number, plain: Int32Array, counters: Float64Array): number;
+  /** BLAKE2s into out (16 or 32 bytes), keyed when key is given; up to three parts, concatenated. */
+  blake2s(out: Uint8Array, key: Uint8Array | null, a: Uint8Array, b?: Uint8Array, c?: Uint8Array): boolean;
+  hmacBlake2s(out: Uint8Array, key: Uint8Array, a: Uint8Array, b?: Uint8Array, c?: Uint8Array): boolean;
+  /** KDF_n(key, input) into out (n * 32 bytes: T1, T2, T3). */
+  kdf(n: number, key: Uint8Array, input: Uint8Array, out: Uint8Array): boolean;
+  /** 1: ok; 0: all-zero result (low-order point); -1: unavailable. */
+  x25519(out: Uint8Array, priv: Uint8Array, pub: Uint8Array): number;
+  x25519Public(out: Uint8Array, priv: Uint8Array): boolean;
+  x25519Available(): boolean;
   /** "direct" (OpenSSL's ChaCha20/Poly1305 cores), "evp" or "none". */
   aeadBackend(): string;
   TunReader: new (

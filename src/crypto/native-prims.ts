@@ -1,0 +1,17 @@
+// The addon's handshake primitives (native/src/noise-prims.h), or null when the addon is not built
+// or MESHD_NATIVE_PRIMS=off: blake2s.ts and x25519.ts fall back to node:crypto and noble then.
+import { loadNative, type NativeAddon } from '../tun/native.js';
+
+export type NativePrims = Pick<NativeAddon, 'blake2s' | 'hmacBlake2s' | 'kdf' | 'x25519' | 'x25519Public' | 'x25519Available'>;
+
+function load(): NativePrims | null {
+  if (/^(off|0|false|no)$/i.test(process.env.MESHD_NATIVE_PRIMS ?? '')) return null;
+  try {
+    const addon = loadNative();
+    return typeof addon.kdf === 'function' ? addon : null;
+  } catch {
+    return null;
+  }
+}
+
+export const nativePrims: NativePrims | null = load();
