@@ -3,6 +3,7 @@
 // side alone and for both sides together. The injected clock moves 25 ms a round so the per-peer
 // initiation rate limit (50/s) does not cap the count. Writes bench/results/handshakes-*.json.
 //   BENCH_HANDSHAKES (default 3000)
+import { nativePrims } from '../src/crypto/native-prims.js';
 import { generatePrivateKey } from '../src/crypto/keys.js';
 import { pooledRandom } from '../src/crypto/random.js';
 import { nodeCryptoAead } from '../src/crypto/transport-aead.js';
@@ -57,12 +58,12 @@ const totalS = Number(process.hrtime.bigint() - started) / 1e9;
 const result = {
   date: new Date().toISOString(),
   machine: machine(),
-  settings: { handshakes: N, x25519: '@noble/curves', hashes: '@noble/hashes' },
+  settings: { handshakes: N, primitives: nativePrims ? 'addon: own BLAKE2s/HMAC/KDF, OpenSSL X25519 core' : 'node:crypto (X25519 KeyObjects, BLAKE2s, HMAC) and noble (keyed BLAKE2s)' },
   completed,
   bothSidesPerSecond: completed / totalS,
   responderPerSecond: completed / (Number(responderNs) / 1e9),
 };
-process.stdout.write(`${completed}/${N} handshakes completed\n`);
+process.stdout.write(`${completed}/${N} handshakes completed (primitives: ${result.settings.primitives})\n`);
 process.stdout.write(`both sides in one process: ${result.bothSidesPerSecond.toFixed(0)} handshakes/s\n`);
 process.stdout.write(`responder work alone:      ${result.responderPerSecond.toFixed(0)} handshakes/s per core\n`);
 process.stdout.write(`wrote ${writeResult('handshakes', result)}\n`);

@@ -8,7 +8,7 @@
 //   udp    iperf3 UDP, 1,392-byte datagrams offered at 1 Gbit/s (MTU 1420): what arrives, and loss
 //   small  iperf3 UDP, 64-byte payloads as fast as the client sends: datagrams per second arriving
 // plus each daemon pair's CPU (user+system, during its runs; per Gbit/s) and ping RTT through each
-// path (5 interleaved rounds of 100 pings at 10 ms intervals). Prints tables, writes
+// path (5 interleaved rounds of 100 pings at 10 ms intervals, and of 1,000 at 1 ms). Prints tables, writes
 // bench/results/throughput-*.json.
 //   BENCH_SECONDS (default 10), BENCH_REPS (default 3), BENCH_MTUS (default "1280,1420"),
 //   BENCH_STREAMS (default "1,4"), BENCH_CASES (default "tcp,loss,udp,small"),
@@ -104,8 +104,8 @@ async function setLoss(lab: Lab, h: TwoHosts, perMille: number | null): Promise<
   }
 }
 
-async function rttMs(lab: Lab, ns: string, addr: string): Promise<number> {
-  const r = await lab.exec(ns, 'ping', ['-c', String(PINGS), '-i', '0.01', '-q', '-W', '2', addr], 60_000);
+async function rttMs(lab: Lab, ns: string, addr: string, interval: string): Promise<number> {
+  const r = await lab.exec(ns, 'ping', ['-c', String(interval === '0.001' ? PINGS * 10 : PINGS), '-i', interval, '-q', '-W', '2', addr], 60_000);
   const m = /= [\d.]+\/([\d.]+)\//.exec(r.stdout);
   return m ? Number(m[1]) : NaN;
 }
@@ -191,12 +191,16 @@ async function main(): Promise<void> {
     }
     await setLoss(lab, h, null);
     await setMtu(lab, h, 1420);
-    // RTT: RTT_ROUNDS rounds of PINGS pings per path, interleaved; the median of the rounds' averages.
-    const rounds: Partial<Record<PathName, number[]>> = {};
-    for (const p of paths) rounds[p] = [];
-    for (let r = 0; r < RTT_ROUNDS; r++) for (const p of paths) rounds[p]!.push(await rttMs(lab, h.a.ns, addr[p]!));
-    const rtt = Object.fromEntries(paths.map((p) => [p, median(rounds[p]!)])) as Record<PathName, number>;
-
+    // RTT: RTT_ROUNDS rounds of PINGS pings per path at 10 ms intervals (each packet wakes the
+    // daemons from idle), interleaved; the median of the rounds' averages. Then 10 × PINGS at 1 ms.
+    const rttAt = async (interval: string) => {
+      const rounds: Partial<Record<PathName, number[]>> = {};
+      for (const p of paths) rounds[p] = [];
+      for (let r = 0; r < RTT_ROUNDS; r++) for (const p of paths) rounds[p]!.push(await rttMs(lab, h.a.ns, addr[p]!, interval));
+      return { rounds, rtt: Object.fromEntries(paths.map((p) => [p, median(rounds[p]!)])) as Record<PathName, number> };
+    };
+    const { rounds, rtt } = await rttAt('0.01');
+    const fast = await rttAt('0.001');
     const summary: Record<string, Record<string, { medianGbps: number; minGbps: number; maxGbps: number; medianPps: number | null; lostPercent: number[]; retransmits: number[]; cpuPercentBothDaemons: number; cpuPercentPerGbps: number | null }>> = {};
     for (const [k, row] of Object.entries(cells)) {
       summary[k] = {};
@@ -224,6 +228,7 @@ async function main(): Promise<void> {
       vethOffloads: offloads || 'as the kernel sets them (ethtool not installed to show them)',
       summary,
       rttMs: { ...rtt, rounds, overheadMs: Object.fromEntries(paths.filter((p) => p !== 'veth').map((p) => [p, rtt[p] - rtt.veth])) },
+      rttMs1msInterval: { ...fast.rtt, rounds: fast.rounds, overheadMs: Object.fromEntries(paths.filter((p) => p !== 'veth').map((p) => [p, fast.rtt[p] - fast.rtt.veth])) },
     };
     for (const b of BUILDS) process.stdout.write(`${b.path}: ${b.bin} (${builds[b.path].version})\n`);
     process.stdout.write('\ncase                                path          figure (median, min–max)            CPU % both  CPU %/Gbit/s  ×upstream  ×debian  retransmits / loss %\n');
@@ -239,7 +244,9 @@ async function main(): Promise<void> {
         );
       }
     }
-    process.stdout.write(`ping RTT (median of ${RTT_ROUNDS} rounds of ${PINGS}): ${paths.map((p) => `${p} ${rtt[p].toFixed(3)} ms${p === 'veth' ? '' : ` (+${(rtt[p] - rtt.veth).toFixed(3)})`}`).join(', ')}\n`);
+    const line = (r: Record<PathName, number>) => paths.map((p) => `${p} ${r[p].toFixed(3)} ms${p === 'veth' ? '' : ` (+${(r[p] - r.veth).toFixed(3)})`}`).join(', ');
+    process.stdout.write(`ping RTT, 10 ms apart (median of ${RTT_ROUNDS} rounds of ${PINGS}): ${line(rtt)}\n`);
+    process.stdout.write(`ping RTT, 1 ms apart (median of ${RTT_ROUNDS} rounds of ${PINGS * 10}): ${line(fast.rtt)}\n`);
     process.stdout.write(`wrote ${writeResult('throughput', result)}\n`);
   });
 }
