@@ -9,6 +9,7 @@ import { formatStatus, type DaemonStatus } from '../daemon/status.js';
 import type { NetcheckReport, PongReply } from '../daemon/daemon.js';
 import { ConfigError, MeshdError, UsageError } from '../errors.js';
 import { createLogger } from '../log.js';
+import { installSystemd } from './systemd.js';
 import { genkey, genpsk, pubkey } from './keys.js';
 import { demo } from '../demo/demo.js';
 import { peerAdd, peerList, peerRemove } from './peer.js';
@@ -374,6 +375,12 @@ export async function main(argv: string[]): Promise<void> {
     .action((o: { out?: string }) => genkey(o.out));
   program.command('genpsk').option('-o, --out <file>', 'write to FILE (mode 0600)').description('print a new preshared key').action((o: { out?: string }) => genpsk(o.out));
   program.command('pubkey').description('read a private key on stdin, print its public key').action(pubkey);
+  program
+    .command('install-systemd')
+    .option('--unit-dir <dir>', 'where to write the units', '/etc/systemd/system')
+    .option('--no-reload', 'do not run systemctl daemon-reload')
+    .description('install meshd@.service and meshd-relay.service for this install (docs/operations.md)')
+    .action((o: { unitDir: string; reload: boolean }) => installSystemd(o));
 
   try {
     await program.parseAsync(argv);

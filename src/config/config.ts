@@ -63,6 +63,8 @@ export interface InterfaceConfig {
   domain: string | null;
   /** meshd: whether the names are registered with the host's resolver (systemd-resolved, resolvconf). */
   splitDns: boolean;
+  /** meshd: where to serve Prometheus metrics (an IP address and port; null: off, the default). */
+  metricsListen: HostPort | null;
 }
 
 export interface MeshConfig {
@@ -175,6 +177,7 @@ export function defaultInterface(): Omit<InterfaceConfig, 'privateKey'> {
     meshKey: null,
     domain: null,
     splitDns: true,
+    metricsListen: null,
   };
 }
 
@@ -260,6 +263,17 @@ function parseInterface(s: IniSection, ctx: Ctx, ignored: string[]): InterfaceCo
         const v = e.value.trim().toLowerCase();
         if (v !== 'auto' && v !== 'off') throw ctx.err(e, 'Interface', `"${e.value}" is not auto or off`);
         out.splitDns = v === 'auto';
+        break;
+      }
+      case 'metricslisten': {
+        const v = e.value.trim();
+        if (v.toLowerCase() === 'off') {
+          out.metricsListen = null;
+          break;
+        }
+        const hp = parseHostPort(v);
+        if (!hp || !isIP(hp.host)) throw ctx.err(e, 'Interface', `"${v}" is not an IP address and port (e.g. 127.0.0.1:9586)`);
+        out.metricsListen = hp;
         break;
       }
       case 'saveconfig':

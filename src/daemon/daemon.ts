@@ -22,6 +22,8 @@ import { mappingVaries } from '../transport/endpoints.js';
 import { pingRound, type PongReply } from './ping.js';
 import { keyId } from '../crypto/keys.js';
 import type { DatagramRun, DeviceEvent } from '../tunnel/outbox.js';
+import type { Server as HttpServer } from 'node:http';
+import { DaemonMetrics, serveMetrics } from './metrics.js';
 import { LinuxTun, type TunDevice } from '../tun/tun-device.js';
 import { addAddress, setMtu, setMtuAndUp } from '../tun/netconfig.js';
 import { UdpConn, type PacketConn, type PacketHandlers } from '../transport/udp.js';
@@ -113,6 +115,10 @@ export class Daemon {
   readonly discovery: Discovery;
   private readonly stun: StunService;
   private handshakeInitiationsSent = 0;
+  private metricsServer: HttpServer | null = null;
+  private readonly handshakesCompleted = { initiator: 0, responder: 0 };
+  /** Peers given up on after REKEY_ATTEMPT_TIME of unanswered initiations. */
+  private handshakesFailed = 0;
   /** The source key of the relay packets being delivered, and their pseudo-endpoint (onRelayPacket). */
   private relaySrc: Uint8Array | null = null;
   private relaySrcEndpoint: Endpoint | null = null;
@@ -334,6 +340,15 @@ export class Daemon {
           return { stopping: true };
       }
     });
+
+    if (cfg.metricsListen) {
+      const { host, port } = cfg.metricsListen;
+      const metrics = new DaemonMetrics(() => this.firewall.refresh().then(() => this.status()));
+      this.metricsServer = await serveMetrics(metrics, host, port, (err) => this.log.warn({ component: 'metrics', err: err.message }, 'metrics request failed')).catch((err: NodeJS.ErrnoException) => {
+        throw new MeshdError('EMETRICS', `${config.file}: MetricsListen = ${host.includes(':') ? `[${host}]` : host}:${port}: cannot listen (${err.code ?? err.message})`);
+      });
+      log.info({ component: 'metrics', listen: `${host.includes(':') ? `[${host}]` : host}:${port}` }, 'serving Prometheus metrics at /metrics');
+    }
 
     this.tun.start({
       onPacket: (buf, off, len) => this.device.inside(buf.subarray(off, off + len)),
@@ -664,6 +679,8 @@ export class Daemon {
     const name = peer ? (peer.name ?? keyToBase64(peer.publicKey)) : e.peerId;
     switch (e.type) {
       case 'handshake-complete':
+        if (e.initiator) this.handshakesCompleted.initiator++;
+        else this.handshakesCompleted.responder++;
         this.log.debug({ component: 'tunnel', peer: name, initiator: e.initiator }, 'handshake complete');
         break;
       case 'handshake-initiated':
@@ -671,6 +688,7 @@ export class Daemon {
         this.log.debug({ component: 'tunnel', peer: name, attempt: e.attempt }, 'handshake initiation sent');
         break;
       case 'handshake-gave-up':
+        this.handshakesFailed++;
         this.log.info({ component: 'tunnel', peer: name, reason: 'no response for REKEY_ATTEMPT_TIME' }, 'handshake gave up');
         break;
       case 'endpoint-changed':
@@ -723,6 +741,11 @@ export class Daemon {
       discoDrops: this.discovery.drops.snapshot(),
       counters: {
         handshakeInitiationsSent: this.handshakeInitiationsSent,
+        handshakeInitiationsReceived: this.device.handshakeStats.initiationsReceived,
+        handshakeResponsesReceived: this.device.handshakeStats.responsesReceived,
+        handshakesCompletedAsInitiator: this.handshakesCompleted.initiator,
+        handshakesCompletedAsResponder: this.handshakesCompleted.responder,
+        handshakesFailed: this.handshakesFailed,
         ...Object.fromEntries(Object.entries(this.discovery.sent).map(([k, v]) => [`disco-${k}-sent`, v])),
         ...Object.fromEntries(Object.entries(this.discovery.received).map(([k, v]) => [`disco-${k}-received`, v])),
       },
@@ -803,6 +826,11 @@ export class Daemon {
     if (this.uapi) closeUnix(this.uapi, uapiSocketPath(this.iface));
     if (this.control) closeUnix(this.control, controlSocketPath(this.iface));
     this.uapi = this.control = null;
+    if (this.metricsServer) {
+      this.metricsServer.closeAllConnections();
+      await new Promise<void>((resolve) => this.metricsServer!.close(() => resolve()));
+      this.metricsServer = null;
+    }
     await this.splitDns.remove();
     this.names?.close();
     this.names = null;

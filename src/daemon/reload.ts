@@ -33,6 +33,7 @@ export function planReload(before: MeshConfig, after: MeshConfig): ReloadPlan {
   if ((b.meshKey ? Buffer.from(b.meshKey).toString('hex') : '') !== (a.meshKey ? Buffer.from(a.meshKey).toString('hex') : '')) restartNeeded.push('MeshKey');
   if (b.domain !== a.domain) restartNeeded.push('Domain');
   if (b.splitDns !== a.splitDns) restartNeeded.push('SplitDNS');
+  if (!same(b.metricsListen, a.metricsListen)) restartNeeded.push('MetricsListen');
   if (b.fwMark !== a.fwMark) restartNeeded.push('FwMark (or wg set IFACE fwmark N)');
   if (!same([b.preUp, b.postUp, b.preDown, b.postDown], [a.preUp, a.postUp, a.preDown, a.postDown])) restartNeeded.push('PreUp/PostUp/PreDown/PostDown');
 

@@ -82,6 +82,11 @@ export class RelayClient {
   state: RelayState = 'connecting';
   lastError: string | null = null;
   latencyMs: number | null = null;
+  /** Logins completed, and how many of them came after a lost connection (reconnects). */
+  connects = 0;
+  get reconnects(): number {
+    return Math.max(0, this.connects - 1);
+  }
   private ws: WebSocket | null = null;
   private failures = 0;
   private retryTimer: NodeJS.Timeout | null = null;
@@ -174,6 +179,7 @@ export class RelayClient {
   private setState(s: RelayState): void {
     if (this.state === s) return;
     this.state = s;
+    if (s === 'connected') this.connects++;
     this.events.onStateChange?.(this);
   }
 

@@ -16,6 +16,8 @@ export interface RelayStatus {
   state: string;
   latencyMs: number | null;
   lastError: string | null;
+  /** Connections re-established after one was lost. */
+  reconnects: number;
 }
 
 export interface RelaysEvents {
@@ -107,7 +109,7 @@ export class Relays {
   }
 
   status(): RelayStatus[] {
-    return this.clients.map((c) => ({ url: c.url, state: c.state, latencyMs: c.latencyMs, lastError: c.lastError }));
+    return this.clients.map((c) => ({ url: c.url, state: c.state, latencyMs: c.latencyMs, lastError: c.lastError, reconnects: c.reconnects }));
   }
 
   private goneMap(url: string): Map<string, number> {

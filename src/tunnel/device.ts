@@ -79,6 +79,8 @@ export class Device {
   readonly outsideDrops = new DropCounters<OutsideDropReason>(OUTSIDE_DROP_REASONS);
   readonly insideDrops = new DropCounters<InsideDropReason>(INSIDE_DROP_REASONS);
   readonly out = new Outbox();
+  /** Handshake messages that authenticated (the refused ones are drops, by reason). */
+  readonly handshakeStats = { initiationsReceived: 0, responsesReceived: 0 };
   readonly underLoadThreshold: number;
   private underLoadUntilMs = -Infinity;
   private handshakeWindowStartMs = -Infinity;

@@ -134,6 +134,7 @@ function receiveInitiation(dev: Device, msg: Uint8Array, from: Endpoint): void {
     return;
   }
   const peer = r.peer;
+  dev.handshakeStats.initiationsReceived++;
   peer.rxBytes += msg.length;
   onAnyAuthenticatedPacketTraversal(dev, peer, now);
   onAnyAuthenticatedPacketReceived(peer);
@@ -174,6 +175,7 @@ function receiveResponse(dev: Device, msg: Uint8Array, from: Endpoint): void {
     dev.outsideDrops.add('handshake-decrypt');
     return;
   }
+  dev.handshakeStats.responsesReceived++;
   peer.rxBytes += msg.length;
   roam(dev, peer, from);
   onAnyAuthenticatedPacketTraversal(dev, peer, now);

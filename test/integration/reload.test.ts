@@ -33,7 +33,7 @@ else {
     const b = await mk('b', 2);
     const c = await mk('c', 3);
     const aConf = lab.file(`${a.iface}.conf`, conf(a, [{ h: b, endpoint: true }]));
-    await lab.meshd(a.ns, aConf, a.iface);
+    const daemonA = await lab.meshd(a.ns, aConf, a.iface);
     await lab.meshd(b.ns, lab.file('b.conf', conf(b, [{ h: a, endpoint: false }])), b.iface);
     await lab.meshd(c.ns, lab.file('c.conf', conf(c, [{ h: a, endpoint: true }])), c.iface);
     t.equal((await lab.exec(a.ns, 'ping', ['-c', '2', '-i', '0.2', '-W', '2', b.mesh4])).code, 0, 'A reaches B');
@@ -58,7 +58,9 @@ else {
 
     const rm = await lab.cli(['peer', 'remove', aConf, 'carol']);
     t.equal(rm.code, 0, rm.stderr);
-    await lab.run('kill', ['-HUP', String((await lab.exec(a.ns, 'sh', ['-c', `pgrep -f "meshd.js up ${aConf}"`])).stdout.trim().split('\n')[0])]);
+    // The daemon's own pid (`ip netns exec` execs it): a pgrep for its command line could also match
+    // the shell running the pgrep, and after PIDs wrap that one may come first.
+    daemonA.kill('SIGHUP');
     t.ok(await waitFor(async () => !JSON.parse((await lab.cli(['status', a.iface, '--json'])).stdout).peers.some((p: { name: string }) => p.name === 'carol'), 5000), 'SIGHUP applied the removal');
     t.not((await lab.exec(a.ns, 'ping', ['-c', '2', '-i', '0.2', '-W', '1', c.mesh4])).code, 0, 'A no longer reaches C');
     t.not((await lab.exec(c.ns, 'ping', ['-c', '2', '-i', '0.2', '-W', '1', a.mesh4])).code, 0, 'C\'s traffic is refused');
