@@ -746,6 +746,8 @@ export class Daemon {
         handshakesCompletedAsInitiator: this.handshakesCompleted.initiator,
         handshakesCompletedAsResponder: this.handshakesCompleted.responder,
         handshakesFailed: this.handshakesFailed,
+        // Replies whose sticky source address the kernel refused (it was removed): sent without it.
+        ...(this.udp instanceof NativeUdpConn ? { udpSourceRefused: this.udp.stats.sourceRefused } : {}),
         ...Object.fromEntries(Object.entries(this.discovery.sent).map(([k, v]) => [`disco-${k}-sent`, v])),
         ...Object.fromEntries(Object.entries(this.discovery.received).map(([k, v]) => [`disco-${k}-received`, v])),
       },

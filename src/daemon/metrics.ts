@@ -108,6 +108,9 @@ export class DaemonMetrics {
       set({ role: 'responder' }, c(st, 'handshakesCompletedAsResponder'));
     });
     counter('meshd_handshakes_failed_total', 'Peers given up on after REKEY_ATTEMPT_TIME of unanswered initiations.', [], (set, st) => set({}, c(st, 'handshakesFailed')));
+    counter('meshd_udp_source_refused_total', 'Replies whose sticky source address the kernel refused (it was removed) and that left without it.', [], (set, st) =>
+      set({}, c(st, 'udpSourceRefused')),
+    );
     counter('meshd_drops_total', 'Packets dropped, by direction (outside: from the network; inside: from the TUN) and reason (as meshd status).', ['direction', 'reason'], (set, st) => {
       const out: Record<string, number> = Object.fromEntries(OUTSIDE_DROP_REASONS.map((r) => [r, 0]));
       const ins: Record<string, number> = Object.fromEntries(INSIDE_DROP_REASONS.map((r) => [r, 0]));
