@@ -23,7 +23,6 @@ import { pingRound, type PongReply } from './ping.js';
 import { keyId } from '../crypto/keys.js';
 import type { DatagramRun, DeviceEvent } from '../tunnel/outbox.js';
 import type { Server as HttpServer } from 'node:http';
-import { DaemonMetrics, serveMetrics } from './metrics.js';
 import { LinuxTun, type TunDevice } from '../tun/tun-device.js';
 import { addAddress, setMtu, setMtuAndUp } from '../tun/netconfig.js';
 import { UdpConn, type PacketConn, type PacketHandlers } from '../transport/udp.js';
@@ -343,6 +342,8 @@ export class Daemon {
 
     if (cfg.metricsListen) {
       const { host, port } = cfg.metricsListen;
+      // Loaded only when asked for: prom-client costs 100-200 ms of every start otherwise.
+      const { DaemonMetrics, serveMetrics } = await import('./metrics.js');
       const metrics = new DaemonMetrics(() => this.firewall.refresh().then(() => this.status()));
       this.metricsServer = await serveMetrics(metrics, host, port, (err) => this.log.warn({ component: 'metrics', err: err.message }, 'metrics request failed')).catch((err: NodeJS.ErrnoException) => {
         throw new MeshdError('EMETRICS', `${config.file}: MetricsListen = ${host.includes(':') ? `[${host}]` : host}:${port}: cannot listen (${err.code ?? err.message})`);

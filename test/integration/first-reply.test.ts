@@ -45,7 +45,7 @@ else {
         else t.equal(path.kind, want, `the path is ${want}: ${JSON.stringify(path)}`);
 
         // B restarts while A keeps pinging: A's handshake to the new process must not wait either.
-        const { upAt, log } = await restartBWhilePinging(s, 50, 4000);
+        const { upAt, log } = await restartBWhilePinging(s, 50, 2000);
         const after = [...log.replies].filter(([, at]) => at >= upAt).sort((x, y) => x[0] - y[0]);
         t.ok(after.length > 0, 'replies resumed after the restart');
         if (after.length === 0) return;
