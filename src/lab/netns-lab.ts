@@ -7,16 +7,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { packageRoot } from '../package-root.js';
+import { shebangFlags } from '../ops/systemd.js';
 
 export const MESHD_BIN = join(packageRoot(), 'bin', 'meshd.js');
 export const RELAY_BIN = join(packageRoot(), 'bin', 'meshd-relay.js');
 
-/** The node flags a bin script's `#!/usr/bin/env -S node FLAGS` line asks for, to start it the same way. */
-export function shebangFlags(bin: string): string[] {
-  const first = readFileSync(bin, 'utf8').split('\n', 1)[0];
-  const m = /^#!\S*env -S node(.*)$/.exec(first);
-  return m ? m[1].split(' ').filter(Boolean) : [];
-}
+export { shebangFlags };
 
 function hasCommand(cmd: string): boolean {
   try {

@@ -8,10 +8,10 @@ import { packageRoot } from '../package-root.js';
 export const UNITS = ['meshd@.service', 'meshd-relay.service'] as const;
 export type UnitName = (typeof UNITS)[number];
 
-/** The placeholder each shipped unit's ExecStart starts with, and the entry point it stands for. */
-const PLACEHOLDERS: Record<UnitName, { placeholder: string; bin: string }> = {
-  'meshd@.service': { placeholder: '/usr/local/bin/meshd', bin: 'bin/meshd.js' },
-  'meshd-relay.service': { placeholder: '/usr/local/bin/meshd-relay', bin: 'bin/meshd-relay.js' },
+/** The program path each shipped unit's ExecStart names, and the entry point installing puts there. */
+const SHIPPED_EXEC: Record<UnitName, { path: string; bin: string }> = {
+  'meshd@.service': { path: '/usr/local/bin/meshd', bin: 'bin/meshd.js' },
+  'meshd-relay.service': { path: '/usr/local/bin/meshd-relay', bin: 'bin/meshd-relay.js' },
 };
 
 export function unitTemplate(name: UnitName): string {
@@ -24,7 +24,7 @@ function quote(word: string): string {
 }
 
 /** The interpreter flags a bin file's `#!/usr/bin/env -S node ...` line asks for. */
-function shebangFlags(file: string): string[] {
+export function shebangFlags(file: string): string[] {
   const first = readFileSync(file, 'utf8').split('\n', 1)[0];
   const m = /^#!\S*env -S node(.*)$/.exec(first);
   return m ? m[1].split(' ').filter(Boolean) : [];
@@ -32,22 +32,22 @@ function shebangFlags(file: string): string[] {
 
 /**
  * The unit as installed: ExecStart runs this Node (`node`, absolute) on this package's entry
- * point, with the flags its shebang line gives, instead of the placeholder path.
+ * point, with the flags its shebang line gives, instead of the shipped /usr/local/bin path.
  */
 export function installedUnit(name: UnitName, node = process.execPath, root = packageRoot()): string {
-  const { placeholder, bin } = PLACEHOLDERS[name];
+  const { path: shipped, bin } = SHIPPED_EXEC[name];
   const entry = join(root, bin);
   const command = [node, ...shebangFlags(entry), entry].map(quote).join(' ');
   let replaced = 0;
   const text = unitTemplate(name)
     .split('\n')
     .map((line) => {
-      if (!line.startsWith(`ExecStart=${placeholder} `) && line !== `ExecStart=${placeholder}`) return line;
+      if (!line.startsWith(`ExecStart=${shipped} `) && line !== `ExecStart=${shipped}`) return line;
       replaced++;
-      return `ExecStart=${command}${line.slice(`ExecStart=${placeholder}`.length)}`;
+      return `ExecStart=${command}${line.slice(`ExecStart=${shipped}`.length)}`;
     })
     .join('\n');
-  if (replaced !== 1) throw new Error(`systemd/${name}: expected one ExecStart=${placeholder} line, found ${replaced}`);
+  if (replaced !== 1) throw new Error(`systemd/${name}: expected one ExecStart=${shipped} line, found ${replaced}`);
   return text;
 }
 

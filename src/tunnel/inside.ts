@@ -2,7 +2,7 @@
 //  1. Peek at the destination address; find the peer by longest-prefix match (AllowedIPs).
 //  2. With a usable session, pad, seal and queue the datagram; else stage it and start a handshake.
 //  3. Keep keys fresh: the initiator rekeys after REKEY_AFTER_TIME or REKEY_AFTER_MESSAGES.
-import { copyBytes } from '../wire/bytes.js';
+import { copyBytes, sameBytes } from '../wire/bytes.js';
 import { createInitiation } from '../noise/handshake.js';
 import { MAX_STAGED_PACKETS, REJECT_AFTER_MESSAGES, REKEY_AFTER_MESSAGES } from '../noise/constants.js';
 import type { Keypair } from '../noise/keypair.js';
@@ -118,11 +118,6 @@ export function insideBatch(dev: Device, buf: Uint8Array, offsets: Int32Array, l
     insidePacket(dev, buf.subarray(off, off + len));
   }
   endRun();
-}
-
-function sameBytes(b: Uint8Array, x: number, y: number, n: number): boolean {
-  for (let k = 0; k < n; k++) if (b[x + k] !== b[y + k]) return false;
-  return true;
 }
 
 /** The current keypair if it may still send: not past REJECT_AFTER_TIME nor REJECT_AFTER_MESSAGES. */

@@ -4,6 +4,7 @@
 //  3. Transport: find the session by receiver index, open, replay-check, confirm `next`,
 //     roam to the source address, check the inner source against AllowedIPs, write to the TUN.
 import { keyId } from '../crypto/keys.js';
+import { sameBytes } from '../wire/bytes.js';
 import { AEAD_TAG_LEN } from '../crypto/aead.js';
 import { REJECT_AFTER_MESSAGES } from '../noise/constants.js';
 import { consumeInitiation, consumeResponse, createResponse, deriveKeys, restorePendingInitiation, savePendingInitiation, type PendingInitiation } from '../noise/handshake.js';
@@ -276,11 +277,6 @@ function checkInner(dev: Device, peer: Peer, b: Uint8Array, off: number, n: numb
     return 0;
   }
   return total;
-}
-
-function sameBytes(b: Uint8Array, x: number, y: number, n: number): boolean {
-  for (let k = 0; k < n; k++) if (b[x + k] !== b[y + k]) return false;
-  return true;
 }
 
 /**
