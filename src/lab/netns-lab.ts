@@ -193,14 +193,22 @@ export class Lab {
   }
 
   /** Runs the meshd CLI (not inside a namespace: control sockets live in the shared filesystem). */
-  cli(args: string[], stdin?: string): Promise<ExecResult> {
+  cli(args: string[], stdin?: string, timeoutMs = 60_000): Promise<ExecResult> {
     return new Promise((resolve) => {
       const p = spawn(process.execPath, [MESHD_BIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
       let stdout = '';
       let stderr = '';
+      // A CLI that hangs must fail the assertion that waits on it, not run the file into tap's timeout.
+      const timer = setTimeout(() => {
+        stderr += `\n(lab: meshd ${args.join(' ')} killed after ${timeoutMs} ms)`;
+        p.kill('SIGKILL');
+      }, timeoutMs);
       p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
       p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+      p.on('close', (code) => {
+        clearTimeout(timer);
+        resolve({ code: code ?? -1, stdout, stderr });
+      });
       p.stdin.end(stdin ?? '');
     });
   }

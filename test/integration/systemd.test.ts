@@ -8,7 +8,7 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileS
 import { join } from 'node:path';
 import { execStartOf, installedUnit } from '../../src/ops/systemd.js';
 import { keyPair } from '../helpers/keys.js';
-import { Lab, labUnavailable, sleep, waitFor } from '../helpers/lab.js';
+import { Lab, labUnavailable, waitFor } from '../helpers/lab.js';
 import { meshConfig, twoHosts } from '../helpers/two-hosts.js';
 
 const why = labUnavailable(['ping', 'systemd-analyze', 'curl']);
@@ -46,6 +46,17 @@ async function execReload(lab: Lab, unit: string, pid: number): Promise<void> {
   if (r.code !== 0) throw new Error(`${line}: ${r.stderr}`);
 }
 
+/** The exit code, or 'timeout' after `ms` (the timer is cleared: it must not hold the test process open). */
+async function exitWithin(s: Service, ms: number): Promise<number | null | 'timeout'> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), ms)));
+  try {
+    return await Promise.race([s.exited, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 const logged = (s: Service, msg: string) => s.out.some((l) => l.includes(`"msg":"${msg}"`));
 
 if (why) t.plan(0, why);
@@ -77,10 +88,14 @@ else {
     const h = await twoHosts(lab);
     await lab.meshd(h.b.ns, lab.file('b.conf', meshConfig(h.b, h.a)), h.b.iface);
     // The instance name is the interface; its config is where `meshd up IFACE` looks.
+    const created = !existsSync('/etc/meshd');
     mkdirSync('/etc/meshd', { recursive: true, mode: 0o700 });
     const conf = `/etc/meshd/${h.a.iface}.conf`;
     writeFileSync(conf, meshConfig(h.a, h.b, { endpoint: true }), { mode: 0o600 });
-    t.teardown(() => rmSync(conf, { force: true }));
+    t.teardown(() => {
+      rmSync(conf, { force: true });
+      if (created) rmSync('/etc/meshd', { recursive: false, force: true });
+    });
     const unit = installedUnit('meshd@.service');
     const cmd = execStartOf(unit, h.a.iface);
     t.same(cmd.argv.slice(-2), ['up', h.a.iface], 'the unit runs `meshd up %i`');
@@ -107,7 +122,7 @@ else {
 
     // `systemctl stop`: SIGTERM to the main process.
     svc.proc.kill('SIGTERM');
-    const code = await Promise.race([svc.exited, sleep(20_000).then(() => 'timeout' as const)]);
+    const code = await exitWithin(svc, 20_000);
     t.equal(code, 0, 'exits 0 within TimeoutStopSec');
     t.not((await lab.exec(h.a.ns, 'ip', ['link', 'show', h.a.iface])).code, 0, 'the interface is gone');
     t.notOk(existsSync(`/var/run/meshd/${h.a.iface}.sock`), 'the control socket is gone');
@@ -136,7 +151,7 @@ else {
     await execReload(lab, unit, svc.proc.pid!);
     t.ok(await waitFor(() => svc.out.some((l) => l.includes('allow-list reloaded') && l.includes('"keys":2')), 5000), 'ExecReload re-reads the allow-list');
     svc.proc.kill('SIGTERM');
-    const code = await Promise.race([svc.exited, sleep(20_000).then(() => 'timeout' as const)]);
+    const code = await exitWithin(svc, 20_000);
     t.equal(code, 0, 'exits 0');
     t.ok(logged(svc, 'shutting down'));
   });

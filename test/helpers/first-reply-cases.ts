@@ -3,8 +3,10 @@
 // relay when that is the only path), the pings that follow must all be answered, and where a
 // direct path forms it takes over without a lost ping. This is the window in which a host's
 // interface is up a few milliseconds before its relay connection (DESIGN.md §8).
+// The cases are split over two files by A's NAT kind (first-reply-*.test.ts), so that neither file
+// comes near tap's per-file timeout on a loaded CI machine (16 cases took 210-300 s in one file).
 import t from 'tap';
-import { Lab, labUnavailable } from '../helpers/lab.js';
+import { Lab, labUnavailable } from './lab.js';
 import { NAT_KINDS, type NatKind } from '../../src/lab/nat-world.js';
 import { firstReply, freshStart, restartBWhilePinging } from '../../src/lab/first-reply.js';
 
@@ -24,9 +26,13 @@ function expectedPath(a: NatKind, b: NatKind): 'direct' | 'relay' | 'either' {
   return 'either';
 }
 
-if (why) t.plan(0, why);
-else {
-  for (const a of NAT_KINDS) {
+/** Registers the cases whose A side is behind one of `aKinds` (B: every kind). */
+export function firstReplyCases(aKinds: readonly NatKind[]): void {
+  if (why) {
+    t.plan(0, why);
+    return;
+  }
+  for (const a of aKinds) {
     for (const b of NAT_KINDS) {
       t.test(`${a} ⇄ ${b}: the first ping is answered within 1 s of both daemons being up`, async (t) => {
         const lab = new Lab(t);
