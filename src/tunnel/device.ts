@@ -70,6 +70,11 @@ export class Device {
   readonly aead: TransportAead;
   mtu: number;
   readonly inPlace: boolean;
+  /**
+   * The MTU a new peer's direct path starts with until it is probed (PMTU_SAFE when the daemon
+   * probes path MTUs), 0 when paths are not limited below the device's MTU.
+   */
+  pathMtuDefault = 0;
   readonly timers: TimerConfig;
   readonly peers = new Map<string, Peer>();
   readonly allowedIps = new AllowedIps<Peer>();
@@ -150,6 +155,7 @@ export class Device {
     const id = keyId(opts.publicKey);
     if (this.peers.has(id)) throw new Error(`peer ${id} already exists`);
     const peer = new Peer(this.identity, opts, this.timers);
+    if (this.pathMtuDefault > 0) peer.pathMtu = peer.mtu = Math.min(this.pathMtuDefault, this.mtu);
     this.peers.set(id, peer);
     for (const c of allowedIps) this.allowedIps.insert(c, peer);
     if (this.up && peer.persistentKeepaliveSec > 0) sendKeepalive(this, peer);

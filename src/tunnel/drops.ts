@@ -23,7 +23,7 @@ export const OUTSIDE_DROP_REASONS = [
 ] as const;
 
 /** Packets from the TUN device (the "inside"). */
-export const INSIDE_DROP_REASONS = ['not-ip', 'no-route', 'no-endpoint', 'staged-overflow', 'handshake-gave-up', 'relay-queue-full', 'seal-failed'] as const;
+export const INSIDE_DROP_REASONS = ['not-ip', 'no-route', 'no-endpoint', 'staged-overflow', 'handshake-gave-up', 'relay-queue-full', 'seal-failed', 'too-big'] as const;
 
 export type OutsideDropReason = (typeof OUTSIDE_DROP_REASONS)[number];
 export type InsideDropReason = (typeof INSIDE_DROP_REASONS)[number];

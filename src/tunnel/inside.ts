@@ -7,6 +7,7 @@ import { createInitiation } from '../noise/handshake.js';
 import { MAX_STAGED_PACKETS, REJECT_AFTER_MESSAGES, REKEY_AFTER_MESSAGES } from '../noise/constants.js';
 import type { Keypair } from '../noise/keypair.js';
 import { IPV4_DST_OFF, IPV6_DST_OFF, ipVersion } from '../wire/ip.js';
+import { IPV6_MIN_MTU, fragmentIpv4, ipv4DontFragment, packetTooBig } from '../wire/icmp.js';
 import { AEAD_TAG_LEN } from '../crypto/aead.js';
 import { MSG_TRANSPORT, OFF_DATA_COUNTER, OFF_DATA_RECEIVER, TRANSPORT_HEADER_SIZE, writeCounter, writeHeader, writeU32 } from '../wire/wireguard.js';
 import type { Device } from './device.js';
@@ -14,6 +15,8 @@ import type { Peer } from './peer.js';
 import { onAnyAuthenticatedPacketSent, onAnyAuthenticatedPacketTraversal, onDataSent, onHandshakeInitiated } from './timer-hooks.js';
 
 const EMPTY = new Uint8Array(0);
+/** At most one "too big" answer per peer this often (as a router's ICMP rate limit). */
+export const TOO_BIG_INTERVAL_MS = 10;
 
 export function insidePacket(dev: Device, packet: Uint8Array): void {
   const v = ipVersion(packet, 0, packet.length);
@@ -26,15 +29,52 @@ export function insidePacket(dev: Device, packet: Uint8Array): void {
     dev.insideDrops.add('no-route');
     return;
   }
+  if (isTooBig(peer, packet.length, v)) return tooBig(dev, peer, packet, 0, packet.length);
+  toPeer(dev, peer, packet, dev.inPlace);
+}
+
+function toPeer(dev: Device, peer: Peer, packet: Uint8Array, inPlace: boolean): void {
   const now = dev.clock.now(); // once per packet: the clock is read on every path below
   const kp = usableKeypair(dev, peer, now);
   if (kp && peer.staged.length === 0) {
-    sealAndQueue(dev, peer, kp, packet, dev.inPlace, now);
+    sealAndQueue(dev, peer, kp, packet, inPlace, now);
     keepKeyFreshSending(dev, peer, now);
     return;
   }
   stage(dev, peer, copyBytes(packet));
   sendStaged(dev, peer);
+}
+
+/**
+ * Whether a packet is larger than the peer's path MTU (Peer.mtu). IPv6 packets up to 1280 bytes
+ * never are (no IPv6 link is smaller: they go as they are).
+ */
+function isTooBig(peer: Peer, len: number, v: 4 | 6): boolean {
+  return peer.mtu !== 0 && len > peer.mtu && (v === 4 || len > IPV6_MIN_MTU);
+}
+
+/**
+ * A packet too big for the peer's path (isTooBig). IPv4 without DF is fragmented and the fragments
+ * sent; otherwise the packet is dropped (too-big) and an ICMP "fragmentation needed" / "packet too
+ * big" naming the MTU goes back into the TUN, rate-limited per peer, so the sender's kernel lowers
+ * its path MTU for the destination (TCP shrinks its segments).
+ */
+function tooBig(dev: Device, peer: Peer, b: Uint8Array, off: number, len: number): void {
+  if (b[off] >> 4 === 4 && !ipv4DontFragment(b, off)) {
+    const frags = fragmentIpv4(b, off, len, peer.mtu);
+    if (frags) {
+      for (const f of frags) toPeer(dev, peer, f, false);
+      return;
+    }
+  }
+  dev.insideDrops.add('too-big');
+  const now = dev.clock.now();
+  if (now - peer.tooBigAtMs < TOO_BIG_INTERVAL_MS) return;
+  const answer = packetTooBig(b, off, len, peer.mtu);
+  if (answer) {
+    peer.tooBigAtMs = now;
+    dev.out.tun.push(answer);
+  }
 }
 
 /**
@@ -63,7 +103,7 @@ export function insideBatch(dev: Device, buf: Uint8Array, offsets: Int32Array, l
     if (runLen === 0) return;
     const peer = runPeer!;
     const kp = runKp!;
-    const bytes = seal.call(dev.aead, kp.sendKey, kp.remoteIndex, kp.sendCounter, dev.mtu, buf, offsets, lengths, runStart, runLen);
+    const bytes = seal.call(dev.aead, kp.sendKey, kp.remoteIndex, kp.sendCounter, peer.mtu || dev.mtu, buf, offsets, lengths, runStart, runLen);
     if (bytes < 0) {
       for (let k = 0; k < runLen; k++) dev.insideDrops.add('seal-failed');
     } else {
@@ -100,6 +140,11 @@ export function insideBatch(dev: Device, buf: Uint8Array, offsets: Int32Array, l
     if (!peer) {
       endRun();
       dev.insideDrops.add('no-route');
+      continue;
+    }
+    if (isTooBig(peer, len, v)) {
+      endRun();
+      tooBig(dev, peer, buf, off, len);
       continue;
     }
     if (peer === runPeer && runKp!.sendCounter + runLen < REJECT_AFTER_MESSAGES) {
@@ -174,7 +219,7 @@ function paddedLength(len: number, mtu: number): number {
  * buffer (header room before, padding and tag room after; see DeviceOptions.inPlace), else copied.
  */
 function sealAndQueue(dev: Device, peer: Peer, kp: Keypair, payload: Uint8Array, inPlace: boolean, now: number): void {
-  const padded = paddedLength(payload.length, dev.mtu);
+  const padded = paddedLength(payload.length, peer.mtu || dev.mtu);
   const size = TRANSPORT_HEADER_SIZE + padded + AEAD_TAG_LEN;
   let msg: Uint8Array;
   if (inPlace) {

@@ -59,6 +59,16 @@ export class Peer {
   lastRelayRxMs = 0;
   /** Device-clock ms of the latest data packet sent or received (not keepalives, not disco). */
   lastDataMs = -Infinity;
+  /**
+   * The largest packet from the TUN sent to this peer now (0: the device's MTU). Larger ones are
+   * answered with ICMP "too big" (or fragmented, IPv4 without DF) by inside.ts. The daemon sets it
+   * from the peer's probed path MTU (transport/path-mtu.ts) and the path in use.
+   */
+  mtu = 0;
+  /** The MTU of the peer's direct path, as probed (0: not limited; Device.addPeer sets the default). */
+  pathMtu = 0;
+  /** Device-clock ms of the latest "too big" answer written for this peer (they are rate-limited). */
+  tooBigAtMs = -Infinity;
   /** Listed in Device.woken, not yet taken (Device.noteWake). */
   wakeNoted = false;
   /** Wall-clock ms of the latest completed handshake, 0 if none. */
