@@ -13,6 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { keyId } from '../crypto/keys.js';
 import { discoKey, openDisco, sealDisco } from '../crypto/disco-box.js';
 import {
+  DISCO_OVERHEAD,
   DISCO_TXID_LEN,
   decodeDiscoEnvelope,
   decodeDiscoMessage,
@@ -25,6 +26,9 @@ import { DropCounters } from '../tunnel/drops.js';
 import { endpointEqual, formatEndpoint, type Endpoint } from '../tunnel/endpoint.js';
 import type { Peer } from '../tunnel/peer.js';
 import { isDirectConfirmed } from './path.js';
+import { TRANSPORT_HEADER_SIZE } from '../wire/wireguard.js';
+import { AEAD_TAG_LEN } from '../crypto/aead.js';
+import { PMTU_COPIES, PathMtuSearch } from './path-mtu.js';
 
 /**
  * A mesh's roster told peer to peer (DESIGN.md §9, convergence): pings and pongs carry the serial a
@@ -58,6 +62,8 @@ export const BETTER_RTT_FACTOR = 0.9;
 export const MAX_CANDIDATES_PER_PEER = 32;
 /** A ping from a candidate is answered with a ping of our own (the punch back) at most this often. */
 export const PUNCH_BACK_MIN_INTERVAL_MS = 250;
+/** What a WireGuard data packet adds to the inner packet it carries: header and tag. */
+const TRANSPORT_DATA_OVERHEAD = TRANSPORT_HEADER_SIZE + AEAD_TAG_LEN;
 
 export const DISCO_DROP_REASONS = ['disco-malformed', 'disco-unknown-sender', 'disco-bad-box', 'disco-bad-message', 'disco-unexpected-pong'] as const;
 export type DiscoDropReason = (typeof DISCO_DROP_REASONS)[number];
@@ -94,6 +100,8 @@ interface PeerDisco {
   lastCallMeMaybeSentMs: number;
   lastHeartbeatMs: number;
   bestRttMs: number | null;
+  /** The path MTU search of the peer's direct endpoint (when Discovery.pathMtu is on). */
+  pmtu: PathMtuSearch | null;
 }
 
 interface PendingPing {
@@ -101,6 +109,8 @@ interface PendingPing {
   to: Endpoint | null;
   sentMs: number;
   waiter?: (r: PongResult | null) => void;
+  /** A path MTU probe: the size it tests. */
+  probe?: number;
 }
 
 export type DiscoEvent = { type: 'direct-path'; peerId: string; endpoint: Endpoint; rttMs: number };
@@ -116,6 +126,13 @@ export class Discovery {
   readonly received = { ping: 0, pong: 0, 'call-me-maybe': 0, redeem: 0, 'redeem-result': 0, 'roster-delta': 0 };
   /** In a mesh: the roster serial pings and pongs carry, and what to do with a peer's (see RosterGossip). */
   roster: RosterGossip | null = null;
+  /**
+   * Probe each direct path's MTU with padded pings (path-mtu.ts) and keep Peer.pathMtu up to date
+   * (the daemon turns it on when the config sets no MTU). Off: Peer.pathMtu is left alone.
+   */
+  pathMtu = false;
+  /** Path MTU probes sent (padded pings; also counted in sent.ping). */
+  pathMtuProbesSent = 0;
   private readonly state = new Map<string, PeerDisco>();
   private readonly pending = new Map<string, PendingPing>();
   /** Peers the tick looks at (see tick) and when it next looks at all of them. */
@@ -240,6 +257,8 @@ export class Discovery {
           st.lastHeartbeatMs = now;
           this.ping(peer, peer.endpoint);
         }
+        // After the heartbeat: a small ping queued after the largest probes could share their send.
+        this.probePathMtu(peer, st, now);
       } else if (now - st.lastPunchMs >= PUNCH_INTERVAL_MS) {
         this.punch(peer, st, now);
         if (this.relayAvailable()) this.sendCallMeMaybe(peer, st, now);
@@ -311,6 +330,28 @@ export class Discovery {
     return this.stateOf(peer).bestRttMs;
   }
 
+  /** The direct path's MTU search, for status: null when off or no direct path was searched. */
+  pathMtuOf(peer: Peer): { endpoint: string; mtu: number; found: number | null; searching: boolean; probesSent: number } | null {
+    const s = this.state.get(peer.id)?.pmtu;
+    return s ? { endpoint: s.endpoint, mtu: s.mtu(), found: s.found(), searching: s.searching(), probesSent: s.probesSent } : null;
+  }
+
+  /**
+   * Runs the path MTU search of the peer's direct endpoint: sends the probes of a new round when
+   * one is due and publishes the MTU in use as Peer.pathMtu.
+   */
+  private probePathMtu(peer: Peer, st: PeerDisco, now: number): void {
+    if (!this.pathMtu || !peer.endpoint) return;
+    const k = epKey(peer.endpoint);
+    if (!st.pmtu || st.pmtu.endpoint !== k) st.pmtu = new PathMtuSearch(k, this.dev.mtu);
+    for (const size of st.pmtu.due(now, st.bestRttMs, this.dev.mtu)) {
+      for (let i = 0; i < PMTU_COPIES; i++) this.ping(peer, peer.endpoint, undefined, size);
+      this.pathMtuProbesSent += PMTU_COPIES;
+    }
+    peer.pathMtu = st.pmtu.mtu();
+    if (peer.mtu !== 0) peer.mtu = peer.pathMtu; // in use now where the direct path is (see the daemon's setPeerMtu)
+  }
+
   private isActive(peer: Peer, st: PeerDisco, now: number): boolean {
     if (now - st.firstSeenMs < ACTIVE_WINDOW_MS || peer.staged.length > 0) return true;
     // Only data counts: keepalives and our own heartbeats' pongs must not keep an idle peer busy.
@@ -328,15 +369,17 @@ export class Discovery {
     this.send(peer, { type: 'call-me-maybe', candidates: this.ownCandidates() }, null);
   }
 
-  private ping(peer: Peer, to: Endpoint | null, waiter?: (r: PongResult | null) => void): void {
+  /** `probe`: a path MTU probe of that size (the datagram is as long as a data packet carrying it). */
+  private ping(peer: Peer, to: Endpoint | null, waiter?: (r: PongResult | null) => void, probe?: number): void {
     const txid = new Uint8Array(randomBytes(DISCO_TXID_LEN));
     const now = this.dev.clock.now();
-    this.pending.set(Buffer.from(txid).toString('hex'), { peerId: peer.id, to, sentMs: now, waiter });
+    this.pending.set(Buffer.from(txid).toString('hex'), { peerId: peer.id, to, sentMs: now, waiter, probe });
     if (to) {
       const c = this.stateOf(peer).candidates.get(epKey(to));
       if (c) c.lastPingMs = now;
     }
-    this.send(peer, { type: 'ping', txid, serial: this.roster?.serial() }, to);
+    const padTo = probe === undefined ? undefined : probe + TRANSPORT_DATA_OVERHEAD - DISCO_OVERHEAD;
+    this.send(peer, { type: 'ping', txid, serial: this.roster?.serial(), padTo }, to);
   }
 
   private onPong(peer: Peer, st: PeerDisco, txid: Uint8Array, from: Endpoint, now: number): void {
@@ -354,6 +397,10 @@ export class Discovery {
       // A UDP pong from somewhere other than where the ping went: not proof of that path.
       p.waiter?.({ via: from, relay: null, rttMs });
       return;
+    }
+    if (p.probe !== undefined && st.pmtu && st.pmtu.endpoint === epKey(from)) {
+      st.pmtu.arrived(p.probe);
+      this.probePathMtu(peer, st, now); // the next round at once when this one is complete
     }
     const c = this.addCandidate(st, from, 'pong');
     c.lastPongMs = now;
@@ -411,6 +458,7 @@ export class Discovery {
         lastCallMeMaybeSentMs: -Infinity,
         lastHeartbeatMs: -Infinity,
         bestRttMs: null,
+        pmtu: null,
       };
       this.state.set(peer.id, st);
     }

@@ -12,7 +12,9 @@
 // Plaintext message:
 //     0    1  type: 1 ping, 2 pong, 3 call-me-maybe
 //     1    1  version (0)
-//   ping           2 12 transaction id [| roster serial u64]
+//   ping           2 12 transaction id [| roster serial u64 [| zero padding]]
+//                  (a path MTU probe is a ping padded to the size it tests; a prober without a
+//                  roster sends serial FF…FF, which decodes as none)
 //   pong           2 12 transaction id | 14 address (the UDP source the ping came from; family 0 = none, e.g. via a relay)
 //                  [| roster serial u64]
 //   roster-delta   2  … a line delta of the mesh's roster (src/mesh/delta.ts) from the serial the
@@ -46,7 +48,7 @@ export const DISCO_MAX_CANDIDATES = 32;
 
 export type DiscoMessage =
   /** `serial`: the sender's roster serial, in a mesh (absent from senders without one, or older ones). */
-  | { type: 'ping'; txid: Uint8Array; serial?: number }
+  | { type: 'ping'; txid: Uint8Array; serial?: number; padTo?: number }
   | { type: 'pong'; txid: Uint8Array; src: Endpoint | null; serial?: number }
   | { type: 'roster-delta'; delta: Uint8Array }
   | { type: 'call-me-maybe'; candidates: Endpoint[] }
@@ -91,6 +93,11 @@ function decodeAddr(b: Uint8Array, off: number): [Endpoint, number] | null {
   return [{ address, port }, off + 3 + n];
 }
 
+/** A serial field that decodes as none (not a safe integer): lets a ping without a roster carry padding. */
+const NO_SERIAL = [255, 255, 255, 255, 255, 255, 255, 255];
+/** Bytes a disco datagram adds to its plaintext message: header and the box's tag. */
+export const DISCO_OVERHEAD = DISCO_HEADER_LEN + 16;
+
 function serialBytes(serial: number | undefined): number[] {
   if (serial === undefined) return [];
   const hi = Math.floor(serial / 2 ** 32);
@@ -109,8 +116,14 @@ function serialAt(b: Uint8Array, off: number): { serial?: number } {
 
 export function encodeDiscoMessage(m: DiscoMessage): Uint8Array {
   switch (m.type) {
-    case 'ping':
-      return Uint8Array.from([DISCO_PING, 0, ...m.txid, ...serialBytes(m.serial)]);
+    case 'ping': {
+      const head = [DISCO_PING, 0, ...m.txid, ...serialBytes(m.serial)];
+      if (m.padTo === undefined || m.padTo <= head.length) return Uint8Array.from(head);
+      if (m.serial === undefined) head.push(...NO_SERIAL);
+      const out = new Uint8Array(Math.max(m.padTo, head.length));
+      out.set(head);
+      return out;
+    }
     case 'pong':
       return Uint8Array.from([DISCO_PONG, 0, ...m.txid, ...(m.src ? encodeAddr(m.src) : [0]), ...serialBytes(m.serial)]);
     case 'roster-delta': {
