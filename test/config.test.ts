@@ -42,7 +42,8 @@ t.test('a wg-quick config loads', async (t) => {
   t.equal(c.interfaceName, 'wg0', 'interface name from the file name');
   t.same(c.iface.addresses.map(formatCidr), ['10.0.0.1/24', 'fd00::1/64', '10.1.0.1/16'], 'host bits of addresses are kept');
   t.equal(c.iface.listenPort, 51820);
-  t.equal(c.iface.mtu, 1280, 'MTU defaults to 1280');
+  t.equal(c.iface.mtu, null, 'no MTU: the underlay decides and each path is probed');
+  t.equal(parseConfig(good.replace('[Interface]', '[Interface]\nMTU = 1380'), '/etc/meshd/wg0.conf').iface.mtu, 1380, 'MTU = is kept');
   t.same(c.iface.postUp, ['echo up %i']);
   t.same(c.ignored, ['/etc/meshd/wg0.conf:9: SaveConfig']);
   t.equal(c.peers.length, 2);

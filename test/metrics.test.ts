@@ -20,6 +20,7 @@ function status(peers: number, names = true): DaemonStatus {
     rxBytes: 10 + i,
     txBytes: 20 + i,
     rttMs: 5,
+    pathMtu: { mtu: 1420, source: 'probed' },
     persistentKeepalive: 0,
   }));
   return {

@@ -1,5 +1,5 @@
 // N-API surface. Hot-path errors are -errno return values, never exceptions (EAGAIN is not exceptional).
-//   TUN: tunOpen, tunWriteBatch, TunReader     UDP: udpOpen, udpSendBatch, udpSetMark, UdpReader
+//   TUN: tunOpen, tunWriteBatch, TunReader     UDP: udpOpen, udpSendBatch, udpSetMark, udpSetPmtuProbe, UdpReader
 //   AEAD: aeadSeal, aeadOpen, sealBatch, openBatch, aeadBackend   closeFd
 //   handshake primitives: blake2s, hmacBlake2s, kdf, x25519, x25519Public, x25519Available
 #include <errno.h>
@@ -283,6 +283,11 @@ Napi::Value UdpSetMarkJs(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), meshd::UdpSetMark(I32(info, 0), U32(info, 1)));
 }
 
+// udpSetPmtuProbe(fd, dualStack) -> 0 or -errno
+Napi::Value UdpSetPmtuProbeJs(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), meshd::UdpSetPmtuProbe(I32(info, 0), info[1].ToBoolean().Value()));
+}
+
 Napi::Value CloseFdJs(const Napi::CallbackInfo& info) {
   int r = close(I32(info, 0));
   return Napi::Number::New(info.Env(), r < 0 ? -errno : 0);
@@ -295,6 +300,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("udpOpen", Napi::Function::New(env, UdpOpenJs));
   exports.Set("udpSendBatch", Napi::Function::New(env, UdpSendBatchJs));
   exports.Set("udpSetMark", Napi::Function::New(env, UdpSetMarkJs));
+  exports.Set("udpSetPmtuProbe", Napi::Function::New(env, UdpSetPmtuProbeJs));
   exports.Set("UdpReader", meshd::DefineUdpReader(env));
   exports.Set("closeFd", Napi::Function::New(env, CloseFdJs));
   exports.Set("aeadSeal", Napi::Function::New(env, AeadSealJs));

@@ -189,6 +189,16 @@ int UdpSetMark(int fd, uint32_t mark) {
   return setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) == 0 ? 0 : -errno;
 }
 
+int UdpSetPmtuProbe(int fd, bool dualStack) {
+  int v4 = IP_PMTUDISC_PROBE;
+  if (setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &v4, sizeof(v4)) != 0) return -errno;
+  if (dualStack) {
+    int v6 = IPV6_PMTUDISC_PROBE;
+    if (setsockopt(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &v6, sizeof(v6)) != 0) return -errno;
+  }
+  return 0;
+}
+
 int UdpRecvBatch(int fd, uint8_t* base, int slotSize, int slots, int32_t* lengths, int32_t* gso, uint8_t* addrs) {
   RecvState& s = recvState;
   if (slots > kMaxBatch) slots = kMaxBatch;

@@ -24,6 +24,10 @@ int UdpOpen(int port, int bufferBytes, uint32_t mark, UdpSocketInfo* out);
 
 // Sets (0: clears) the firewall mark of the socket's packets (SO_MARK; needs CAP_NET_ADMIN). 0 or -errno.
 int UdpSetMark(int fd, uint32_t mark);
+// Every datagram with DF set and never fragmented here, whatever path MTU the kernel has cached
+// (IP_PMTUDISC_PROBE, and IPV6_PMTUDISC_PROBE on a dual-stack socket): meshd finds each peer's path
+// MTU itself. 0 or -errno.
+int UdpSetPmtuProbe(int fd, bool dualStack);
 
 // Receives up to `slots` datagrams into base + i * slotSize. lengths[i] is the byte count, gso[i]
 // the segment size when the kernel coalesced several datagrams (UDP GRO), else 0. Returns the

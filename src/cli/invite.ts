@@ -275,7 +275,7 @@ export async function join(line: string, o: JoinOptions): Promise<{ file: string
     `PrivateKey = ${keyToBase64(ownPriv)}`,
     `Address = ${inv.addresses.join(', ')}`,
     'ListenPort = 51820',
-    `MTU = ${inv.mtu}`,
+    ...(typeof inv.mtu === 'number' ? [`MTU = ${inv.mtu}`] : []),
     ...inv.relays.map((r) => `Relay = ${r}`),
     ...caLine,
     ...(inv.stun.length ? [`STUN = ${inv.stun.join(', ')}`] : []),

@@ -19,7 +19,6 @@ import { parseIni, type IniEntry, type IniSection } from './ini.js';
 import { validDomain } from './domain.js';
 import { parseMeshPublicKey, type MeshPublicKey } from '../crypto/ed25519.js';
 
-export const DEFAULT_MTU = 1280;
 const IFACE_NAME = /^[a-zA-Z0-9_=+.-]{1,15}$/;
 
 export interface HostPort {
@@ -41,7 +40,8 @@ export interface InterfaceConfig {
   privateKey: NodePrivateKey;
   addresses: Cidr[];
   listenPort: number | null;
-  mtu: number;
+  /** The TUN MTU as set (MTU =), or null: the underlay's minus 80, with each peer's path MTU probed. */
+  mtu: number | null;
   dns: string[];
   /** "auto" (routes in main), "off" (no routes), or a table number or name. */
   table: string;
@@ -164,7 +164,7 @@ export function defaultInterface(): Omit<InterfaceConfig, 'privateKey'> {
     addresses: [],
     listenPort: null,
     fwMark: 0,
-    mtu: DEFAULT_MTU,
+    mtu: null,
     dns: [],
     table: 'auto',
     preUp: [],

@@ -26,7 +26,8 @@ export interface Invitation {
   relays: string[];
   stun: string[];
   relayCa: string | null;
-  mtu: number;
+  /** The inviter's MTU = (null: none set; the new host probes, as the inviter does). */
+  mtu: number | null;
   /** In a mesh: its key (the new host's MeshKey), and the relays carry the roster. */
   meshKey?: string;
 }

@@ -17,6 +17,8 @@ import { Relays } from '../transport/relays.js';
 import type { RelayClient } from '../transport/relay-client.js';
 import { choosePath, goesToUntrusted, isDirectConfirmed, type PathChoice } from '../transport/path.js';
 import { Discovery } from '../transport/discovery.js';
+import { PMTU_SAFE } from '../transport/path-mtu.js';
+import { tunMtuFor, underlayMtu } from './underlay-mtu.js';
 import { StunService } from '../transport/stun-service.js';
 import { mappingVaries } from '../transport/endpoints.js';
 import { pingRound, type PongReply } from './ping.js';
@@ -40,7 +42,7 @@ import { InviteRedeemer } from './invites.js';
 import { loadConfig, parseHostPort, relayHost, type PeerConfig } from '../config/config.js';
 import { resolveEndpoint } from './resolve.js';
 import { RouteTable } from './routes.js';
-import { buildStatus, type DaemonStatus, type PathStatus } from './status.js';
+import { buildStatus, type DaemonStatus, type PathMtuStatus, type PathStatus } from './status.js';
 import { Membership } from './membership.js';
 import { NameServer } from './name-server.js';
 import { SplitDns } from './split-dns.js';
@@ -99,6 +101,14 @@ export interface NetcheckReport {
   relays: { url: string; state: string; latencyMs: number | null }[];
 }
 
+/**
+ * The largest packet for the peer on the path chosen for it: the direct path's probed MTU when data
+ * goes that way, the TUN's when only the relay (a TCP stream) carries it.
+ */
+function setPeerMtu(peer: Peer, path: PathChoice): void {
+  peer.mtu = path.direct === null && path.relay ? 0 : peer.pathMtu;
+}
+
 export class Daemon {
   readonly device: Device;
   readonly iface: string;
@@ -144,6 +154,8 @@ export class Daemon {
   private stopped = false;
   /** meshd-wireguard mode (DaemonOptions.wireguard): UAPI only, no disco. */
   private readonly wireguard: boolean;
+  /** The config sets no MTU: peers' path MTUs are probed, packets too big for one answered with ICMP. */
+  private readonly pathMtuProbing: boolean;
   private routes: RouteTable;
   private stopping: Promise<void> | null = null;
   private resolveDone!: () => void;
@@ -164,9 +176,12 @@ export class Daemon {
       clock: systemClock,
       rng: pooledRandom(),
       aead: selectTransportAead(opts.aead ?? process.env.MESHD_AEAD, nativeAead),
-      mtu: config.iface.mtu,
+      mtu: config.iface.mtu ?? tunMtuFor(underlayMtu(config.interfaceName)),
       timers: opts.timers,
     });
+    // No MTU = in the config: each peer's direct path starts at 1280 and is probed (path-mtu.ts).
+    this.pathMtuProbing = !this.wireguard && config.iface.mtu === null;
+    if (this.pathMtuProbing) this.device.pathMtuDefault = PMTU_SAFE;
     if (this.wireguard) this.device.hasKey = false; // the key arrives over the UAPI
     this.firewall = new PolicyFirewall(policyTableName(this.iface), log);
     this.splitDns = new SplitDns(this.iface);
@@ -255,8 +270,8 @@ export class Daemon {
     await this.firewall.removeStale();
     this.tun = LinuxTun.open(this.iface, this.fastPath);
     for (const a of cfg.addresses) await addAddress(this.iface, a);
-    if (this.wireguard) await setMtu(this.iface, cfg.mtu); // wg-quick (or the admin) brings it up
-    else await setMtuAndUp(this.iface, cfg.mtu);
+    if (this.wireguard) await setMtu(this.iface, this.device.mtu); // wg-quick (or the admin) brings it up
+    else await setMtuAndUp(this.iface, this.device.mtu);
     this.udp = await this.bindUdp(cfg.listenPort ?? 0);
     await this.routes.reconcile(this.device);
     await this.membership?.start();
@@ -430,9 +445,19 @@ export class Daemon {
 
   /** The data socket: the addon's (batched) on the fast path, node:dgram otherwise. */
   private async bindUdp(port: number): Promise<PacketConn> {
-    if (this.fastPath) return NativeUdpConn.bind(port, this.udpHandlers, this.config.iface.fwMark);
-    if (this.config.iface.fwMark !== 0) this.log.warn({ component: 'udp', fwMark: this.config.iface.fwMark }, 'FwMark ignored: the node:dgram socket (MESHD_FASTPATH=off) cannot carry a mark');
-    return UdpConn.bind(port, this.udpHandlers);
+    let conn: PacketConn;
+    if (this.fastPath) conn = NativeUdpConn.bind(port, this.udpHandlers, this.config.iface.fwMark);
+    else {
+      if (this.config.iface.fwMark !== 0) this.log.warn({ component: 'udp', fwMark: this.config.iface.fwMark }, 'FwMark ignored: the node:dgram socket (MESHD_FASTPATH=off) cannot carry a mark');
+      conn = await UdpConn.bind(port, this.udpHandlers);
+    }
+    if (this.pathMtuProbing) {
+      // Probes must not be fragmented by this host's kernel, or every size would seem to arrive.
+      const err = conn.setPathMtuProbing();
+      this.discovery.pathMtu = err === null;
+      if (err) this.log.warn({ component: 'udp', err }, `path MTU not probed: packets to peers stay within ${PMTU_SAFE} bytes`);
+    }
+    return conn;
   }
 
   /** One datagram of a batch; the batch's end flushes (udpHandlers). */
@@ -610,6 +635,7 @@ export class Daemon {
         pathPeer = peer;
         path = choosePath(peer, now, this.relays?.anyConnected ?? false);
         relay = path.relay ? (this.relays?.choose(peer.id) ?? null) : null;
+        if (this.pathMtuProbing) setPeerMtu(peer, path);
       }
       let sent = false;
       const direct = path.direct ?? (path.untrusted && goesToUntrusted(d.data) ? path.untrusted : null);
@@ -656,6 +682,7 @@ export class Daemon {
     if (!peer) return;
     const path = choosePath(peer, now, this.relays?.anyConnected ?? false);
     const relay = path.relay ? (this.relays?.choose(peer.id) ?? null) : null;
+    if (this.pathMtuProbing) setPeerMtu(peer, path);
     // Data never goes to an untrusted endpoint (goesToUntrusted): only a confirmed direct path.
     let sent = 0;
     if (path.direct && this.udp) {
@@ -751,6 +778,7 @@ export class Daemon {
         ...(this.udp instanceof NativeUdpConn ? { udpSourceRefused: this.udp.stats.sourceRefused } : {}),
         ...Object.fromEntries(Object.entries(this.discovery.sent).map(([k, v]) => [`disco-${k}-sent`, v])),
         ...Object.fromEntries(Object.entries(this.discovery.received).map(([k, v]) => [`disco-${k}-received`, v])),
+        pathMtuProbesSent: this.discovery.pathMtuProbesSent,
       },
       dataPath: { udp: this.udp?.kind ?? 'none', tunOffload: this.tun?.offload ?? false, aead: this.device.aead.name },
       ioDrops: {
@@ -762,6 +790,7 @@ export class Daemon {
       dnsNameOf: (p) => this.membership?.dnsNameOf(p.publicKey) ?? null,
       pathOf: (p) => this.pathOf(p),
       rttOf: (p) => this.discovery.lastRttMs(p),
+      pathMtuOf: (p) => this.pathMtuOf(p),
     });
   }
 
@@ -794,6 +823,14 @@ export class Daemon {
     if (text === this.policyText) return;
     this.policyText = text;
     await this.firewall.apply(text, self && r.policy ? hostRules(r.policy, r, self, nowMs) : [], r, self);
+  }
+
+  private pathMtuOf(p: Peer): PathMtuStatus {
+    if (!this.pathMtuProbing) return { mtu: this.device.mtu, source: 'configured' };
+    if (p.mtu === 0) return { mtu: this.device.mtu, source: 'relay' };
+    const s = this.discovery.pathMtuOf(p);
+    if (s && s.endpoint === (p.endpoint ? formatEndpoint(p.endpoint) : null)) return { mtu: s.mtu, source: s.found !== null ? 'probed' : 'probing' };
+    return { mtu: p.pathMtu, source: 'default' };
   }
 
   /** The path a peer's traffic takes now, and why it is relayed. */

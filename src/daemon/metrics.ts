@@ -99,6 +99,10 @@ export class DaemonMetrics {
         if (rtt !== null) g.set({ peer }, rtt / 1000);
       });
     });
+    gauge('meshd_peer_path_mtu_bytes', 'The largest packet sent to the peer now (its probed path MTU, or the interface MTU).', ['peer'], (g, st) => {
+      if (!perPeer(st)) return;
+      peerLabels(st.peers).forEach((peer, i) => g.set({ peer }, st.peers[i].pathMtu.mtu));
+    });
     const c = (st: DaemonStatus, k: string) => st.counters[k] ?? 0;
     counter('meshd_handshake_initiations_sent_total', 'Handshake initiations sent.', [], (set, st) => set({}, c(st, 'handshakeInitiationsSent')));
     counter('meshd_handshake_initiations_received_total', 'Handshake initiations received that authenticated.', [], (set, st) => set({}, c(st, 'handshakeInitiationsReceived')));

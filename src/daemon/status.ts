@@ -20,6 +20,16 @@ export type NamesStatus = NameServerStatus & { domain: string | null; resolver: 
 
 export type PathStatus = { kind: 'direct'; endpoint: string } | { kind: 'relay'; relay: string; why: string } | { kind: 'none'; why: string };
 
+/**
+ * The largest packet sent to a peer now, and where the figure comes from: the config's MTU =, the
+ * direct path's probe (or its search under way, or the safe default where no probe can run: a plain
+ * WireGuard peer), or the TUN's MTU while the relay (a TCP stream) carries the traffic.
+ */
+export interface PathMtuStatus {
+  mtu: number;
+  source: 'configured' | 'probed' | 'probing' | 'default' | 'relay';
+}
+
 export interface PeerStatus {
   publicKey: string;
   name: string | null;
@@ -33,6 +43,7 @@ export interface PeerStatus {
   rxBytes: number;
   txBytes: number;
   rttMs: number | null;
+  pathMtu: PathMtuStatus;
   persistentKeepalive: number;
 }
 
@@ -80,6 +91,7 @@ export interface StatusContext {
   ioDrops: { outside: Record<string, number>; inside: Record<string, number> };
   pathOf(p: Peer): PathStatus;
   rttOf(p: Peer): number | null;
+  pathMtuOf(p: Peer): PathMtuStatus;
 }
 
 export function buildStatus(dev: Device, ctx: StatusContext): DaemonStatus {
@@ -96,6 +108,7 @@ export function buildStatus(dev: Device, ctx: StatusContext): DaemonStatus {
       rxBytes: p.rxBytes,
       txBytes: p.txBytes,
       rttMs: ctx.rttOf(p),
+      pathMtu: ctx.pathMtuOf(p),
       persistentKeepalive: p.persistentKeepaliveSec,
     });
   }
@@ -119,6 +132,14 @@ export function buildStatus(dev: Device, ctx: StatusContext): DaemonStatus {
     names: ctx.names,
   };
 }
+
+const PATH_MTU_SOURCE: Record<PathMtuStatus['source'], string> = {
+  configured: 'MTU = in the config',
+  probed: 'probed',
+  probing: 'probing',
+  default: 'not probed: the safe default',
+  relay: 'relayed: the interface MTU',
+};
 
 function ago(ms: number): string {
   const s = Math.round(ms / 1000);
@@ -169,6 +190,7 @@ export function formatStatus(s: DaemonStatus, nowMs: number): string {
     if (p.endpoint) out.push(`  endpoint: ${p.endpoint}`);
     if (p.latestHandshake) out.push(`  latest handshake: ${ago(nowMs - p.latestHandshake)}`);
     if (p.rttMs !== null) out.push(`  round trip: ${p.rttMs.toFixed(1)} ms`);
+    out.push(`  path MTU: ${p.pathMtu.mtu} (${PATH_MTU_SOURCE[p.pathMtu.source]})`);
     out.push(`  transfer: ${bytes(p.rxBytes)} received, ${bytes(p.txBytes)} sent`);
     if (p.persistentKeepalive) out.push(`  persistent keepalive: every ${p.persistentKeepalive} seconds`);
   }

@@ -263,6 +263,11 @@ export class NativeUdpConn implements PacketConn {
     return null;
   }
 
+  setPathMtuProbing(): string | null {
+    const r = this.addon.udpSetPmtuProbe(this.fd, this.dualStack);
+    return r < 0 ? `cannot set DF without local fragmentation on the UDP socket: ${errnoName(-r, String(r))}` : null;
+  }
+
   drops(): { outside: Record<string, number>; inside: Record<string, number> } {
     const s = this.stats;
     return {

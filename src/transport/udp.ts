@@ -22,6 +22,11 @@ export interface PacketConn {
   readonly fwMark: number;
   /** Sets the mark (wg-quick's FwMark); an error message when it cannot be set, else null. */
   setMark(mark: number): string | null;
+  /**
+   * Sets DF on every datagram and stops the kernel fragmenting them (meshd probes each peer's path
+   * MTU itself, path-mtu.ts); an error message when this socket cannot, else null.
+   */
+  setPathMtuProbing(): string | null;
   /** Datagrams lost in this layer, by reason (only the counters that are not zero). */
   drops(): { outside: Record<string, number>; inside: Record<string, number> };
 }
@@ -119,6 +124,10 @@ export class UdpConn implements PacketConn {
 
   setMark(mark: number): string | null {
     return mark === 0 ? null : 'node:dgram sockets cannot carry a firewall mark (FwMark needs the fast path: unset MESHD_FASTPATH)';
+  }
+
+  setPathMtuProbing(): string | null {
+    return 'node:dgram sockets cannot send without local fragmentation (path MTU probing needs the fast path: unset MESHD_FASTPATH)';
   }
 
   drops(): { outside: Record<string, number>; inside: Record<string, number> } {

@@ -37,6 +37,8 @@ export interface NativeAddon {
   udpOpen(port: number, bufferBytes: number, fwmark: number): UdpOpenResult;
   /** 0 or -errno. */
   udpSetMark(fd: number, fwmark: number): number;
+  /** DF on every datagram, never fragmented locally (IP_PMTUDISC_PROBE): 0 or -errno. */
+  udpSetPmtuProbe(fd: number, dualStack: boolean): number;
   /** Datagram i is bufs[which[i]][offsets[i], +lengths[i]); result: refused, GSO refused, source refused. */
   udpSendBatch(
     fd: number,
