@@ -20,6 +20,8 @@
 //   roster-delta   2  … a line delta of the mesh's roster (src/mesh/delta.ts) from the serial the
 //                  receiver said it holds: a host whose relays missed a change learns it from a peer
 //   call-me-maybe  2  1 count | count × address   (the sender's candidate endpoints)
+//                  [| nat u8 (0 unknown, 1 endpoint-independent mapping, 2 varies by destination)
+//                   | caps u8 (bit 0: takes part in birthday probing, transport/birthday.ts)]
 //   redeem         2 16 invitation token | 18 32 the joining host's own public key
 //   redeem-result  2  1 status (0 accepted, 1 already used, 2 expired, 3 unknown)
 // Address: family u8 (4 or 6) | 4 or 16 address bytes | port u16
@@ -51,9 +53,16 @@ export type DiscoMessage =
   | { type: 'ping'; txid: Uint8Array; serial?: number; padTo?: number }
   | { type: 'pong'; txid: Uint8Array; src: Endpoint | null; serial?: number }
   | { type: 'roster-delta'; delta: Uint8Array }
-  | { type: 'call-me-maybe'; candidates: Endpoint[] }
+  /** `nat`, `caps`: absent from older senders (then unknown, none). */
+  | { type: 'call-me-maybe'; candidates: Endpoint[]; nat?: DiscoNat; caps?: number }
   | { type: 'redeem'; token: Uint8Array; newKey: Uint8Array }
   | { type: 'redeem-result'; status: number };
+
+/** What a call-me-maybe says of its sender's NAT mapping (from STUN against two servers). */
+export type DiscoNat = 'unknown' | 'independent' | 'varies';
+const NAT_CODES: readonly DiscoNat[] = ['unknown', 'independent', 'varies'];
+/** caps bit: the sender can take part in birthday probing. */
+export const DISCO_CAP_BIRTHDAY = 1;
 
 export interface DiscoEnvelope {
   sender: Uint8Array;
@@ -138,7 +147,8 @@ export function encodeDiscoMessage(m: DiscoMessage): Uint8Array {
       return Uint8Array.from([DISCO_REDEEM_RESULT, 0, m.status]);
     case 'call-me-maybe': {
       const c = m.candidates.slice(0, DISCO_MAX_CANDIDATES);
-      return Uint8Array.from([DISCO_CALL_ME_MAYBE, 0, c.length, ...c.flatMap(encodeAddr)]);
+      const tail = m.nat === undefined && m.caps === undefined ? [] : [NAT_CODES.indexOf(m.nat ?? 'unknown'), (m.caps ?? 0) & 0xff];
+      return Uint8Array.from([DISCO_CALL_ME_MAYBE, 0, c.length, ...c.flatMap(encodeAddr), ...tail]);
     }
   }
 }
@@ -169,7 +179,8 @@ export function decodeDiscoMessage(b: Uint8Array): DiscoMessage | null {
         candidates.push(a[0]);
         off = a[1];
       }
-      return { type: 'call-me-maybe', candidates };
+      if (b[2] > DISCO_MAX_CANDIDATES || off + 2 > b.length) return { type: 'call-me-maybe', candidates };
+      return { type: 'call-me-maybe', candidates, nat: NAT_CODES[b[off]] ?? 'unknown', caps: b[off + 1] };
     }
     case DISCO_REDEEM:
       if (b.length < 2 + INVITE_TOKEN_LEN + 32) return null;

@@ -1,0 +1,177 @@
+// Birthday-paradox port probing through one symmetric NAT (issue: direct paths through symmetric
+// NATs), the pure part: who does what, how many probes, when, and within which budget. Not wired
+// into the daemon yet: no socket is opened and no probe sent (docs/protocol.md, "Birthday probing").
+//
+// A host behind an endpoint-dependent ("hard", symmetric) NAT gets a new public port for every
+// destination, so the port its peer learned via STUN is useless to the peer. But the hard side can
+// open many mappings towards the easy side's one stable address (one extra socket each, each sending
+// a disco ping there), and the easy side can send disco pings from its data socket to random ports of
+// the hard side's public address: a probe that lands on one of the hard side's open ports passes its
+// NAT (the mapping was made towards exactly the easy side's address), the socket behind it answers,
+// and that is a direct path. With m mappings among R possible ports and p distinct probes, the chance
+// of at least one meeting is 1 − C(R−m, p) / C(R, p) ≈ 1 − (1 − m/R)^p: 256 × 256 ≈ 64 %, 256 × 1,000
+// ≈ 98 % over Linux's 64,512 ports (1024–65535). Both hard: 65k probes a side — never attempted.
+
+/** What a peer said about itself in its call-me-maybe (wire/disco.ts). */
+export interface NatInfo {
+  /** From STUN against two servers: null unknown, true hard (endpoint-dependent mapping). */
+  mappingVaries: boolean | null;
+  /** Whether it can take part in birthday probing (a disco capability). */
+  birthday: boolean;
+}
+
+/** The port range a NAT picks from when it randomises (Linux's masquerade: 1024–65535). */
+export const PORT_RANGE_LOW = 1024;
+export const PORT_RANGE_HIGH = 65535;
+export const PORT_RANGE = PORT_RANGE_HIGH - PORT_RANGE_LOW + 1;
+
+export interface BirthdayLimits {
+  /** Extra sockets the hard side opens per attempt. */
+  sockets: number;
+  /** Probes the easy side sends per attempt, spread over `windowMs`. */
+  probes: number;
+  windowMs: number;
+  /** Probe datagrams (both roles) allowed per hour; an attempt that would pass it does not start. */
+  hourlyBudget: number;
+  /** Wait after a failed attempt; doubled after each further failure, up to maxBackoffMs. */
+  backoffMs: number;
+  maxBackoffMs: number;
+}
+
+export const DEFAULT_BIRTHDAY_LIMITS: BirthdayLimits = {
+  sockets: 256,
+  probes: 1000,
+  windowMs: 5000,
+  hourlyBudget: 10_000,
+  backoffMs: 30_000,
+  maxBackoffMs: 30 * 60_000,
+};
+
+/** Bounds any configuration must stay within (the sockets are file descriptors; the probes traffic). */
+export const MAX_BIRTHDAY_SOCKETS = 1024;
+export const MAX_BIRTHDAY_PROBES = 4096;
+
+export type BirthdayRole = 'hard' | 'easy';
+
+/**
+ * Our part in probing towards a peer, or why none: only one side hard, both known, both capable.
+ * Two hard sides would need ~65k probes each: they stay on the relay.
+ */
+export function birthdayRole(own: NatInfo, peer: NatInfo): { role: BirthdayRole } | { role: null; why: string } {
+  if (!own.birthday || !peer.birthday) return { role: null, why: own.birthday ? 'the peer cannot probe (older meshd)' : 'probing is off here' };
+  if (own.mappingVaries === null || peer.mappingVaries === null) return { role: null, why: 'NAT kind not known on both sides (needs two STUN servers)' };
+  if (own.mappingVaries && peer.mappingVaries) return { role: null, why: 'both sides behind symmetric NATs: probing would take ~65k probes a side' };
+  if (!own.mappingVaries && !peer.mappingVaries) return { role: null, why: 'neither side behind a symmetric NAT' };
+  return { role: own.mappingVaries ? 'hard' : 'easy' };
+}
+
+/** The chance that `probes` distinct random ports hit at least one of `mappings` open ones among `range`. */
+export function meetProbability(mappings: number, probes: number, range = PORT_RANGE): number {
+  if (mappings <= 0 || probes <= 0) return 0;
+  if (mappings + probes > range) return 1;
+  // 1 − Π_{i<p} (R − m − i) / (R − i), in logs for large p.
+  let logMiss = 0;
+  for (let i = 0; i < probes; i++) logMiss += Math.log((range - mappings - i) / (range - i));
+  return 1 - Math.exp(logMiss);
+}
+
+/**
+ * The easy side's probe ports for one attempt: `count` distinct ports drawn at random from the NAT's
+ * range (a partial Fisher–Yates over the range, lazily), never `exclude` (the port STUN saw, which
+ * was pinged already). `random` returns integers in [0, n).
+ */
+export function probePorts(count: number, exclude: number | null, random: (n: number) => number): number[] {
+  const swapped = new Map<number, number>();
+  const at = (i: number) => swapped.get(i) ?? PORT_RANGE_LOW + i;
+  const out: number[] = [];
+  let n = PORT_RANGE;
+  while (out.length < count && n > 0) {
+    const j = random(n);
+    const port = at(j);
+    swapped.set(j, at(n - 1));
+    n--;
+    if (port !== exclude) out.push(port);
+  }
+  return out;
+}
+
+/**
+ * Pacing, budget and back-off of attempts towards one peer. An attempt sends `probes` (easy side)
+ * or opens `sockets` mappings (hard side) over `windowMs`; `take` hands out what is due at a tick.
+ */
+export class BirthdayPlan {
+  private attemptStartMs = -Infinity;
+  private sentThisAttempt = 0;
+  private failures = 0;
+  private nextAttemptMs = 0;
+  /** Probe datagrams sent, with when, for the hourly budget (oldest first). */
+  private readonly spent: { atMs: number; n: number }[] = [];
+  attempts = 0;
+  probesSent = 0;
+
+  constructor(
+    readonly role: BirthdayRole,
+    private readonly limits: BirthdayLimits = DEFAULT_BIRTHDAY_LIMITS,
+  ) {}
+
+  /** Datagrams one attempt costs this side. */
+  private attemptCost(): number {
+    return this.role === 'easy' ? this.limits.probes : this.limits.sockets;
+  }
+
+  private spentInLastHour(nowMs: number): number {
+    while (this.spent.length > 0 && nowMs - this.spent[0].atMs >= 3_600_000) this.spent.shift();
+    return this.spent.reduce((s, e) => s + e.n, 0);
+  }
+
+  active(nowMs: number): boolean {
+    return nowMs - this.attemptStartMs < this.limits.windowMs;
+  }
+
+  /** Whether a new attempt may start now (none running, back-off over, budget left); starts it if so. */
+  start(nowMs: number): boolean {
+    if (this.active(nowMs) || nowMs < this.nextAttemptMs) return false;
+    if (this.spentInLastHour(nowMs) + this.attemptCost() > this.limits.hourlyBudget) return false;
+    this.attemptStartMs = nowMs;
+    this.sentThisAttempt = 0;
+    this.attempts++;
+    return true;
+  }
+
+  /**
+   * How many probes (easy) or sockets (hard) are due by `nowMs` in the running attempt: spread evenly
+   * over the window for the easy side, all at once for the hard side (its mappings must be open
+   * before the probes arrive). Counts them against the budget.
+   */
+  take(nowMs: number): number {
+    if (!this.active(nowMs)) return 0;
+    const total = this.attemptCost();
+    const due = this.role === 'hard' ? total : Math.min(total, Math.ceil((total * (nowMs - this.attemptStartMs + 1)) / this.limits.windowMs));
+    const n = Math.max(0, due - this.sentThisAttempt);
+    if (n > 0) {
+      this.sentThisAttempt += n;
+      this.probesSent += n;
+      this.spent.push({ atMs: nowMs, n });
+    }
+    return n;
+  }
+
+  /** The attempt met: no back-off. */
+  succeeded(): void {
+    this.failures = 0;
+    this.attemptStartMs = -Infinity;
+    this.nextAttemptMs = 0;
+  }
+
+  /** The attempt's window passed without a meeting: wait backoffMs × 2^(failures − 1), capped. */
+  failed(nowMs: number): void {
+    this.failures++;
+    this.attemptStartMs = -Infinity;
+    this.nextAttemptMs = nowMs + Math.min(this.limits.maxBackoffMs, this.limits.backoffMs * 2 ** (this.failures - 1));
+  }
+
+  /** When the next attempt may start (for status). */
+  nextAttemptAtMs(): number {
+    return this.nextAttemptMs;
+  }
+}

@@ -1,0 +1,107 @@
+// Birthday probing, the pure part (transport/birthday.ts) and its wire fields (call-me-maybe's NAT
+// kind and capabilities): roles, the probability figures, distinct probe ports, pacing, back-off and
+// the hourly budget.
+import t from 'tap';
+import { randomInt } from 'node:crypto';
+import {
+  BirthdayPlan,
+  DEFAULT_BIRTHDAY_LIMITS,
+  PORT_RANGE,
+  PORT_RANGE_HIGH,
+  PORT_RANGE_LOW,
+  birthdayRole,
+  meetProbability,
+  probePorts,
+} from '../src/transport/birthday.js';
+import { DISCO_CAP_BIRTHDAY, decodeDiscoMessage, encodeDiscoMessage } from '../src/wire/disco.js';
+
+t.test('roles: only one side hard, both known and capable', async (t) => {
+  const hard = { mappingVaries: true, birthday: true };
+  const easy = { mappingVaries: false, birthday: true };
+  t.same(birthdayRole(hard, easy), { role: 'hard' });
+  t.same(birthdayRole(easy, hard), { role: 'easy' });
+  t.match(birthdayRole(hard, hard), { role: null, why: /both sides behind symmetric NATs/ });
+  t.match(birthdayRole(easy, easy), { role: null, why: /neither/ });
+  t.match(birthdayRole(easy, { mappingVaries: null, birthday: true }), { role: null, why: /not known/ });
+  t.match(birthdayRole(easy, { ...hard, birthday: false }), { role: null, why: /older meshd/ });
+  t.match(birthdayRole({ ...easy, birthday: false }, hard), { role: null, why: /off here/ });
+});
+
+t.test('the probability figures of the defaults', async (t) => {
+  t.ok(Math.abs(meetProbability(256, 256) - 0.64) < 0.01, `256 × 256: ${meetProbability(256, 256).toFixed(3)}`);
+  t.ok(Math.abs(meetProbability(256, 1000) - 0.98) < 0.005, `256 × 1000: ${meetProbability(256, 1000).toFixed(4)}`);
+  t.equal(meetProbability(0, 1000), 0);
+  t.equal(meetProbability(PORT_RANGE, 1), 1);
+  // Against a simulation: 2,000 attempts of 256 random mappings and 1,000 distinct probes.
+  let met = 0;
+  for (let i = 0; i < 2000; i++) {
+    const open = new Set(probePorts(256, null, randomInt));
+    if (probePorts(1000, null, randomInt).some((p) => open.has(p))) met++;
+  }
+  t.ok(Math.abs(met / 2000 - meetProbability(256, 1000)) < 0.02, `simulated ${(met / 2000).toFixed(3)}`);
+});
+
+t.test('probe ports: distinct, in the NAT range, never the excluded one', async (t) => {
+  const ports = probePorts(5000, 40000, randomInt);
+  t.equal(ports.length, 5000);
+  t.equal(new Set(ports).size, 5000, 'no port twice');
+  t.ok(ports.every((p) => p >= PORT_RANGE_LOW && p <= PORT_RANGE_HIGH), 'within 1024-65535');
+  t.notOk(ports.includes(40000));
+  t.equal(probePorts(PORT_RANGE + 10, null, randomInt).length, PORT_RANGE, 'at most the whole range');
+});
+
+t.test('pacing: the easy side spreads its probes over the window, the hard side opens all at once', async (t) => {
+  const easy = new BirthdayPlan('easy');
+  t.ok(easy.start(0));
+  let sent = easy.take(0);
+  t.ok(sent > 0 && sent <= 1, `at the start: ${sent}`);
+  for (let ms = 250; ms < DEFAULT_BIRTHDAY_LIMITS.windowMs; ms += 250) {
+    const n = easy.take(ms);
+    t.ok(n <= 51, `tick ${ms}: ${n} probes (1,000 over 5 s)`);
+    sent += n;
+  }
+  sent += easy.take(DEFAULT_BIRTHDAY_LIMITS.windowMs - 1);
+  t.equal(sent, 1000, 'the whole attempt is exactly the configured number');
+  t.equal(easy.take(DEFAULT_BIRTHDAY_LIMITS.windowMs + 1), 0, 'nothing after the window');
+  const hard = new BirthdayPlan('hard');
+  hard.start(0);
+  t.equal(hard.take(0), 256, 'every mapping opened at once');
+  t.equal(hard.take(100), 0);
+});
+
+t.test('back-off doubles after each failure; success resets it; the hourly budget holds', async (t) => {
+  const p = new BirthdayPlan('easy');
+  t.ok(p.start(0));
+  t.notOk(p.start(100), 'not while one runs');
+  p.take(4999);
+  p.failed(5000);
+  t.equal(p.nextAttemptAtMs(), 35_000);
+  t.notOk(p.start(34_999));
+  t.ok(p.start(35_000));
+  p.take(39_999);
+  p.failed(40_000);
+  t.equal(p.nextAttemptAtMs(), 100_000, 'then 60 s');
+  p.succeeded();
+  t.ok(p.start(100_001), 'success: no back-off');
+  const tight = new BirthdayPlan('easy', { ...DEFAULT_BIRTHDAY_LIMITS, hourlyBudget: 2500, backoffMs: 0 });
+  const sends: [number, number][] = [];
+  for (let now = 0; now < 2 * 3_600_000; now += 10_000) {
+    if (tight.start(now)) {
+      sends.push([now + 4999, tight.take(now + 4999)]);
+      tight.failed(now + 5000);
+    }
+  }
+  const worstHour = Math.max(...sends.map(([at]) => sends.filter(([b]) => b >= at && b - at < 3_600_000).reduce((n, [, k]) => n + k, 0)));
+  t.ok(worstHour <= 2500, `no hour holds more than the budget: ${worstHour}`);
+  t.ok(sends.length >= 4, `the budget refills as probes age past an hour: ${sends.length} attempts in two hours`);
+});
+
+t.test("call-me-maybe carries the sender's NAT kind and capabilities; older ones decode as before", async (t) => {
+  const candidates = [{ address: '203.0.113.1', port: 4000 }];
+  const m = decodeDiscoMessage(encodeDiscoMessage({ type: 'call-me-maybe', candidates, nat: 'varies', caps: DISCO_CAP_BIRTHDAY }));
+  t.same(m, { type: 'call-me-maybe', candidates, nat: 'varies', caps: DISCO_CAP_BIRTHDAY });
+  t.same(decodeDiscoMessage(encodeDiscoMessage({ type: 'call-me-maybe', candidates })), { type: 'call-me-maybe', candidates }, 'without the fields');
+  const odd = encodeDiscoMessage({ type: 'call-me-maybe', candidates, nat: 'independent', caps: 0 });
+  odd[odd.length - 2] = 9;
+  t.match(decodeDiscoMessage(odd), { nat: 'unknown' }, 'an unknown NAT code reads as unknown');
+});
