@@ -1,13 +1,86 @@
 // NAT traversal benchmark: time from both daemons up to the first direct-path reply across two
 // endpoint-independent NATs (median of BENCH_RUNS, default 5), with the handshake and disco packet
-// counts it took. Writes bench/results/nat-*.json.
+// counts it took; then birthday probing across one symmetric NAT (eim ⇄ symmetric): over
+// BENCH_BIRTHDAY_RUNS (default 20) fresh NAT worlds per budget, the success rate within 15 s, the
+// median and p90 time to a direct path, and the probes it took, for the default budget (256 sockets ×
+// 1,000 probes) and two others (BENCH_BIRTHDAY_BUDGETS, "sockets×probes,…"). BENCH_CASES picks
+// "eim", "birthday" or both (default). Writes bench/results/nat-*.json.
 import { Lab, labUnavailable } from '../src/lab/netns-lab.js';
 import { machine, writeResult } from './common.js';
 import { natConfig, natWorld, relayArgs } from '../src/lab/nat-world.js';
 import { controlRequest } from '../src/control/control.js';
 import type { DaemonStatus } from '../src/daemon/status.js';
+import { meetProbability } from '../src/transport/birthday.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
+const BIRTHDAY_RUNS = Number(process.env.BENCH_BIRTHDAY_RUNS ?? 20);
+const BUDGETS = (process.env.BENCH_BIRTHDAY_BUDGETS ?? '256x1000,128x500,512x2000').split(',').map((b) => b.split('x').map(Number) as [number, number]);
+const CASES = new Set((process.env.BENCH_CASES ?? 'eim,birthday').split(','));
+const BIRTHDAY_LIMIT_MS = 15_000;
+
+interface BirthdayRun {
+  ms: number | null;
+  easyProbes: number;
+  hardSockets: number;
+  attempts: number;
+}
+
+/** One fresh eim ⇄ symmetric world with the given budget: time to a direct path by probing (null: none in 15 s). */
+async function birthdayRun(sockets: number, probes: number): Promise<BirthdayRun> {
+  const teardowns: (() => unknown)[] = [];
+  const lab = new Lab({ teardown: (fn) => teardowns.push(fn) });
+  try {
+    const w = await natWorld(lab, ['eim', 'symmetric']);
+    await lab.relay(w.relayNs, relayArgs(w));
+    const extra = [`HardNatSockets = ${sockets}`, `HardNatProbesPerAttempt = ${probes}`];
+    await lab.meshd(w.a.ns, lab.file('a.conf', natConfig(w, w.a, w.b, extra)), w.a.iface);
+    await lab.meshd(w.b.ns, lab.file('b.conf', natConfig(w, w.b, w.a, extra)), w.b.iface);
+    const up = Date.now();
+    // Traffic makes the peer active (probing runs only for peers with traffic on the relay).
+    const pinger = lab.spawn(w.a.ns, 'ping', ['-i', '0.2', '-W', '1', w.b.mesh4]);
+    const st = async (iface: string) => (await controlRequest(iface, { cmd: 'status' })) as DaemonStatus;
+    let ms: number | null = null;
+    while (Date.now() - up < BIRTHDAY_LIMIT_MS) {
+      const [a, b] = [await st(w.a.iface), await st(w.b.iface)];
+      if (a.peers[0].path.kind === 'direct' && a.peers[0].path.via === 'birthday probing' && b.peers[0].path.kind === 'direct') {
+        ms = Date.now() - up;
+        break;
+      }
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    pinger.kill();
+    const [a, b] = [await st(w.a.iface), await st(w.b.iface)];
+    return { ms, easyProbes: a.counters.birthdayProbesSent ?? 0, hardSockets: b.counters.birthdaySocketsOpened ?? 0, attempts: a.counters.birthdayAttempts ?? 0 };
+  } finally {
+    for (const f of teardowns) await f();
+  }
+}
+
+const pct = (sorted: number[], q: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] : null);
+
+async function birthdayBench(): Promise<unknown[]> {
+  const out = [];
+  for (const [sockets, probes] of BUDGETS) {
+    const runs: BirthdayRun[] = [];
+    for (let i = 0; i < BIRTHDAY_RUNS; i++) {
+      const r = await birthdayRun(sockets, probes);
+      process.stderr.write(`birthday ${sockets}×${probes} run ${i + 1}/${BIRTHDAY_RUNS}: ${r.ms === null ? 'no direct path in 15 s' : `direct after ${r.ms} ms`}, ${r.easyProbes} probes, ${r.hardSockets} sockets\n`);
+      runs.push(r);
+    }
+    const met = runs.filter((r) => r.ms !== null);
+    const times = met.map((r) => r.ms!).sort((x, y) => x - y);
+    out.push({
+      budget: { sockets, probesPerAttempt: probes },
+      expectedPerAttempt: Number(meetProbability(sockets, probes).toFixed(4)),
+      successRate: met.length / runs.length,
+      timeToDirectMs: { median: pct(times, 0.5), p90: pct(times, 0.9) },
+      probesPerSuccess: met.length ? Math.round(met.reduce((n, r) => n + r.easyProbes, 0) / met.length) : null,
+      socketsPerSuccess: met.length ? Math.round(met.reduce((n, r) => n + r.hardSockets, 0) / met.length) : null,
+      runs,
+    });
+  }
+  return out;
+}
 
 async function oneRun(): Promise<{ ms: number; a: Record<string, number>; b: Record<string, number> }> {
   const teardowns: (() => unknown)[] = [];
@@ -42,19 +115,21 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   const runs = [];
-  for (let i = 0; i < RUNS; i++) {
+  for (let i = 0; i < (CASES.has('eim') ? RUNS : 0); i++) {
     const r = await oneRun();
     process.stderr.write(`run ${i + 1}/${RUNS}: first direct reply after ${r.ms} ms\n`);
     runs.push(r);
   }
   const sorted = runs.map((r) => r.ms).sort((x, y) => x - y);
-  const median = sorted[Math.floor(sorted.length / 2)];
+  const median = sorted[Math.floor(sorted.length / 2)] ?? null;
+  const birthday = CASES.has('birthday') ? await birthdayBench() : [];
   const result = {
     date: new Date().toISOString(),
     machine: machine(),
     settings: { runs: RUNS, nat: 'both endpoint-independent (nftables masquerade)', measuredFrom: 'both daemons up (control sockets answering)' },
     timeToFirstDirectMs: { median, min: sorted[0], max: sorted[sorted.length - 1], all: runs.map((r) => r.ms) },
     packetCountsAtFirstDirect: runs.map((r) => ({ alice: r.a, bob: r.b })),
+    birthday: { nat: 'eim ⇄ symmetric (nftables masquerade fully-random)', runsPerBudget: BIRTHDAY_RUNS, limitMs: BIRTHDAY_LIMIT_MS, budgets: birthday },
   };
   process.stdout.write(JSON.stringify(result, null, 2) + '\n');
   writeResult('nat', result);

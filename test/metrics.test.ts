@@ -21,6 +21,7 @@ function status(peers: number, names = true): DaemonStatus {
     txBytes: 20 + i,
     rttMs: 5,
     pathMtu: { mtu: 1420, source: 'probed' },
+    birthday: null,
     persistentKeepalive: 0,
   }));
   return {

@@ -18,6 +18,7 @@ import { parseCidr, parseInterfaceAddress, type Cidr } from '../tunnel/cidr.js';
 import { parseIni, type IniEntry, type IniSection } from './ini.js';
 import { validDomain } from './domain.js';
 import { parseMeshPublicKey, type MeshPublicKey } from '../crypto/ed25519.js';
+import { DEFAULT_BIRTHDAY_LIMITS, MAX_BIRTHDAY_PROBES, MAX_BIRTHDAY_SOCKETS } from '../transport/birthday.js';
 
 const IFACE_NAME = /^[a-zA-Z0-9_=+.-]{1,15}$/;
 
@@ -65,6 +66,15 @@ export interface InterfaceConfig {
   splitDns: boolean;
   /** meshd: where to serve Prometheus metrics (an IP address and port; null: off, the default). */
   metricsListen: HostPort | null;
+  /**
+   * meshd: birthday probing towards relayed peers across one symmetric NAT (transport/birthday.ts):
+   * 'auto' (the default) or 'off'; and the probe datagrams it may send per hour.
+   */
+  hardNatProbes: 'auto' | 'off';
+  hardNatProbeBudget: number;
+  /** Per attempt: the extra sockets of the hard side, the probes of the easy side (bounded). */
+  hardNatSockets: number;
+  hardNatProbesPerAttempt: number;
 }
 
 export interface MeshConfig {
@@ -178,6 +188,10 @@ export function defaultInterface(): Omit<InterfaceConfig, 'privateKey'> {
     domain: null,
     splitDns: true,
     metricsListen: null,
+    hardNatProbes: 'auto',
+    hardNatProbeBudget: DEFAULT_BIRTHDAY_LIMITS.hourlyBudget,
+    hardNatSockets: DEFAULT_BIRTHDAY_LIMITS.sockets,
+    hardNatProbesPerAttempt: DEFAULT_BIRTHDAY_LIMITS.probes,
   };
 }
 
@@ -276,6 +290,21 @@ function parseInterface(s: IniSection, ctx: Ctx, ignored: string[]): InterfaceCo
         out.metricsListen = hp;
         break;
       }
+      case 'hardnatprobes': {
+        const v = e.value.trim().toLowerCase();
+        if (v !== 'auto' && v !== 'off') throw ctx.err(e, 'Interface', `"${e.value}" is not auto or off`);
+        out.hardNatProbes = v;
+        break;
+      }
+      case 'hardnatprobebudget':
+        out.hardNatProbeBudget = int(e, ctx, 'Interface', 0, 1_000_000);
+        break;
+      case 'hardnatsockets':
+        out.hardNatSockets = int(e, ctx, 'Interface', 1, MAX_BIRTHDAY_SOCKETS);
+        break;
+      case 'hardnatprobesperattempt':
+        out.hardNatProbesPerAttempt = int(e, ctx, 'Interface', 1, MAX_BIRTHDAY_PROBES);
+        break;
       case 'saveconfig':
         ignored.push(`${ctx.file}:${e.line}: ${e.key}`);
         break;

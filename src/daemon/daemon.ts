@@ -16,7 +16,9 @@ import type { Peer } from '../tunnel/peer.js';
 import { Relays } from '../transport/relays.js';
 import type { RelayClient } from '../transport/relay-client.js';
 import { choosePath, goesToUntrusted, isDirectConfirmed, type PathChoice } from '../transport/path.js';
-import { Discovery } from '../transport/discovery.js';
+import { Discovery, type DiscoEvent } from '../transport/discovery.js';
+import { BirthdaySockets } from '../transport/birthday-sockets.js';
+import { DEFAULT_BIRTHDAY_LIMITS } from '../transport/birthday.js';
 import { PMTU_SAFE } from '../transport/path-mtu.js';
 import { tunMtuFor, underlayMtu } from './underlay-mtu.js';
 import { StunService } from '../transport/stun-service.js';
@@ -154,6 +156,12 @@ export class Daemon {
   private stopped = false;
   /** meshd-wireguard mode (DaemonOptions.wireguard): UAPI only, no disco. */
   private readonly wireguard: boolean;
+  /** The hard side's extra sockets for birthday probing; what arrives on them is handled as on the data socket. */
+  private readonly birthdaySocks = new BirthdaySockets((msg, from) => {
+    if (this.stopped) return;
+    this.onDatagram(msg, from);
+    this.flush();
+  });
   /** The config sets no MTU: peers' path MTUs are probed, packets too big for one answered with ICMP. */
   private readonly pathMtuProbing: boolean;
   private routes: RouteTable;
@@ -188,6 +196,11 @@ export class Daemon {
     this.routes = new RouteTable(this.iface, config.iface.table, log, () => ({ udpPort: this.udp?.port ?? 0, relayAddrs: this.relayAddrs }));
     this.stun = new StunService(this.iface, () => this.udp?.port ?? 0, (data, to) => this.udp?.send(data, to), () => this.discovery.candidatesChanged(), log);
     this.discovery = new Discovery(this.device, () => this.stun.own.candidates(), () => this.relays?.anyConnected ?? false);
+    this.discovery.ownNat = () => this.stun.own.mappingVariesByDestination();
+    if (!this.wireguard && config.iface.hardNatProbes === 'auto') {
+      const c = config.iface;
+      this.discovery.enableBirthday({ ...DEFAULT_BIRTHDAY_LIMITS, hourlyBudget: c.hardNatProbeBudget, sockets: c.hardNatSockets, probes: c.hardNatProbesPerAttempt });
+    }
     this.membership = config.iface.meshKey
       ? new Membership(config.iface.meshKey, rosterFile(config.file), {
           device: this.device,
@@ -539,7 +552,7 @@ export class Daemon {
     }
     await this.routes.reconcile(this.device);
     // Settings that need a restart keep their running values.
-    this.config = { ...next, iface: { ...next.iface, addresses: this.config.iface.addresses, mtu: this.config.iface.mtu, dns: this.config.iface.dns, table: this.config.iface.table, relays: this.config.iface.relays, stun: this.config.iface.stun, relayCa: this.config.iface.relayCa, fwMark: this.config.iface.fwMark, preUp: this.config.iface.preUp, postUp: this.config.iface.postUp, preDown: this.config.iface.preDown, postDown: this.config.iface.postDown, domain: this.config.iface.domain, splitDns: this.config.iface.splitDns } };
+    this.config = { ...next, iface: { ...next.iface, addresses: this.config.iface.addresses, mtu: this.config.iface.mtu, dns: this.config.iface.dns, table: this.config.iface.table, relays: this.config.iface.relays, stun: this.config.iface.stun, relayCa: this.config.iface.relayCa, fwMark: this.config.iface.fwMark, preUp: this.config.iface.preUp, postUp: this.config.iface.postUp, preDown: this.config.iface.preDown, postDown: this.config.iface.postDown, domain: this.config.iface.domain, splitDns: this.config.iface.splitDns, hardNatProbes: this.config.iface.hardNatProbes, hardNatProbeBudget: this.config.iface.hardNatProbeBudget, hardNatSockets: this.config.iface.hardNatSockets, hardNatProbesPerAttempt: this.config.iface.hardNatProbesPerAttempt } };
     this.staticZoneCache = null; // peers' names may have changed
     if (plan.added.length || plan.removed.length) await this.membership?.staticPeersChanged();
     this.flush();
@@ -591,6 +604,10 @@ export class Daemon {
   private onRelayPeerPresent(key: Uint8Array, relay: RelayClient): void {
     const peer = this.device.peers.get(keyId(key));
     if (!peer) return;
+    // A restarted hard side lost the extra socket a birthday path ran through: stop trusting it, so
+    // the handshake below goes via the relay too (an ordinary direct path survives a restart: the
+    // new process has the same port).
+    if (this.discovery.birthday?.found(peer, peer.endpoint)) peer.lastDirectRxMs = 0;
     this.device.handshakeSoon(peer, this.handshakeGraceMs(relay));
     this.discovery.peerArrived(peer);
     this.flush();
@@ -639,7 +656,10 @@ export class Daemon {
       }
       let sent = false;
       const direct = path.direct ?? (path.untrusted && goesToUntrusted(d.data) ? path.untrusted : null);
-      if (direct && this.udp) {
+      if (direct && direct.sock !== undefined) {
+        this.birthdaySocks.send(d.data, direct);
+        sent = true;
+      } else if (direct && this.udp) {
         this.udp.queue(d.data, direct);
         sent = true;
       }
@@ -661,6 +681,7 @@ export class Daemon {
     if (this.wireguard) this.discovery.out.length = 0; // a plain WireGuard peer speaks no disco
     for (const d of this.discovery.out) {
       if (d.to?.relay) this.relays?.sendVia(d.to.relay.url, d.to.relay.key, d.data);
+      else if (d.to?.sock !== undefined) this.birthdaySocks.send(d.data, d.to);
       else if (d.to) this.udp?.queue(d.data, d.to);
       else {
         const peer = this.device.peers.get(d.peerId);
@@ -669,11 +690,35 @@ export class Daemon {
     }
     this.discovery.out.length = 0;
     this.udp?.flush();
-    for (const e of this.discovery.events) {
-      const peer = this.device.peers.get(e.peerId);
-      this.log.info({ component: 'disco', peer: peer ? (peer.name ?? keyToBase64(peer.publicKey)) : e.peerId, endpoint: formatEndpoint(e.endpoint), rttMs: e.rttMs }, 'direct path');
+    const events = this.discovery.events.splice(0);
+    for (const e of events) this.discoEvent(e);
+  }
+
+  private discoEvent(e: DiscoEvent): void {
+    const peer = this.device.peers.get(e.peerId);
+    const name = peer ? (peer.name ?? keyToBase64(peer.publicKey)) : e.peerId;
+    switch (e.type) {
+      case 'direct-path': {
+        const birthday = peer && this.discovery.birthday?.found(peer, e.endpoint);
+        this.log.info({ component: 'disco', peer: name, endpoint: formatEndpoint(e.endpoint), rttMs: e.rttMs, ...(birthday ? { via: 'birthday probing' } : {}) }, 'direct path');
+        break;
+      }
+      case 'birthday-open':
+        this.log.info({ component: 'disco', peer: name, sockets: e.count }, 'birthday probing: opening sockets towards the peer');
+        void this.birthdaySocks.open(e.peerId, e.count).then((ids) => {
+          const p = this.device.peers.get(e.peerId);
+          if (this.stopped || !p) return this.birthdaySocks.close(e.peerId);
+          this.discovery.birthdaySocketsReady(p, ids);
+          this.flush();
+        });
+        break;
+      case 'birthday-keep':
+        this.birthdaySocks.keep(e.peerId, e.sock);
+        break;
+      case 'birthday-close':
+        this.birthdaySocks.close(e.peerId);
+        break;
     }
-    this.discovery.events.length = 0;
   }
 
   /** A run of sealed data for one peer (Outbox.runs): direct from where it lies, and/or via a relay. */
@@ -685,7 +730,11 @@ export class Daemon {
     if (this.pathMtuProbing) setPeerMtu(peer, path);
     // Data never goes to an untrusted endpoint (goesToUntrusted): only a confirmed direct path.
     let sent = 0;
-    if (path.direct && this.udp) {
+    if (path.direct?.sock !== undefined) {
+      // The peer is reached from a birthday socket: one datagram at a time (dgram copies each).
+      for (let k = r.start, end = r.start + r.count; k < end; k++) this.birthdaySocks.send(r.buf.subarray(r.offsets[k], r.offsets[k] + r.lengths[k]), path.direct);
+      sent = r.count;
+    } else if (path.direct && this.udp) {
       this.udp.queueRun(r, path.direct);
       sent = r.count;
     }
@@ -779,6 +828,16 @@ export class Daemon {
         ...Object.fromEntries(Object.entries(this.discovery.sent).map(([k, v]) => [`disco-${k}-sent`, v])),
         ...Object.fromEntries(Object.entries(this.discovery.received).map(([k, v]) => [`disco-${k}-received`, v])),
         pathMtuProbesSent: this.discovery.pathMtuProbesSent,
+        ...(this.discovery.birthday
+          ? {
+              birthdayAttempts: this.discovery.birthday.counters.attempts,
+              birthdaySuccesses: this.discovery.birthday.counters.successes,
+              birthdayProbesSent: this.discovery.birthday.counters.probesSent,
+              birthdaySocketsOpened: this.discovery.birthday.counters.socketsOpened,
+              birthdaySocketsOpen: this.birthdaySocks.size,
+              birthdaySendFailed: this.birthdaySocks.sendFailed,
+            }
+          : {}),
       },
       dataPath: { udp: this.udp?.kind ?? 'none', tunOffload: this.tun?.offload ?? false, aead: this.device.aead.name },
       ioDrops: {
@@ -791,6 +850,7 @@ export class Daemon {
       pathOf: (p) => this.pathOf(p),
       rttOf: (p) => this.discovery.lastRttMs(p),
       pathMtuOf: (p) => this.pathMtuOf(p),
+      birthdayOf: (p) => this.discovery.birthday?.statusOf(p) ?? null,
     });
   }
 
@@ -836,11 +896,11 @@ export class Daemon {
   /** The path a peer's traffic takes now, and why it is relayed. */
   private pathOf(p: Peer): PathStatus {
     const now = this.device.clock.now();
-    if (isDirectConfirmed(p, now) && p.endpoint) return { kind: 'direct', endpoint: formatEndpoint(p.endpoint) };
+    const direct = (e: Endpoint): PathStatus => ({ kind: 'direct', endpoint: formatEndpoint(e), ...(this.discovery.birthday?.found(p, e) ? { via: 'birthday probing' as const } : {}) });
+    if (isDirectConfirmed(p, now) && p.endpoint) return direct(p.endpoint);
     const live = p.lastHandshakeWallMs > 0 && this.device.clock.wall() - p.lastHandshakeWallMs < this.device.timers.rejectAfterTimeMs;
     if (!live) return { kind: 'none', why: p.endpoint || this.relays ? 'no handshake in the last 180 s' : 'no endpoint known and no relay configured' };
-    if (!this.relays) return p.endpoint ? { kind: 'direct', endpoint: formatEndpoint(p.endpoint) } : { kind: 'none', why: 'no endpoint known' };
-    if (isDirectConfirmed(p, now) && p.endpoint) return { kind: 'direct', endpoint: formatEndpoint(p.endpoint) };
+    if (!this.relays) return p.endpoint ? direct(p.endpoint) : { kind: 'none', why: 'no endpoint known' };
     const relay = this.relays.choose(p.id);
     const why = choosePath(p, now, true).why ?? 'direct path not confirmed';
     if (relay) return { kind: 'relay', relay: relay.url, why };
@@ -878,6 +938,7 @@ export class Daemon {
     this.relays?.stop();
     this.relays = null;
     this.udp?.close();
+    this.birthdaySocks.closeAll();
     this.udp = null;
     await this.routes.removePolicy().catch((err: Error) => this.log.warn({ component: 'routes', err: err.message }, 'could not remove routing rules'));
     if (this.tun) await unsetDns(this.iface, cfg.dns);

@@ -34,6 +34,9 @@ export function planReload(before: MeshConfig, after: MeshConfig): ReloadPlan {
   if (b.domain !== a.domain) restartNeeded.push('Domain');
   if (b.splitDns !== a.splitDns) restartNeeded.push('SplitDNS');
   if (!same(b.metricsListen, a.metricsListen)) restartNeeded.push('MetricsListen');
+  if (b.hardNatProbes !== a.hardNatProbes || b.hardNatProbeBudget !== a.hardNatProbeBudget || b.hardNatSockets !== a.hardNatSockets || b.hardNatProbesPerAttempt !== a.hardNatProbesPerAttempt) {
+    restartNeeded.push('HardNatProbes');
+  }
   if (b.fwMark !== a.fwMark) restartNeeded.push('FwMark (or wg set IFACE fwmark N)');
   if (!same([b.preUp, b.postUp, b.preDown, b.postDown], [a.preUp, a.postUp, a.preDown, a.postDown])) restartNeeded.push('PreUp/PostUp/PreDown/PostDown');
 

@@ -11,6 +11,7 @@ import type { MembershipStatus } from './membership.js';
 import type { NameServerStatus } from './name-server.js';
 import type { FirewallStatus } from './firewall.js';
 import type { SplitDnsStatus } from './split-dns.js';
+import type { BirthdayPeerStatus } from '../transport/birthday-probe.js';
 
 /** A mesh daemon's roster state, its name server and its access policy. */
 export type MeshStatus = MembershipStatus & { policy: FirewallStatus };
@@ -18,7 +19,8 @@ export type MeshStatus = MembershipStatus & { policy: FirewallStatus };
 /** The name server (a mesh's names, or a static config's Domain =) and its registration with the host resolver. */
 export type NamesStatus = NameServerStatus & { domain: string | null; resolver: SplitDnsStatus };
 
-export type PathStatus = { kind: 'direct'; endpoint: string } | { kind: 'relay'; relay: string; why: string } | { kind: 'none'; why: string };
+/** `via`: how the direct path was found, when not by the usual hole punch. */
+export type PathStatus = { kind: 'direct'; endpoint: string; via?: 'birthday probing' } | { kind: 'relay'; relay: string; why: string } | { kind: 'none'; why: string };
 
 /**
  * The largest packet sent to a peer now, and where the figure comes from: the config's MTU =, the
@@ -44,6 +46,8 @@ export interface PeerStatus {
   txBytes: number;
   rttMs: number | null;
   pathMtu: PathMtuStatus;
+  /** Birthday probing towards the peer (null: off, or never considered). */
+  birthday: BirthdayPeerStatus | null;
   persistentKeepalive: number;
 }
 
@@ -92,6 +96,7 @@ export interface StatusContext {
   pathOf(p: Peer): PathStatus;
   rttOf(p: Peer): number | null;
   pathMtuOf(p: Peer): PathMtuStatus;
+  birthdayOf(p: Peer): BirthdayPeerStatus | null;
 }
 
 export function buildStatus(dev: Device, ctx: StatusContext): DaemonStatus {
@@ -109,6 +114,7 @@ export function buildStatus(dev: Device, ctx: StatusContext): DaemonStatus {
       txBytes: p.txBytes,
       rttMs: ctx.rttOf(p),
       pathMtu: ctx.pathMtuOf(p),
+      birthday: ctx.birthdayOf(p),
       persistentKeepalive: p.persistentKeepaliveSec,
     });
   }
@@ -184,13 +190,17 @@ export function formatStatus(s: DaemonStatus, nowMs: number): string {
     const label = p.dnsName ?? p.name;
     out.push(`peer: ${label ? `${label} (${p.publicKey})` : p.publicKey}`);
     out.push(`  allowed ips: ${p.allowedIps.join(', ') || '(none)'}`);
-    if (p.path.kind === 'direct') out.push(`  path: direct ${p.path.endpoint}`);
+    if (p.path.kind === 'direct') out.push(`  path: direct ${p.path.endpoint}${p.path.via ? ` via ${p.path.via}` : ''}`);
     else if (p.path.kind === 'relay') out.push(`  path: relay ${p.path.relay} (${p.path.why})`);
     else out.push(`  path: none (${p.path.why})`);
     if (p.endpoint) out.push(`  endpoint: ${p.endpoint}`);
     if (p.latestHandshake) out.push(`  latest handshake: ${ago(nowMs - p.latestHandshake)}`);
     if (p.rttMs !== null) out.push(`  round trip: ${p.rttMs.toFixed(1)} ms`);
     out.push(`  path MTU: ${p.pathMtu.mtu} (${PATH_MTU_SOURCE[p.pathMtu.source]})`);
+    const b = p.birthday;
+    if (b && p.path.kind !== 'direct' && (b.role || b.attempts > 0 || (b.why && /symmetric/.test(b.why)))) {
+      out.push(`  birthday probing: ${b.state}${b.role ? ` (${b.role} side)` : ''}${b.why ? `: ${b.why}` : ''}; ${b.attempts} attempts, ${b.probesSent} probes`);
+    }
     out.push(`  transfer: ${bytes(p.rxBytes)} received, ${bytes(p.txBytes)} sent`);
     if (p.persistentKeepalive) out.push(`  persistent keepalive: every ${p.persistentKeepalive} seconds`);
   }

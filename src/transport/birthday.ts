@@ -52,6 +52,8 @@ export const MAX_BIRTHDAY_SOCKETS = 1024;
 export const MAX_BIRTHDAY_PROBES = 4096;
 
 export type BirthdayRole = 'hard' | 'easy';
+/** The end of an attempt's window in which the easy side sends no more probes (their pongs may still come). */
+export const PROBE_TAIL_MS = 1000;
 
 /**
  * Our part in probing towards a peer, or why none: only one side hard, both known, both capable.
@@ -146,7 +148,9 @@ export class BirthdayPlan {
   take(nowMs: number): number {
     if (!this.active(nowMs)) return 0;
     const total = this.attemptCost();
-    const due = this.role === 'hard' ? total : Math.min(total, Math.ceil((total * (nowMs - this.attemptStartMs + 1)) / this.limits.windowMs));
+    // The easy side's probes go out over the window but its last second, which is left for the pongs.
+    const spread = Math.max(1, this.limits.windowMs - PROBE_TAIL_MS);
+    const due = this.role === 'hard' ? total : Math.min(total, Math.ceil((total * (nowMs - this.attemptStartMs + 1)) / spread));
     const n = Math.max(0, due - this.sentThisAttempt);
     if (n > 0) {
       this.sentThisAttempt += n;

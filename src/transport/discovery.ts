@@ -13,6 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { keyId } from '../crypto/keys.js';
 import { discoKey, openDisco, sealDisco } from '../crypto/disco-box.js';
 import {
+  DISCO_CAP_BIRTHDAY,
   DISCO_OVERHEAD,
   DISCO_TXID_LEN,
   decodeDiscoEnvelope,
@@ -29,6 +30,8 @@ import { isDirectConfirmed } from './path.js';
 import { TRANSPORT_HEADER_SIZE } from '../wire/wireguard.js';
 import { AEAD_TAG_LEN } from '../crypto/aead.js';
 import { PMTU_COPIES, PathMtuSearch } from './path-mtu.js';
+import { BirthdayProber, type BirthdayEvent, type PeerAnnouncement } from './birthday-probe.js';
+import type { BirthdayLimits } from './birthday.js';
 
 /**
  * A mesh's roster told peer to peer (DESIGN.md §9, convergence): pings and pongs carry the serial a
@@ -102,6 +105,8 @@ interface PeerDisco {
   bestRttMs: number | null;
   /** The path MTU search of the peer's direct endpoint (when Discovery.pathMtu is on). */
   pmtu: PathMtuSearch | null;
+  /** The peer's latest call-me-maybe: its NAT kind and capabilities, and its candidates. */
+  told: PeerAnnouncement;
 }
 
 interface PendingPing {
@@ -113,9 +118,10 @@ interface PendingPing {
   probe?: number;
 }
 
-export type DiscoEvent = { type: 'direct-path'; peerId: string; endpoint: Endpoint; rttMs: number };
+export type DiscoEvent = { type: 'direct-path'; peerId: string; endpoint: Endpoint; rttMs: number } | BirthdayEvent;
 
-const epKey = (e: Endpoint): string => formatEndpoint(e);
+/** A candidate's key: its address, and the extra socket it is reached from (birthday probing). */
+const epKey = (e: Endpoint): string => (e.sock === undefined ? formatEndpoint(e) : `${formatEndpoint(e)}#${e.sock}`);
 
 export class Discovery {
   readonly out: DiscoSend[] = [];
@@ -131,6 +137,10 @@ export class Discovery {
    * (the daemon turns it on when the config sets no MTU). Off: Peer.pathMtu is left alone.
    */
   pathMtu = false;
+  /** Our NAT kind from STUN (true: the mapping varies by destination), told to peers in call-me-maybe. */
+  ownNat: () => boolean | null = () => null;
+  /** Birthday probing towards relayed peers across one symmetric NAT (enableBirthday); null: off. */
+  birthday: BirthdayProber | null = null;
   /** Path MTU probes sent (padded pings; also counted in sent.ping). */
   pathMtuProbesSent = 0;
   private readonly state = new Map<string, PeerDisco>();
@@ -189,6 +199,13 @@ export class Discovery {
       case 'pong':
         return this.onPong(peer, st, msg.txid, from, now);
       case 'call-me-maybe': {
+        // A peer asks for a path while ours to it runs through a birthday socket of its: that socket
+        // is gone (a restart). Stop trusting the path, so traffic goes via the relay at once.
+        if (from.relay && this.birthday?.found(peer, peer.endpoint) && isDirectConfirmed(peer, now)) peer.lastDirectRxMs = 0;
+        st.told = {
+          nat: msg.nat === undefined ? null : { mappingVaries: msg.nat === 'varies' ? true : msg.nat === 'independent' ? false : null, birthday: ((msg.caps ?? 0) & DISCO_CAP_BIRTHDAY) !== 0 },
+          candidates: msg.candidates,
+        };
         // Answer with our own candidates when this one told us something new (so both sides
         // punch at once; two peers that know each other's candidates stop answering), or when
         // we have not sent any for a while.
@@ -222,7 +239,11 @@ export class Discovery {
     }
     if (now >= this.nextFullScanMs) {
       this.nextFullScanMs = now + FULL_SCAN_MS;
-      for (const id of this.state.keys()) if (!this.dev.peers.has(id)) this.state.delete(id);
+      for (const id of this.state.keys()) {
+        if (this.dev.peers.has(id)) continue;
+        this.state.delete(id);
+        this.birthday?.forget(id);
+      }
       for (const peer of this.dev.peers.values()) this.watched.add(peer);
     }
     for (const peer of this.dev.takeWoken()) this.watched.add(peer);
@@ -263,6 +284,7 @@ export class Discovery {
         this.punch(peer, st, now);
         if (this.relayAvailable()) this.sendCallMeMaybe(peer, st, now);
       }
+      this.birthday?.step(peer, st.told, now, !isDirectConfirmed(peer, now) && this.relayAvailable());
     }
   }
 
@@ -291,8 +313,29 @@ export class Discovery {
     if (this.relayAvailable()) this.sendCallMeMaybe(peer, st, now);
   }
 
+  /**
+   * Turns birthday probing on (transport/birthday-probe.ts): peers learn that we take part from our
+   * call-me-maybe, and the tick runs attempts towards relayed peers across one symmetric NAT.
+   */
+  enableBirthday(limits: BirthdayLimits): void {
+    this.birthday = new BirthdayProber(
+      {
+        ping: (peer, to) => this.ping(peer, to),
+        event: (e) => this.events.push(e),
+        ownMappingVaries: () => this.ownNat(),
+      },
+      limits,
+    );
+  }
+
+  /** Hard side: the daemon opened the extra sockets asked for by a 'birthday-open' event. */
+  birthdaySocketsReady(peer: Peer, socks: readonly number[]): void {
+    this.birthday?.socketsReady(peer, socks);
+  }
+
   /** Forgets keys and candidates (after our private key changed). */
   reset(): void {
+    for (const id of this.state.keys()) this.birthday?.forget(id);
     this.state.clear();
     this.pending.clear();
     this.punchBacksDue = 0;
@@ -366,7 +409,8 @@ export class Discovery {
 
   private sendCallMeMaybe(peer: Peer, st: PeerDisco, now: number): void {
     st.lastCallMeMaybeSentMs = now;
-    this.send(peer, { type: 'call-me-maybe', candidates: this.ownCandidates() }, null);
+    const nat = this.ownNat();
+    this.send(peer, { type: 'call-me-maybe', candidates: this.ownCandidates(), nat: nat === null ? 'unknown' : nat ? 'varies' : 'independent', caps: this.birthday ? DISCO_CAP_BIRTHDAY : 0 }, null);
   }
 
   /** `probe`: a path MTU probe of that size (the datagram is as long as a data packet carrying it). */
@@ -412,6 +456,7 @@ export class Discovery {
       if (!same) {
         this.dev.setEndpoint(peer, from);
         this.events.push({ type: 'direct-path', peerId: peer.id, endpoint: from, rttMs });
+        this.birthday?.directPath(peer, from);
       } else if (!wasConfirmed) {
         this.events.push({ type: 'direct-path', peerId: peer.id, endpoint: from, rttMs });
       }
@@ -431,7 +476,7 @@ export class Discovery {
         const oldest = [...st.candidates.entries()].sort((a, b) => a[1].lastPongMs - b[1].lastPongMs)[0];
         st.candidates.delete(oldest[0]);
       }
-      c = { ep: { address: ep.address, port: ep.port }, source, punchBackAtMs: Infinity, lastPingMs: -Infinity, lastPongMs: -Infinity, rttMs: null };
+      c = { ep: ep.sock === undefined ? { address: ep.address, port: ep.port } : { address: ep.address, port: ep.port, sock: ep.sock }, source, punchBackAtMs: Infinity, lastPingMs: -Infinity, lastPongMs: -Infinity, rttMs: null };
       st.candidates.set(k, c);
     }
     return c;
@@ -459,6 +504,7 @@ export class Discovery {
         lastHeartbeatMs: -Infinity,
         bestRttMs: null,
         pmtu: null,
+        told: { nat: null, candidates: [] },
       };
       this.state.set(peer.id, st);
     }

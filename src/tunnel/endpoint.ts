@@ -9,6 +9,11 @@ export interface Endpoint {
    * (WireGuard's sticky source); unset: the kernel picks the source.
    */
   readonly local?: string;
+  /**
+   * One of the extra sockets birthday probing opened (transport/birthday-sockets.ts): the peer is
+   * reached from that socket's port, not the data socket's. Unset: the data socket.
+   */
+  readonly sock?: number;
   /** Set when the datagram came through a relay: which relay, and the sender key it vouched for. */
   readonly relay?: { readonly url: string; readonly key: Uint8Array };
 }
@@ -24,7 +29,7 @@ export function normalizeAddress(a: string): string {
 }
 
 export function endpointEqual(a: Endpoint | null, b: Endpoint | null): boolean {
-  return a === b || (a !== null && b !== null && a.port === b.port && a.address === b.address);
+  return a === b || (a !== null && b !== null && a.port === b.port && a.address === b.address && a.sock === b.sock);
 }
 
 export function formatEndpoint(e: Endpoint): string {

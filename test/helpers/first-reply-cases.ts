@@ -17,12 +17,13 @@ const FIRST_REPLY_LIMIT_MS = 1000;
 /**
  * Where the path must end up. eim ⇄ eim always punches through. A leaky router's conntrack may
  * claim the peer's first punch and move the host's mapping (see nat-world.ts), so with one there,
- * the path is direct or relayed depending on which punch arrived first; a symmetric NAT facing
- * address-and-port-dependent filtering, or blocked UDP, leaves only the relay.
+ * the path is direct or relayed depending on which punch arrived first. A symmetric NAT facing an
+ * endpoint-independent one goes direct once birthday probing meets (seconds in), so either; two
+ * symmetric NATs, or blocked UDP, leave only the relay.
  */
 function expectedPath(a: NatKind, b: NatKind): 'direct' | 'relay' | 'either' {
   if (a === 'eim' && b === 'eim') return 'direct';
-  if ([a, b].includes('symmetric') || [a, b].includes('udp-blocked')) return 'relay';
+  if ([a, b].includes('udp-blocked') || (a === 'symmetric' && b === 'symmetric')) return 'relay';
   return 'either';
 }
 

@@ -1,0 +1,239 @@
+// Birthday probing towards relayed peers across one symmetric NAT (transport/birthday.ts has the
+// plan and the figures). Sans-IO, driven by discovery's tick: it decides when an attempt runs and
+// what each side sends; discovery seals the pings; the daemon opens and closes the hard side's
+// extra sockets when told to (DiscoEvent 'birthday-open' / 'birthday-keep' / 'birthday-close').
+//  - easy side: pings from its data socket to `probes` distinct random ports of the hard side's
+//    public IPv4 address, spread over the window.
+//  - hard side: `sockets` extra sockets, each pinging the easy side's public endpoint once at once
+//    (its NAT maps each to a new random port, open towards exactly that endpoint).
+// A pong is a direct path as any other (discovery makes it the peer's endpoint; on the hard side that
+// endpoint names the socket); the hard side keeps that socket and closes the rest at once.
+import { randomInt } from 'node:crypto';
+import type { Endpoint } from '../tunnel/endpoint.js';
+import type { Peer } from '../tunnel/peer.js';
+import { BirthdayPlan, birthdayRole, probePorts, type BirthdayLimits, type BirthdayRole, type NatInfo } from './birthday.js';
+
+export type BirthdayEvent =
+  | { type: 'birthday-open'; peerId: string; count: number }
+  | { type: 'birthday-keep'; peerId: string; sock: number }
+  | { type: 'birthday-close'; peerId: string };
+
+export interface BirthdayHost {
+  /** Sends a sealed disco ping to `to` (from the extra socket `to.sock` when set). */
+  ping(peer: Peer, to: Endpoint): void;
+  event(e: BirthdayEvent): void;
+  /** Our own NAT kind, from STUN against two servers. */
+  ownMappingVaries(): boolean | null;
+}
+
+/** What the peer told us in its latest call-me-maybe. */
+export interface PeerAnnouncement {
+  nat: NatInfo | null;
+  candidates: readonly Endpoint[];
+}
+
+export interface BirthdayPeerStatus {
+  role: BirthdayRole | null;
+  /** Why no attempt runs (null while one runs or after a meeting). */
+  why: string | null;
+  state: 'idle' | 'probing' | 'met' | 'backing-off';
+  attempts: number;
+  /** Probe datagrams this side sent towards the peer (pings from the data socket, or from the extra sockets). */
+  probesSent: number;
+  /** The extra sockets open now (hard side). */
+  sockets: number;
+}
+
+interface PeerProbe {
+  plan: BirthdayPlan | null;
+  running: boolean;
+  /** Easy side: the attempt's ports, in sending order, and how many went. */
+  ports: number[];
+  sent: number;
+  /** Easy side: the hard side's public IPv4 address; hard side: the easy side's public endpoint. */
+  target: Endpoint | null;
+  /** Hard side: the running attempt's sockets, and the one kept from a meeting (it may still carry the path). */
+  socks: number[];
+  kept: number | null;
+  /** The endpoint that met (easy: the hard side's port; hard: the easy side, from the kept socket). */
+  met: Endpoint | null;
+  why: string | null;
+  /** Since when the peer has been relayed without a break (-Infinity: it is not), and the last step. */
+  relayedSinceMs: number;
+  lastStepMs: number;
+}
+
+/**
+ * After a meeting, a peer that wakes from idle is relayed for a moment until the path found earlier
+ * answers again: a new attempt waits this long for that.
+ */
+export const REVIVE_GRACE_MS = 3000;
+
+const PRIVATE_V4 = [/^10\./, /^192\.168\./, /^172\.(1[6-9]|2\d|3[01])\./, /^100\.(6[4-9]|[7-9]\d|1[01]\d|12[0-7])\./, /^127\./, /^169\.254\./];
+
+/** The first candidate with a public IPv4 address: the STUN-mapped one (probing is an IPv4 matter). */
+export function publicV4(candidates: readonly Endpoint[]): Endpoint | null {
+  return candidates.find((c) => /^\d+\.\d+\.\d+\.\d+$/.test(c.address) && !PRIVATE_V4.some((r) => r.test(c.address))) ?? null;
+}
+
+export class BirthdayProber {
+  readonly counters = { attempts: 0, successes: 0, probesSent: 0, socketsOpened: 0 };
+  private readonly peers = new Map<string, PeerProbe>();
+
+  constructor(
+    private readonly host: BirthdayHost,
+    readonly limits: BirthdayLimits,
+  ) {}
+
+  private probeOf(peer: Peer): PeerProbe {
+    let p = this.peers.get(peer.id);
+    if (!p) {
+      p = { plan: null, running: false, ports: [], sent: 0, target: null, socks: [], kept: null, met: null, why: null, relayedSinceMs: -Infinity, lastStepMs: -Infinity };
+      this.peers.set(peer.id, p);
+    }
+    return p;
+  }
+
+  /**
+   * One tick for a peer discovery considers active. `relayed`: it has no confirmed direct path and a
+   * relay carries it (probing is for exactly that case).
+   */
+  step(peer: Peer, told: PeerAnnouncement, nowMs: number, relayed: boolean): void {
+    const p = this.probeOf(peer);
+    // Steps come every tick while the peer is active: a gap means it was idle, and "relayed" starts over.
+    if (!relayed || nowMs - p.lastStepMs > 2000) p.relayedSinceMs = -Infinity;
+    if (relayed && p.relayedSinceMs === -Infinity) p.relayedSinceMs = nowMs;
+    p.lastStepMs = nowMs;
+    const r = told.nat ? birthdayRole({ mappingVaries: this.host.ownMappingVaries(), birthday: true }, told.nat) : { role: null, why: 'the peer has not said what NAT it is behind' };
+    if (r.role === null) {
+      p.why = r.why;
+      if (p.running) this.stop(peer, p, nowMs, false);
+      return;
+    }
+    if (!p.plan || p.plan.role !== r.role) p.plan = new BirthdayPlan(r.role, this.limits);
+    const plan = p.plan;
+    if (p.running) {
+      if (!relayed) return this.stop(peer, p, nowMs, true); // a direct path appeared (ours or another)
+      if (!plan.active(nowMs)) return this.stop(peer, p, nowMs, false);
+      if (plan.role === 'easy') this.sendProbes(peer, p, plan.take(nowMs));
+      return;
+    }
+    if (!relayed) return;
+    if (p.met && nowMs - p.relayedSinceMs < REVIVE_GRACE_MS) {
+      p.why = 'waiting for the path found earlier to answer';
+      return;
+    }
+    const target = publicV4(told.candidates);
+    if (!target) {
+      p.why = 'the peer announced no public IPv4 address';
+      return;
+    }
+    if (!plan.start(nowMs)) {
+      p.why = null;
+      return;
+    }
+    // A socket kept from an earlier meeting stays: after idle its path may answer again, and then the
+    // attempt stops (stop(direct)); if it does not, the attempt's end closes it.
+    p.running = true;
+    p.why = null;
+    p.socks = [];
+    p.target = target;
+    this.counters.attempts++;
+    if (plan.role === 'easy') {
+      p.ports = probePorts(this.limits.probes, target.port, randomInt);
+      p.sent = 0;
+      this.sendProbes(peer, p, plan.take(nowMs));
+    } else {
+      const count = plan.take(nowMs);
+      this.counters.socketsOpened += count;
+      this.host.event({ type: 'birthday-open', peerId: peer.id, count });
+    }
+  }
+
+  /** Hard side: the daemon opened the extra sockets for the running attempt; each pings the easy side now. */
+  socketsReady(peer: Peer, socks: readonly number[]): void {
+    const p = this.peers.get(peer.id);
+    if (!p || !p.running || !p.target || p.plan?.role !== 'hard') {
+      this.host.event({ type: 'birthday-close', peerId: peer.id });
+      return;
+    }
+    p.socks.push(...socks);
+    for (const sock of socks) {
+      this.host.ping(peer, { address: p.target.address, port: p.target.port, sock });
+      this.counters.probesSent++;
+    }
+  }
+
+  /**
+   * Discovery made `from` the peer's direct path (a pong from where a ping went). If it is one of
+   * this attempt's, it met: the easy side stops probing, the hard side keeps that socket only.
+   */
+  directPath(peer: Peer, from: Endpoint): void {
+    const p = this.peers.get(peer.id);
+    if (!p || !p.running || !p.target) return;
+    // Ours: from one of the hard side's sockets, or (easy side) from a port we probed; a plain hole
+    // punch that happens to succeed meanwhile is not a birthday meeting.
+    const ours =
+      p.plan?.role === 'hard'
+        ? from.sock !== undefined && (p.socks.includes(from.sock) || from.sock === p.kept)
+        : from.address === p.target.address && from.sock === undefined && p.ports.indexOf(from.port) >= 0 && p.ports.indexOf(from.port) < p.sent;
+    if (!ours) return;
+    p.running = false;
+    p.met = from;
+    p.relayedSinceMs = -Infinity;
+    p.plan!.succeeded();
+    this.counters.successes++;
+    if (p.plan!.role === 'hard') {
+      p.socks = [];
+      p.kept = from.sock!;
+      this.host.event({ type: 'birthday-keep', peerId: peer.id, sock: from.sock! });
+    }
+  }
+
+  /** Whether `ep` is the path an attempt found for this peer (status: "direct via birthday probing"). */
+  found(peer: Peer, ep: Endpoint | null): boolean {
+    const m = this.peers.get(peer.id)?.met;
+    return !!m && !!ep && m.address === ep.address && m.port === ep.port && m.sock === ep.sock;
+  }
+
+  statusOf(peer: Peer): BirthdayPeerStatus {
+    const p = this.peers.get(peer.id);
+    if (!p) return { role: null, why: 'no attempt yet', state: 'idle', attempts: 0, probesSent: 0, sockets: 0 };
+    const state = p.running ? 'probing' : p.met ? 'met' : p.plan && p.plan.attempts > 0 ? 'backing-off' : 'idle';
+    return { role: p.plan?.role ?? null, why: p.why, state, attempts: p.plan?.attempts ?? 0, probesSent: p.plan?.probesSent ?? 0, sockets: p.socks.length + (p.kept === null ? 0 : 1) };
+  }
+
+  /** The peer is gone (or our key changed): its sockets close. */
+  forget(peerId: string): void {
+    const p = this.peers.get(peerId);
+    if (p && (p.socks.length > 0 || p.kept !== null)) this.host.event({ type: 'birthday-close', peerId });
+    this.peers.delete(peerId);
+  }
+
+  private sendProbes(peer: Peer, p: PeerProbe, n: number): void {
+    const target = p.target!;
+    for (let i = 0; i < n && p.sent < p.ports.length; i++) {
+      this.host.ping(peer, { address: target.address, port: p.ports[p.sent++] });
+      this.counters.probesSent++;
+    }
+  }
+
+  /**
+   * The attempt ends without a meeting of its own: a direct path appeared (`direct`: the kept
+   * socket's path answering again, or a plain hole punch), or the window passed.
+   */
+  private stop(peer: Peer, p: PeerProbe, nowMs: number, direct: boolean): void {
+    p.running = false;
+    if (direct) p.plan?.succeeded();
+    else p.plan?.failed(nowMs);
+    if (p.plan?.role !== 'hard') return;
+    p.socks = [];
+    if (direct && p.kept !== null && peer.endpoint?.sock === p.kept) {
+      this.host.event({ type: 'birthday-keep', peerId: peer.id, sock: p.kept });
+      return;
+    }
+    p.kept = null;
+    if (p.met?.sock !== undefined) p.met = null;
+    this.host.event({ type: 'birthday-close', peerId: peer.id });
+  }
+}

@@ -1,0 +1,93 @@
+// BirthdayProber (transport/birthday-probe.ts) with a fake host: who sends what, when sockets open,
+// are kept and close, and that nothing runs for pairs that cannot meet.
+import t from 'tap';
+import { BirthdayProber, REVIVE_GRACE_MS, publicV4, type BirthdayEvent } from '../src/transport/birthday-probe.js';
+import { DEFAULT_BIRTHDAY_LIMITS } from '../src/transport/birthday.js';
+import type { Endpoint } from '../src/tunnel/endpoint.js';
+import type { Peer } from '../src/tunnel/peer.js';
+
+function host(ownVaries: boolean | null) {
+  const pings: Endpoint[] = [];
+  const events: BirthdayEvent[] = [];
+  return { pings, events, h: { ping: (_: Peer, to: Endpoint) => void pings.push(to), event: (e: BirthdayEvent) => void events.push(e), ownMappingVaries: () => ownVaries } };
+}
+
+const peer = { id: 'p1', endpoint: null } as unknown as Peer;
+const hardTold = { nat: { mappingVaries: true, birthday: true }, candidates: [{ address: '10.2.0.2', port: 51820 }, { address: '203.0.113.2', port: 40000 }] };
+const easyTold = { nat: { mappingVaries: false, birthday: true }, candidates: [{ address: '10.1.0.2', port: 51820 }, { address: '203.0.113.1', port: 51820 }] };
+
+t.test('the public IPv4 candidate is the target', async (t) => {
+  t.same(publicV4(hardTold.candidates), { address: '203.0.113.2', port: 40000 });
+  t.equal(publicV4([{ address: '192.168.1.2', port: 1 }, { address: '100.64.0.1', port: 1 }, { address: 'fd00::1', port: 1 }]), null);
+});
+
+t.test('easy side: distinct random ports of the hard side\'s address over the window, then back-off', async (t) => {
+  const { pings, events, h } = host(false);
+  const b = new BirthdayProber(h, DEFAULT_BIRTHDAY_LIMITS);
+  for (let now = 0; now <= 5000; now += 250) b.step(peer, hardTold, now, true);
+  t.equal(pings.length, 1000, 'the attempt\'s 1,000 probes');
+  t.ok(pings.every((p) => p.address === '203.0.113.2' && p.sock === undefined), 'to the hard side\'s public address, from the data socket');
+  t.equal(new Set(pings.map((p) => p.port)).size, 1000, 'each port once');
+  t.notOk(pings.some((p) => p.port === 40000), 'not the port STUN saw');
+  t.equal(events.length, 0, 'the easy side opens no sockets');
+  b.step(peer, hardTold, 5250, true);
+  t.match(b.statusOf(peer), { role: 'easy', state: 'backing-off', attempts: 1, probesSent: 1000 });
+  b.step(peer, hardTold, 20_000, true);
+  t.equal(pings.length, 1000, 'nothing during the back-off');
+  b.step(peer, hardTold, 35_300, true);
+  t.ok(pings.length > 1000, 'a second attempt after 30 s');
+});
+
+t.test('hard side: sockets open at once, each pings the easy side; the one that meets is kept', async (t) => {
+  const { pings, events, h } = host(true);
+  const b = new BirthdayProber(h, DEFAULT_BIRTHDAY_LIMITS);
+  b.step(peer, easyTold, 0, true);
+  t.same(events, [{ type: 'birthday-open', peerId: 'p1', count: 256 }]);
+  b.socketsReady(peer, [1, 2, 3]);
+  t.same(pings, [1, 2, 3].map((sock) => ({ address: '203.0.113.1', port: 51820, sock })), 'one ping from each socket to the easy side');
+  b.directPath(peer, { address: '203.0.113.1', port: 51820, sock: 2 });
+  t.same(events[1], { type: 'birthday-keep', peerId: 'p1', sock: 2 }, 'the meeting socket kept, the rest closed');
+  t.match(b.statusOf(peer), { state: 'met', sockets: 1 });
+  t.ok(b.found(peer, { address: '203.0.113.1', port: 51820, sock: 2 }));
+  t.notOk(b.found(peer, { address: '203.0.113.1', port: 51820 }), 'not the same path from the data socket');
+  // Steps every tick (250 ms) from `from` to `to`.
+  const run = (from: number, to: number, relayed: boolean) => {
+    for (let now = from; now <= to; now += 250) b.step(peer, easyTold, now, relayed);
+  };
+  // Idle, then traffic: relayed for a moment; the old path gets REVIVE_GRACE_MS to answer.
+  run(60_000, 60_000 + REVIVE_GRACE_MS - 250, true);
+  t.equal(events.length, 2, 'no new attempt while the earlier path may answer');
+  (peer as { endpoint: Endpoint | null }).endpoint = { address: '203.0.113.1', port: 51820, sock: 2 };
+  run(63_000, 64_000, false);
+  t.equal(events.length, 2, 'it answered: nothing to do');
+  // The path is gone: relayed past the grace, a new attempt opens new sockets, keeping the old one
+  // until it ends; it ends without a meeting: all close.
+  run(70_000, 70_000 + REVIVE_GRACE_MS, true);
+  t.same(events[2], { type: 'birthday-open', peerId: 'p1', count: 256 });
+  b.socketsReady(peer, [7]);
+  run(73_250, 78_500, true);
+  t.same(events[3], { type: 'birthday-close', peerId: 'p1' }, 'window over, no meeting: every socket closes');
+  t.match(b.statusOf(peer), { state: 'backing-off', sockets: 0 });
+  b.socketsReady(peer, [9]);
+  t.same(events[4], { type: 'birthday-close', peerId: 'p1' }, 'sockets that come up after the attempt ended are closed');
+});
+
+t.test('no attempt for two hard sides, two easy ones, an unknown NAT, or a peer that cannot probe', async (t) => {
+  for (const [own, told, why] of [
+    [true, hardTold, /both sides behind symmetric NATs/],
+    [false, easyTold, /neither/],
+    [null, hardTold, /not known/],
+    [false, { ...hardTold, nat: { mappingVaries: true, birthday: false } }, /older meshd/],
+    [false, { nat: null, candidates: [] }, /has not said/],
+  ] as const) {
+    const { pings, events, h } = host(own);
+    const b = new BirthdayProber(h, DEFAULT_BIRTHDAY_LIMITS);
+    for (let now = 0; now < 10_000; now += 250) b.step(peer, told, now, true);
+    t.equal(pings.length + events.length, 0, `nothing sent or opened (${why})`);
+    t.match(b.statusOf(peer).why, why);
+  }
+  const { pings, h } = host(false);
+  const b = new BirthdayProber(h, DEFAULT_BIRTHDAY_LIMITS);
+  b.step(peer, hardTold, 0, false);
+  t.equal(pings.length, 0, 'nor for a peer with a direct path');
+});

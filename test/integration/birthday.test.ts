@@ -1,0 +1,118 @@
+// Birthday probing (issue: direct paths through symmetric NATs), in the lab's NAT world: A behind an
+// endpoint-independent NAT, B behind a symmetric one (nftables masquerade fully-random), a relay,
+// nothing else configured. Probing finds a direct path; two symmetric sides never probe; the path
+// found survives idle and falls back to the relay when B's router forgets its mappings; each attempt
+// stays within its probe bound.
+import t, { type Test } from 'tap';
+import { Lab, labUnavailable, sleep, waitFor } from '../helpers/lab.js';
+import { transfer } from '../helpers/two-hosts.js';
+import { natConfig, natWorld, relayArgs, type NatKind, type NatWorld } from '../../src/lab/nat-world.js';
+import { DEFAULT_BIRTHDAY_LIMITS } from '../../src/transport/birthday.js';
+
+const why = labUnavailable(['nft', 'conntrack', 'openssl', 'ping']);
+
+interface PeerJson {
+  path: { kind: string; endpoint?: string; via?: string };
+  birthday: { role: string | null; why: string | null; state: string; attempts: number; probesSent: number; sockets: number } | null;
+}
+interface StatusJson {
+  peers: PeerJson[];
+  counters: Record<string, number>;
+  natMappingVariesByDestination: boolean | null;
+}
+
+async function world(t: Test, kinds: [NatKind, NatKind], extra: string[] = []): Promise<NatWorld> {
+  const lab = new Lab(t);
+  const w = await natWorld(lab, kinds);
+  await lab.relay(w.relayNs, relayArgs(w));
+  await lab.meshd(w.a.ns, lab.file('a.conf', natConfig(w, w.a, w.b, extra)), w.a.iface);
+  await lab.meshd(w.b.ns, lab.file('b.conf', natConfig(w, w.b, w.a, extra)), w.b.iface);
+  return w;
+}
+
+async function status(w: NatWorld, iface: string): Promise<StatusJson> {
+  return JSON.parse((await w.lab.cli(['status', iface, '--json'])).stdout) as StatusJson;
+}
+
+/** Pings from A until both sides report a direct path found by birthday probing, or `ms` pass. */
+async function untilBirthdayDirect(w: NatWorld, ms: number): Promise<boolean> {
+  return waitFor(async () => {
+    await w.lab.exec(w.a.ns, 'ping', ['-c', '1', '-W', '1', w.b.mesh4]);
+    const [a, b] = [await status(w, w.a.iface), await status(w, w.b.iface)];
+    return a.peers[0].path.via === 'birthday probing' && b.peers[0].path.via === 'birthday probing';
+  }, ms, 200);
+}
+
+if (why) t.plan(0, why);
+else {
+  t.test('one side symmetric: a direct path by birthday probing, pings and a transfer take it', async (t) => {
+    const w = await world(t, ['eim', 'symmetric']);
+    const start = Date.now();
+    t.ok(await untilBirthdayDirect(w, 15_000), `direct via birthday probing within 15 s (${Date.now() - start} ms)`);
+    const a = await status(w, w.a.iface);
+    const b = await status(w, w.b.iface);
+    t.match(a.peers[0].birthday, { role: 'easy', state: 'met' });
+    t.match(b.peers[0].birthday, { role: 'hard', state: 'met', sockets: 1 }, 'the hard side keeps one socket');
+    t.equal(b.counters.birthdaySocketsOpen, 1, 'and closed the others');
+    t.match(a.peers[0].path.endpoint, /^203\.0\.113\.2:\d+$/, "A sends to a port of B's router");
+    const human = await w.lab.cli(['status', w.a.iface]);
+    t.match(human.stdout, /path: direct 203\.0\.113\.2:\d+ via birthday probing/);
+    const r = await transfer(w.lab, w.a.ns, w.b.ns, w.b.mesh4, 20_000_000);
+    t.equal(r.sent.split(' ')[0], '20000000', `a 20 MB transfer: ${r.sendErr}`);
+    t.equal(r.received, r.sent, 'arrives with the same checksum');
+    t.equal((await status(w, w.a.iface)).peers[0].path.via, 'birthday probing', 'still on that path');
+  });
+
+  t.test('the path found survives 60 s idle; when the hard side\'s router forgets it, a transfer finishes via the relay', async (t) => {
+    const w = await world(t, ['eim', 'symmetric']);
+    t.ok(await untilBirthdayDirect(w, 15_000), 'direct via birthday probing');
+    await sleep(60_000);
+    const r = await w.lab.exec(w.a.ns, 'ping', ['-c', '10', '-i', '0.2', '-W', '2', w.b.mesh4], 30_000);
+    t.match(r.stdout, /10 received/, 'after 60 s without traffic every ping is answered');
+    const [a, b] = [await status(w, w.a.iface), await status(w, w.b.iface)];
+    t.equal(a.peers[0].path.via, 'birthday probing', 'on the same path (A)');
+    t.equal(b.peers[0].path.via, 'birthday probing', '(B)');
+    t.equal(b.counters.birthdaySocketsOpen, 1, 'no new attempt: still the one socket');
+
+    const sending = transfer(w.lab, w.a.ns, w.b.ns, w.b.mesh4, 30_000_000);
+    await sleep(1500);
+    t.equal((await w.lab.exec(w.b.router, 'conntrack', ['-F'])).code, 0, "B's router forgets every mapping mid-transfer");
+    const done = await sending;
+    t.equal(done.sent.split(' ')[0], '30000000', `the transfer completes: ${done.sendErr}`);
+    t.equal(done.received, done.sent, 'intact');
+    const after = await status(w, w.a.iface);
+    t.ok(['relay', 'direct'].includes(after.peers[0].path.kind), `then relayed or direct again: ${JSON.stringify(after.peers[0].path)}`);
+  });
+
+  t.test('both symmetric: nothing probes, the relay carries the traffic', async (t) => {
+    const w = await world(t, ['symmetric', 'symmetric']);
+    const r = await w.lab.exec(w.a.ns, 'ping', ['-c', '20', '-i', '0.3', '-W', '2', w.b.mesh4], 60_000);
+    t.match(r.stdout, /20 received/, 'every ping answered');
+    for (const iface of [w.a.iface, w.b.iface]) {
+      const s = await status(w, iface);
+      t.equal(s.peers[0].path.kind, 'relay');
+      t.equal(s.counters.birthdayAttempts, 0, 'no attempt');
+      t.equal(s.counters.birthdayProbesSent, 0, 'no probe');
+      t.match(s.peers[0].birthday?.why ?? '', /both sides behind symmetric NATs/, 'status says why');
+    }
+  });
+
+  t.test('HardNatProbes = off: stays on the relay, nothing probed', async (t) => {
+    const w = await world(t, ['eim', 'symmetric'], ['HardNatProbes = off']);
+    const r = await w.lab.exec(w.a.ns, 'ping', ['-c', '15', '-i', '0.3', '-W', '2', w.b.mesh4], 60_000);
+    t.match(r.stdout, /15 received/);
+    const s = await status(w, w.b.iface);
+    t.equal(s.peers[0].path.kind, 'relay');
+    t.equal(s.counters.birthdayAttempts, undefined, 'no probing counters: it is off');
+  });
+
+  t.test('probes per attempt stay within the bound', async (t) => {
+    const w = await world(t, ['eim', 'symmetric']);
+    await untilBirthdayDirect(w, 15_000);
+    const a = await status(w, w.a.iface);
+    const b = await status(w, w.b.iface);
+    const attemptsA = Math.max(1, a.counters.birthdayAttempts);
+    t.ok(a.counters.birthdayProbesSent <= attemptsA * DEFAULT_BIRTHDAY_LIMITS.probes, `easy side: ${a.counters.birthdayProbesSent} probes in ${attemptsA} attempts`);
+    t.ok(b.counters.birthdaySocketsOpened <= Math.max(1, b.counters.birthdayAttempts) * DEFAULT_BIRTHDAY_LIMITS.sockets, `hard side: ${b.counters.birthdaySocketsOpened} sockets`);
+  });
+}
