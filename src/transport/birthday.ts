@@ -1,6 +1,6 @@
 // Birthday-paradox port probing through one symmetric NAT (issue: direct paths through symmetric
-// NATs), the pure part: who does what, how many probes, when, and within which budget. Not wired
-// into the daemon yet: no socket is opened and no probe sent (docs/protocol.md, "Birthday probing").
+// NATs), the pure part: who does what, how many probes, when, and within which budget
+// (birthday-probe.ts runs the attempts; docs/birthday.md).
 //
 // A host behind an endpoint-dependent ("hard", symmetric) NAT gets a new public port for every
 // destination, so the port its peer learned via STUN is useless to the peer. But the hard side can
