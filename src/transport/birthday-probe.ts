@@ -79,6 +79,8 @@ export function publicV4(candidates: readonly Endpoint[]): Endpoint | null {
 export class BirthdayProber {
   readonly counters = { attempts: 0, successes: 0, probesSent: 0, socketsOpened: 0 };
   private readonly peers = new Map<string, PeerProbe>();
+  /** Our NAT kind as last known: a STUN round that did not finish (unknown) does not stop an attempt. */
+  private ownVaries: boolean | null = null;
 
   constructor(
     private readonly host: BirthdayHost,
@@ -104,7 +106,8 @@ export class BirthdayProber {
     if (!relayed || nowMs - p.lastStepMs > 2000) p.relayedSinceMs = -Infinity;
     if (relayed && p.relayedSinceMs === -Infinity) p.relayedSinceMs = nowMs;
     p.lastStepMs = nowMs;
-    const r = told.nat ? birthdayRole({ mappingVaries: this.host.ownMappingVaries(), birthday: true }, told.nat) : { role: null, why: 'the peer has not said what NAT it is behind' };
+    this.ownVaries = this.host.ownMappingVaries() ?? this.ownVaries;
+    const r = told.nat ? birthdayRole({ mappingVaries: this.ownVaries, birthday: true }, told.nat) : { role: null, why: 'the peer has not said what NAT it is behind' };
     if (r.role === null) {
       p.why = r.why;
       if (p.running) this.stop(peer, p, nowMs, false);

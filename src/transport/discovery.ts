@@ -202,10 +202,15 @@ export class Discovery {
         // A peer asks for a path while ours to it runs through a birthday socket of its: that socket
         // is gone (a restart). Stop trusting the path, so traffic goes via the relay at once.
         if (from.relay && this.birthday?.found(peer, peer.endpoint) && isDirectConfirmed(peer, now)) peer.lastDirectRxMs = 0;
-        st.told = {
-          nat: msg.nat === undefined ? null : { mappingVaries: msg.nat === 'varies' ? true : msg.nat === 'independent' ? false : null, birthday: ((msg.caps ?? 0) & DISCO_CAP_BIRTHDAY) !== 0 },
-          candidates: msg.candidates,
-        };
+        {
+          // A peer's NAT kind as last known: one call-me-maybe sent before its STUN round finished
+          // (unknown) does not make it unknown again.
+          const varies = msg.nat === 'varies' ? true : msg.nat === 'independent' ? false : (st.told.nat?.mappingVaries ?? null);
+          st.told = {
+            nat: msg.nat === undefined ? null : { mappingVaries: varies, birthday: ((msg.caps ?? 0) & DISCO_CAP_BIRTHDAY) !== 0 },
+            candidates: msg.candidates,
+          };
+        }
         // Answer with our own candidates when this one told us something new (so both sides
         // punch at once; two peers that know each other's candidates stop answering), or when
         // we have not sent any for a while.
