@@ -46,7 +46,7 @@ t.test('hard side: sockets open at once, each pings the easy side; the one that 
   b.socketsReady(peer, [1, 2, 3]);
   t.same(pings, [1, 2, 3].map((sock) => ({ address: '203.0.113.1', port: 51820, sock })), 'one ping from each socket to the easy side');
   b.directPath(peer, { address: '203.0.113.1', port: 51820, sock: 2 });
-  t.same(events[1], { type: 'birthday-keep', peerId: 'p1', sock: 2 }, 'the meeting socket kept, the rest closed');
+  t.same(events[1], { type: 'birthday-keep', peerId: 'p1', socks: [2] }, 'the meeting socket kept, the rest closed');
   t.match(b.statusOf(peer), { state: 'met', sockets: 1 });
   t.ok(b.found(peer, { address: '203.0.113.1', port: 51820, sock: 2 }));
   t.notOk(b.found(peer, { address: '203.0.113.1', port: 51820 }), 'not the same path from the data socket');
@@ -90,4 +90,21 @@ t.test('no attempt for two hard sides, two easy ones, an unknown NAT, or a peer 
   const b = new BirthdayProber(h, DEFAULT_BIRTHDAY_LIMITS);
   b.step(peer, hardTold, 0, false);
   t.equal(pings.length, 0, 'nor for a peer with a direct path');
+});
+
+t.test('two sockets met at once: both stay until the peer settles on one', async (t) => {
+  const { events, h } = host(true);
+  const b = new BirthdayProber(h, DEFAULT_BIRTHDAY_LIMITS);
+  const q = { id: 'p2', endpoint: null } as unknown as Peer;
+  b.step(q, easyTold, 0, true);
+  b.socketsReady(q, [1, 2, 3]);
+  b.heardOn(q, 3); // a probe reached socket 3 too
+  b.directPath(q, { address: '203.0.113.1', port: 51820, sock: 2 });
+  t.same(events[1], { type: 'birthday-keep', peerId: 'p2', socks: [2, 3] }, 'the meeting socket and the other one the peer reached');
+  (q as { endpoint: Endpoint | null }).endpoint = { address: '203.0.113.1', port: 51820, sock: 3 }; // the peer's data came on 3
+  t.ok(b.found(q, q.endpoint), 'either is a birthday path');
+  for (let now = 250; now <= 10_000; now += 250) b.step(q, easyTold, now, false);
+  t.equal(events.length, 2, 'both kept for a while');
+  b.step(q, easyTold, 10_250, false);
+  t.same(events[2], { type: 'birthday-keep', peerId: 'p2', socks: [3] }, 'then only the one in use');
 });

@@ -713,7 +713,7 @@ export class Daemon {
         });
         break;
       case 'birthday-keep':
-        this.birthdaySocks.keep(e.peerId, e.sock);
+        this.birthdaySocks.keep(e.peerId, e.socks);
         break;
       case 'birthday-close':
         this.birthdaySocks.close(e.peerId);

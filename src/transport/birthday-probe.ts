@@ -15,7 +15,7 @@ import { BirthdayPlan, birthdayRole, probePorts, type BirthdayLimits, type Birth
 
 export type BirthdayEvent =
   | { type: 'birthday-open'; peerId: string; count: number }
-  | { type: 'birthday-keep'; peerId: string; sock: number }
+  | { type: 'birthday-keep'; peerId: string; socks: number[] }
   | { type: 'birthday-close'; peerId: string };
 
 export interface BirthdayHost {
@@ -52,9 +52,16 @@ interface PeerProbe {
   sent: number;
   /** Easy side: the hard side's public IPv4 address; hard side: the easy side's public endpoint. */
   target: Endpoint | null;
-  /** Hard side: the running attempt's sockets, and the one kept from a meeting (it may still carry the path). */
+  /**
+   * Hard side: the running attempt's sockets; those of them the peer's probes reached (the peer may
+   * settle on any of them: two probes can meet at once); and the ones kept from a meeting.
+   */
   socks: number[];
-  kept: number | null;
+  heard: Set<number>;
+  kept: number[];
+  metAtMs: number;
+  /** Easy side: the ports probed in the latest attempt. */
+  probed: Set<number>;
   /** The endpoint that met (easy: the hard side's port; hard: the easy side, from the kept socket). */
   met: Endpoint | null;
   why: string | null;
@@ -68,6 +75,8 @@ interface PeerProbe {
  * answers again: a new attempt waits this long for that.
  */
 export const REVIVE_GRACE_MS = 3000;
+/** After a meeting that kept several sockets, the ones the peer does not use close this much later. */
+export const PRUNE_AFTER_MS = 10_000;
 
 const PRIVATE_V4 = [/^10\./, /^192\.168\./, /^172\.(1[6-9]|2\d|3[01])\./, /^100\.(6[4-9]|[7-9]\d|1[01]\d|12[0-7])\./, /^127\./, /^169\.254\./];
 
@@ -81,6 +90,8 @@ export class BirthdayProber {
   private readonly peers = new Map<string, PeerProbe>();
   /** Our NAT kind as last known: a STUN round that did not finish (unknown) does not stop an attempt. */
   private ownVaries: boolean | null = null;
+  /** The time of the latest step (directPath has no clock of its own). */
+  private lastNowMs = 0;
 
   constructor(
     private readonly host: BirthdayHost,
@@ -90,7 +101,7 @@ export class BirthdayProber {
   private probeOf(peer: Peer): PeerProbe {
     let p = this.peers.get(peer.id);
     if (!p) {
-      p = { plan: null, running: false, ports: [], sent: 0, target: null, socks: [], kept: null, met: null, why: null, relayedSinceMs: -Infinity, lastStepMs: -Infinity };
+      p = { plan: null, running: false, ports: [], sent: 0, target: null, socks: [], heard: new Set(), kept: [], metAtMs: -Infinity, probed: new Set(), met: null, why: null, relayedSinceMs: -Infinity, lastStepMs: -Infinity };
       this.peers.set(peer.id, p);
     }
     return p;
@@ -101,6 +112,7 @@ export class BirthdayProber {
    * relay carries it (probing is for exactly that case).
    */
   step(peer: Peer, told: PeerAnnouncement, nowMs: number, relayed: boolean): void {
+    this.lastNowMs = nowMs;
     const p = this.probeOf(peer);
     // Steps come every tick while the peer is active: a gap means it was idle, and "relayed" starts over.
     if (!relayed || nowMs - p.lastStepMs > 2000) p.relayedSinceMs = -Infinity;
@@ -121,7 +133,16 @@ export class BirthdayProber {
       if (plan.role === 'easy') this.sendProbes(peer, p, plan.take(nowMs));
       return;
     }
-    if (!relayed) return;
+    if (!relayed) {
+      // Two sockets met at once: once the peer has settled on one (our endpoint is where its data
+      // comes from), the other closes.
+      const settled = peer.endpoint?.sock;
+      if (p.kept.length > 1 && settled !== undefined && p.kept.includes(settled) && nowMs - p.metAtMs > PRUNE_AFTER_MS) {
+        p.kept = [settled];
+        this.host.event({ type: 'birthday-keep', peerId: peer.id, socks: p.kept });
+      }
+      return;
+    }
     if (p.met && nowMs - p.relayedSinceMs < REVIVE_GRACE_MS) {
       p.why = 'waiting for the path found earlier to answer';
       return;
@@ -140,6 +161,8 @@ export class BirthdayProber {
     p.running = true;
     p.why = null;
     p.socks = [];
+    p.heard.clear();
+    p.probed.clear();
     p.target = target;
     this.counters.attempts++;
     if (plan.role === 'easy') {
@@ -178,45 +201,57 @@ export class BirthdayProber {
     // punch that happens to succeed meanwhile is not a birthday meeting.
     const ours =
       p.plan?.role === 'hard'
-        ? from.sock !== undefined && (p.socks.includes(from.sock) || from.sock === p.kept)
-        : from.address === p.target.address && from.sock === undefined && p.ports.indexOf(from.port) >= 0 && p.ports.indexOf(from.port) < p.sent;
+        ? from.sock !== undefined && (p.socks.includes(from.sock) || p.kept.includes(from.sock))
+        : from.address === p.target.address && from.sock === undefined && p.probed.has(from.port);
     if (!ours) return;
     p.running = false;
     p.met = from;
+    p.metAtMs = this.lastNowMs;
     p.relayedSinceMs = -Infinity;
     p.plan!.succeeded();
     this.counters.successes++;
     if (p.plan!.role === 'hard') {
+      p.kept = [...new Set([from.sock!, ...p.kept, ...[...p.heard].filter((s) => p.socks.includes(s))])];
       p.socks = [];
-      p.kept = from.sock!;
-      this.host.event({ type: 'birthday-keep', peerId: peer.id, sock: from.sock! });
+      p.heard.clear();
+      this.host.event({ type: 'birthday-keep', peerId: peer.id, socks: p.kept });
     }
   }
 
-  /** Whether `ep` is the path an attempt found for this peer (status: "direct via birthday probing"). */
+  /** Hard side: a datagram from the peer arrived on extra socket `sock`. */
+  heardOn(peer: Peer, sock: number): void {
+    const p = this.peers.get(peer.id);
+    if (p?.running && p.socks.includes(sock)) p.heard.add(sock);
+  }
+
+  /** Whether `ep` is a path an attempt found for this peer (status: "direct via birthday probing"). */
   found(peer: Peer, ep: Endpoint | null): boolean {
-    const m = this.peers.get(peer.id)?.met;
-    return !!m && !!ep && m.address === ep.address && m.port === ep.port && m.sock === ep.sock;
+    const p = this.peers.get(peer.id);
+    if (!p?.met || !ep) return false;
+    if (p.plan?.role === 'hard') return ep.sock !== undefined && p.kept.includes(ep.sock);
+    return ep.sock === undefined && ep.address === p.target?.address && p.probed.has(ep.port);
   }
 
   statusOf(peer: Peer): BirthdayPeerStatus {
     const p = this.peers.get(peer.id);
     if (!p) return { role: null, why: 'no attempt yet', state: 'idle', attempts: 0, probesSent: 0, sockets: 0 };
     const state = p.running ? 'probing' : p.met ? 'met' : p.plan && p.plan.attempts > 0 ? 'backing-off' : 'idle';
-    return { role: p.plan?.role ?? null, why: p.why, state, attempts: p.plan?.attempts ?? 0, probesSent: p.plan?.probesSent ?? 0, sockets: p.socks.length + (p.kept === null ? 0 : 1) };
+    return { role: p.plan?.role ?? null, why: p.why, state, attempts: p.plan?.attempts ?? 0, probesSent: p.plan?.probesSent ?? 0, sockets: p.socks.length + p.kept.length };
   }
 
   /** The peer is gone (or our key changed): its sockets close. */
   forget(peerId: string): void {
     const p = this.peers.get(peerId);
-    if (p && (p.socks.length > 0 || p.kept !== null)) this.host.event({ type: 'birthday-close', peerId });
+    if (p && (p.socks.length > 0 || p.kept.length > 0)) this.host.event({ type: 'birthday-close', peerId });
     this.peers.delete(peerId);
   }
 
   private sendProbes(peer: Peer, p: PeerProbe, n: number): void {
     const target = p.target!;
     for (let i = 0; i < n && p.sent < p.ports.length; i++) {
-      this.host.ping(peer, { address: target.address, port: p.ports[p.sent++] });
+      const port = p.ports[p.sent++];
+      p.probed.add(port);
+      this.host.ping(peer, { address: target.address, port });
       this.counters.probesSent++;
     }
   }
@@ -231,11 +266,13 @@ export class BirthdayProber {
     else p.plan?.failed(nowMs);
     if (p.plan?.role !== 'hard') return;
     p.socks = [];
-    if (direct && p.kept !== null && peer.endpoint?.sock === p.kept) {
-      this.host.event({ type: 'birthday-keep', peerId: peer.id, sock: p.kept });
+    p.heard.clear();
+    const settled = peer.endpoint?.sock;
+    if (direct && settled !== undefined && p.kept.includes(settled)) {
+      this.host.event({ type: 'birthday-keep', peerId: peer.id, socks: p.kept });
       return;
     }
-    p.kept = null;
+    p.kept = [];
     if (p.met?.sock !== undefined) p.met = null;
     this.host.event({ type: 'birthday-close', peerId: peer.id });
   }

@@ -58,9 +58,9 @@ export class BirthdaySockets {
     });
   }
 
-  /** Keeps socket `keep` of `peerId` and closes its others. */
-  keep(peerId: string, keep: number): void {
-    for (const [id, s] of this.socks) if (s.peerId === peerId && id !== keep) this.closeOne(id);
+  /** Keeps sockets `keep` of `peerId` and closes its others. */
+  keep(peerId: string, keep: readonly number[]): void {
+    for (const [id, s] of this.socks) if (s.peerId === peerId && !keep.includes(id)) this.closeOne(id);
   }
 
   close(peerId: string): void {

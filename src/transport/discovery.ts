@@ -171,6 +171,7 @@ export class Discovery {
     if (!msg) return this.drops.add('disco-bad-message');
     const now = this.dev.clock.now();
     this.received[msg.type]++;
+    if (from.sock !== undefined) this.birthday?.heardOn(peer, from.sock);
     this.watched.add(peer);
     if ((msg.type === 'ping' || msg.type === 'pong') && msg.serial !== undefined && this.roster) {
       const delta = this.roster.peerHolds(peer, msg.serial, now);
