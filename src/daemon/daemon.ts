@@ -654,15 +654,8 @@ export class Daemon {
         relay = path.relay ? (this.relays?.choose(peer.id) ?? null) : null;
         if (this.pathMtuProbing) setPeerMtu(peer, path);
       }
-      let sent = false;
       const direct = path.direct ?? (path.untrusted && goesToUntrusted(d.data) ? path.untrusted : null);
-      if (direct && direct.sock !== undefined) {
-        this.birthdaySocks.send(d.data, direct);
-        sent = true;
-      } else if (direct && this.udp) {
-        this.udp.queue(d.data, direct);
-        sent = true;
-      }
+      let sent = direct !== null && this.queueDirect(d.data, direct);
       if (relay) {
         // Queued into the relay's batch for this peer (sent at the end of this flush).
         if (relay.queue(peer.publicKey, d.data)) sent = true;
@@ -681,8 +674,7 @@ export class Daemon {
     if (this.wireguard) this.discovery.out.length = 0; // a plain WireGuard peer speaks no disco
     for (const d of this.discovery.out) {
       if (d.to?.relay) this.relays?.sendVia(d.to.relay.url, d.to.relay.key, d.data);
-      else if (d.to?.sock !== undefined) this.birthdaySocks.send(d.data, d.to);
-      else if (d.to) this.udp?.queue(d.data, d.to);
+      else if (d.to) this.queueDirect(d.data, d.to);
       else {
         const peer = this.device.peers.get(d.peerId);
         if (peer) this.relays?.send(peer.publicKey, d.data);
@@ -692,6 +684,14 @@ export class Daemon {
     this.udp?.flush();
     const events = this.discovery.events.splice(0);
     for (const e of events) this.discoEvent(e);
+  }
+
+  /** Queues a datagram on the socket `to` is reached from: a birthday socket, else the data socket. */
+  private queueDirect(data: Uint8Array, to: Endpoint): boolean {
+    if (to.sock !== undefined) this.birthdaySocks.send(data, to);
+    else if (this.udp) this.udp.queue(data, to);
+    else return false;
+    return true;
   }
 
   private discoEvent(e: DiscoEvent): void {
