@@ -52,8 +52,17 @@ else {
     const a = await status(w, w.a.iface);
     const b = await status(w, w.b.iface);
     t.match(a.peers[0].birthday, { role: 'easy', state: 'met' });
-    t.match(b.peers[0].birthday, { role: 'hard', state: 'met', sockets: 1 }, 'the hard side keeps one socket');
-    t.equal(b.counters.birthdaySocketsOpen, 1, 'and closed the others');
+    t.match(b.peers[0].birthday, { role: 'hard', state: 'met' });
+    // The sockets that did not meet close at once; when two probes met at once, the one the peer
+    // does not use closes once its data shows which (PRUNE_AFTER_MS, 10 s).
+    t.ok(b.counters.birthdaySocketsOpen <= 2, `the others closed at once: ${b.counters.birthdaySocketsOpen} open`);
+    t.ok(
+      await waitFor(async () => {
+        await w.lab.exec(w.a.ns, 'ping', ['-c', '1', '-W', '1', w.b.mesh4]);
+        return (await status(w, w.b.iface)).counters.birthdaySocketsOpen === 1;
+      }, 15_000, 500),
+      'the hard side keeps one socket',
+    );
     t.match(a.peers[0].path.endpoint, /^203\.0\.113\.2:\d+$/, "A sends to a port of B's router");
     const human = await w.lab.cli(['status', w.a.iface]);
     t.match(human.stdout, /path: direct 203\.0\.113\.2:\d+ via birthday probing/);
