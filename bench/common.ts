@@ -28,12 +28,20 @@ export interface IperfSample {
 
 /** One iperf3 TCP run from `client` to `addr` (a one-shot server in `server`), `streams` in parallel. */
 export async function iperf3(lab: Lab, client: string, server: string, addr: string, seconds: number, streams = 1): Promise<IperfSample> {
-  await lab.exec(server, 'iperf3', ['-s', '-D', '-1']);
-  await sleep(300);
-  const r = await lab.exec(client, 'iperf3', ['-c', addr, '-t', String(seconds), '-P', String(streams), '-J'], (seconds + 30) * 1000);
-  if (r.code !== 0) throw new Error(`iperf3 failed: ${r.stderr || r.stdout.slice(0, 500)}`);
-  const j = JSON.parse(r.stdout);
-  return { bitsPerSecond: j.end.sum_received.bits_per_second, retransmits: j.end.sum_sent.retransmits ?? 0 };
+  // iperf3 -J now and then ends a run without its summary ("control socket has closed
+  // unexpectedly"): such a run is said on stderr and taken once more, not the whole bench lost.
+  for (let attempt = 1; ; attempt++) {
+    await lab.exec(server, 'iperf3', ['-s', '-D', '-1']);
+    await sleep(300);
+    const r = await lab.exec(client, 'iperf3', ['-c', addr, '-t', String(seconds), '-P', String(streams), '-J'], (seconds + 30) * 1000);
+    if (r.code !== 0) throw new Error(`iperf3 failed: ${r.stderr || r.stdout.slice(0, 500)}`);
+    const j = JSON.parse(r.stdout) as { error?: string; end?: { sum_received?: { bits_per_second: number }; sum_sent?: { retransmits?: number } } };
+    const got = j.end?.sum_received;
+    if (got) return { bitsPerSecond: got.bits_per_second, retransmits: j.end?.sum_sent?.retransmits ?? 0 };
+    if (attempt === 2) throw new Error(`iperf3 to ${addr} gave no summary twice: ${j.error ?? r.stdout.slice(0, 300)}`);
+    process.stderr.write(`iperf3 to ${addr} gave no summary (${j.error ?? '?'}): running it once more\n`);
+    await sleep(1000);
+  }
 }
 
 export interface IperfUdpSample {

@@ -11,10 +11,15 @@
 // path (5 interleaved rounds of 100 pings at 10 ms intervals, and of 1,000 at 1 ms). Prints tables, writes
 // bench/results/throughput-*.json.
 //   BENCH_SECONDS (default 10), BENCH_REPS (default 3), BENCH_MTUS (default "1280,1420"),
-//   BENCH_STREAMS (default "1,4"), BENCH_CASES (default "tcp,loss,udp,small"),
+//   BENCH_STREAMS (default "1,4"), BENCH_CASES (default "tcp,loss,udp,small"; "none" measures RTT only),
+//   BENCH_RTT_ROUNDS (default 5),
 //   BENCH_WIREGUARD_GO_UPSTREAM (default ../shared/bin/wireguard-go-0.0.20250522 when it exists;
 //   BENCH_WIREGUARD_GO is the older name), BENCH_WIREGUARD_GO_DEBIAN (default "wireguard-go" on PATH;
-//   "none" leaves one out), MESHD_AEAD, MESHD_FASTPATH ("off" measures the node:dgram fallback)
+//   "none" leaves one out), MESHD_AEAD, MESHD_FASTPATH ("off" measures the node:dgram fallback),
+//   BENCH_MESHD_B: a second meshd pair, interleaved with the first, whose daemons get these
+//   space-separated VAR=value settings (MESHD_NODE_ARGS among them: its node flags), e.g.
+//   "MESHD_AEAD_THREADS=2", "MESHD_NODE_ARGS=--use-largepages=on" or "MESHD_BIN=/other/tree/bin/meshd.js"
+//   (another commit's build): an A/B within one run
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -31,13 +36,27 @@ const STREAMS = (process.env.BENCH_STREAMS ?? '1,4').split(',').map(Number);
 const CASES = new Set((process.env.BENCH_CASES ?? 'tcp,loss,udp,small').split(','));
 const LOSS_PER_MILLE = 10;
 const PINGS = 100;
-const RTT_ROUNDS = 5;
+const RTT_ROUNDS = Number(process.env.BENCH_RTT_ROUNDS ?? 5);
 
 const SHARED_UPSTREAM = join(packageRoot(), '..', 'shared', 'bin', 'wireguard-go-0.0.20250522');
 const UPSTREAM = process.env.BENCH_WIREGUARD_GO_UPSTREAM ?? process.env.BENCH_WIREGUARD_GO ?? (existsSync(SHARED_UPSTREAM) ? SHARED_UPSTREAM : 'none');
 const DEBIAN = process.env.BENCH_WIREGUARD_GO_DEBIAN ?? 'wireguard-go';
 
-type PathName = 'veth' | 'meshd' | 'wg-upstream' | 'wg-debian';
+type PathName = 'veth' | 'meshd' | 'meshd-b' | 'wg-upstream' | 'wg-debian';
+
+/** BENCH_MESHD_B parsed: the second meshd pair's environment, or null for none. */
+function meshdB(): Record<string, string> | null {
+  const v = process.env.BENCH_MESHD_B?.trim();
+  if (!v) return null;
+  const env: Record<string, string> = {};
+  for (const [k, ...rest] of v.match(/\S+=("[^"]*"|\S*)/g)?.map((kv) => kv.split('=')) ?? []) env[k] = rest.join('=').replace(/^"|"$/g, '');
+  if (Object.keys(env).length === 0) throw new Error(`BENCH_MESHD_B=${v}: expected VAR=value settings`);
+  return env;
+}
+const MESHD_B = meshdB();
+/** The second meshd pair's interface suffix, listen port and tunnel subnet. */
+const B_SUFFIX = 't';
+const B_PORT = 51823;
 
 interface WgBuild {
   path: PathName;
@@ -86,13 +105,13 @@ async function wireguardGoPair(h: TwoHosts, b: WgBuild): Promise<number[]> {
 
 async function setMtu(lab: Lab, h: TwoHosts, mtu: number): Promise<void> {
   for (const host of [h.a, h.b]) {
-    for (const dev of [host.iface, ...BUILDS.map((b) => `${host.iface}${b.suffix}`)]) await lab.exec(host.ns, 'ip', ['link', 'set', dev, 'mtu', String(mtu)]);
+    for (const dev of [host.iface, ...(MESHD_B ? [`${host.iface}${B_SUFFIX}`] : []), ...BUILDS.map((b) => `${host.iface}${b.suffix}`)]) await lab.exec(host.ns, 'ip', ['link', 'set', dev, 'mtu', String(mtu)]);
   }
 }
 
 /** Drops LOSS_PER_MILLE ‰ of the tunnels' UDP datagrams arriving in each namespace (null: removes it). */
 async function setLoss(lab: Lab, h: TwoHosts, perMille: number | null): Promise<void> {
-  const ports = [51820, ...BUILDS.map((b) => b.port)].join(', ');
+  const ports = [51820, ...(MESHD_B ? [B_PORT] : []), ...BUILDS.map((b) => b.port)].join(', ');
   for (const host of [h.a, h.b]) {
     await lab.run('ip', ['netns', 'exec', host.ns, 'nft', 'delete', 'table', 'inet', 'benchloss']);
     if (perMille === null) continue;
@@ -102,6 +121,12 @@ async function setLoss(lab: Lab, h: TwoHosts, perMille: number | null): Promise<
     );
     await lab.exec(host.ns, 'nft', ['-f', rules]);
   }
+}
+
+/** meshd's RTT minus upstream's, round by round (each pair taken seconds apart); null without upstream. */
+function excessOverUpstream(rounds: Partial<Record<PathName, number[]>>, path: PathName = 'meshd'): number[] | null {
+  const up = rounds['wg-upstream'];
+  return up && rounds[path] ? rounds[path].map((m, i) => m - up[i]) : null;
 }
 
 async function rttMs(lab: Lab, ns: string, addr: string, interval: string): Promise<number> {
@@ -145,9 +170,19 @@ async function main(): Promise<void> {
     const extra = 'MTU = 1420';
     const ma = await lab.meshd(h.a.ns, lab.file('a.conf', meshConfig(h.a, h.b, { extraInterface: extra })), h.a.iface);
     const mb = await lab.meshd(h.b.ns, lab.file('b.conf', meshConfig(h.b, h.a, { extraInterface: extra })), h.b.iface);
-    const paths: PathName[] = ['veth', 'meshd', ...BUILDS.map((b) => b.path)];
+    const paths: PathName[] = ['veth', 'meshd', ...(MESHD_B ? ['meshd-b' as const] : []), ...BUILDS.map((b) => b.path)];
     const pids: Partial<Record<PathName, number[]>> = { veth: [], meshd: [ma.pid!, mb.pid!] };
     const addr: Partial<Record<PathName, string>> = { veth: h.b.underlay, meshd: h.b.mesh4 };
+    if (MESHD_B) {
+      // The same config on its own interface, port and subnet (10.80.0.x), the daemons' settings from BENCH_MESHD_B.
+      const as = (x: Host, n: number): Host => ({ ...x, iface: `${x.iface}${B_SUFFIX}`, mesh4: `10.80.0.${n}`, mesh6: `fd80::${n}` });
+      const [a, b] = [as(h.a, 1), as(h.b, 2)];
+      const o = { extraInterface: extra, listenPort: B_PORT, endpointPort: B_PORT };
+      const ta = await lab.meshd(h.a.ns, lab.file('a-b.conf', meshConfig(a, b, o)), a.iface, MESHD_B);
+      const tb = await lab.meshd(h.b.ns, lab.file('b-b.conf', meshConfig(b, a, o)), b.iface, MESHD_B);
+      pids['meshd-b'] = [ta.pid!, tb.pid!];
+      addr['meshd-b'] = b.mesh4;
+    }
     for (const b of BUILDS) {
       pids[b.path] = await wireguardGoPair(h, b);
       addr[b.path] = `10.${b.subnet}.0.2`;
@@ -224,20 +259,21 @@ async function main(): Promise<void> {
     const result = {
       date: new Date().toISOString(),
       machine: machine(),
-      settings: { builds, seconds: SECONDS, reps: REPS, mtus: MTUS, streams: STREAMS, cases: [...CASES], lossPerMille: LOSS_PER_MILLE, aead, fastPath: process.env.MESHD_FASTPATH ?? 'on', pings: PINGS, rttRounds: RTT_ROUNDS },
+      settings: { builds, meshdB: MESHD_B, seconds: SECONDS, reps: REPS, mtus: MTUS, streams: STREAMS, cases: [...CASES], lossPerMille: LOSS_PER_MILLE, aead, fastPath: process.env.MESHD_FASTPATH ?? 'on', pings: PINGS, rttRounds: RTT_ROUNDS },
       vethOffloads: offloads || 'as the kernel sets them (ethtool not installed to show them)',
       summary,
-      rttMs: { ...rtt, rounds, overheadMs: Object.fromEntries(paths.filter((p) => p !== 'veth').map((p) => [p, rtt[p] - rtt.veth])) },
-      rttMs1msInterval: { ...fast.rtt, rounds: fast.rounds, overheadMs: Object.fromEntries(paths.filter((p) => p !== 'veth').map((p) => [p, fast.rtt[p] - fast.rtt.veth])) },
+      rttMs: { ...rtt, rounds, overheadMs: Object.fromEntries(paths.filter((p) => p !== 'veth').map((p) => [p, rtt[p] - rtt.veth])), meshdMinusUpstreamPerRound: excessOverUpstream(rounds), meshdBMinusUpstreamPerRound: excessOverUpstream(rounds, 'meshd-b') },
+      rttMs1msInterval: { ...fast.rtt, rounds: fast.rounds, overheadMs: Object.fromEntries(paths.filter((p) => p !== 'veth').map((p) => [p, fast.rtt[p] - fast.rtt.veth])), meshdMinusUpstreamPerRound: excessOverUpstream(fast.rounds), meshdBMinusUpstreamPerRound: excessOverUpstream(fast.rounds, 'meshd-b') },
     };
     for (const b of BUILDS) process.stdout.write(`${b.path}: ${b.bin} (${builds[b.path].version})\n`);
+    if (MESHD_B) process.stdout.write(`meshd-b: meshd with ${Object.entries(MESHD_B).map(([k, v]) => `${k}=${v}`).join(' ')}\n`);
     process.stdout.write('\ncase                                path          figure (median, min–max)            CPU % both  CPU %/Gbit/s  ×upstream  ×debian  retransmits / loss %\n');
     for (const [k, row] of Object.entries(summary)) {
       for (const [p, c] of Object.entries(row)) {
         const small = k.includes('64B');
         const fig = small ? `${((c.medianPps ?? 0) / 1000).toFixed(0)}k datagrams/s`.padEnd(34) : `${c.medianGbps.toFixed(3)} Gbit/s (${c.minGbps.toFixed(3)}–${c.maxGbps.toFixed(3)})`.padEnd(34);
         const value = (x: (typeof row)[string] | undefined) => (x ? (small ? (x.medianPps ?? 0) : x.medianGbps) : 0);
-        const ratio = (other: string) => (p === 'meshd' && row[other] && value(row[other]) > 0 ? (value(c) / value(row[other])).toFixed(2) : '');
+        const ratio = (other: string) => ((p === 'meshd' || p === 'meshd-b') && row[other] && value(row[other]) > 0 ? (value(c) / value(row[other])).toFixed(2) : '');
         const extra = c.retransmits.length ? c.retransmits.join(', ') : c.lostPercent.map((x) => x.toFixed(2)).join(', ');
         process.stdout.write(
           `${k.padEnd(35)} ${p.padEnd(13)} ${fig}  ${p === 'veth' ? '-'.padStart(6) : c.cpuPercentBothDaemons.toFixed(0).padStart(6)}      ${c.cpuPercentPerGbps === null || p === 'veth' ? '-'.padEnd(6) : c.cpuPercentPerGbps.toFixed(0).padEnd(6)}        ${ratio('wg-upstream').padEnd(9)}  ${ratio('wg-debian').padEnd(7)}  ${extra}\n`,
@@ -245,8 +281,17 @@ async function main(): Promise<void> {
       }
     }
     const line = (r: Record<PathName, number>) => paths.map((p) => `${p} ${r[p].toFixed(3)} ms${p === 'veth' ? '' : ` (+${(r[p] - r.veth).toFixed(3)})`}`).join(', ');
-    process.stdout.write(`ping RTT, 10 ms apart (median of ${RTT_ROUNDS} rounds of ${PINGS}): ${line(rtt)}\n`);
-    process.stdout.write(`ping RTT, 1 ms apart (median of ${RTT_ROUNDS} rounds of ${PINGS * 10}): ${line(fast.rtt)}\n`);
+    // Upstream's own figure moves by tenths of a millisecond between runs on this VM; what compares
+    // meshd with it is the difference within each round (taken seconds apart), and its median.
+    const excess = (rs: Partial<Record<PathName, number[]>>) =>
+      (['meshd', 'meshd-b'] as const)
+        .map((p) => {
+          const d = excessOverUpstream(rs, p);
+          return d ? `; ${p} − upstream per round: ${d.map((x) => x.toFixed(3)).join(', ')} (median ${median(d) >= 0 ? '+' : ''}${median(d).toFixed(3)} ms)` : '';
+        })
+        .join('');
+    process.stdout.write(`ping RTT, 10 ms apart (median of ${RTT_ROUNDS} rounds of ${PINGS}): ${line(rtt)}${excess(rounds)}\n`);
+    process.stdout.write(`ping RTT, 1 ms apart (median of ${RTT_ROUNDS} rounds of ${PINGS * 10}): ${line(fast.rtt)}${excess(fast.rounds)}\n`);
     process.stdout.write(`wrote ${writeResult('throughput', result)}\n`);
   });
 }

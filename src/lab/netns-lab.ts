@@ -181,8 +181,11 @@ export class Lab {
   /** Runs `meshd up CONFIG` in a namespace and waits until its control socket answers. */
   async meshd(ns: string, config: string, iface: string, env: Record<string, string> = {}): Promise<ChildProcess & { log: string[] }> {
     // MESHD_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the daemons a bench starts.
-    const nodeArgs = (process.env.MESHD_NODE_ARGS ?? '').split(' ').filter(Boolean);
-    const p = this.spawn(ns, process.execPath, [...shebangFlags(MESHD_BIN), ...nodeArgs, MESHD_BIN, 'up', config, '--interface', iface], { MESHD_LOG_FORMAT: 'json', ...env });
+    // An env of its own (a bench's second meshd pair) sets this one daemon's node flags, and
+    // MESHD_BIN there runs another tree's build (an A/B of two commits in one run).
+    const nodeArgs = (env.MESHD_NODE_ARGS ?? process.env.MESHD_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    const bin = env.MESHD_BIN ?? MESHD_BIN;
+    const p = this.spawn(ns, process.execPath, [...shebangFlags(bin), ...nodeArgs, bin, 'up', config, '--interface', iface], { MESHD_LOG_FORMAT: 'json', ...env });
     const sock = `/var/run/meshd/${iface}.sock`;
     for (let i = 0; i < 200; i++) {
       if (p.exitCode !== null) throw new Error(`meshd exited ${p.exitCode}: ${p.log.join('')}`);

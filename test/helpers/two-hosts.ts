@@ -39,6 +39,8 @@ export async function twoHosts(lab: Lab): Promise<TwoHosts> {
 export interface ConfigOptions {
   listenPort?: number;
   endpoint?: boolean;
+  /** The port in the peer's Endpoint = (default 51820). */
+  endpointPort?: number;
   keepalive?: number;
   extraInterface?: string;
   /** Name = of the peer section. */
@@ -58,7 +60,7 @@ export function meshConfig(self: Host, other: Host, o: ConfigOptions = {}): stri
     `PublicKey = ${other.keys.pub}`,
     ...(o.peerName ? [`Name = ${o.peerName}`] : []),
     `AllowedIPs = ${other.mesh4}/32, ${other.mesh6}/128`,
-    ...(o.endpoint === false ? [] : [`Endpoint = ${other.underlay}:51820`]),
+    ...(o.endpoint === false ? [] : [`Endpoint = ${other.underlay}:${o.endpointPort ?? 51820}`]),
     ...(o.keepalive ? [`PersistentKeepalive = ${o.keepalive}`] : []),
     '',
   ].join('\n');
