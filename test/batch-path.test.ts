@@ -131,6 +131,52 @@ t.test('the EVP backend (MESHD_NATIVE_AEAD=evp) produces the same messages', asy
   t.same(direct.plain, [48, 1420]);
 });
 
+t.test('with helper threads (MESHD_AEAD_THREADS) a batch seals and opens byte for byte as on one thread', async (t) => {
+  const addon = loadNative();
+  t.teardown(() => void addon.setAeadThreads(1));
+  const key = new Uint8Array(randomBytes(32));
+  const sizes = Array.from({ length: 64 }, (_, i) => (i % 7 === 0 ? 0 : 1 + ((i * 389) % 1420)));
+  const packets = sizes.map((n) => new Uint8Array(randomBytes(n)));
+  const one = layout(packets);
+  t.equal(addon.setAeadThreads(1), 1);
+  const counter = 2 ** 32 - 20;
+  const total = addon.sealBatch(key, 7, counter >>> 0, Math.floor(counter / 2 ** 32), 1420, one.buf, one.offsets, one.lengths, 0, sizes.length);
+  t.equal(addon.setAeadThreads(4), 4, 'three helpers start');
+  t.equal(addon.setAeadThreads(99), 8, 'at most eight threads');
+  t.equal(addon.setAeadThreads(3), 3, 'helpers beyond the number asked for stop');
+  // Many batches, each of a size the helpers split differently (fewer packets than a chunk: none),
+  // some right after another (helpers spinning), some after a pause (helpers asleep on the futex).
+  let same = 0;
+  for (let round = 0; round < 300; round++) {
+    const n = round % 5 === 0 ? 3 : sizes.length - (round % 17);
+    const many = layout(packets.slice(0, n));
+    const got = addon.sealBatch(key, 7, counter >>> 0, Math.floor(counter / 2 ** 32), 1420, many.buf, many.offsets, many.lengths, 0, n);
+    const expected = n === sizes.length ? total : Array.from(one.lengths.subarray(0, n)).reduce((a, b) => a + b, 0);
+    if (got === expected && toHex(many.buf.subarray(0, one.offsets[n - 1] + one.lengths[n - 1])) === toHex(one.buf.subarray(0, one.offsets[n - 1] + one.lengths[n - 1]))) same++;
+    if (round % 50 === 0) await new Promise((r) => setTimeout(r, 2)); // past the helpers' spin: asleep
+  }
+  t.equal(same, 300, 'every batch is the one-thread batch, byte for byte');
+  const plain = new Int32Array(sizes.length);
+  const counters = new Float64Array(sizes.length);
+  one.buf[one.offsets[10] + 20] ^= 1;
+  addon.openBatch(key, one.buf, one.offsets, one.lengths, 0, sizes.length, plain, counters);
+  let opened = 0;
+  for (let i = 0; i < sizes.length; i++) {
+    if (i === 10) t.equal(plain[i], -1, 'the tampered message does not open');
+    else if (plain[i] === padded(sizes[i], 1420) && counters[i] === counter + i && toHex(one.buf.subarray(one.offsets[i] + 16, one.offsets[i] + 16 + sizes[i])) === toHex(packets[i])) opened++;
+  }
+  t.equal(opened, sizes.length - 1, 'every other message opens in place to its packet');
+  t.equal(addon.setAeadThreads(1), 1, 'back to the caller alone');
+});
+
+t.test('the EVP backend runs no helper threads (its contexts are shared)', async (t) => {
+  const script = `
+    const { loadNative } = await import(${JSON.stringify(new URL('../src/tun/native.js', import.meta.url).href)});
+    process.stdout.write(String(loadNative().setAeadThreads(4)));`;
+  const got = execFileSync(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, MESHD_NATIVE_AEAD: 'evp' } }).toString();
+  t.equal(got, '1');
+});
+
 t.test('insideBatch/outsideBatch: the same packets, counters and drops as one at a time', async (t) => {
   const aead = nativeAead();
   t.ok(aead?.sealBatch && aead.openBatch, 'the native backend batches');

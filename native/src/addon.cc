@@ -1,6 +1,6 @@
 // N-API surface. Hot-path errors are -errno return values, never exceptions (EAGAIN is not exceptional).
 //   TUN: tunOpen, tunWriteBatch, TunReader     UDP: udpOpen, udpSendBatch, udpSetMark, udpSetPmtuProbe, UdpReader
-//   AEAD: aeadSeal, aeadOpen, sealBatch, openBatch, aeadBackend   closeFd
+//   AEAD: aeadSeal, aeadOpen, sealBatch, openBatch, aeadBackend, setAeadThreads   closeFd
 //   handshake primitives: blake2s, hmacBlake2s, kdf, x25519, x25519Public, x25519Available
 #include <errno.h>
 #include <napi.h>
@@ -8,6 +8,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "aead-pool.h"
 #include "aead.h"
 #include "batch.h"
 #include "noise-prims.h"
@@ -317,6 +318,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   }));
   exports.Set("aeadBackend", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
     return Napi::String::New(info.Env(), meshd::AeadBackend());
+  }));
+  // setAeadThreads(n) -> the threads a batch's AEAD now runs on, the caller included (aead-pool.h).
+  exports.Set("setAeadThreads", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+    return Napi::Number::New(info.Env(), meshd::SetAeadThreads(info[0].As<Napi::Number>().Int32Value()));
   }));
   return exports;
 }

@@ -7,7 +7,7 @@ import type { MeshConfig } from '../config/config.js';
 import { keyToBase64 } from '../crypto/keys.js';
 import { selectTransportAead } from '../crypto/transport-aead.js';
 import { pooledRandom } from '../crypto/random.js';
-import { nativeAead } from '../crypto/native-aead.js';
+import { MAX_AEAD_THREADS, nativeAead } from '../crypto/native-aead.js';
 import type { TimerConfig } from '../noise/constants.js';
 import { formatCidr, formatIpAddr } from '../tunnel/cidr.js';
 import { Device, type Clock } from '../tunnel/device.js';
@@ -36,7 +36,7 @@ import { applySet, formatGet } from '../uapi/uapi.js';
 import { startUapiServer, uapiSocketPath } from '../uapi/server.js';
 import { closeUnix, socketInUse } from '../control/unix-socket.js';
 import { controlSocketPath, startControlServer } from '../control/control.js';
-import { MeshdError } from '../errors.js';
+import { ConfigError, MeshdError } from '../errors.js';
 import { runHooks } from './hooks.js';
 import { setDns, unsetDns } from './dns.js';
 import { planReload, summarize } from './reload.js';
@@ -85,6 +85,14 @@ export interface DaemonOptions {
 }
 
 /** MESHD_FASTPATH=off (or 0/false/no) turns the batched data path off. */
+/** MESHD_AEAD_THREADS: how many threads seal and open a batch (default 1: the event loop alone). */
+export function aeadThreadsFromEnv(v: string | undefined): number {
+  if (v === undefined || v === '') return 1;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_AEAD_THREADS) throw new ConfigError(`MESHD_AEAD_THREADS=${v}: expected a whole number of threads from 1 to ${MAX_AEAD_THREADS}`);
+  return n;
+}
+
 export function fastPathFromEnv(v: string | undefined): boolean {
   return v === undefined || !['off', '0', 'false', 'no'].includes(v.toLowerCase());
 }
@@ -183,7 +191,7 @@ export class Daemon {
       privateKey: config.iface.privateKey,
       clock: systemClock,
       rng: pooledRandom(),
-      aead: selectTransportAead(opts.aead ?? process.env.MESHD_AEAD, nativeAead),
+      aead: selectTransportAead(opts.aead ?? process.env.MESHD_AEAD, () => nativeAead(aeadThreadsFromEnv(process.env.MESHD_AEAD_THREADS))),
       mtu: config.iface.mtu ?? tunMtuFor(underlayMtu(config.interfaceName)),
       timers: opts.timers,
     });

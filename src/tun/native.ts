@@ -67,6 +67,8 @@ export interface NativeAddon {
   x25519Available(): boolean;
   /** "direct" (OpenSSL's ChaCha20/Poly1305 cores), "evp" or "none". */
   aeadBackend(): string;
+  /** Threads a batch's AEAD runs on, the caller included (1–8; 1 with the EVP backend): the number in effect. */
+  setAeadThreads(n: number): number;
   TunReader: new (
     fd: number,
     buffer: Uint8Array,

@@ -95,6 +95,11 @@ if (!why) {
     t.not((await lab.exec(ns, 'ip', ['link', 'show', iface])).code, 0, 'no interface');
     t.notOk(existsSync(`/var/run/wireguard/${iface}.sock`), 'no UAPI socket');
     t.notOk(existsSync(`/var/run/meshd/${iface}.sock`), 'no control socket');
+    const good = lab.file(`${iface}-ok.conf`, `[Interface]\nPrivateKey = ${(await lab.cli(['genkey'])).stdout.trim()}\nAddress = 10.9.0.1/24\n`);
+    const threads = await lab.exec(ns, 'env', ['MESHD_AEAD_THREADS=lots', process.execPath, MESHD_BIN, 'up', good, '--interface', iface]);
+    t.equal(threads.code, 1);
+    t.equal(threads.stderr, 'meshd: MESHD_AEAD_THREADS=lots: expected a whole number of threads from 1 to 8\n', 'a bad MESHD_AEAD_THREADS is one line too');
+    t.not((await lab.exec(ns, 'ip', ['link', 'show', iface])).code, 0, 'and creates no interface');
   });
 }
 
@@ -142,5 +147,24 @@ if (!why) {
       t.equal(await udpEcho(lab, h.a.ns, h.b.ns, toB), '45/45 identical', `${label} UDP of every size, checksums completed by the fast path, echoed intact`);
       t.equal(await udpEcho(lab, h.b.ns, h.a.ns, toA, 5302), '45/45 identical', `${label} UDP from the fast-path side`);
     }
+  });
+}
+
+if (!why) {
+  t.test('AEAD spread over helper threads (MESHD_AEAD_THREADS=3) against the fallback: same bytes', async (t) => {
+    const lab = new Lab(t);
+    const h = await twoHosts(lab);
+    await lab.meshd(h.a.ns, lab.file('a.conf', meshConfig(h.a, h.b)), h.a.iface, { MESHD_AEAD: 'noble', MESHD_FASTPATH: 'off' });
+    await lab.meshd(h.b.ns, lab.file('b.conf', meshConfig(h.b, h.a)), h.b.iface, { MESHD_AEAD_THREADS: '3' });
+    const sb = JSON.parse((await lab.cli(['status', h.b.iface, '--json'])).stdout) as { dataPath: { aead: string } };
+    t.equal(sb.dataPath.aead, 'native (3 threads)', 'status says how many threads seal and open');
+    const bytes = 16 * 1024 * 1024;
+    const r = await transfer(lab, h.a.ns, h.b.ns, h.b.mesh4, bytes);
+    t.match(r.sent, new RegExp(`^${bytes} `), r.sendErr);
+    t.equal(r.received, r.sent, 'TCP into B (batches opened on several threads): the bytes match');
+    const back = await transfer(lab, h.b.ns, h.a.ns, h.a.mesh4, bytes, 5202);
+    t.match(back.sent, new RegExp(`^${bytes} `), back.sendErr);
+    t.equal(back.received, back.sent, 'TCP out of B (TSO superpackets sealed on several threads): the bytes match');
+    t.equal(await udpEcho(lab, h.b.ns, h.a.ns, h.a.mesh4, 5302), '45/45 identical', 'UDP of every size echoed intact');
   });
 }
