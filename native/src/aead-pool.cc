@@ -11,6 +11,7 @@
 #include "aead-pool.h"
 
 #include <linux/futex.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -105,12 +106,10 @@ void Helper(Slot* s) {
 
 }  // namespace
 
-int AeadThreads() { return g_helpers + 1; }
-
 int SetAeadThreads(int n) {
   if (n < 1) n = 1;
   if (n > kMaxAeadHelpers + 1) n = kMaxAeadHelpers + 1;
-  if (n > 1 && AeadBackend()[0] != 'd') n = 1;  // only the direct cores are safe to share
+  if (n > 1 && strcmp(AeadBackend(), "direct") != 0) n = 1;  // only the direct cores are safe to share
   int want = n - 1;
   while (g_helpers > want) {
     g_helpers--;
@@ -126,7 +125,7 @@ int SetAeadThreads(int n) {
     g_threads[g_helpers] = new std::thread(Helper, &g_slots[g_helpers]);
     g_helpers++;
   }
-  return AeadThreads();
+  return g_helpers + 1;
 }
 
 void ParallelChunks(int count, int chunk, void (*fn)(void*, int, int), void* ctx) {

@@ -14,7 +14,6 @@ constexpr int kMaxAeadHelpers = 7;
 // Threads that run a batch's AEAD, the caller included: n - 1 helpers are started (n in [1, 8]),
 // or stopped and joined (n = 1). Returns the number now in effect (1 when helpers cannot run).
 int SetAeadThreads(int n);
-int AeadThreads();
 
 // Runs fn(ctx, from, to) over [0, count) in chunks of `chunk` items, on the caller and the helpers,
 // and returns once every chunk is done. Calls come from one thread at a time (the event loop).
