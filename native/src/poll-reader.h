@@ -1,7 +1,7 @@
 // PollReader<Derived>: the N-API object shared by the TUN and UDP readers. It watches an fd with
 // uv_poll and, on each readiness event, lets Derived::ReadBatch() fill the preallocated buffers the
-// JavaScript side handed over, then calls onPackets(count). A negative count is -errno for a read
-// error (polling stops). No allocation or exception per packet.
+// JavaScript side handed over, then calls onPackets(count), then Derived::Drained(). A negative count
+// is -errno for a read error (polling stops). No allocation or exception per packet.
 #pragma once
 #include <napi.h>
 #include <uv.h>
@@ -18,7 +18,8 @@ class PollReader : public Napi::ObjectWrap<Derived> {
   static Napi::Function Define(Napi::Env env, const char* name) {
     return Napi::ObjectWrap<Derived>::DefineClass(
         env, name, {Napi::ObjectWrap<Derived>::InstanceMethod("start", &PollReader::Start),
-                    Napi::ObjectWrap<Derived>::InstanceMethod("stop", &PollReader::Stop)});
+                    Napi::ObjectWrap<Derived>::InstanceMethod("stop", &PollReader::Stop),
+                    Napi::ObjectWrap<Derived>::InstanceMethod("readNow", &PollReader::ReadNow)});
   }
 
   // Called by Derived's constructor once its buffers are checked.
@@ -54,6 +55,14 @@ class PollReader : public Napi::ObjectWrap<Derived> {
     return Napi::Number::New(env, 0);
   }
 
+  // readNow() -> count: one batch read at once, from JavaScript, without waiting for the poll (the
+  // caller hands the batch over itself); -errno for a read error, 0 if nothing was queued.
+  Napi::Value ReadNow(const Napi::CallbackInfo& info) {
+    int r = handle_ ? static_cast<Derived*>(this)->ReadBatch() : 0;
+    static_cast<Derived*>(this)->Drained();
+    return Napi::Number::New(info.Env(), r);
+  }
+
   Napi::Value Stop(const Napi::CallbackInfo& info) {
     StopPolling();
     return info.Env().Undefined();
@@ -79,6 +88,7 @@ class PollReader : public Napi::ObjectWrap<Derived> {
     Napi::HandleScope scope(env_);
     int r = status < 0 ? status : static_cast<Derived*>(this)->ReadBatch();
     if (r > 0) Call(r);
+    static_cast<Derived*>(this)->Drained();
     if (r < 0 && handle_) {
       StopPolling();
       Call(r);

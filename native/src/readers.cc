@@ -2,6 +2,7 @@
 #include "readers.h"
 
 #include <errno.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "poll-reader.h"
@@ -12,10 +13,18 @@ namespace meshd {
 
 namespace {
 
+int64_t MonotonicNs() {
+  timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return static_cast<int64_t>(t.tv_sec) * 1000000000 + t.tv_nsec;
+}
+
 // new TunReader(fd, buffer, headroom, tailroom, offsets, lengths, stats, offload, onPackets)
 // Packets are packed into `buffer` 16-byte aligned, each with `headroom` bytes free before it and
 // `tailroom` after (room for a WireGuard header, padding and tag: sealed in place).
-// stats[0] counts malformed packets from the kernel, stats[1] packets dropped for want of room.
+// stats[0] counts malformed packets from the kernel, stats[1] packets dropped for want of room,
+// stats[2] wakeups handed over after one read (sparse traffic, see ReadBatch), stats[3] reads that
+// found the queue empty (EAGAIN).
 class TunReader : public PollReader<TunReader> {
  public:
   static Napi::Function Init(Napi::Env env) { return Define(env, "TunReader"); }
@@ -46,7 +55,7 @@ class TunReader : public PollReader<TunReader> {
     stats_ = stats.Data();
     offload_ = info[7].ToBoolean().Value();
     size_t perRead = static_cast<size_t>(kReserveSegments) * (sink_.headroom + sink_.tailroom + 16) + 2 * kReadMax;
-    if (lengths.ElementLength() < offsets.ElementLength() || stats.ElementLength() < 2 || sink_.maxPackets < kReserveSegments ||
+    if (lengths.ElementLength() < offsets.ElementLength() || stats.ElementLength() < 4 || sink_.maxPackets < kReserveSegments ||
         sink_.capacity < perRead || sink_.headroom < 0 || sink_.tailroom < 0) {
       Napi::RangeError::New(env, "TunReader: buffer or arrays too small").ThrowAsJavaScriptException();
       return;
@@ -58,6 +67,14 @@ class TunReader : public PollReader<TunReader> {
   int ReadBatch() {
     sink_.used = 0;
     sink_.count = 0;
+    // Sparse traffic (the last batch was a single read, and the reader sat idle for a while since
+    // the last wakeup was handled): hand over what the first read gives without the read that
+    // would only say EAGAIN, which is on the way of every packet there. Polling is level-triggered:
+    // if more was queued, the next wakeup follows as soon as the callback returns, with no idle
+    // time between, and reads a whole batch again.
+    bool single = sparse_ && MonotonicNs() - drainedNs_ > kIdleNs;
+    if (single) stats_[2]++;
+    int got = 0;
     for (int reads = 0; reads < kMaxReads; reads++) {
       if (sink_.count + kReserveSegments > sink_.maxPackets || sink_.used + reserveBytes_ > sink_.capacity) break;
       ssize_t n;
@@ -70,28 +87,39 @@ class TunReader : public PollReader<TunReader> {
           sink_.offsets[sink_.count] = static_cast<int32_t>(pos + sink_.headroom);
           sink_.lengths[sink_.count++] = static_cast<int32_t>(n);
           sink_.used = pos + sink_.headroom + n + sink_.tailroom;
+          if (++got == 1 && single) break;
           continue;
         }
       }
       if (n < 0) {
         if (errno == EINTR) continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+          stats_[3]++;
+          break;
+        }
         return sink_.count > 0 ? sink_.count : -errno;
       }
+      got++;
       if (n < kVnetHdrLen) {
         stats_[0]++;
-        continue;
+      } else {
+        int r = SegmentPacket(ParseVnetHdr(scratch_), scratch_ + kVnetHdrLen, static_cast<int>(n) - kVnetHdrLen, &sink_);
+        if (r == -1) stats_[0]++;
+        if (r == -2) stats_[1]++;
       }
-      int r = SegmentPacket(ParseVnetHdr(scratch_), scratch_ + kVnetHdrLen, static_cast<int>(n) - kVnetHdrLen, &sink_);
-      if (r == -1) stats_[0]++;
-      if (r == -2) stats_[1]++;
+      if (got == 1 && single) break;
     }
+    if (!single && got > 0) sparse_ = got == 1;
     return sink_.count;
   }
+
+  void Drained() { drainedNs_ = MonotonicNs(); }
 
  private:
   static constexpr int kMaxReads = 64;
   static constexpr int kReadMax = 65535;
+  // Idle for longer than this since the last wakeup was handled: traffic is sparse (see ReadBatch).
+  static constexpr int64_t kIdleNs = 200 * 1000;
   // Room kept free before each read: the most segments one 64 KiB superpacket can become.
   static constexpr int kReserveSegments = 160;
   Napi::Reference<Napi::Object> refs_[4];
@@ -99,6 +127,8 @@ class TunReader : public PollReader<TunReader> {
   int32_t* stats_ = nullptr;
   bool offload_ = false;
   size_t reserveBytes_ = 0;
+  bool sparse_ = false;
+  int64_t drainedNs_ = 0;
   uint8_t scratch_[kVnetHdrLen + kReadMax];
 };
 
@@ -139,6 +169,7 @@ class UdpReader : public PollReader<UdpReader> {
   }
 
   int ReadBatch() { return UdpRecvBatch(fd_, base_, slotSize_, slots_, lengths_, gso_, addrs_); }
+  void Drained() {}
 
  private:
   Napi::Reference<Napi::Object> refs_[4];

@@ -27,6 +27,8 @@ export interface UdpOpenResult {
 export interface ReaderHandle {
   start(): number;
   stop(): void;
+  /** One batch read now, not on the poll: its count (0: nothing queued; negative: -errno); the caller hands it over. */
+  readNow(): number;
 }
 
 export interface NativeAddon {

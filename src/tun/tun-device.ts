@@ -28,6 +28,12 @@ export interface TunDevice {
   start(handlers: TunHandlers): void;
   /** Writes packets (views; merged into TCP superpackets when offloading). Returns failed writes. */
   writeBatch(packets: readonly Uint8Array[], count: number): number;
+  /**
+   * Reads what is queued now, without waiting for the next poll, and hands it to the handlers as a
+   * polled batch would be: for a packet the kernel answers while we write (an echo reply, a TCP
+   * ACK), to send it on at once instead of after a round of the event loop.
+   */
+  readNow?(): void;
   /** Packets lost at the TUN, by reason (only the counters that are not zero). */
   drops(): Record<string, number>;
   close(): void;
@@ -48,12 +54,21 @@ export interface TunStats {
   /** Writes to the TUN (after merging) and how many failed. */
   writes: number;
   writeErrors: number;
+  /**
+   * Wakeups handed over after a single read: sparse traffic, where the reader skips the read that
+   * would only find the queue empty. And reads that did find it empty (a batch's last read).
+   */
+  sparseWakeups: number;
+  emptyReads: number;
 }
 
 export class LinuxTun implements TunDevice {
   private reader: ReaderHandle | null = null;
+  /** The reader's callback: a batch (count) handed to the handlers; readNow uses it too. */
+  private deliver: ((count: number) => void) | null = null;
   private closed = false;
-  private readonly readStats = new Int32Array(2);
+  /** Kept by the reader: malformed, overflow, sparse wakeups, empty reads (native/src/readers.cc). */
+  private readonly readStats = new Int32Array(4);
   private writes = 0;
   private writeErrors = 0;
 
@@ -76,7 +91,7 @@ export class LinuxTun implements TunDevice {
     const buffer = new Uint8Array(TUN_BATCH_BYTES);
     const offsets = new Int32Array(TUN_BATCH_PACKETS);
     const lengths = new Int32Array(TUN_BATCH_PACKETS);
-    this.reader = new addon.TunReader(this.fd, buffer, TUN_HEADROOM, TUN_TAILROOM, offsets, lengths, this.readStats, this.offload, (count) => {
+    const deliver = (count: number): void => {
       if (count < 0) {
         h.onError(-count);
         return;
@@ -84,9 +99,17 @@ export class LinuxTun implements TunDevice {
       if (h.onPackets) h.onPackets(buffer, offsets, lengths, count);
       else for (let i = 0; i < count; i++) h.onPacket(buffer, offsets[i], lengths[i]);
       h.onBatchEnd();
-    });
+    };
+    this.deliver = deliver;
+    this.reader = new addon.TunReader(this.fd, buffer, TUN_HEADROOM, TUN_TAILROOM, offsets, lengths, this.readStats, this.offload, deliver);
     const r = this.reader.start();
     if (r !== 0) throw new MeshdError('ETUN', `cannot poll TUN device ${this.name}: uv error ${r}`);
+  }
+
+  readNow(): void {
+    if (this.closed || !this.reader || !this.deliver) return;
+    const n = this.reader.readNow();
+    if (n !== 0) this.deliver(n);
   }
 
   writeBatch(packets: readonly Uint8Array[], count: number): number {
@@ -99,7 +122,8 @@ export class LinuxTun implements TunDevice {
   }
 
   stats(): TunStats {
-    return { malformed: this.readStats[0], overflow: this.readStats[1], writes: this.writes, writeErrors: this.writeErrors };
+    const r = this.readStats;
+    return { malformed: r[0], overflow: r[1], writes: this.writes, writeErrors: this.writeErrors, sparseWakeups: r[2], emptyReads: r[3] };
   }
 
   drops(): Record<string, number> {
