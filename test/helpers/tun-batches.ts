@@ -4,7 +4,8 @@
 // into the device) in two phases and prints one JSON line:
 //   sparse: 12 datagrams 30 ms apart;
 //   burst:  200 datagrams sent by another process while this one's event loop is blocked, so they
-//           all wait in the device's queue when it next reads.
+//           all wait in the device's queue when it next reads;
+//   readNow: one datagram queued the same way, then readNow() (and once more with nothing queued).
 // For each phase: the datagrams read and the batch sizes they came in (counting only these
 // datagrams, by their marker), and how the reader's sparse-wakeup and empty-read counters moved.
 import dgram from 'node:dgram';
@@ -80,7 +81,19 @@ const script = `import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGR
 const burst = await phase(async () => {
   execFileSync('python3', ['-c', script]); // blocks this event loop: nothing is read meanwhile
 }, BURST);
-process.stdout.write(`${JSON.stringify({ sparse, burst, drops: tun.drops() })}\n`);
+// readNow: a datagram already queued is handed over before the call returns; with nothing queued,
+// nothing is (and nothing breaks).
+const one = `import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.bind(("10.99.0.1", 0))\ns.sendto(bytes([${MARK >> 8}, ${MARK & 0xff}, 1, 244, 0, 0, 0, 0]), ("10.99.0.2", 9))\n`;
+batches = [];
+seen = new Set();
+execFileSync('python3', ['-c', one]);
+tun.readNow();
+const readNow = { atOnce: seen.has(500), batches };
+batches = [];
+tun.readNow();
+const readNowEmpty = { batches };
+await sleep(50);
+process.stdout.write(`${JSON.stringify({ sparse, burst, readNow, readNowEmpty, drops: tun.drops() })}\n`);
 sock.close();
 tun.close();
 process.exit(0);
