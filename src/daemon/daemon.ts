@@ -129,8 +129,18 @@ export class Daemon {
   private readonly udpHandlers: PacketHandlers = {
     onMessage: (msg, from) => this.onDatagram(msg, from),
     onMessages: (buf, offsets, lengths, from, count) => this.onDatagrams(buf, offsets, lengths, from, count),
-    onBatchEnd: () => this.flush(),
+    onBatchEnd: () => {
+      this.flush();
+      // What the kernel answered while we wrote the batch into the TUN (a ping's reply, TCP's
+      // ACKs) is read and sent on now, not a round of the event loop later.
+      if (this.tunWritten) {
+        this.tunWritten = false;
+        this.tun?.readNow?.();
+      }
+    },
   };
+  /** The last flush wrote packets into the TUN (see udpHandlers.onBatchEnd). */
+  private tunWritten = false;
   readonly discovery: Discovery;
   private readonly stun: StunService;
   private handshakeInitiationsSent = 0;
@@ -632,6 +642,7 @@ export class Daemon {
 
   /** Hands what the device queued to the socket or relay (path choice), the TUN and the log. */
   private flush(): void {
+    // One clock read for the flush: the device's clock is performance.now() too (systemClock).
     const nowMs = performance.now();
     if (this.device.hasWoken() && this.tickAtMs - nowMs > TICK_INTERVAL_MS) this.scheduleTick(0);
     else {
@@ -640,7 +651,7 @@ export class Daemon {
       if (urgent < this.tickAtMs) this.scheduleTick(Math.max(0, urgent - nowMs));
     }
     const out = this.device.out;
-    const now = this.device.clock.now();
+    const now = nowMs;
     // A flush's datagrams mostly go to one peer: choose its path (and relay) once, not per datagram.
     let pathPeer: Peer | null = null;
     let path: PathChoice | null = null;
@@ -676,7 +687,10 @@ export class Daemon {
     }
     for (const r of out.runs) this.sendRun(r, now);
     this.relays?.flush();
-    if (this.tun) this.tun.writeBatch(out.tun, out.tun.length);
+    if (this.tun && out.tun.length > 0) {
+      this.tun.writeBatch(out.tun, out.tun.length);
+      this.tunWritten = true;
+    }
     for (const e of out.events) this.logEvent(e);
     out.clear();
     if (this.wireguard) this.discovery.out.length = 0; // a plain WireGuard peer speaks no disco
@@ -690,8 +704,10 @@ export class Daemon {
     }
     this.discovery.out.length = 0;
     this.udp?.flush();
-    const events = this.discovery.events.splice(0);
-    for (const e of events) this.discoEvent(e);
+    if (this.discovery.events.length > 0) {
+      const events = this.discovery.events.splice(0);
+      for (const e of events) this.discoEvent(e);
+    }
   }
 
   /** Queues a datagram on the socket `to` is reached from: a birthday socket, else the data socket. */
