@@ -85,8 +85,10 @@ export class NativeUdpConn implements PacketConn {
     const lengths = new Int32Array(UDP_RX_SLOTS);
     const gso = new Int32Array(UDP_RX_SLOTS);
     const addrs = Buffer.alloc(UDP_RX_SLOTS * ADDR_LEN);
+    // The source of the last datagram (its address bytes kept across wakeups): a peer's next
+    // datagram, in this batch or the next, reuses its Endpoint without a cache lookup.
     let last: Endpoint | null = null;
-    let lastAt = -1;
+    const lastAddr = new Uint8Array(ADDR_LEN);
     // The batch as one list (GRO slots split into their datagrams), for onMessages.
     const maxEntries = UDP_RX_SLOTS * UDP_GRO_MAX_SEGMENTS;
     const offsets = new Int32Array(maxEntries);
@@ -110,10 +112,9 @@ export class NativeUdpConn implements PacketConn {
           continue;
         }
         const a = i * ADDR_LEN;
-        // Datagrams of a batch mostly come from one peer: reuse its Endpoint without a lookup.
-        if (last === null || lastAt < 0 || addrs.compare(addrs, lastAt, lastAt + ADDR_LEN, a, a + ADDR_LEN) !== 0) {
+        if (last === null || !sameAddr(addrs, a, lastAddr)) {
           last = this.source(addrs, a);
-          lastAt = a;
+          for (let k = 0; k < ADDR_LEN; k++) lastAddr[k] = addrs[a + k];
         }
         const off = i * UDP_RX_SLOT_BYTES;
         const seg = gso[i];
@@ -138,7 +139,6 @@ export class NativeUdpConn implements PacketConn {
           h.onMessage(new Uint8Array(ab, base + off, len), last);
         }
       }
-      lastAt = -1;
       deliver(n);
       h.onBatchEnd();
     });
@@ -306,4 +306,10 @@ function putAddr(a: Uint8Array, at: number, ip: { version: 4 | 6; bytes: Uint8Ar
     a[at + 11] = 0xff;
     a.set(ip.bytes, at + 12);
   } else a.set(ip.bytes, at);
+}
+
+/** Whether the ADDR_LEN address bytes at `at` in `addrs` are `saved`'s. */
+function sameAddr(addrs: Uint8Array, at: number, saved: Uint8Array): boolean {
+  for (let k = 0; k < ADDR_LEN; k++) if (addrs[at + k] !== saved[k]) return false;
+  return true;
 }
