@@ -1,0 +1,156 @@
+// Idle-ping round trips, ping by ping: raw veth, meshd and upstream wireguard-go (and a second meshd
+// pair for an A/B), interleaved rounds of pings, each packet finding the daemons idle. Where
+// bench/throughput.ts gives each round's average after a full run of load, this gives the
+// distribution (percentiles of every ping) and both daemons' CPU per ping, from fresh daemons by
+// default, so it shows what sparse traffic meets on a host that is not moving bulk data.
+//   BENCH_ROUNDS (default 6), BENCH_PINGS (per round and path, default 200),
+//   BENCH_INTERVAL (ping -i, default 0.01),
+//   BENCH_WARM (seconds of iperf3 TCP through each tunnel before the pings; default 0: cold),
+//   BENCH_WIREGUARD_GO_UPSTREAM (default ../shared/bin/wireguard-go-0.0.20250522; "none" leaves it out),
+//   BENCH_MESHD_B: a second meshd pair with these VAR=value settings, as in bench/throughput.ts
+//   (e.g. "MESHD_V8_TIER_UP=default" or "MESHD_BIN=/other/tree/bin/meshd.js").
+// Writes bench/results/rtt-*.json.
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { waitFor } from '../src/lab/netns-lab.js';
+import { packageRoot } from '../src/package-root.js';
+import { meshConfig, twoHosts, type Host, type TwoHosts } from '../test/helpers/two-hosts.js';
+import { cpuSeconds, iperf3, machine, withBenchLab, writeResult } from './common.js';
+
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 6);
+const PINGS = Number(process.env.BENCH_PINGS ?? 200);
+const INTERVAL = process.env.BENCH_INTERVAL ?? '0.01';
+const WARM = Number(process.env.BENCH_WARM ?? 0);
+const SHARED_UPSTREAM = join(packageRoot(), '..', 'shared', 'bin', 'wireguard-go-0.0.20250522');
+const UPSTREAM = process.env.BENCH_WIREGUARD_GO_UPSTREAM ?? (existsSync(SHARED_UPSTREAM) ? SHARED_UPSTREAM : 'none');
+
+function meshdB(): Record<string, string> | null {
+  const v = process.env.BENCH_MESHD_B?.trim();
+  if (!v) return null;
+  const env: Record<string, string> = {};
+  for (const kv of v.split(/\s+/)) {
+    const at = kv.indexOf('=');
+    if (at <= 0) throw new Error(`BENCH_MESHD_B=${v}: expected VAR=value settings`);
+    env[kv.slice(0, at)] = kv.slice(at + 1);
+  }
+  return env;
+}
+const MESHD_B = meshdB();
+
+async function upstreamPair(h: TwoHosts): Promise<number[]> {
+  const { lab } = h;
+  const pids: number[] = [];
+  const last = (host: Host) => host.underlay.split('.')[3];
+  for (const [self, other] of [
+    [h.a, h.b],
+    [h.b, h.a],
+  ]) {
+    const iface = `${self.iface}u`;
+    mkdirSync('/var/run/wireguard', { recursive: true, mode: 0o755 });
+    const p = lab.spawn(self.ns, UPSTREAM, [iface], { WG_PROCESS_FOREGROUND: '1', LOG_LEVEL: 'error' });
+    pids.push(p.pid!);
+    if (!(await waitFor(async () => (await lab.run('wg', ['show', iface])).code === 0, 10_000))) throw new Error(`${UPSTREAM} did not start`);
+    const conf = lab.file(`${iface}.conf`, `[Interface]\nPrivateKey = ${self.keys.priv}\nListenPort = 51822\n[Peer]\nPublicKey = ${other.keys.pub}\nAllowedIPs = 10.79.0.${last(other)}/32\nEndpoint = ${other.underlay}:51822\n`);
+    await lab.exec(self.ns, 'wg', ['setconf', iface, conf]);
+    await lab.exec(self.ns, 'ip', ['addr', 'add', `10.79.0.${last(self)}/24`, 'dev', iface]);
+    await lab.exec(self.ns, 'ip', ['link', 'set', iface, 'up']);
+  }
+  return pids;
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+interface Summary {
+  pings: number;
+  lost: number;
+  mean: number;
+  p10: number;
+  p25: number;
+  p50: number;
+  p75: number;
+  p90: number;
+  p99: number;
+  /** Both daemons' CPU (user + system) per ping, µs; null for raw veth. */
+  cpuPerPingUs: number | null;
+}
+
+function summary(xs: number[], sent: number, cpuSeconds: number | null): Summary {
+  const s = [...xs].sort((a, b) => a - b);
+  const r = (v: number) => Math.round(v * 1000) / 1000;
+  return {
+    pings: sent,
+    lost: sent - xs.length,
+    mean: r(xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length)),
+    p10: r(percentile(s, 10)),
+    p25: r(percentile(s, 25)),
+    p50: r(percentile(s, 50)),
+    p75: r(percentile(s, 75)),
+    p90: r(percentile(s, 90)),
+    p99: r(percentile(s, 99)),
+    cpuPerPingUs: cpuSeconds === null ? null : Math.round((cpuSeconds / sent) * 1e6),
+  };
+}
+
+await withBenchLab(['ping', 'wg', ...(WARM > 0 ? ['iperf3'] : []), ...(UPSTREAM !== 'none' ? [UPSTREAM] : [])], async (lab) => {
+  const h = await twoHosts(lab);
+  const extra = 'MTU = 1420';
+  const ma = await lab.meshd(h.a.ns, lab.file('a.conf', meshConfig(h.a, h.b, { extraInterface: extra })), h.a.iface);
+  const mb = await lab.meshd(h.b.ns, lab.file('b.conf', meshConfig(h.b, h.a, { extraInterface: extra })), h.b.iface);
+  const addr: Record<string, string> = { veth: h.b.underlay, meshd: h.b.mesh4 };
+  const pids: Record<string, number[]> = { veth: [], meshd: [ma.pid!, mb.pid!] };
+  if (MESHD_B) {
+    const as = (x: Host, n: number): Host => ({ ...x, iface: `${x.iface}t`, mesh4: `10.80.0.${n}`, mesh6: `fd80::${n}` });
+    const [a, b] = [as(h.a, 1), as(h.b, 2)];
+    const o = { extraInterface: extra, listenPort: 51823, endpointPort: 51823 };
+    const ta = await lab.meshd(h.a.ns, lab.file('a-b.conf', meshConfig(a, b, o)), a.iface, MESHD_B);
+    const tb = await lab.meshd(h.b.ns, lab.file('b-b.conf', meshConfig(b, a, o)), b.iface, MESHD_B);
+    addr['meshd-b'] = b.mesh4;
+    pids['meshd-b'] = [ta.pid!, tb.pid!];
+  }
+  if (UPSTREAM !== 'none') {
+    pids['wg-upstream'] = await upstreamPair(h);
+    addr['wg-upstream'] = '10.79.0.2';
+  }
+  const paths = Object.keys(addr);
+  for (const p of paths) await lab.exec(h.a.ns, 'ping', ['-c', '2', '-i', '0.2', '-W', '3', addr[p]]);
+  const warm: Record<string, number> = {};
+  if (WARM > 0) {
+    for (const p of paths.filter((x) => x !== 'veth')) {
+      warm[p] = (await iperf3(lab, h.a.ns, h.b.ns, addr[p], WARM, 1)).bitsPerSecond / 1e9;
+      process.stderr.write(`warm-up ${p}: ${warm[p].toFixed(2)} Gbit/s for ${WARM} s\n`);
+    }
+  }
+  const rtts: Record<string, number[]> = Object.fromEntries(paths.map((p) => [p, []]));
+  const cpu: Record<string, number> = Object.fromEntries(paths.map((p) => [p, 0]));
+  const perRound: Record<string, number[]> = Object.fromEntries(paths.map((p) => [p, []]));
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const p of paths) {
+      const before = pids[p].map(cpuSeconds);
+      const out = await lab.exec(h.a.ns, 'ping', ['-c', String(PINGS), '-i', INTERVAL, '-W', '2', addr[p]], 10 * 60_000);
+      cpu[p] += pids[p].map(cpuSeconds).reduce((x, y, i) => x + y - before[i], 0);
+      const xs = [...out.stdout.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]));
+      rtts[p].push(...xs);
+      const s = summary(xs, PINGS, null);
+      perRound[p].push(s.p50);
+      process.stderr.write(`round ${r + 1}/${ROUNDS} ${p}: median ${s.p50} ms, mean ${s.mean} ms\n`);
+    }
+  }
+  const result = Object.fromEntries(paths.map((p) => [p, summary(rtts[p], ROUNDS * PINGS, p === 'veth' ? null : cpu[p])]));
+  process.stdout.write(`ping RTT through each path, ${ROUNDS} interleaved rounds of ${PINGS} pings ${INTERVAL} s apart, ${WARM > 0 ? `after ${WARM} s of TCP through each tunnel` : 'from fresh daemons'} (ms):\n`);
+  process.stdout.write(`${'path'.padEnd(12)} ${['mean', 'p10', 'p25', 'p50', 'p75', 'p90', 'p99'].map((k) => k.padStart(7)).join('')}  lost  CPU/ping (both daemons)\n`);
+  for (const p of paths) {
+    const s = result[p];
+    process.stdout.write(`${p.padEnd(12)} ${[s.mean, s.p10, s.p25, s.p50, s.p75, s.p90, s.p99].map((v) => v.toFixed(3).padStart(7)).join('')}  ${String(s.lost).padStart(4)}  ${s.cpuPerPingUs === null ? '-' : `${s.cpuPerPingUs} µs`}\n`);
+  }
+  if (result['wg-upstream']) {
+    for (const p of paths.filter((x) => x.startsWith('meshd'))) {
+      const d = (k: 'p50' | 'mean') => (result[p][k] - result['wg-upstream'][k]).toFixed(3);
+      const rounds = perRound[p].map((m, i) => (m - perRound['wg-upstream'][i]).toFixed(3)).join(', ');
+      process.stdout.write(`${p} − upstream: median ${d('p50')} ms, mean ${d('mean')} ms; round medians ${rounds}\n`);
+    }
+  }
+  const out = { date: new Date().toISOString(), machine: machine(), settings: { rounds: ROUNDS, pings: PINGS, interval: INTERVAL, warmSeconds: WARM, upstream: UPSTREAM, meshdB: MESHD_B }, warmGbps: warm, rttMs: result, roundMediansMs: perRound };
+  process.stdout.write(`wrote ${writeResult('rtt', out)}\n`);
+});
