@@ -7,15 +7,15 @@
 //   BENCH_INTERVAL (ping -i, default 0.01),
 //   BENCH_WARM (seconds of iperf3 TCP through each tunnel before the pings; default 0: cold),
 //   BENCH_WIREGUARD_GO_UPSTREAM (default ../shared/bin/wireguard-go-0.0.20250522; "none" leaves it out),
-//   BENCH_MESHD_B: a second meshd pair with these VAR=value settings, as in bench/throughput.ts
+//   BENCH_MESHD_B: a second meshd pair with these VAR=value settings (bench/pairs.ts), as in bench/throughput.ts
 //   (e.g. "MESHD_V8_TIER_UP=default" or "MESHD_BIN=/other/tree/bin/meshd.js").
 // Writes bench/results/rtt-*.json.
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { waitFor } from '../src/lab/netns-lab.js';
 import { packageRoot } from '../src/package-root.js';
-import { meshConfig, twoHosts, type Host, type TwoHosts } from '../test/helpers/two-hosts.js';
+import { meshConfig, twoHosts } from '../test/helpers/two-hosts.js';
 import { cpuSeconds, iperf3, machine, withBenchLab, writeResult } from './common.js';
+import { meshdBFromEnv, meshdPairB, wireguardGoPair } from './pairs.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 6);
 const PINGS = Number(process.env.BENCH_PINGS ?? 200);
@@ -24,39 +24,7 @@ const WARM = Number(process.env.BENCH_WARM ?? 0);
 const SHARED_UPSTREAM = join(packageRoot(), '..', 'shared', 'bin', 'wireguard-go-0.0.20250522');
 const UPSTREAM = process.env.BENCH_WIREGUARD_GO_UPSTREAM ?? (existsSync(SHARED_UPSTREAM) ? SHARED_UPSTREAM : 'none');
 
-function meshdB(): Record<string, string> | null {
-  const v = process.env.BENCH_MESHD_B?.trim();
-  if (!v) return null;
-  const env: Record<string, string> = {};
-  for (const kv of v.split(/\s+/)) {
-    const at = kv.indexOf('=');
-    if (at <= 0) throw new Error(`BENCH_MESHD_B=${v}: expected VAR=value settings`);
-    env[kv.slice(0, at)] = kv.slice(at + 1);
-  }
-  return env;
-}
-const MESHD_B = meshdB();
-
-async function upstreamPair(h: TwoHosts): Promise<number[]> {
-  const { lab } = h;
-  const pids: number[] = [];
-  const last = (host: Host) => host.underlay.split('.')[3];
-  for (const [self, other] of [
-    [h.a, h.b],
-    [h.b, h.a],
-  ]) {
-    const iface = `${self.iface}u`;
-    mkdirSync('/var/run/wireguard', { recursive: true, mode: 0o755 });
-    const p = lab.spawn(self.ns, UPSTREAM, [iface], { WG_PROCESS_FOREGROUND: '1', LOG_LEVEL: 'error' });
-    pids.push(p.pid!);
-    if (!(await waitFor(async () => (await lab.run('wg', ['show', iface])).code === 0, 10_000))) throw new Error(`${UPSTREAM} did not start`);
-    const conf = lab.file(`${iface}.conf`, `[Interface]\nPrivateKey = ${self.keys.priv}\nListenPort = 51822\n[Peer]\nPublicKey = ${other.keys.pub}\nAllowedIPs = 10.79.0.${last(other)}/32\nEndpoint = ${other.underlay}:51822\n`);
-    await lab.exec(self.ns, 'wg', ['setconf', iface, conf]);
-    await lab.exec(self.ns, 'ip', ['addr', 'add', `10.79.0.${last(self)}/24`, 'dev', iface]);
-    await lab.exec(self.ns, 'ip', ['link', 'set', iface, 'up']);
-  }
-  return pids;
-}
+const MESHD_B = meshdBFromEnv();
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
@@ -101,16 +69,12 @@ await withBenchLab(['ping', 'wg', ...(WARM > 0 ? ['iperf3'] : []), ...(UPSTREAM 
   const addr: Record<string, string> = { veth: h.b.underlay, meshd: h.b.mesh4 };
   const pids: Record<string, number[]> = { veth: [], meshd: [ma.pid!, mb.pid!] };
   if (MESHD_B) {
-    const as = (x: Host, n: number): Host => ({ ...x, iface: `${x.iface}t`, mesh4: `10.80.0.${n}`, mesh6: `fd80::${n}` });
-    const [a, b] = [as(h.a, 1), as(h.b, 2)];
-    const o = { extraInterface: extra, listenPort: 51823, endpointPort: 51823 };
-    const ta = await lab.meshd(h.a.ns, lab.file('a-b.conf', meshConfig(a, b, o)), a.iface, MESHD_B);
-    const tb = await lab.meshd(h.b.ns, lab.file('b-b.conf', meshConfig(b, a, o)), b.iface, MESHD_B);
-    addr['meshd-b'] = b.mesh4;
-    pids['meshd-b'] = [ta.pid!, tb.pid!];
+    const pair = await meshdPairB(h, MESHD_B, extra);
+    addr['meshd-b'] = pair.addr;
+    pids['meshd-b'] = pair.pids;
   }
   if (UPSTREAM !== 'none') {
-    pids['wg-upstream'] = await upstreamPair(h);
+    pids['wg-upstream'] = await wireguardGoPair(h, { bin: UPSTREAM, suffix: 'u', port: 51822, subnet: 79 });
     addr['wg-upstream'] = '10.79.0.2';
   }
   const paths = Object.keys(addr);

@@ -21,13 +21,13 @@
 //   "MESHD_AEAD_THREADS=2", "MESHD_NODE_ARGS=--use-largepages=on" or "MESHD_BIN=/other/tree/bin/meshd.js"
 //   (another commit's build): an A/B within one run
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { waitFor } from '../src/lab/netns-lab.js';
 import type { Lab } from '../src/lab/netns-lab.js';
 import { packageRoot } from '../src/package-root.js';
-import { meshConfig, twoHosts, type Host, type TwoHosts } from '../test/helpers/two-hosts.js';
+import { meshConfig, twoHosts, type TwoHosts } from '../test/helpers/two-hosts.js';
 import { cpuSeconds, iperf3, iperf3Udp, machine, median, withBenchLab, writeResult } from './common.js';
+import { meshdBFromEnv, meshdPairB, MESHD_B_PORT, MESHD_B_SUFFIX, wireguardGoPair, type WgBuild } from './pairs.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const REPS = Number(process.env.BENCH_REPS ?? 3);
@@ -44,30 +44,13 @@ const DEBIAN = process.env.BENCH_WIREGUARD_GO_DEBIAN ?? 'wireguard-go';
 
 type PathName = 'veth' | 'meshd' | 'meshd-b' | 'wg-upstream' | 'wg-debian';
 
-/** BENCH_MESHD_B parsed: the second meshd pair's environment, or null for none. */
-function meshdB(): Record<string, string> | null {
-  const v = process.env.BENCH_MESHD_B?.trim();
-  if (!v) return null;
-  const env: Record<string, string> = {};
-  for (const [k, ...rest] of v.match(/\S+=("[^"]*"|\S*)/g)?.map((kv) => kv.split('=')) ?? []) env[k] = rest.join('=').replace(/^"|"$/g, '');
-  if (Object.keys(env).length === 0) throw new Error(`BENCH_MESHD_B=${v}: expected VAR=value settings`);
-  return env;
-}
-const MESHD_B = meshdB();
-/** The second meshd pair's interface suffix, listen port and tunnel subnet. */
-const B_SUFFIX = 't';
-const B_PORT = 51823;
+const MESHD_B = meshdBFromEnv();
 
-interface WgBuild {
+interface Build extends WgBuild {
   path: PathName;
-  bin: string;
-  /** Interface suffix, listen port and tunnel subnet (10.N.0.x) of this pair. */
-  suffix: string;
-  port: number;
-  subnet: number;
 }
 
-const BUILDS: WgBuild[] = [
+const BUILDS: Build[] = [
   { path: 'wg-upstream' as const, bin: UPSTREAM, suffix: 'u', port: 51822, subnet: 79 },
   { path: 'wg-debian' as const, bin: DEBIAN, suffix: 'w', port: 51821, subnet: 78 },
 ].filter((b) => b.bin !== 'none' && b.bin !== '');
@@ -80,38 +63,15 @@ function version(bin: string): string {
   }
 }
 
-async function wireguardGoPair(h: TwoHosts, b: WgBuild): Promise<number[]> {
-  const { lab } = h;
-  const pids: number[] = [];
-  const setup = async (self: Host, other: Host) => {
-    const iface = `${self.iface}${b.suffix}`;
-    mkdirSync('/var/run/wireguard', { recursive: true, mode: 0o755 });
-    const p = lab.spawn(self.ns, b.bin, [iface], { WG_PROCESS_FOREGROUND: '1', LOG_LEVEL: 'error' });
-    pids.push(p.pid!);
-    if (!(await waitFor(async () => (await lab.run('wg', ['show', iface])).code === 0, 10_000))) throw new Error(`${b.bin} did not start`);
-    const last = (host: Host) => host.underlay.split('.')[3];
-    const conf = lab.file(
-      `${iface}.conf`,
-      `[Interface]\nPrivateKey = ${self.keys.priv}\nListenPort = ${b.port}\n[Peer]\nPublicKey = ${other.keys.pub}\nAllowedIPs = 10.${b.subnet}.0.${last(other)}/32\nEndpoint = ${other.underlay}:${b.port}\n`,
-    );
-    await lab.exec(self.ns, 'wg', ['setconf', iface, conf]);
-    await lab.exec(self.ns, 'ip', ['addr', 'add', `10.${b.subnet}.0.${last(self)}/24`, 'dev', iface]);
-    await lab.exec(self.ns, 'ip', ['link', 'set', iface, 'up']);
-  };
-  await setup(h.a, h.b);
-  await setup(h.b, h.a);
-  return pids;
-}
-
 async function setMtu(lab: Lab, h: TwoHosts, mtu: number): Promise<void> {
   for (const host of [h.a, h.b]) {
-    for (const dev of [host.iface, ...(MESHD_B ? [`${host.iface}${B_SUFFIX}`] : []), ...BUILDS.map((b) => `${host.iface}${b.suffix}`)]) await lab.exec(host.ns, 'ip', ['link', 'set', dev, 'mtu', String(mtu)]);
+    for (const dev of [host.iface, ...(MESHD_B ? [`${host.iface}${MESHD_B_SUFFIX}`] : []), ...BUILDS.map((b) => `${host.iface}${b.suffix}`)]) await lab.exec(host.ns, 'ip', ['link', 'set', dev, 'mtu', String(mtu)]);
   }
 }
 
 /** Drops LOSS_PER_MILLE ‰ of the tunnels' UDP datagrams arriving in each namespace (null: removes it). */
 async function setLoss(lab: Lab, h: TwoHosts, perMille: number | null): Promise<void> {
-  const ports = [51820, ...(MESHD_B ? [B_PORT] : []), ...BUILDS.map((b) => b.port)].join(', ');
+  const ports = [51820, ...(MESHD_B ? [MESHD_B_PORT] : []), ...BUILDS.map((b) => b.port)].join(', ');
   for (const host of [h.a, h.b]) {
     await lab.run('ip', ['netns', 'exec', host.ns, 'nft', 'delete', 'table', 'inet', 'benchloss']);
     if (perMille === null) continue;
@@ -174,14 +134,9 @@ async function main(): Promise<void> {
     const pids: Partial<Record<PathName, number[]>> = { veth: [], meshd: [ma.pid!, mb.pid!] };
     const addr: Partial<Record<PathName, string>> = { veth: h.b.underlay, meshd: h.b.mesh4 };
     if (MESHD_B) {
-      // The same config on its own interface, port and subnet (10.80.0.x), the daemons' settings from BENCH_MESHD_B.
-      const as = (x: Host, n: number): Host => ({ ...x, iface: `${x.iface}${B_SUFFIX}`, mesh4: `10.80.0.${n}`, mesh6: `fd80::${n}` });
-      const [a, b] = [as(h.a, 1), as(h.b, 2)];
-      const o = { extraInterface: extra, listenPort: B_PORT, endpointPort: B_PORT };
-      const ta = await lab.meshd(h.a.ns, lab.file('a-b.conf', meshConfig(a, b, o)), a.iface, MESHD_B);
-      const tb = await lab.meshd(h.b.ns, lab.file('b-b.conf', meshConfig(b, a, o)), b.iface, MESHD_B);
-      pids['meshd-b'] = [ta.pid!, tb.pid!];
-      addr['meshd-b'] = b.mesh4;
+      const pair = await meshdPairB(h, MESHD_B, extra);
+      pids['meshd-b'] = pair.pids;
+      addr['meshd-b'] = pair.addr;
     }
     for (const b of BUILDS) {
       pids[b.path] = await wireguardGoPair(h, b);

@@ -660,15 +660,14 @@ export class Daemon {
   /** Hands what the device queued to the socket or relay (path choice), the TUN and the log. */
   private flush(): void {
     // One clock read for the flush: the device's clock is performance.now() too (systemClock).
-    const nowMs = performance.now();
-    if (this.device.hasWoken() && this.tickAtMs - nowMs > TICK_INTERVAL_MS) this.scheduleTick(0);
+    const now = performance.now();
+    if (this.device.hasWoken() && this.tickAtMs - now > TICK_INTERVAL_MS) this.scheduleTick(0);
     else {
       // An early handshake re-send set since the last tick, due before the next one.
       const urgent = this.device.nextUrgentMs();
-      if (urgent < this.tickAtMs) this.scheduleTick(Math.max(0, urgent - nowMs));
+      if (urgent < this.tickAtMs) this.scheduleTick(Math.max(0, urgent - now));
     }
     const out = this.device.out;
-    const now = nowMs;
     // A flush's datagrams mostly go to one peer: choose its path (and relay) once, not per datagram.
     let pathPeer: Peer | null = null;
     let path: PathChoice | null = null;
