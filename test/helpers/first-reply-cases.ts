@@ -5,10 +5,10 @@
 // interface is up a few milliseconds before its relay connection (DESIGN.md §8).
 // The cases are split over two files by A's NAT kind (first-reply-*.test.ts), so that neither file
 // comes near tap's per-file timeout on a loaded CI machine (16 cases took 210-300 s in one file).
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { Lab, labUnavailable } from './lab.js';
 import { NAT_KINDS, type NatKind } from '../../src/lab/nat-world.js';
-import { firstReply, freshStart, restartBWhilePinging } from '../../src/lab/first-reply.js';
+import { firstReply, freshStart, restartBWhilePinging, type FreshStart } from '../../src/lab/first-reply.js';
 
 const why = labUnavailable(['nft', 'conntrack', 'openssl', 'ping']);
 /** The limit for the first reply, from the later daemon's "interface up" to ping's exit. */
@@ -27,6 +27,15 @@ function expectedPath(a: NatKind, b: NatKind): 'direct' | 'relay' | 'either' {
   return 'either';
 }
 
+/** What both daemons saw when the first ping went unanswered: their status and logs, as test comments. */
+async function explainNoReply(t: Test, lab: Lab, s: FreshStart): Promise<void> {
+  for (const [i, side] of [s.world.a, s.world.b].entries()) {
+    const st = await lab.cli(['status', side.iface, '--json']);
+    t.comment(`${side.name} status: ${st.stdout.trim()}`);
+    t.comment(`${side.name} log:\n${s.daemons[i].log.join('')}`);
+  }
+}
+
 /** Registers the cases whose A side is behind one of `aKinds` (B: every kind). */
 export function firstReplyCases(aKinds: readonly NatKind[]): void {
   if (why) {
@@ -40,6 +49,7 @@ export function firstReplyCases(aKinds: readonly NatKind[]): void {
         const s = await freshStart(lab, [a, b]);
         const first = await firstReply(s, 5);
         t.ok(first.sinceReadyMs !== null, 'the first ping got a reply');
+        if (first.sinceReadyMs === null) await explainNoReply(t, lab, s);
         t.ok(first.sinceReadyMs !== null && first.sinceReadyMs < FIRST_REPLY_LIMIT_MS, `reply ${first.sinceReadyMs} ms after both were up (ping's own RTT ${first.pingRttMs} ms)`);
 
         const r = await lab.exec(s.world.a.ns, 'ping', ['-c', '20', '-i', '0.1', '-W', '1', s.world.b.mesh4], 30_000);
