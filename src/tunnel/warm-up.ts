@@ -1,0 +1,170 @@
+// Runs the data path's JavaScript at start, between two throwaway devices in memory, so that V8 has
+// optimised it before the first real packet. Sparse traffic (a ping every 10 ms) otherwise ran a
+// packet's path in baseline code for hundreds of packets (docs/performance.md). Sans-IO: nothing
+// leaves the process, and the real device's peers, sessions and counters are not touched.
+import { generatePrivateKey } from '../crypto/keys.js';
+import { parseCidr } from './cidr.js';
+import { Device } from './device.js';
+import type { Endpoint } from './endpoint.js';
+import type { Peer } from './peer.js';
+import { TRANSPORT_HEADER_SIZE } from '../wire/wireguard.js';
+
+/** Round trips of one packet each way, then of a full batch each way (see step). */
+export const WARM_UP_SINGLE_ROUNDS = 2000;
+export const WARM_UP_BATCH_ROUNDS = 64;
+const BATCH = 32;
+/** Round trips per step: a few milliseconds at most (the first, in the interpreter), so a real packet never waits long. */
+const ROUNDS_PER_STEP = 10;
+/** Where a datagram lies in a receive buffer (the UDP reader's slots are this far apart, or more). */
+const RX_SLOT = 2048;
+
+// The two throwaway hosts: documentation addresses, never sent to.
+const A_INNER = [10, 255, 0, 1];
+const B_INNER = [10, 255, 0, 2];
+const EP_A: Endpoint = { address: '192.0.2.1', port: 51820, local: '192.0.2.2' };
+const EP_B: Endpoint = { address: '192.0.2.2', port: 51820, local: '192.0.2.1' };
+
+/** One side of the warm-up: a device, its view of the other, and its TUN and receive buffers. */
+interface Side {
+  dev: Device;
+  peer: Peer;
+  /** Where datagrams to this side come from (the other side's endpoint). */
+  from: Endpoint;
+  tunBuf: Uint8Array;
+  tunOffsets: Int32Array;
+  tunLengths: Int32Array;
+  rxBuf: Uint8Array;
+  rxOffsets: Int32Array;
+  rxLengths: Int32Array;
+  rxFrom: Endpoint[];
+}
+
+/**
+ * Two devices made as `like` is (its clock, randomness, AEAD, MTU, in-place mode and path MTU
+ * default: the same objects and shapes, so what V8 learns holds for the real device), a session
+ * between them, and packets laid out as the TUN and UDP readers lay them out. `step()` runs a few
+ * round trips and says whether any remain.
+ */
+export class DataPathWarmUp {
+  private readonly a: Side;
+  private readonly b: Side;
+  private round = 0;
+  /** Packets that reached the other side's TUN, intact: tests check the warm-up did the real thing. */
+  delivered = 0;
+
+  constructor(like: Device) {
+    const make = (from: Endpoint): Side => {
+      const dev = new Device({
+        privateKey: generatePrivateKey(like.rng),
+        clock: like.clock,
+        rng: like.rng,
+        aead: like.aead,
+        mtu: like.mtu,
+        inPlace: like.inPlace,
+      });
+      dev.pathMtuDefault = like.pathMtuDefault;
+      const tunBuf = new Uint8Array(BATCH * RX_SLOT);
+      const tunOffsets = new Int32Array(BATCH);
+      const tunLengths = new Int32Array(BATCH);
+      const rxOffsets = new Int32Array(BATCH);
+      for (let i = 0; i < BATCH; i++) rxOffsets[i] = i * RX_SLOT;
+      return { dev, peer: null as unknown as Peer, from, tunBuf, tunOffsets, tunLengths, rxBuf: new Uint8Array(BATCH * RX_SLOT), rxOffsets, rxLengths: new Int32Array(BATCH), rxFrom: [] };
+    };
+    this.a = make(EP_B);
+    this.b = make(EP_A);
+    this.a.peer = this.a.dev.addPeer({ publicKey: this.b.dev.publicKey, endpoint: EP_B }, [parseCidr(`${B_INNER.join('.')}/32`)!]);
+    this.b.peer = this.b.dev.addPeer({ publicKey: this.a.dev.publicKey, endpoint: EP_A }, [parseCidr(`${A_INNER.join('.')}/32`)!]);
+    this.a.dev.start();
+    this.b.dev.start();
+    this.handshake();
+  }
+
+  /** Whether the two devices have a session both ways (a failed handshake leaves nothing to warm). */
+  get ready(): boolean {
+    return this.a.peer.keypairs.current !== null && this.b.peer.keypairs.current !== null;
+  }
+
+  /** Runs up to ROUNDS_PER_STEP round trips; false once the warm-up is done. */
+  step(): boolean {
+    const total = WARM_UP_SINGLE_ROUNDS + WARM_UP_BATCH_ROUNDS;
+    if (!this.ready) return false;
+    for (let k = 0; k < ROUNDS_PER_STEP && this.round < total; k++, this.round++) {
+      const n = this.round < WARM_UP_SINGLE_ROUNDS ? 1 : BATCH;
+      // An echo-request-sized packet for single rounds, a full-sized one in batches (bulk data).
+      const size = n === 1 ? 84 : Math.min(this.a.peer.mtu || this.a.dev.mtu, this.b.peer.mtu || this.b.dev.mtu);
+      this.send(this.a, this.b, A_INNER, B_INNER, n, size);
+      this.send(this.b, this.a, B_INNER, A_INNER, n, size);
+    }
+    return this.round < total;
+  }
+
+  /** The handshake, through the one-packet path: A's first packet waits for it, as a real one does. */
+  private handshake(): void {
+    const first = ipv4(84, A_INNER, B_INNER, 0);
+    this.a.dev.inside(first);
+    for (let i = 0; i < 4; i++) {
+      this.deliver(this.a, this.b);
+      this.deliver(this.b, this.a);
+    }
+    this.a.dev.out.clear();
+    this.b.dev.out.clear();
+  }
+
+  /** Hands the one-by-one datagrams `from` queued to `to`, one at a time. */
+  private deliver(from: Side, to: Side): void {
+    const net = from.dev.out.net.splice(0);
+    from.dev.out.runs.length = 0;
+    from.dev.out.tun.length = 0;
+    from.dev.out.events.length = 0;
+    for (const d of net) to.dev.outside(d.data.slice(), to.from);
+  }
+
+  /** `n` packets from `src` to `dst` through `from`'s TUN batch, the wire, and `to`'s receive batch. */
+  private send(from: Side, to: Side, srcIp: number[], dstIp: number[], n: number, size: number): void {
+    const { tunBuf, tunOffsets, tunLengths } = from;
+    for (let i = 0; i < n; i++) {
+      const at = i * RX_SLOT + TRANSPORT_HEADER_SIZE;
+      tunOffsets[i] = at;
+      tunLengths[i] = size;
+      tunBuf.set(ipv4(size, srcIp, dstIp, this.round), at);
+    }
+    from.dev.insideBatch(tunBuf, tunOffsets, tunLengths, n);
+    // "Send": every sealed message into the receiver's slots, as the UDP reader lays them out.
+    let m = 0;
+    const out = from.dev.out;
+    for (let r = 0; r < out.runs.length; r++) {
+      const run = out.runs[r];
+      for (let i = run.start; i < run.start + run.count && m < BATCH; i++, m++) {
+        to.rxBuf.set(run.buf.subarray(run.offsets[i], run.offsets[i] + run.lengths[i]), to.rxOffsets[m]);
+        to.rxLengths[m] = run.lengths[i];
+        to.rxFrom[m] = to.from;
+      }
+    }
+    for (let i = 0; i < out.net.length && m < BATCH; i++, m++) {
+      const d = out.net[i].data;
+      to.rxBuf.set(d, to.rxOffsets[m]);
+      to.rxLengths[m] = d.length;
+      to.rxFrom[m] = to.from;
+    }
+    out.clear();
+    to.rxFrom.length = m;
+    to.dev.outsideBatch(to.rxBuf, to.rxOffsets, to.rxLengths, to.rxFrom, m);
+    const tun = to.dev.out.tun;
+    for (let i = 0; i < tun.length; i++) if (tun[i].length === size && tun[i][19] === dstIp[3]) this.delivered++;
+    to.dev.out.clear();
+  }
+}
+
+/** An IPv4 packet of `size` bytes (UDP as its protocol) from `src` to `dst`; `tag` varies the payload. */
+function ipv4(size: number, src: number[], dst: number[], tag: number): Uint8Array {
+  const p = new Uint8Array(size);
+  p[0] = 0x45;
+  p[2] = size >> 8;
+  p[3] = size & 0xff;
+  p[8] = 64;
+  p[9] = 17;
+  p.set(src, 12);
+  p.set(dst, 16);
+  for (let i = 20; i < size; i += 64) p[i] = tag & 0xff;
+  return p;
+}

@@ -1,0 +1,31 @@
+// The data-path warm-up (tunnel/warm-up.ts): it must push real packets through the real batch path
+// (sealed, opened, checked against allowed IPs, handed to the TUN) and leave the daemon's device as
+// it was: no peer, no session, no counter of its own changed.
+import t from 'tap';
+import { generatePrivateKey } from '../src/crypto/keys.js';
+import { nativeAead } from '../src/crypto/native-aead.js';
+import { Device } from '../src/tunnel/device.js';
+import { DataPathWarmUp, WARM_UP_BATCH_ROUNDS, WARM_UP_SINGLE_ROUNDS } from '../src/tunnel/warm-up.js';
+import { rng } from './helpers/device-pair.js';
+
+const clock = { now: () => performance.now(), wall: () => Date.now() };
+
+const aead = nativeAead(1);
+if (!aead) t.plan(0, 'the native addon is not built');
+else for (const pathMtu of [0, 1280]) {
+  t.test(`every warm-up packet arrives intact, and the real device is untouched (path MTU default ${pathMtu})`, async (t) => {
+    const real = new Device({ privateKey: generatePrivateKey(rng), clock, rng, aead, mtu: 1420, inPlace: true });
+    real.pathMtuDefault = pathMtu;
+    const w = new DataPathWarmUp(real);
+    t.ok(w.ready, 'the two throwaway devices completed a handshake');
+    let steps = 0;
+    while (w.step()) steps++;
+    t.ok(steps > 10, `the work is split into steps (${steps + 1}), each a turn of the event loop`);
+    t.equal(w.delivered, 2 * (WARM_UP_SINGLE_ROUNDS + 32 * WARM_UP_BATCH_ROUNDS), 'every packet each way reached the other TUN with its size and destination');
+    t.equal(w.step(), false, 'done stays done');
+    t.equal(real.peers.size, 0, 'no peer on the real device');
+    t.equal(real.index.size, 0, 'no session index on the real device');
+    t.same([real.insideDrops.total(), real.outsideDrops.total()], [0, 0], 'no drop counted on the real device');
+    t.same([real.out.net.length, real.out.runs.length, real.out.tun.length, real.out.events.length], [0, 0, 0, 0], 'nothing queued on the real device');
+  });
+}
