@@ -12,6 +12,7 @@ import { MAX_AEAD_THREADS, nativeAead } from '../crypto/native-aead.js';
 import type { TimerConfig } from '../noise/constants.js';
 import { formatCidr, formatIpAddr } from '../tunnel/cidr.js';
 import { DataPathWarmUp } from '../tunnel/warm-up.js';
+import { clearArray } from '../tunnel/clear-array.js';
 import { Device, type Clock } from '../tunnel/device.js';
 import { formatEndpoint, relayEndpoint, type Endpoint } from '../tunnel/endpoint.js';
 import type { Peer } from '../tunnel/peer.js';
@@ -732,7 +733,7 @@ export class Daemon {
     }
     for (let i = 0; i < out.events.length; i++) this.logEvent(out.events[i]);
     out.clear();
-    if (this.wireguard) this.discovery.out.length = 0; // a plain WireGuard peer speaks no disco
+    if (this.wireguard) clearArray(this.discovery.out); // a plain WireGuard peer speaks no disco
     for (let i = 0; i < this.discovery.out.length; i++) {
       const d = this.discovery.out[i];
       if (d.to?.relay) this.relays?.sendVia(d.to.relay.url, d.to.relay.key, d.data);
@@ -742,7 +743,7 @@ export class Daemon {
         if (peer) this.relays?.send(peer.publicKey, d.data);
       }
     }
-    this.discovery.out.length = 0;
+    clearArray(this.discovery.out);
     this.udp?.flush();
     if (this.discovery.events.length > 0) {
       const events = this.discovery.events.splice(0);

@@ -3,6 +3,7 @@
 // buffer; sends what a flush queued with one sendmmsg, runs of equal-size datagrams to one address
 // as single UDP GSO sends. Sealed runs from the TUN batch are sent from where they lie (queueRun);
 // other datagrams are copied into the send buffer. No allocation per datagram on either path.
+import { clearArray } from '../tunnel/clear-array.js';
 import { constants } from 'node:os';
 import { loadNative, type NativeAddon, type ReaderHandle } from '../tun/native.js';
 import { formatIpAddr, parseIp } from '../tunnel/cidr.js';
@@ -99,7 +100,7 @@ export class NativeUdpConn implements PacketConn {
     const onMessages = h.onMessages?.bind(h);
     const deliver = (n: number): number => {
       if (onMessages && n > 0) onMessages(whole, offsets, sizes, from, n);
-      from.length = 0;
+      clearArray(from);
       return 0;
     };
     this.reader = new this.addon.UdpReader(this.fd, buf, UDP_RX_SLOT_BYTES, lengths, gso, addrs, (count) => {
@@ -242,10 +243,9 @@ export class NativeUdpConn implements PacketConn {
     if (count === 0 || this.closed) return;
     this.txCount = 0;
     this.txUsed = 0;
-    if (this.external === null) this.txBufs.length = 1;
     const sent = this.addon.udpSendBatch(this.fd, this.dualStack, this.gso, this.txBufs, this.txWhich, this.txOffsets, this.txLengths, this.txAddrs, count, this.txResult);
     this.external = null;
-    this.txBufs.length = 1;
+    if (this.txBufs.length > 1) this.txBufs.pop(); // the batch's run buffer: [0] is the socket's own
     if (sent < 0) {
       this.stats.sendErrors += count;
       return;

@@ -1,5 +1,6 @@
 // What the tunnel asks the I/O layer to do: datagrams to send and packets to write to the TUN.
 // The device fills it; the daemon (or a test) drains it. Arrays are reused between drains.
+import { clearArray } from './clear-array.js';
 import type { Endpoint } from './endpoint.js';
 
 export interface Datagram {
@@ -40,9 +41,9 @@ export class Outbox {
   readonly events: DeviceEvent[] = [];
 
   clear(): void {
-    this.net.length = 0;
-    this.runs.length = 0;
-    this.tun.length = 0;
-    this.events.length = 0;
+    clearArray(this.net);
+    clearArray(this.runs);
+    clearArray(this.tun);
+    clearArray(this.events);
   }
 }
