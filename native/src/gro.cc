@@ -67,14 +67,23 @@ struct TunCoalescer::Group {
   int total = 0;  // payload bytes
   int count = 0;
   uint32_t nextSeq = 0;
-  uint8_t buf[kGroupBytes];
+  // kGroupBytes of its own, kept apart from the fields above: every Add and Flush looks at all 16
+  // groups' fields, which then share a few cache lines and one page instead of touching 16 pages
+  // 64 KiB apart (16 TLB misses on each write after an idle spell, even for a lone ping).
+  uint8_t* buf = nullptr;
 
   const uint8_t* head() const { return copied ? buf + kVnetHdrLen : first; }
 };
 
 namespace {
 TunCoalescer::Group* groups() {
+  static uint8_t buffers[kMaxGroups][kGroupBytes];
   static TunCoalescer::Group storage[kMaxGroups];
+  static const bool ready = [] {
+    for (int i = 0; i < kMaxGroups; i++) storage[i].buf = buffers[i];
+    return true;
+  }();
+  (void)ready;
   return storage;
 }
 }  // namespace
