@@ -97,9 +97,12 @@ export interface DaemonOptions {
  */
 let tierUpSet = false;
 function quickerTierUp(): void {
-  if (tierUpSet || process.env.MESHD_V8_TIER_UP === 'default') return;
+  const v = process.env.MESHD_V8_TIER_UP;
+  if (tierUpSet || v === 'default') return;
   tierUpSet = true;
-  setFlagsFromString('--interrupt-budget=4096');
+  // A number of bytes instead: another budget, for comparisons (not validated beyond that).
+  const budget = v !== undefined && /^[1-9]\d{2,6}$/.test(v) ? v : '4096';
+  setFlagsFromString(`--interrupt-budget=${budget}`);
 }
 
 /** MESHD_FASTPATH=off (or 0/false/no) turns the batched data path off. */
