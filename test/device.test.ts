@@ -1,6 +1,6 @@
 // Two sans-IO devices exchanging bytes by hand: handshake, data, rekey, expiry, replay.
 import t from 'tap';
-import { makePair, pump, collect, EP_A } from './helpers/device-pair.js';
+import { makePair, pump, collect, EP_A, EP_B } from './helpers/device-pair.js';
 import { ipv4Packet, ipv6Packet } from './helpers/ip-packet.js';
 import { toHex } from './helpers/vectors.js';
 import { parseCidr } from '../src/tunnel/cidr.js';
@@ -313,4 +313,57 @@ t.test('an initiation that was answered is not re-sent when the peer becomes rea
   p.a.tick();
   collect(p);
   t.equal(p.fromA.filter((d) => d.data.length === INITIATION_SIZE).length, 0, 'and the early re-send was called off');
+});
+
+t.test('a direct path found while an initiation is in flight does not start a second handshake that would void the first', async (t) => {
+  // A fresh start: A's first initiation goes via the relay; a disco pong sets B's endpoint a few
+  // milliseconds later, before the response is back. A second initiation then would land inside
+  // B's 20 ms initiation-flood window and be refused, A would ignore the answer to the first, and
+  // the waiting packet would wait for the 5 s retry (a rare miss of the first-reply test).
+  const p = makePair();
+  p.peerOfA.endpoint = null; // known only through the relay so far
+  p.a.inside(ipv4Packet('10.0.0.1', '10.0.0.2', payload(40, 1)));
+  collect(p);
+  const viaRelay = p.fromA.splice(0);
+  t.equal(viaRelay[0]?.data.length, INITIATION_SIZE, 'the first initiation leaves (through the relay)');
+  p.clock.advance(2);
+  for (const d of viaRelay) p.b.outside(d.data, EP_A);
+  collect(p);
+  const response = p.fromB.splice(0);
+  t.equal(response[0]?.data.length, RESPONSE_SIZE, 'B answers it');
+  p.clock.advance(1);
+  p.a.setEndpoint(p.peerOfA, EP_B); // the pong: a direct path
+  collect(p);
+  t.equal(p.fromA.filter((d) => d.data.length === INITIATION_SIZE).length, 0, 'no second initiation while the first may still be answered');
+  p.clock.advance(1);
+  for (const d of response) p.a.outside(d.data, EP_B);
+  pump(p);
+  t.equal(p.tunB.length, 1, 'the answer to the first completes the handshake and the waiting packet arrives at once');
+  t.equal(p.a.outsideDrops.total() + p.b.outsideDrops.total(), 0, 'nothing was refused on the way');
+});
+
+t.test('a direct path found after an initiation was lost re-sends it within the grace, not at the 5 s retry', async (t) => {
+  const p = makePair();
+  p.peerOfA.endpoint = null;
+  p.a.inside(ipv4Packet('10.0.0.1', '10.0.0.2', payload(40, 1)));
+  collect(p);
+  p.fromA.splice(0); // lost: the relay did not have B yet
+  p.clock.advance(5);
+  p.a.setEndpoint(p.peerOfA, EP_B);
+  p.clock.advance(RESEND_GRACE_MIN_MS);
+  p.a.tick();
+  pump(p);
+  t.equal(p.tunB.length, 1, 'a new initiation went to the endpoint and the packet arrived');
+  // Long after the last initiation, a new endpoint sends one at once (a configured endpoint change).
+  const q = makePair();
+  q.peerOfA.endpoint = null;
+  q.a.inside(ipv4Packet('10.0.0.1', '10.0.0.2', payload(40, 1)));
+  collect(q);
+  q.fromA.splice(0);
+  q.clock.advance(1000);
+  q.a.setEndpoint(q.peerOfA, EP_B);
+  collect(q);
+  t.equal(q.fromA.filter((d) => d.data.length === INITIATION_SIZE).length, 1, 'a second past the last initiation, the new endpoint gets one at once');
+  pump(q);
+  t.equal(q.tunB.length, 1, 'and the packet arrives');
 });

@@ -178,13 +178,16 @@ export class Device {
     else if (sec === 0) peer.timers.persistentKeepaliveAt = Infinity;
   }
 
-  /** A configured endpoint change: packets waiting for a session go now, not at the next retry. */
+  /**
+   * A new endpoint (configured, or a direct path disco found): packets waiting for a session get a
+   * handshake through it soon, not at the next 5 s retry. Not at once while an initiation may still
+   * be answered (handshakeSoon): on a fresh start the first one is often on its way through the
+   * relay when the pong comes, and a second inside the peer's initiation-flood window would be
+   * refused while voiding the answer to the first: both sides would wait 5 s.
+   */
   setEndpoint(peer: Peer, e: Endpoint | null): void {
     peer.endpoint = e;
-    if (e && peer.staged.length > 0 && !peer.keypairs.current) {
-      peer.timers.lastSentHandshakeMs = -Infinity;
-      sendStaged(this, peer);
-    }
+    if (e && peer.staged.length > 0 && !peer.keypairs.current) this.handshakeSoon(peer, 0);
   }
 
   /**
