@@ -1,10 +1,10 @@
 // meshd genkey / pubkey / genpsk against wg(8) from wireguard-tools, and file modes.
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, statSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { statSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MESHD_BIN } from './helpers/lab.js';
+import { tempDir } from './helpers/temp-dir.js';
 
 const run = (args: string[], input = '') => spawnSync(process.execPath, [MESHD_BIN, ...args], { input, encoding: 'utf8' });
 const hasWg = spawnSync('sh', ['-c', 'command -v wg']).status === 0;
@@ -27,7 +27,7 @@ t.test('keys are wg-compatible', async (t) => {
 });
 
 t.test('private key files are 0600', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'meshd-keys-'));
+  const dir = tempDir('meshd-keys-');
   const out = join(dir, 'k');
   t.equal(run(['genkey', '--out', out]).status, 0);
   t.equal(statSync(out).mode & 0o777, 0o600);

@@ -4,9 +4,9 @@ import { parseConfig, loadConfig } from '../src/config/config.js';
 import { ConfigError } from '../src/errors.js';
 import { formatCidr } from '../src/tunnel/cidr.js';
 import { keyPair } from './helpers/keys.js';
-import { mkdtempSync, writeFileSync, chmodSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
+import { tempDir } from './helpers/temp-dir.js';
 
 const A = keyPair();
 const B = keyPair();
@@ -96,7 +96,7 @@ t.test('each mistake is a one-line ConfigError naming file, line and key', async
 });
 
 t.test('PrivateKeyFile must exist and be 0600', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'meshd-cfg-'));
+  const dir = tempDir('meshd-cfg-');
   const keyFile = join(dir, 'a.key');
   writeFileSync(keyFile, A.priv + '\n', { mode: 0o600 });
   const conf = join(dir, 'wg1.conf');

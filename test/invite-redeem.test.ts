@@ -1,8 +1,7 @@
 // The inviting daemon's redeemer, on real files: the first valid redeem adds the joining host's own
 // key as a peer; a retransmission of it is answered the same; a late, second or forged use is refused.
 import t from 'tap';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { InviteRedeemer } from '../src/daemon/invites.js';
@@ -13,11 +12,12 @@ import { generatePrivateKey, keyToBase64, parsePrivateKey, publicKeyOf } from '.
 import { discoKey, openDisco, sealDisco } from '../src/crypto/disco-box.js';
 import { decodeDiscoEnvelope, decodeDiscoMessage, encodeDiscoEnvelope, encodeDiscoMessage, REDEEM_EXPIRED, REDEEM_OK, REDEEM_UNKNOWN, REDEEM_USED } from '../src/wire/disco.js';
 import { sleep } from './helpers/lab.js';
+import { tempDir } from './helpers/temp-dir.js';
 
 const rng = (n: number) => new Uint8Array(randomBytes(n));
 
 async function setup() {
-  const dir = mkdtempSync(join(tmpdir(), 'meshd-redeem-'));
+  const dir = tempDir('meshd-redeem-');
   const file = join(dir, 'mesh0.conf');
   const host = generatePrivateKey(rng);
   writeFileSync(file, `[Interface]\nPrivateKey = ${keyToBase64(host)}\nAddress = 10.77.0.1/24\n`, { mode: 0o600 });

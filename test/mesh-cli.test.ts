@@ -3,13 +3,13 @@
 // concurrent edits serialized, and exit 2 when a change could not be handed on.
 import t from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MESHD_BIN } from './helpers/lab.js';
 import { keyPair } from './helpers/keys.js';
 import { loadConfig } from '../src/config/config.js';
 import { readCachedRoster } from '../src/mesh/admin.js';
+import { tempDir } from './helpers/temp-dir.js';
 
 const run = (args: string[]) => spawnSync(process.execPath, [MESHD_BIN, ...args], { encoding: 'utf8' });
 const runAsync = (args: string[]) =>
@@ -24,7 +24,7 @@ const runAsync = (args: string[]) =>
 const A = keyPair();
 
 function fresh(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'meshd-mesh-'));
+  const dir = tempDir('meshd-mesh-');
   const f = join(dir, 'mesh7.conf');
   writeFileSync(f, `# the admin host\n[Interface]\nPrivateKey = ${A.priv}\nAddress = 10.88.0.1/24   # the mesh\n\n# a stock WireGuard peer\n[Peer]\nPublicKey = ${keyPair().pub}\nAllowedIPs = 192.0.2.0/24\n`, { mode: 0o600 });
   return f;

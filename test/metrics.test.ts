@@ -1,12 +1,12 @@
 // DaemonMetrics over a status snapshot: bounded cardinality, labels, and the config key.
 import t from 'tap';
-import { writeFileSync, mkdtempSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { tmpdir } from 'node:os';
 import { DaemonMetrics, METRICS_PEER_LIMIT } from '../src/daemon/metrics.js';
 import type { DaemonStatus, PeerStatus } from '../src/daemon/status.js';
 import { loadConfig } from '../src/config/config.js';
 import { keyPair } from './helpers/keys.js';
+import { tempDir } from './helpers/temp-dir.js';
 
 function status(peers: number, names = true): DaemonStatus {
   const list: PeerStatus[] = Array.from({ length: peers }, (_, i) => ({
@@ -69,7 +69,7 @@ t.test('peers without names get their short key; a repeated name is told apart',
 });
 
 t.test('MetricsListen: an IP and port, or off; anything else names the line', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'meshd-metrics-'));
+  const dir = tempDir('meshd-metrics-');
   const conf = (v: string) => {
     const f = join(dir, 'm0.conf');
     writeFileSync(f, `[Interface]\nPrivateKey = ${keyPair().priv}\nMetricsListen = ${v}\n`);

@@ -2,13 +2,13 @@
 // addresses allocated, concurrent writers serialized, and the file always parses.
 import t from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { MESHD_BIN } from './helpers/lab.js';
 import { keyPair } from './helpers/keys.js';
 import { parseConfig } from '../src/config/config.js';
 import { appendPeer, removePeer } from '../src/config/editor.js';
+import { tempDir } from './helpers/temp-dir.js';
 
 const run = (args: string[]) => spawnSync(process.execPath, [MESHD_BIN, ...args], { encoding: 'utf8' });
 const A = keyPair();
@@ -31,7 +31,7 @@ AllowedIPs = 10.77.0.2/32, fd77::2/128
 `;
 
 function fresh(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'meshd-peer-'));
+  const dir = tempDir('meshd-peer-');
   const f = join(dir, 'wg7.conf');
   writeFileSync(f, original, { mode: 0o600 });
   return f;
@@ -135,14 +135,14 @@ t.test('editor: CRLF files and files without a final newline', async (t) => {
 /** Whether this machine lets us mount a small tmpfs (root, and not forbidden by a container). */
 function canMountTmpfs(): string | false {
   if (process.getuid?.() !== 0) return 'needs root to mount a small tmpfs';
-  const probe = mkdtempSync(join(tmpdir(), 'meshd-probe-'));
+  const probe = tempDir('meshd-probe-');
   if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=16k', 'tmpfs', probe]).status !== 0) return 'mounting a tmpfs is not permitted here';
   spawnSync('umount', [probe]);
   return false;
 }
 
 t.test('a full disk leaves the previous file intact', { skip: canMountTmpfs() }, async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'meshd-full-'));
+  const dir = tempDir('meshd-full-');
   t.equal(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', dir]).status, 0, 'a 64 KiB filesystem');
   t.teardown(() => {
     spawnSync('umount', [dir]);

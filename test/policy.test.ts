@@ -3,8 +3,7 @@
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateMeshKey } from '../src/crypto/ed25519.js';
 import { generatePrivateKey, publicKeyOf } from '../src/crypto/keys.js';
@@ -14,6 +13,7 @@ import { checkRoster, signRoster } from '../src/mesh/roster.js';
 import { allows, compilePolicy, flowAllowed, hostRules, parsePolicy, parsePort } from '../src/mesh/policy.js';
 import { deleteArgs, parseConntrack } from '../src/daemon/conntrack.js';
 import { countersByComment } from '../src/daemon/firewall.js';
+import { tempDir } from './helpers/temp-dir.js';
 
 const rng = (n: number) => new Uint8Array(randomBytes(n));
 const key = () => publicKeyOf(generatePrivateKey(rng));
@@ -71,7 +71,7 @@ t.test('the compiled table is what nft accepts, and says what the rules say', as
     t.comment('nft (as root) is needed to check the table: not checked here');
     return;
   }
-  const dir = mkdtempSync(join(tmpdir(), 'policy-'));
+  const dir = tempDir('policy-');
   const many = compilePolicy(parsePolicy({ rules: [{ from: ['group:ops', '100.64.0.0/24'], to: ['group:db'], ports: ['tcp/22', 'tcp/5432-5433', 'udp/53', 'udp/*', 'icmp'] }, { from: ['*'], to: ['*'], ports: ['*'] }] }), doc, db1, 'mesh0', NOW)!;
   t.match(many, /tcp dport \{ 22, 5432-5433 \} counter accept comment "rule 1"/, 'the ports of a rule are one set per protocol');
   for (const [who, body] of [['db1', text], ['admin', out], ['db1 (many ports)', many]] as const) {

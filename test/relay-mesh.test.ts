@@ -4,9 +4,7 @@
 // floods and garbage by reason while other clients go on.
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readdirSync } from 'node:fs';
 import pino from 'pino';
 import { RelayServer, DEFAULT_LIMITS } from '../relay/server.js';
 import { MeshDirectory } from '../relay/mesh.js';
@@ -18,6 +16,7 @@ import { addMember, addPending, newRoster, removeMember } from '../src/mesh/edit
 import { applyDelta } from '../src/mesh/delta.js';
 import { parseCidr } from '../src/tunnel/cidr.js';
 import { waitFor } from './helpers/lab.js';
+import { tempDir } from './helpers/temp-dir.js';
 
 const rng = (n: number) => new Uint8Array(randomBytes(n));
 const log = pino({ level: 'silent' });
@@ -36,7 +35,7 @@ t.test('a mesh relay: admission, publish, push, removal, abuse', async (t) => {
   let doc: RosterDoc = newRoster({ meshKey: mk.publicKey, prefixes: [parseCidr('100.64.0.0/10')!], relays: [], stun: [], first: { name: 'admin', publicKey: admin.publicKey } }, Date.now());
   doc = addMember(doc, { name: 'bob', publicKey: bob.publicKey }, Date.now());
   doc = addMember(doc, { name: 'carol', publicKey: carol.publicKey }, Date.now());
-  const state = mkdtempSync(join(tmpdir(), 'relay-state-'));
+  const state = tempDir('relay-state-');
   const dir = new MeshDirectory([mk.publicKey], state);
   dir.load(() => {});
   const server = new RelayServer({ privateKey: generatePrivateKey(rng), listen: [{ host: '127.0.0.1', port: 0 }], limits: { ...DEFAULT_LIMITS, publishBurst: 3, publishPerSecond: 0.001 }, allowKeys: () => null, mesh: dir, log });
