@@ -105,7 +105,6 @@ function quickerTierUp(): void {
   setFlagsFromString(`--interrupt-budget=${budget}`);
 }
 
-/** MESHD_FASTPATH=off (or 0/false/no) turns the batched data path off. */
 /** MESHD_AEAD_THREADS: how many threads seal and open a batch (default 1: the event loop alone). */
 export function aeadThreadsFromEnv(v: string | undefined): number {
   if (v === undefined || v === '') return 1;
@@ -114,6 +113,7 @@ export function aeadThreadsFromEnv(v: string | undefined): number {
   return n;
 }
 
+/** MESHD_FASTPATH=off (or 0/false/no) turns the batched data path off. */
 export function fastPathFromEnv(v: string | undefined): boolean {
   return v === undefined || !['off', '0', 'false', 'no'].includes(v.toLowerCase());
 }
@@ -533,7 +533,6 @@ export class Daemon {
     return conn;
   }
 
-  /** One datagram of a batch; the batch's end flushes (udpHandlers). */
   /**
    * A received batch: WireGuard messages go to the device as one batch (in order, compacted in
    * place into the same arrays); disco, STUN and the rest one by one, as onDatagram.
@@ -553,6 +552,7 @@ export class Daemon {
     if (w > 0) this.device.outsideBatch(buf, offsets, lengths, from, w);
   }
 
+  /** One datagram that is not a WireGuard data message (or any datagram on the node:dgram path). */
   private onDatagram(msg: Uint8Array, from: Endpoint): void {
     switch (classify(msg)) {
       case 'wireguard':
