@@ -5,7 +5,7 @@ import t from 'tap';
 import { generatePrivateKey } from '../src/crypto/keys.js';
 import { nativeAead } from '../src/crypto/native-aead.js';
 import { Device } from '../src/tunnel/device.js';
-import { DataPathWarmUp, WARM_UP_BATCH_ROUNDS, WARM_UP_SINGLE_ROUNDS } from '../src/tunnel/warm-up.js';
+import { DataPathWarmUp, V6_EVERY, WARM_UP_BATCH_ROUNDS, WARM_UP_SINGLE_ROUNDS } from '../src/tunnel/warm-up.js';
 import { rng } from './helpers/device-pair.js';
 
 const clock = { now: () => performance.now(), wall: () => Date.now() };
@@ -18,10 +18,14 @@ else for (const pathMtu of [0, 1280]) {
     real.pathMtuDefault = pathMtu;
     const w = new DataPathWarmUp(real);
     t.ok(w.ready, 'the two throwaway devices completed a handshake');
+    t.equal(w.handshakes, 1, 'one handshake so far');
     let steps = 0;
     while (w.step()) steps++;
     t.ok(steps > 10, `the work is split into steps (${steps + 1}), each a turn of the event loop`);
     t.equal(w.delivered, 2 * (WARM_UP_SINGLE_ROUNDS + 32 * WARM_UP_BATCH_ROUNDS), 'every packet each way reached the other TUN with its size and destination');
+    // IPv6 too (a real TUN carries some at once: router solicitations, MLD), every V6_EVERY-th single round and every other batch.
+    t.equal(w.delivered6, 2 * (WARM_UP_SINGLE_ROUNDS / V6_EVERY + 32 * (WARM_UP_BATCH_ROUNDS / 2)), 'the IPv6 packets among them arrived too');
+    t.equal(w.handshakes, 2, 'a second pair made its own handshake part way (V8 learns the handshake paths from that one)');
     t.equal(w.step(), false, 'done stays done');
     t.equal(real.peers.size, 0, 'no peer on the real device');
     t.equal(real.index.size, 0, 'no session index on the real device');
