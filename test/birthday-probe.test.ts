@@ -108,3 +108,32 @@ t.test('two sockets met at once: both stay until the peer settles on one', async
   b.step(q, easyTold, 10_250, false);
   t.same(events[2], { type: 'birthday-keep', peerId: 'p2', socks: [3] }, 'then only the one in use');
 });
+
+t.test('easy side: the hard side\'s socket met us first (our device roamed to its mapping): that is the attempt\'s meeting', async (t) => {
+  const { pings, h } = host(false);
+  const b = new BirthdayProber(h, DEFAULT_BIRTHDAY_LIMITS);
+  const q = { id: 'p3', endpoint: null } as unknown as Peer & { endpoint: Endpoint | null };
+  b.step(q, hardTold, 0, true);
+  t.ok(pings.length > 0 && pings.length < 1000, 'probing');
+  const mapping = { address: '203.0.113.2', port: 51814 };
+  t.notOk(b.found(q, mapping), 'not found before it met');
+  q.endpoint = mapping;
+  b.step(q, hardTold, 250, false);
+  t.match(b.statusOf(q), { role: 'easy', state: 'met' });
+  t.ok(b.found(q, mapping), 'the path counts as found by probing');
+  t.equal(b.counters.successes, 1);
+  const sent = pings.length;
+  b.step(q, hardTold, 500, false);
+  t.equal(pings.length, sent, 'no more probes');
+
+  // A plain punch to the port the hard side announced is not a meeting.
+  const { h: h2 } = host(false);
+  const c = new BirthdayProber(h2, DEFAULT_BIRTHDAY_LIMITS);
+  const r = { id: 'p4', endpoint: null } as unknown as Peer & { endpoint: Endpoint | null };
+  c.step(r, hardTold, 0, true);
+  r.endpoint = { address: '203.0.113.2', port: 40000 };
+  c.step(r, hardTold, 250, false);
+  t.notOk(c.found(r, r.endpoint), 'the announced port is not found by probing');
+  t.equal(c.counters.successes, 0);
+  t.notMatch(c.statusOf(r), { state: 'probing' }, 'the attempt stopped');
+});

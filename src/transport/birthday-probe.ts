@@ -128,7 +128,14 @@ export class BirthdayProber {
     if (!p.plan || p.plan.role !== r.role) p.plan = new BirthdayPlan(r.role, this.limits);
     const plan = p.plan;
     if (p.running) {
-      if (!relayed) return this.stop(peer, p, nowMs, true); // a direct path appeared (ours or another)
+      if (!relayed) {
+        // Easy side: the hard side's socket met us first. Its pong came on one of its sockets, it
+        // sent its data straight from there, and our device roamed to that mapping (WireGuard's
+        // endpoint roaming) before any pong to our probes: the meeting is this attempt's.
+        const ep = peer.endpoint;
+        if (plan.role === 'easy' && ep && this.hardSideMapping(p, told, ep)) return this.meet(peer, p, ep);
+        return this.stop(peer, p, nowMs, true); // a direct path appeared (another)
+      }
       if (!plan.active(nowMs)) return this.stop(peer, p, nowMs, false);
       if (plan.role === 'easy') this.sendProbes(peer, p, plan.take(nowMs));
       return;
@@ -204,6 +211,16 @@ export class BirthdayProber {
         ? from.sock !== undefined && (p.socks.includes(from.sock) || p.kept.includes(from.sock))
         : from.address === p.target.address && from.sock === undefined && p.probed.has(from.port);
     if (!ours) return;
+    this.meet(peer, p, from);
+  }
+
+  /** An address and port of the hard side's NAT that it did not announce (STUN saw another): a mapping made towards us. */
+  private hardSideMapping(p: PeerProbe, told: PeerAnnouncement, ep: Endpoint): boolean {
+    return ep.sock === undefined && ep.address === p.target?.address && !told.candidates.some((c) => c.address === ep.address && c.port === ep.port);
+  }
+
+  /** The attempt met at `from`: the easy side stops probing, the hard side keeps that socket only. */
+  private meet(peer: Peer, p: PeerProbe, from: Endpoint): void {
     p.running = false;
     p.met = from;
     p.metAtMs = this.lastNowMs;
@@ -229,7 +246,7 @@ export class BirthdayProber {
     const p = this.peers.get(peer.id);
     if (!p?.met || !ep) return false;
     if (p.plan?.role === 'hard') return ep.sock !== undefined && p.kept.includes(ep.sock);
-    return ep.sock === undefined && ep.address === p.target?.address && p.probed.has(ep.port);
+    return ep.sock === undefined && ep.address === p.target?.address && (p.probed.has(ep.port) || (p.met.address === ep.address && p.met.port === ep.port));
   }
 
   statusOf(peer: Peer): BirthdayPeerStatus {
