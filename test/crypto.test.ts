@@ -1,10 +1,11 @@
 // The crypto adapters against published vectors, and the two transport AEAD backends against each other.
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
-import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
+import { chacha20poly1305, xchacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { hash, kdf1, kdf2, kdf3, mac } from '../src/crypto/blake2s.js';
 import { dh, dhPublic } from '../src/crypto/x25519.js';
-import { counterNonce } from '../src/crypto/aead.js';
+import { counterNonce, openZero, sealZero, xopen, xseal } from '../src/crypto/aead.js';
+import { nativePrims } from '../src/crypto/native-prims.js';
 import { nobleAead, nodeCryptoAead, selectTransportAead } from '../src/crypto/transport-aead.js';
 import { nativeAead } from '../src/crypto/native-aead.js';
 import {
@@ -49,6 +50,48 @@ t.test('ChaCha20-Poly1305 matches RFC 8439 §2.8.2', async (t) => {
   const v = loadVector<Record<string, string>>('chacha20poly1305.json');
   const sealed = chacha20poly1305(hex(v.key), hex(v.nonce), hex(v.aad)).encrypt(hex(v.plaintext));
   t.equal(toHex(sealed), v.ciphertext + v.tag);
+});
+
+t.test('XChaCha20-Poly1305 matches draft-irtf-cfrg-xchacha-03 A.3.1', async (t) => {
+  t.ok(nativePrims, 'the addon is built, so the boxes are its own');
+  const v = loadVector<Record<string, string>>('xchacha20poly1305.json');
+  const sealed = xseal(hex(v.key), hex(v.nonce), hex(v.plaintext), hex(v.aad));
+  t.equal(toHex(sealed), v.ciphertext + v.tag);
+  t.equal(toHex(xopen(hex(v.key), hex(v.nonce), sealed, hex(v.aad))!), v.plaintext);
+  t.equal(xopen(hex(v.key), hex(v.nonce), sealed, hex(v.aad).subarray(1)), null, 'other associated data does not open');
+  const nonce = hex(v.nonce);
+  nonce[3] ^= 1;
+  t.equal(xopen(hex(v.key), nonce, sealed, hex(v.aad)), null, 'a nonce that differs in its HChaCha20 part does not open');
+});
+
+t.test('boxes with associated data: the addon and noble agree byte for byte', async (t) => {
+  t.ok(nativePrims, 'the addon is built');
+  const zero = new Uint8Array(12);
+  for (const len of [0, 1, 15, 16, 17, 32, 100, 1200]) {
+    for (const adLen of [0, 1, 16, 32, 33]) {
+      const key = new Uint8Array(randomBytes(32));
+      const nonce = new Uint8Array(randomBytes(24));
+      const pt = new Uint8Array(randomBytes(len));
+      const ad = new Uint8Array(randomBytes(adLen));
+      const ref = chacha20poly1305(key, zero, ad).encrypt(pt);
+      const sealed = sealZero(key, pt, ad);
+      t.equal(toHex(sealed), toHex(ref), `sealZero, ${len} bytes, ${adLen} of associated data`);
+      t.equal(toHex(openZero(key, ref, ad)!), toHex(pt));
+      const xref = xchacha20poly1305(key, nonce, ad).encrypt(pt);
+      t.equal(toHex(xseal(key, nonce, pt, ad)), toHex(xref), `xseal, ${len} bytes, ${adLen} of associated data`);
+      t.equal(toHex(xopen(key, nonce, xref, ad)!), toHex(pt));
+      const bad = xref.slice();
+      bad[len > 0 ? 0 : bad.length - 1] ^= 0x80;
+      t.equal(xopen(key, nonce, bad, ad), null, 'a flipped bit does not open');
+      t.equal(openZero(key, bad.subarray(0, ref.length), ad), null);
+      const otherAd = new Uint8Array(adLen + 1);
+      otherAd.set(ad);
+      t.equal(openZero(key, ref, otherAd), null, 'longer associated data does not open');
+    }
+  }
+  t.equal(openZero(new Uint8Array(32), new Uint8Array(15), new Uint8Array(0)), null, 'shorter than a tag');
+  t.equal(xopen(new Uint8Array(32), new Uint8Array(24), new Uint8Array(0), new Uint8Array(0)), null);
+  t.throws(() => sealZero(new Uint8Array(31), new Uint8Array(1), new Uint8Array(0)), 'a short key is refused');
 });
 
 t.test('transport AEAD backends agree byte for byte and reject tampering', async (t) => {

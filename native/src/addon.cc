@@ -1,9 +1,11 @@
 // N-API surface. Hot-path errors are -errno return values, never exceptions (EAGAIN is not exceptional).
 //   TUN: tunOpen, tunWriteBatch, TunReader     UDP: udpOpen, udpSendBatch, udpSetMark, udpSetPmtuProbe, UdpReader
 //   AEAD: aeadSeal, aeadOpen, sealBatch, openBatch, aeadBackend, setAeadThreads   closeFd
+//   boxes with associated data (handshake, cookies, disco, relay login): aeadSealAd, aeadOpenAd
 //   handshake primitives: blake2s, hmacBlake2s, kdf, x25519, x25519Public, x25519Available
 #include <errno.h>
 #include <napi.h>
+#include <openssl/crypto.h>
 #include <string.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -142,6 +144,71 @@ Napi::Value OpenBatchJs(const Napi::CallbackInfo& info) {
   meshd::OpenBatch(key.Data(), buf.Data(), buf.ByteLength(), offsets.Data() + start, lengths.Data() + start, count, plain.Data() + start,
                    counters.Data() + start);
   return Napi::Number::New(env, count);
+}
+
+// The key and 12-byte nonce a box uses: an 8-byte nonce is WireGuard's (4 zero bytes and the 8 given,
+// a little-endian counter); a 24-byte one is XChaCha20's (HChaCha20 subkey from its first 16 bytes,
+// then 4 zero bytes and its last 8). Returns false for other lengths.
+bool BoxKey(const Napi::CallbackInfo& info, uint8_t key[32], uint64_t* counter) {
+  if (!info[0].IsTypedArray() || !info[1].IsTypedArray() || !info[2].IsTypedArray() || !info[3].IsTypedArray() || !info[4].IsTypedArray()) {
+    return false;
+  }
+  auto k = info[0].As<Napi::Uint8Array>();
+  auto nonce = info[1].As<Napi::Uint8Array>();
+  if (k.ByteLength() != 32) return false;
+  const uint8_t* n = nonce.Data();
+  const uint8_t* tail;
+  if (nonce.ByteLength() == 8) {
+    memcpy(key, k.Data(), 32);
+    tail = n;
+  } else if (nonce.ByteLength() == 24) {
+    meshd::HChaCha20(key, k.Data(), n);
+    tail = n + 16;
+  } else {
+    return false;
+  }
+  *counter = 0;
+  for (int i = 0; i < 8; i++) *counter |= static_cast<uint64_t>(tail[i]) << (8 * i);
+  return true;
+}
+
+// aeadSealAd(key, nonce: 8 or 24 bytes, ad, src, dst) -> src.length + 16, or -1. dst gets the
+// ciphertext and tag (dst may be src's buffer only if it is src itself, with room for the tag).
+Napi::Value AeadSealAdJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint8_t key[32];
+  uint64_t counter;
+  if (!BoxKey(info, key, &counter)) return Napi::Number::New(env, -1);
+  auto ad = info[2].As<Napi::Uint8Array>();
+  auto src = info[3].As<Napi::Uint8Array>();
+  auto dst = info[4].As<Napi::Uint8Array>();
+  size_t len = src.ByteLength();
+  int r = -1;
+  if (dst.ByteLength() >= len + 16 && len <= 0x7fff0000 && ad.ByteLength() <= 0x7fff0000) {
+    if (dst.Data() != src.Data()) memmove(dst.Data(), src.Data(), len);
+    r = meshd::AeadSealAd(key, counter, ad.Data(), static_cast<int>(ad.ByteLength()), dst.Data(), static_cast<int>(len), dst.Data() + len);
+  }
+  OPENSSL_cleanse(key, sizeof(key));
+  return Napi::Number::New(env, r);
+}
+
+// aeadOpenAd(key, nonce: 8 or 24 bytes, ad, src, dst) -> plaintext length (src.length - 16), or -1
+// when the tag does not verify or the lengths are wrong (dst may have been written then: discard it).
+Napi::Value AeadOpenAdJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint8_t key[32];
+  uint64_t counter;
+  if (!BoxKey(info, key, &counter)) return Napi::Number::New(env, -1);
+  auto ad = info[2].As<Napi::Uint8Array>();
+  auto src = info[3].As<Napi::Uint8Array>();
+  auto dst = info[4].As<Napi::Uint8Array>();
+  size_t len = src.ByteLength();
+  int r = -1;
+  if (len >= 16 && dst.ByteLength() >= len - 16 && len <= 0x7fff0000 && ad.ByteLength() <= 0x7fff0000) {
+    r = meshd::AeadOpenAd(key, counter, ad.Data(), static_cast<int>(ad.ByteLength()), src.Data(), static_cast<int>(len), dst.Data());
+  }
+  OPENSSL_cleanse(key, sizeof(key));
+  return Napi::Number::New(env, r);
 }
 
 // The handshake primitives (noise-prims.h). Outputs are written into `out` (its length is the
@@ -306,6 +373,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("closeFd", Napi::Function::New(env, CloseFdJs));
   exports.Set("aeadSeal", Napi::Function::New(env, AeadSealJs));
   exports.Set("aeadOpen", Napi::Function::New(env, AeadOpenJs));
+  exports.Set("aeadSealAd", Napi::Function::New(env, AeadSealAdJs));
+  exports.Set("aeadOpenAd", Napi::Function::New(env, AeadOpenAdJs));
   exports.Set("sealBatch", Napi::Function::New(env, SealBatchJs));
   exports.Set("openBatch", Napi::Function::New(env, OpenBatchJs));
   exports.Set("blake2s", Napi::Function::New(env, Blake2sJs));

@@ -1,4 +1,6 @@
-// ChaCha20-Poly1305 with WireGuard's nonce (RFC 8439, no associated data) through Node's own OpenSSL.
+// ChaCha20-Poly1305 with WireGuard's nonce (RFC 8439) through Node's own OpenSSL: the data path's
+// packets (no associated data), the handshake's and cookie/disco boxes (with it), and HChaCha20 for
+// XChaCha20-Poly1305 (draft-irtf-cfrg-xchacha-03 §2.2), which OpenSSL does not expose.
 //
 // Two backends, the same bytes:
 //  - "direct": OpenSSL's ChaCha20 and Poly1305 cores (ChaCha20_ctr32, Poly1305_Init/Update/Final,
@@ -60,7 +62,7 @@ void Nonce(uint64_t counter, uint8_t nonce[12]) {
   for (int i = 0; i < 8; i++) nonce[4 + i] = static_cast<uint8_t>(counter >> (8 * i));
 }
 
-int EvpSeal(const uint8_t key[32], uint64_t counter, uint8_t* data, int len, uint8_t tag_out[16]) {
+int EvpSeal(const uint8_t key[32], uint64_t counter, const uint8_t* ad, int adLen, uint8_t* data, int len, uint8_t tag_out[16]) {
   const Contexts& c = Evp();
   if (!c.ok) return -1;
   uint8_t nonce[12];
@@ -68,13 +70,14 @@ int EvpSeal(const uint8_t key[32], uint64_t counter, uint8_t* data, int len, uin
   int out = 0;
   int fin = 0;
   if (EVP_EncryptInit_ex(c.seal, nullptr, nullptr, key, nonce) != 1) return -1;
+  if (adLen > 0 && EVP_EncryptUpdate(c.seal, nullptr, &out, ad, adLen) != 1) return -1;
   if (len > 0 && EVP_EncryptUpdate(c.seal, data, &out, data, len) != 1) return -1;
   if (EVP_EncryptFinal_ex(c.seal, data + out, &fin) != 1) return -1;
   if (EVP_CIPHER_CTX_ctrl(c.seal, EVP_CTRL_AEAD_GET_TAG, 16, tag_out) != 1) return -1;
   return len + 16;
 }
 
-int EvpOpen(const uint8_t key[32], uint64_t counter, const uint8_t* src, int len, uint8_t* dst) {
+int EvpOpen(const uint8_t key[32], uint64_t counter, const uint8_t* ad, int adLen, const uint8_t* src, int len, uint8_t* dst) {
   if (len < 16) return -1;
   const Contexts& c = Evp();
   if (!c.ok) return -1;
@@ -87,6 +90,7 @@ int EvpOpen(const uint8_t key[32], uint64_t counter, const uint8_t* src, int len
   memcpy(tag, src + plain, 16);
   if (EVP_DecryptInit_ex(c.open, nullptr, nullptr, key, nonce) != 1) return -1;
   if (EVP_CIPHER_CTX_ctrl(c.open, EVP_CTRL_AEAD_SET_TAG, 16, tag) != 1) return -1;
+  if (adLen > 0 && EVP_DecryptUpdate(c.open, nullptr, &out, ad, adLen) != 1) return -1;
   if (plain > 0 && EVP_DecryptUpdate(c.open, dst, &out, src, plain) != 1) return -1;
   if (EVP_DecryptFinal_ex(c.open, dst + out, &fin) != 1) return -1;
   return plain;
@@ -108,22 +112,29 @@ void StreamInit(Stream* s, const uint8_t key[32], uint64_t counter) {
   s->ctr[3] = static_cast<unsigned int>(counter >> 32);
 }
 
-void Mac(const Direct& d, const Stream& s, const uint8_t* ct, size_t len, uint8_t tag[16]) {
+// RFC 8439 §2.8: Poly1305 over ad || pad16 || ciphertext || pad16 || len(ad) || len(ciphertext).
+void Mac(const Direct& d, const Stream& s, const uint8_t* ad, size_t adLen, const uint8_t* ct, size_t len, uint8_t tag[16]) {
   alignas(64) unsigned char ctx[kPolyCtxMax];
   uint8_t polyKey[64];
   d.chacha(polyKey, kZeros, 32, s.key, s.ctr);
   d.polyInit(ctx, polyKey);
+  if (adLen > 0) d.polyUpdate(ctx, ad, adLen);
+  if (adLen % 16 != 0) d.polyUpdate(ctx, kZeros, 16 - adLen % 16);
   if (len > 0) d.polyUpdate(ctx, ct, len);
   if (len % 16 != 0) d.polyUpdate(ctx, kZeros, 16 - len % 16);
-  uint8_t lengths[16] = {0};  // associated data: none; then the ciphertext's length, little-endian
-  for (int i = 0; i < 8; i++) lengths[8 + i] = static_cast<uint8_t>(static_cast<uint64_t>(len) >> (8 * i));
+  uint8_t lengths[16];  // both little-endian
+  for (int i = 0; i < 8; i++) {
+    lengths[i] = static_cast<uint8_t>(static_cast<uint64_t>(adLen) >> (8 * i));
+    lengths[8 + i] = static_cast<uint8_t>(static_cast<uint64_t>(len) >> (8 * i));
+  }
   d.polyUpdate(ctx, lengths, 16);
   d.polyFinal(ctx, tag);
   OPENSSL_cleanse(polyKey, 32);
   OPENSSL_cleanse(ctx, sizeof(ctx));
 }
 
-int DirectSeal(const Direct& d, const uint8_t key[32], uint64_t counter, uint8_t* data, int len, uint8_t tag_out[16]) {
+int DirectSeal(const Direct& d, const uint8_t key[32], uint64_t counter, const uint8_t* ad, size_t adLen, uint8_t* data, int len,
+               uint8_t tag_out[16]) {
   Stream s;
   StreamInit(&s, key, counter);
   if (len > 0) {
@@ -131,18 +142,19 @@ int DirectSeal(const Direct& d, const uint8_t key[32], uint64_t counter, uint8_t
     d.chacha(data, data, static_cast<size_t>(len), s.key, s.ctr);
     s.ctr[0] = 0;
   }
-  Mac(d, s, data, static_cast<size_t>(len), tag_out);
+  Mac(d, s, ad, adLen, data, static_cast<size_t>(len), tag_out);
   OPENSSL_cleanse(s.key, sizeof(s.key));
   return len + 16;
 }
 
-int DirectOpen(const Direct& d, const uint8_t key[32], uint64_t counter, const uint8_t* src, int len, uint8_t* dst) {
+int DirectOpen(const Direct& d, const uint8_t key[32], uint64_t counter, const uint8_t* ad, size_t adLen, const uint8_t* src, int len,
+               uint8_t* dst) {
   if (len < 16) return -1;
   size_t plain = static_cast<size_t>(len) - 16;
   Stream s;
   StreamInit(&s, key, counter);
   uint8_t tag[16];
-  Mac(d, s, src, plain, tag);
+  Mac(d, s, ad, adLen, src, plain, tag);
   int bad = CRYPTO_memcmp(tag, src + plain, 16);
   if (bad == 0 && plain > 0) {
     s.ctr[0] = 1;
@@ -152,27 +164,32 @@ int DirectOpen(const Direct& d, const uint8_t key[32], uint64_t counter, const u
   return bad == 0 ? static_cast<int>(plain) : -1;
 }
 
-// Both backends over a few sizes (empty, partial blocks, several blocks, a counter above 2^32):
-// direct is used only if it produces EVP's bytes exactly and opens what EVP sealed.
+// Both backends over a few sizes (empty, partial blocks, several blocks, a counter above 2^32), with
+// and without associated data: direct is used only if it produces EVP's bytes exactly and opens what
+// EVP sealed.
 bool SelfTest(const Direct& d) {
   const Contexts& c = Evp();
   if (!c.ok) return true;  // nothing to compare with; the cores' own tests are OpenSSL's
   uint8_t key[32];
   for (int i = 0; i < 32; i++) key[i] = static_cast<uint8_t>(i * 7 + 1);
+  uint8_t ad[40];
+  for (int i = 0; i < 40; i++) ad[i] = static_cast<uint8_t>(i * 5 + 3);
   const int sizes[] = {0, 1, 15, 16, 63, 64, 65, 300, 1420};
   for (int len : sizes) {
+    const int adLen = (len * 3) % 41;  // 0, 3, 4, 7, 25, 28, 31, 39, 37 bytes
     uint8_t a[1420 + 16];
     uint8_t b[1420 + 16];
     for (int i = 0; i < len; i++) a[i] = b[i] = static_cast<uint8_t>(i * 13 + len);
     uint64_t counter = 0x1'0000'0001ULL * static_cast<uint64_t>(len + 1);
-    if (EvpSeal(key, counter, a, len, a + len) < 0 || DirectSeal(d, key, counter, b, len, b + len) < 0) return false;
+    if (EvpSeal(key, counter, ad, adLen, a, len, a + len) < 0 || DirectSeal(d, key, counter, ad, adLen, b, len, b + len) < 0) return false;
     if (memcmp(a, b, static_cast<size_t>(len) + 16) != 0) return false;
     uint8_t p[1420];
-    if (DirectOpen(d, key, counter, a, len + 16, p) != len) return false;
+    if (DirectOpen(d, key, counter, ad, adLen, a, len + 16, p) != len) return false;
     for (int i = 0; i < len; i++)
       if (p[i] != static_cast<uint8_t>(i * 13 + len)) return false;
+    if (adLen > 0 && DirectOpen(d, key, counter, ad, adLen - 1, a, len + 16, p) != -1) return false;
     a[len] ^= 1;
-    if (DirectOpen(d, key, counter, a, len + 16, p) != -1) return false;
+    if (DirectOpen(d, key, counter, ad, adLen, a, len + 16, p) != -1) return false;
   }
   return true;
 }
@@ -202,15 +219,63 @@ const char* AeadBackend() {
 }
 
 int AeadSeal(const uint8_t key[32], uint64_t counter, uint8_t* data, int len, uint8_t tag_out[16]) {
-  const Direct& d = Cores();
-  if (d.ok) return DirectSeal(d, key, counter, data, len, tag_out);
-  return EvpSeal(key, counter, data, len, tag_out);
+  return AeadSealAd(key, counter, nullptr, 0, data, len, tag_out);
 }
 
 int AeadOpen(const uint8_t key[32], uint64_t counter, const uint8_t* src, int len, uint8_t* dst) {
+  return AeadOpenAd(key, counter, nullptr, 0, src, len, dst);
+}
+
+int AeadSealAd(const uint8_t key[32], uint64_t counter, const uint8_t* ad, int adLen, uint8_t* data, int len, uint8_t tag_out[16]) {
   const Direct& d = Cores();
-  if (d.ok) return DirectOpen(d, key, counter, src, len, dst);
-  return EvpOpen(key, counter, src, len, dst);
+  if (d.ok) return DirectSeal(d, key, counter, ad, static_cast<size_t>(adLen), data, len, tag_out);
+  return EvpSeal(key, counter, ad, adLen, data, len, tag_out);
+}
+
+int AeadOpenAd(const uint8_t key[32], uint64_t counter, const uint8_t* ad, int adLen, const uint8_t* src, int len, uint8_t* dst) {
+  const Direct& d = Cores();
+  if (d.ok) return DirectOpen(d, key, counter, ad, static_cast<size_t>(adLen), src, len, dst);
+  return EvpOpen(key, counter, ad, adLen, src, len, dst);
+}
+
+namespace {
+
+inline uint32_t Rotl(uint32_t v, int n) { return (v << n) | (v >> (32 - n)); }
+inline void QuarterRound(uint32_t* x, int a, int b, int c, int d) {
+  x[a] += x[b];
+  x[d] = Rotl(x[d] ^ x[a], 16);
+  x[c] += x[d];
+  x[b] = Rotl(x[b] ^ x[c], 12);
+  x[a] += x[b];
+  x[d] = Rotl(x[d] ^ x[a], 8);
+  x[c] += x[d];
+  x[b] = Rotl(x[b] ^ x[c], 7);
+}
+inline uint32_t Le32(const uint8_t* p) {
+  return static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8) | (static_cast<uint32_t>(p[2]) << 16) |
+         (static_cast<uint32_t>(p[3]) << 24);
+}
+
+}  // namespace
+
+void HChaCha20(uint8_t out[32], const uint8_t key[32], const uint8_t nonce[16]) {
+  uint32_t x[16] = {0x61707865, 0x3320646e, 0x79622d32, 0x6b206574};  // "expand 32-byte k"
+  for (int i = 0; i < 8; i++) x[4 + i] = Le32(key + 4 * i);
+  for (int i = 0; i < 4; i++) x[12 + i] = Le32(nonce + 4 * i);
+  for (int i = 0; i < 10; i++) {
+    QuarterRound(x, 0, 4, 8, 12);
+    QuarterRound(x, 1, 5, 9, 13);
+    QuarterRound(x, 2, 6, 10, 14);
+    QuarterRound(x, 3, 7, 11, 15);
+    QuarterRound(x, 0, 5, 10, 15);
+    QuarterRound(x, 1, 6, 11, 12);
+    QuarterRound(x, 2, 7, 8, 13);
+    QuarterRound(x, 3, 4, 9, 14);
+  }
+  const int words[8] = {0, 1, 2, 3, 12, 13, 14, 15};  // no feed-forward: the first and last rows
+  for (int i = 0; i < 8; i++)
+    for (int b = 0; b < 4; b++) out[4 * i + b] = static_cast<uint8_t>(x[words[i]] >> (8 * b));
+  OPENSSL_cleanse(x, sizeof(x));
 }
 
 }  // namespace meshd

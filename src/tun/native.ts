@@ -56,6 +56,13 @@ export interface NativeAddon {
   ): number;
   aeadSeal(key: Uint8Array, counterLo: number, counterHi: number, buf: Uint8Array, offset: number, length: number): number;
   aeadOpen(key: Uint8Array, counterLo: number, counterHi: number, src: Uint8Array, srcOffset: number, length: number, dst: Uint8Array, dstOffset: number): number;
+  /**
+   * A box with associated data: ChaCha20-Poly1305 with WireGuard's nonce (8 bytes: a little-endian
+   * counter) or XChaCha20-Poly1305 (24 bytes). dst gets ciphertext and tag: src.length + 16, or -1.
+   */
+  aeadSealAd(key: Uint8Array, nonce: Uint8Array, ad: Uint8Array, src: Uint8Array, dst: Uint8Array): number;
+  /** Opens such a box into dst: the plaintext length, or -1 (tag or lengths wrong; discard dst). */
+  aeadOpenAd(key: Uint8Array, nonce: Uint8Array, ad: Uint8Array, src: Uint8Array, dst: Uint8Array): number;
   sealBatch(key: Uint8Array, receiver: number, counterLo: number, counterHi: number, mtu: number, buf: Uint8Array, offsets: Int32Array, lengths: Int32Array, start: number, count: number): number;
   openBatch(key: Uint8Array, buf: Uint8Array, offsets: Int32Array, lengths: Int32Array, start: number, count: number, plain: Int32Array, counters: Float64Array): number;
   /** BLAKE2s into out (16 or 32 bytes), keyed when key is given; up to three parts, concatenated. */
