@@ -38,7 +38,8 @@ export class RelayMetrics {
     for (const r of REFUSE_REASONS) this.refused.inc({ reason: r }, 0);
     for (const r of ROSTER_REFUSE_REASONS) this.rosterRefusals.inc({ reason: r }, 0);
     for (const k of ['present', 'gone']) this.peerNotices.inc({ kind: k }, 0);
-    collectDefaultMetrics({ register: this.registry, prefix: 'meshd_relay_' });
+    // Event-loop lag sampled once a second, not with prom-client's 10 ms timer (100 wakes a second).
+    collectDefaultMetrics({ register: this.registry, prefix: 'meshd_relay_', eventLoopMonitoringPrecision: 1000 });
   }
 
   drop(reason: RelayDropReason, packets = 1): void {

@@ -1,8 +1,10 @@
 // MetricsListen: Prometheus text from a running daemon. Byte counters equal `meshd status --json`,
 // drop counters rise when garbage arrives, handshakes and paths are there, the endpoint answers
-// only where it was told to listen, and it is gone when the daemon stops.
+// only where it was told to listen, and it is gone when the daemon stops; serving metrics does not
+// wake an idle daemon a hundred times a second.
 import t from 'tap';
-import { Lab, labUnavailable, waitFor } from '../helpers/lab.js';
+import { readFileSync } from 'node:fs';
+import { Lab, labUnavailable, sleep, waitFor } from '../helpers/lab.js';
 import { meshConfig, twoHosts } from '../helpers/two-hosts.js';
 
 const why = labUnavailable(['ping', 'curl']);
@@ -75,6 +77,23 @@ else {
     t.equal((await lab.cli(['down', h.a.iface])).code, 0);
     t.ok(await waitFor(() => ma.exitCode !== null, 10_000), 'the daemon stops');
     t.not((await lab.exec(h.a.ns, 'curl', ['-s', '--max-time', '3', 'http://127.0.0.1:9586/metrics'])).code, 0, 'and its metrics socket is gone');
+  });
+
+  t.test('an idle daemon with MetricsListen still sleeps: a few wakes a second, not a hundred', async (t) => {
+    const lab = new Lab(t);
+    const h = await twoHosts(lab);
+    const ma = await lab.meshd(h.a.ns, lab.file('a.conf', meshConfig(h.a, h.b, { extraInterface: 'MetricsListen = 127.0.0.1:9586' })), h.a.iface);
+    t.equal((await lab.exec(h.a.ns, 'curl', ['-sf', '--max-time', '5', 'http://127.0.0.1:9586/metrics'])).code, 0, 'metrics are served');
+    // The main thread's voluntary context switches: one per wake of the event loop.
+    const wakes = () => Number(/voluntary_ctxt_switches:\s+(\d+)/.exec(readFileSync(`/proc/${ma.pid}/status`, 'utf8'))![1]);
+    await sleep(3000); // start-up, the warm-up and the first STUN and discovery rounds
+    const before = wakes();
+    await sleep(5000);
+    const perSecond = (wakes() - before) / 5;
+    // About 5 a second without metrics (the tick, discovery, STUN's network check); 100 with a 10 ms sampler.
+    t.ok(perSecond < 30, `${perSecond} wakes a second`);
+    const text = (await lab.exec(h.a.ns, 'curl', ['-sf', '--max-time', '5', 'http://127.0.0.1:9586/metrics'])).stdout;
+    t.ok((sample(text, 'nodejs_eventloop_lag_p99_seconds') ?? -1) > 0, 'the event-loop lag histogram still has samples');
   });
 
   t.test('a MetricsListen that cannot be bound stops the start with one line naming it', async (t) => {
