@@ -17,6 +17,7 @@ import { outsideBatch, outsideDatagram } from './outside.js';
 import { earliestDeadline, tickPeer } from './timers.js';
 import { arm } from './timer-hooks.js';
 import type { Endpoint } from './endpoint.js';
+import { objectArray } from './clear-array.js';
 
 export interface Clock {
   /** Monotonic milliseconds, for timers. */
@@ -95,7 +96,7 @@ export class Device {
   private nextDueMs = -Infinity;
   private lastScanMs = -Infinity;
   private urgentDueMs = Infinity;
-  private woken: Peer[] = [];
+  private woken: Peer[] = objectArray();
   /** Scratch for outsideBatch: plaintext lengths and counters of a batch's messages. */
   private batchPlain = new Int32Array(0);
   private batchCounters = new Float64Array(0);
@@ -168,7 +169,7 @@ export class Device {
     this.clearSessions(peer);
     this.allowedIps.removeValue(peer);
     this.peers.delete(id);
-    peer.staged = [];
+    peer.staged = objectArray();
     return true;
   }
 
@@ -331,7 +332,7 @@ export class Device {
   takeWoken(): readonly Peer[] {
     if (this.woken.length === 0) return NO_PEERS;
     const w = this.woken;
-    this.woken = [];
+    this.woken = objectArray();
     for (const p of w) p.wakeNoted = false;
     return w;
   }

@@ -13,6 +13,7 @@ import { MSG_TRANSPORT, OFF_DATA_COUNTER, OFF_DATA_RECEIVER, TRANSPORT_HEADER_SI
 import type { Device } from './device.js';
 import type { Peer } from './peer.js';
 import { onAnyAuthenticatedPacketSent, onAnyAuthenticatedPacketTraversal, onDataSent, onHandshakeInitiated } from './timer-hooks.js';
+import { objectArray } from './clear-array.js';
 
 const EMPTY = new Uint8Array(0);
 /** At most one "too big" answer per peer this often (as a router's ICMP rate limit). */
@@ -192,7 +193,7 @@ export function sendStaged(dev: Device, peer: Peer): void {
     return;
   }
   const staged = peer.staged;
-  peer.staged = [];
+  peer.staged = objectArray();
   for (const p of staged) sealAndQueue(dev, peer, kp, p, false, now);
   keepKeyFreshSending(dev, peer, now);
 }

@@ -1,6 +1,6 @@
 // What the tunnel asks the I/O layer to do: datagrams to send and packets to write to the TUN.
 // The device fills it; the daemon (or a test) drains it. Arrays are reused between drains.
-import { clearArray } from './clear-array.js';
+import { clearArray, objectArray } from './clear-array.js';
 import type { Endpoint } from './endpoint.js';
 
 export interface Datagram {
@@ -34,11 +34,11 @@ export type DeviceEvent =
   | { type: 'keys-zeroed'; peerId: string };
 
 export class Outbox {
-  readonly net: Datagram[] = [];
+  readonly net: Datagram[] = objectArray();
   /** Data sealed a batch at a time (DeviceOptions.inPlace with a batch AEAD); sent after `net`. */
-  readonly runs: DatagramRun[] = [];
-  readonly tun: Uint8Array[] = [];
-  readonly events: DeviceEvent[] = [];
+  readonly runs: DatagramRun[] = objectArray();
+  readonly tun: Uint8Array[] = objectArray();
+  readonly events: DeviceEvent[] = objectArray();
 
   clear(): void {
     clearArray(this.net);

@@ -5,6 +5,7 @@ import { Handshake, type StaticIdentity } from '../noise/handshake.js';
 import { Keypairs } from '../noise/keypair.js';
 import type { TimerConfig } from '../noise/constants.js';
 import type { Endpoint } from './endpoint.js';
+import { objectArray } from './clear-array.js';
 
 /** Deadlines in the device clock's milliseconds; Infinity means "not pending". */
 export interface PeerTimers {
@@ -51,7 +52,7 @@ export class Peer {
     lastSentHandshakeMs: -Infinity,
   };
   /** Packets from the TUN waiting for a session. */
-  staged: Uint8Array[] = [];
+  staged: Uint8Array[] = objectArray();
   rxBytes = 0;
   txBytes = 0;
   /** Device-clock ms of the latest authenticated packet that came straight over UDP / via a relay. */

@@ -3,6 +3,7 @@ import type { Device } from './device.js';
 import type { Peer } from './peer.js';
 import { sendHandshakeInitiation, sendKeepalive } from './inside.js';
 import { arm } from './timer-hooks.js';
+import { objectArray } from './clear-array.js';
 
 export function maxHandshakeAttempts(dev: Device): number {
   return Math.floor(dev.timers.rekeyAttemptTimeMs / dev.timers.rekeyTimeoutMs);
@@ -24,7 +25,7 @@ export function tickPeer(dev: Device, peer: Peer, now: number): void {
     if (t.handshakeAttempts >= maxHandshakeAttempts(dev)) {
       // REKEY_ATTEMPT_TIME has passed: give up, drop what waited, and schedule key zeroing.
       for (let i = 0; i < peer.staged.length; i++) dev.insideDrops.add('handshake-gave-up');
-      peer.staged = [];
+      peer.staged = objectArray();
       dev.unindexHandshake(peer);
       peer.handshake.clear();
       if (t.zeroKeyMaterialAt === Infinity) t.zeroKeyMaterialAt = arm(dev, now + dev.timers.rejectAfterTimeMs * 3);

@@ -30,8 +30,17 @@ const A_INNER6 = [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
 const B_INNER6 = [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
 /** Where a TUN's own IPv6 chatter goes (all routers: router solicitations); no peer has it. */
 const ALL_ROUTERS6 = [0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
-const EP_A: Endpoint = { address: '192.0.2.1', port: 51820, local: '192.0.2.2' };
-const EP_B: Endpoint = { address: '192.0.2.2', port: 51820, local: '192.0.2.1' };
+// Endpoints in the shapes the daemon's own have, so V8's feedback is for the real objects: a peer's
+// configured endpoint as daemon/resolve.ts makes it (address and port), and a datagram's source as
+// the UDP reader makes it (address, port and the local address it arrived on). The first datagram
+// roams each peer from the one to the other, as the first real one does.
+// Their addresses are made at run time, as parsed and received ones are: V8 compares literals (interned
+// strings) by pointer and deoptimised that at the first real address.
+const ip = (last: number): string => [192, 0, 2, last].join('.');
+const CONF_A: Endpoint = { address: ip(1), port: 51820 };
+const CONF_B: Endpoint = { address: ip(2), port: 51820 };
+const EP_A: Endpoint = { address: ip(1), port: 51820, local: ip(2) };
+const EP_B: Endpoint = { address: ip(2), port: 51820, local: ip(1) };
 
 /** One side of the warm-up: a device, its view of the other, and its TUN and receive buffers. */
 interface Side {
@@ -100,8 +109,8 @@ export class DataPathWarmUp {
     };
     this.a = make(EP_B);
     this.b = make(EP_A);
-    this.a.peer = this.a.dev.addPeer({ publicKey: this.b.dev.publicKey, endpoint: EP_B }, [parseCidr(`${B_INNER.join('.')}/32`)!, parseCidr('fd00::2/128')!]);
-    this.b.peer = this.b.dev.addPeer({ publicKey: this.a.dev.publicKey, endpoint: EP_A }, [parseCidr(`${A_INNER.join('.')}/32`)!, parseCidr('fd00::1/128')!]);
+    this.a.peer = this.a.dev.addPeer({ publicKey: this.b.dev.publicKey, endpoint: CONF_B }, [parseCidr(`${B_INNER.join('.')}/32`)!, parseCidr('fd00::2/128')!]);
+    this.b.peer = this.b.dev.addPeer({ publicKey: this.a.dev.publicKey, endpoint: CONF_A }, [parseCidr(`${A_INNER.join('.')}/32`)!, parseCidr('fd00::1/128')!]);
     this.a.dev.start();
     this.b.dev.start();
     this.handshake();
@@ -146,13 +155,24 @@ export class DataPathWarmUp {
     this.b.dev.out.clear();
   }
 
-  /** Hands the one-by-one datagrams `from` queued to `to`, one at a time. */
+  /**
+   * Hands the one-by-one datagrams `from` queued (handshake messages) to `to` as the daemon does:
+   * in its receive batch, through outsideBatch.
+   */
   private deliver(from: Side, to: Side): void {
-    const net = from.dev.out.net.splice(0);
-    from.dev.out.runs.length = 0;
-    from.dev.out.tun.length = 0;
-    from.dev.out.events.length = 0;
-    for (const d of net) to.dev.outside(d.data.slice(), to.from);
+    const net = from.dev.out.net;
+    let m = 0;
+    for (let i = 0; i < net.length && m < BATCH; i++, m++) this.receive(to, m, net[i].data);
+    from.dev.out.clear();
+    to.rxFrom.length = m;
+    if (m > 0) to.dev.outsideBatch(to.rxBuf, to.rxOffsets, to.rxLengths, to.rxFrom, m);
+  }
+
+  /** Datagram `data` into slot `m` of `to`'s receive batch, as the UDP reader lays it out. */
+  private receive(to: Side, m: number, data: Uint8Array): void {
+    to.rxBuf.set(data, to.rxOffsets[m]);
+    to.rxLengths[m] = data.length;
+    to.rxFrom[m] = to.from;
   }
 
   /** `n` packets from `src` to `dst` through `from`'s TUN batch, the wire, and `to`'s receive batch. */
@@ -163,18 +183,9 @@ export class DataPathWarmUp {
     const out = from.dev.out;
     for (let r = 0; r < out.runs.length; r++) {
       const run = out.runs[r];
-      for (let i = run.start; i < run.start + run.count && m < BATCH; i++, m++) {
-        to.rxBuf.set(run.buf.subarray(run.offsets[i], run.offsets[i] + run.lengths[i]), to.rxOffsets[m]);
-        to.rxLengths[m] = run.lengths[i];
-        to.rxFrom[m] = to.from;
-      }
+      for (let i = run.start; i < run.start + run.count && m < BATCH; i++, m++) this.receive(to, m, run.buf.subarray(run.offsets[i], run.offsets[i] + run.lengths[i]));
     }
-    for (let i = 0; i < out.net.length && m < BATCH; i++, m++) {
-      const d = out.net[i].data;
-      to.rxBuf.set(d, to.rxOffsets[m]);
-      to.rxLengths[m] = d.length;
-      to.rxFrom[m] = to.from;
-    }
+    for (let i = 0; i < out.net.length && m < BATCH; i++, m++) this.receive(to, m, out.net[i].data);
     out.clear();
     to.rxFrom.length = m;
     to.dev.outsideBatch(to.rxBuf, to.rxOffsets, to.rxLengths, to.rxFrom, m);
