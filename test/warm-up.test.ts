@@ -2,6 +2,7 @@
 // (sealed, opened, checked against allowed IPs, handed to the TUN) and leave the daemon's device as
 // it was: no peer, no session, no counter of its own changed.
 import t from 'tap';
+import { spawnSync } from 'node:child_process';
 import { generatePrivateKey } from '../src/crypto/keys.js';
 import { nativeAead } from '../src/crypto/native-aead.js';
 import { Device } from '../src/tunnel/device.js';
@@ -33,3 +34,21 @@ else for (const pathMtu of [0, 1280]) {
     t.same([real.out.net.length, real.out.runs.length, real.out.tun.length, real.out.events.length], [0, 0, 0, 0], 'nothing queued on the real device');
   });
 }
+
+t.test("the device's reused arrays start in the elements kind the warm-up leaves them in", async (t) => {
+  // V8's own view (natives syntax, in a child): an untouched `[]` is small-integer kind, and
+  // optimised code that met only the warm-up's turned arrays was deoptimised by the real ones.
+  const outbox = new URL('../src/tunnel/outbox.js', import.meta.url).href;
+  const clearArray = new URL('../src/tunnel/clear-array.js', import.meta.url).href;
+  const code = `
+    const { Outbox } = await import(${JSON.stringify(outbox)});
+    const { objectArray } = await import(${JSON.stringify(clearArray)});
+    const o = new Outbox();
+    const kinds = [o.net, o.runs, o.tun, o.events, objectArray()].map((a) => %HasObjectElements(a) && a.length === 0);
+    console.log(JSON.stringify({ kinds, plain: %HasSmiElements([]) }));`;
+  const r = spawnSync(process.execPath, ['--allow-natives-syntax', '--input-type=module', '-e', code], { encoding: 'utf8' });
+  t.equal(r.status, 0, r.stderr);
+  const out = JSON.parse(r.stdout) as { kinds: boolean[]; plain: boolean };
+  t.ok(out.plain, 'a plain [] is of the small-integer kind (what the check would otherwise miss)');
+  t.same(out.kinds, [true, true, true, true, true], "the Outbox's four arrays and objectArray() are empty and of the objects kind");
+});
