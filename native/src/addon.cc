@@ -1,6 +1,7 @@
 // N-API surface. Hot-path errors are -errno return values, never exceptions (EAGAIN is not exceptional).
 //   TUN: tunOpen, tunWriteBatch, TunReader     UDP: udpOpen, udpSendBatch, udpSetMark, udpSetPmtuProbe, UdpReader
 //   AEAD: aeadSeal, aeadOpen, sealBatch, openBatch, aeadBackend, setAeadThreads   closeFd
+//   network checks: netwatchOpen, netwatchDrain
 //   boxes with associated data (handshake, cookies, disco, relay login): aeadSealAd, aeadOpenAd
 //   handshake primitives: blake2s, hmacBlake2s, kdf, x25519, x25519Public, x25519Available
 #include <errno.h>
@@ -13,6 +14,7 @@
 #include "aead-pool.h"
 #include "aead.h"
 #include "batch.h"
+#include "netwatch.h"
 #include "noise-prims.h"
 #include "readers.h"
 #include "tun.h"
@@ -174,7 +176,9 @@ bool BoxKey(const Napi::CallbackInfo& info, uint8_t key[32], uint64_t* counter) 
 
 // aeadSealAd(key, nonce: 8 or 24 bytes, ad, src, dst) -> src.length + 16, or -1. dst gets the
 // ciphertext and tag (dst may be src's buffer only if it is src itself, with room for the tag).
-Napi::Value AeadSealAdJs(const Napi::CallbackInfo& info) {
+// aeadOpenAd(key, nonce, ad, src, dst) -> plaintext length (src.length - 16), or -1 when the tag does
+// not verify or the lengths are wrong (dst may have been written then: discard it).
+Napi::Value BoxJs(const Napi::CallbackInfo& info, bool seal) {
   Napi::Env env = info.Env();
   uint8_t key[32];
   uint64_t counter;
@@ -183,29 +187,15 @@ Napi::Value AeadSealAdJs(const Napi::CallbackInfo& info) {
   auto src = info[3].As<Napi::Uint8Array>();
   auto dst = info[4].As<Napi::Uint8Array>();
   size_t len = src.ByteLength();
+  int adLen = static_cast<int>(ad.ByteLength());
   int r = -1;
-  if (dst.ByteLength() >= len + 16 && len <= 0x7fff0000 && ad.ByteLength() <= 0x7fff0000) {
+  if (len > 0x7fff0000 || ad.ByteLength() > 0x7fff0000) {
+    // too large for the cores' int lengths
+  } else if (seal && dst.ByteLength() >= len + 16) {
     if (dst.Data() != src.Data()) memmove(dst.Data(), src.Data(), len);
-    r = meshd::AeadSealAd(key, counter, ad.Data(), static_cast<int>(ad.ByteLength()), dst.Data(), static_cast<int>(len), dst.Data() + len);
-  }
-  OPENSSL_cleanse(key, sizeof(key));
-  return Napi::Number::New(env, r);
-}
-
-// aeadOpenAd(key, nonce: 8 or 24 bytes, ad, src, dst) -> plaintext length (src.length - 16), or -1
-// when the tag does not verify or the lengths are wrong (dst may have been written then: discard it).
-Napi::Value AeadOpenAdJs(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  uint8_t key[32];
-  uint64_t counter;
-  if (!BoxKey(info, key, &counter)) return Napi::Number::New(env, -1);
-  auto ad = info[2].As<Napi::Uint8Array>();
-  auto src = info[3].As<Napi::Uint8Array>();
-  auto dst = info[4].As<Napi::Uint8Array>();
-  size_t len = src.ByteLength();
-  int r = -1;
-  if (len >= 16 && dst.ByteLength() >= len - 16 && len <= 0x7fff0000 && ad.ByteLength() <= 0x7fff0000) {
-    r = meshd::AeadOpenAd(key, counter, ad.Data(), static_cast<int>(ad.ByteLength()), src.Data(), static_cast<int>(len), dst.Data());
+    r = meshd::AeadSealAd(key, counter, ad.Data(), adLen, dst.Data(), static_cast<int>(len), dst.Data() + len);
+  } else if (!seal && len >= 16 && dst.ByteLength() >= len - 16) {
+    r = meshd::AeadOpenAd(key, counter, ad.Data(), adLen, src.Data(), static_cast<int>(len), dst.Data());
   }
   OPENSSL_cleanse(key, sizeof(key));
   return Napi::Number::New(env, r);
@@ -371,10 +361,17 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("udpSetPmtuProbe", Napi::Function::New(env, UdpSetPmtuProbeJs));
   exports.Set("UdpReader", meshd::DefineUdpReader(env));
   exports.Set("closeFd", Napi::Function::New(env, CloseFdJs));
+  // netwatchOpen() -> fd or -errno; netwatchDrain(fd) -> notifications read, or -errno (netwatch.h)
+  exports.Set("netwatchOpen", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+                return Napi::Number::New(info.Env(), meshd::NetwatchOpen());
+              }));
+  exports.Set("netwatchDrain", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+                return Napi::Number::New(info.Env(), meshd::NetwatchDrain(I32(info, 0)));
+              }));
   exports.Set("aeadSeal", Napi::Function::New(env, AeadSealJs));
   exports.Set("aeadOpen", Napi::Function::New(env, AeadOpenJs));
-  exports.Set("aeadSealAd", Napi::Function::New(env, AeadSealAdJs));
-  exports.Set("aeadOpenAd", Napi::Function::New(env, AeadOpenAdJs));
+  exports.Set("aeadSealAd", Napi::Function::New(env, [](const Napi::CallbackInfo& info) { return BoxJs(info, true); }));
+  exports.Set("aeadOpenAd", Napi::Function::New(env, [](const Napi::CallbackInfo& info) { return BoxJs(info, false); }));
   exports.Set("sealBatch", Napi::Function::New(env, SealBatchJs));
   exports.Set("openBatch", Napi::Function::New(env, OpenBatchJs));
   exports.Set("blake2s", Napi::Function::New(env, Blake2sJs));

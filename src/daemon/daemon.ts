@@ -24,6 +24,7 @@ import { BirthdaySockets } from '../transport/birthday-sockets.js';
 import { DEFAULT_BIRTHDAY_LIMITS } from '../transport/birthday.js';
 import { PMTU_SAFE } from '../transport/path-mtu.js';
 import { tunMtuFor, underlayMtu } from './underlay-mtu.js';
+import { NetworkWatch } from '../transport/network-watch.js';
 import { StunService } from '../transport/stun-service.js';
 import { mappingVaries } from '../transport/endpoints.js';
 import { pingRound, type PongReply } from './ping.js';
@@ -164,6 +165,8 @@ export class Daemon {
   private tunWritten = false;
   readonly discovery: Discovery;
   private readonly stun: StunService;
+  /** Link and address change notifications, for followMtu and the STUN service's network check. */
+  private readonly netWatch = new NetworkWatch();
   private handshakeInitiationsSent = 0;
   private metricsServer: HttpServer | null = null;
   private readonly handshakesCompleted = { initiator: 0, responder: 0 };
@@ -233,7 +236,7 @@ export class Daemon {
     this.firewall = new PolicyFirewall(policyTableName(this.iface), log);
     this.splitDns = new SplitDns(this.iface);
     this.routes = new RouteTable(this.iface, config.iface.table, log, () => ({ udpPort: this.udp?.port ?? 0, relayAddrs: this.relayAddrs }));
-    this.stun = new StunService(this.iface, () => this.udp?.port ?? 0, (data, to) => this.udp?.send(data, to), () => this.discovery.candidatesChanged(), log);
+    this.stun = new StunService(this.iface, () => this.udp?.port ?? 0, (data, to) => this.udp?.send(data, to), () => this.discovery.candidatesChanged(), log, this.netWatch);
     this.discovery = new Discovery(this.device, () => this.stun.own.candidates(), () => this.relays?.anyConnected ?? false);
     this.discovery.ownNat = () => this.stun.own.mappingVariesByDestination();
     if (!this.wireguard && config.iface.hardNatProbes === 'auto') {
@@ -497,12 +500,16 @@ export class Daemon {
 
   /**
    * The interface's MTU as `ip link set IFACE mtu N` left it (wg-quick sets it after start), for
-   * padding, read at most once a second. After the interface moved to another namespace it is not
-   * in ours to read: the last value stays (the kernel still never hands over a bigger packet).
+   * padding, read when a link changed (NetworkWatch; without notifications, at most once a second).
+   * After the interface moved to another namespace it is not in ours to read: the last value stays
+   * (the kernel still never hands over a bigger packet).
    */
   private followMtu(): void {
+    const gen = this.netWatch.generation();
+    if (gen === this.mtuReadGen) return;
     const now = performance.now();
-    if (now - this.mtuReadAtMs < 1000) return;
+    if (!this.netWatch.notified && now - this.mtuReadAtMs < 1000) return;
+    this.mtuReadGen = gen;
     this.mtuReadAtMs = now;
     try {
       const mtu = Number(readFileSync(`/sys/class/net/${this.iface}/mtu`, 'utf8'));
@@ -515,6 +522,7 @@ export class Daemon {
     }
   }
   private mtuReadAtMs = -Infinity;
+  private mtuReadGen = -1;
 
   /** The data socket: the addon's (batched) on the fast path, node:dgram otherwise. */
   private async bindUdp(port: number): Promise<PacketConn> {
@@ -991,6 +999,7 @@ export class Daemon {
     if (this.tick) clearTimeout(this.tick);
     this.tick = null;
     this.stun.stop();
+    this.netWatch.close();
     if (this.uapi) closeUnix(this.uapi, uapiSocketPath(this.iface));
     if (this.control) closeUnix(this.control, controlSocketPath(this.iface));
     this.uapi = this.control = null;

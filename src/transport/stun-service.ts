@@ -5,13 +5,17 @@ import { relayHost, type HostPort } from '../config/config.js';
 import { resolveEndpoint } from '../daemon/resolve.js';
 import type { Endpoint } from '../tunnel/endpoint.js';
 import { OwnEndpoints } from './endpoints.js';
+import type { NetworkWatch } from './network-watch.js';
 import { StunProber, type StunResult } from './stun-client.js';
 
 /** STUN refresh: often enough to notice a NAT rebinding well before UDP conntrack (30 s) forgets us. */
 export const STUN_REFRESH_MS = 20_000;
 export const STUN_TIMEOUT_MS = 2_000;
 export const DEFAULT_STUN_PORT = 3478;
-/** How often interface addresses are checked; a change (new network) triggers a STUN round at once. */
+/**
+ * How often interface addresses are checked (only when NetworkWatch saw a link or address change,
+ * when it can); a change (new network) triggers a STUN round at once.
+ */
 export const NETWORK_CHECK_MS = 2_000;
 
 export class StunService {
@@ -19,6 +23,8 @@ export class StunService {
   private readonly prober = new StunProber();
   private servers: { name: string; ep: Endpoint }[] = [];
   private timers: NodeJS.Timeout[] = [];
+  /** The NetworkWatch generation the interface addresses were last compared at. */
+  private checkedGen = -1;
 
   constructor(
     iface: string,
@@ -26,6 +32,7 @@ export class StunService {
     private readonly send: (data: Uint8Array, to: Endpoint) => void,
     private readonly onCandidatesChanged: () => void,
     private readonly log: Logger,
+    private readonly watch: NetworkWatch,
   ) {
     this.own = new OwnEndpoints(iface, port);
   }
@@ -45,6 +52,9 @@ export class StunService {
     this.timers.push(setInterval(() => void this.refresh(), STUN_REFRESH_MS));
     this.timers.push(
       setInterval(() => {
+        const gen = this.watch.generation();
+        if (gen === this.checkedGen) return;
+        this.checkedGen = gen;
         if (!this.own.localAddressesChanged()) return;
         this.log.info({ component: 'stun' }, 'network change: interface addresses changed; refreshing endpoints');
         void this.refresh();

@@ -36,6 +36,10 @@ export interface NativeAddon {
   /** Returns writes * 65536 + failed writes. */
   tunWriteBatch(fd: number, packets: readonly Uint8Array[], count: number, offload: boolean): number;
   closeFd(fd: number): number;
+  /** A route netlink socket notified of link and address changes (native/src/netwatch.h): fd or -errno. */
+  netwatchOpen(): number;
+  /** Reads the queued notifications without blocking: how many (lost ones count as one), or -errno. */
+  netwatchDrain(fd: number): number;
   udpOpen(port: number, bufferBytes: number, fwmark: number): UdpOpenResult;
   /** 0 or -errno. */
   udpSetMark(fd: number, fwmark: number): number;

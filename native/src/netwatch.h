@@ -1,0 +1,13 @@
+// Route netlink notifications of link and address changes, for the daemon's network checks.
+#pragma once
+
+namespace meshd {
+
+// A non-blocking NETLINK_ROUTE socket subscribed to link (MTU, state) and IPv4/IPv6 address changes
+// in the caller's network namespace: its fd, or -errno.
+int NetwatchOpen();
+// Reads every queued notification without blocking: how many there were (a lost batch, ENOBUFS,
+// counts as one), or -errno.
+int NetwatchDrain(int fd);
+
+}  // namespace meshd
