@@ -43,12 +43,25 @@ async function untilBirthdayDirect(w: NatWorld, ms: number): Promise<boolean> {
   }, ms, 200);
 }
 
+/**
+ * Waits for a path found by birthday probing: within 15 s, or, when the first attempt ended without a
+ * meeting (1.8 % of attempts with the default probes: docs/birthday.md), within 15 s of the retry the
+ * 30 s back-off allows. A late path counts only if the easy side's status shows that retry.
+ */
+async function untilMet(w: NatWorld): Promise<{ ok: boolean; how: string }> {
+  const start = Date.now();
+  if (await untilBirthdayDirect(w, 15_000)) return { ok: true, how: `in ${Date.now() - start} ms` };
+  const late = await untilBirthdayDirect(w, DEFAULT_BIRTHDAY_LIMITS.backoffMs + 20_000);
+  const attempts = (await status(w, w.a.iface)).peers[0].birthday?.attempts ?? 0;
+  return { ok: late && attempts >= 2, how: `after ${Date.now() - start} ms, attempt ${attempts}: the first one met nobody` };
+}
+
 if (why) t.plan(0, why);
 else {
   t.test('one side symmetric: a direct path by birthday probing, pings and a transfer take it', async (t) => {
     const w = await world(t, ['eim', 'symmetric']);
-    const start = Date.now();
-    t.ok(await untilBirthdayDirect(w, 15_000), `direct via birthday probing within 15 s (${Date.now() - start} ms)`);
+    const met = await untilMet(w);
+    t.ok(met.ok, `direct via birthday probing within 15 s, or 15 s after a retry (${met.how})`);
     const a = await status(w, w.a.iface);
     const b = await status(w, w.b.iface);
     t.match(a.peers[0].birthday, { role: 'easy', state: 'met' });
@@ -74,7 +87,8 @@ else {
 
   t.test('the path found survives 60 s idle; when the hard side\'s router forgets it, a transfer finishes via the relay', async (t) => {
     const w = await world(t, ['eim', 'symmetric']);
-    t.ok(await untilBirthdayDirect(w, 15_000), 'direct via birthday probing');
+    const met = await untilMet(w);
+    t.ok(met.ok, `direct via birthday probing (${met.how})`);
     await sleep(60_000);
     const r = await w.lab.exec(w.a.ns, 'ping', ['-c', '10', '-i', '0.2', '-W', '2', w.b.mesh4], 30_000);
     t.match(r.stdout, /10 received/, 'after 60 s without traffic every ping is answered');
