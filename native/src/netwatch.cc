@@ -26,10 +26,14 @@ int NetwatchOpen() {
   return fd;
 }
 
+// At most this many reads per call: a host whose links change faster than a check reads them still
+// gets its check back; the rest waits for the next one (or is lost: ENOBUFS, counted as a change).
+constexpr int kMaxReads = 1024;
+
 int NetwatchDrain(int fd) {
   alignas(nlmsghdr) char buf[8192];
   int n = 0;
-  for (;;) {
+  for (int reads = 0; reads < kMaxReads; reads++) {
     ssize_t r = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
     if (r > 0) {
       n++;
@@ -44,6 +48,7 @@ int NetwatchDrain(int fd) {
     if (errno == EAGAIN || errno == EWOULDBLOCK) return n;
     return -errno;
   }
+  return n;
 }
 
 }  // namespace meshd
