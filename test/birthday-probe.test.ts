@@ -21,7 +21,7 @@ t.test('the public IPv4 candidate is the target', async (t) => {
   t.equal(publicV4([{ address: '192.168.1.2', port: 1 }, { address: '100.64.0.1', port: 1 }, { address: 'fd00::1', port: 1 }]), null);
 });
 
-t.test('easy side: distinct random ports of the hard side\'s address over the window, then back-off', async (t) => {
+t.test('easy side: distinct random ports of the hard side\'s address over the window, a quick retry, then back-off', async (t) => {
   const { pings, events, h } = host(false);
   const b = new BirthdayProber(h, DEFAULT_BIRTHDAY_LIMITS);
   for (let now = 0; now <= 5000; now += 250) b.step(peer, hardTold, now, true);
@@ -32,10 +32,17 @@ t.test('easy side: distinct random ports of the hard side\'s address over the wi
   t.equal(events.length, 0, 'the easy side opens no sockets');
   b.step(peer, hardTold, 5250, true);
   t.match(b.statusOf(peer), { role: 'easy', state: 'backing-off', attempts: 1, probesSent: 1000 });
-  b.step(peer, hardTold, 20_000, true);
-  t.equal(pings.length, 1000, 'nothing during the back-off');
-  b.step(peer, hardTold, 35_300, true);
-  t.ok(pings.length > 1000, 'a second attempt after 30 s');
+  b.step(peer, hardTold, 6900, true);
+  t.equal(pings.length, 1000, 'nothing before the quick retry');
+  b.step(peer, hardTold, 7100, true);
+  t.ok(pings.length > 1000, 'a second attempt 2 s after the first missed');
+  for (let now = 7350; now <= 12_350; now += 250) b.step(peer, hardTold, now, true);
+  t.equal(pings.length, 2000, 'its 1,000 probes');
+  t.match(b.statusOf(peer), { state: 'backing-off', attempts: 2 });
+  b.step(peer, hardTold, 40_000, true);
+  t.equal(pings.length, 2000, 'a second miss in a row: nothing during the 30 s back-off');
+  b.step(peer, hardTold, 42_800, true);
+  t.ok(pings.length > 2000, 'a third attempt after it');
 });
 
 t.test('hard side: sockets open at once, each pings the easy side; the one that meets is kept', async (t) => {
@@ -136,4 +143,34 @@ t.test('easy side: the hard side\'s socket met us first (our device roamed to it
   t.notOk(c.found(r, r.endpoint), 'the announced port is not found by probing');
   t.equal(c.counters.successes, 0);
   t.notMatch(c.statusOf(r), { state: 'probing' }, 'the attempt stopped');
+});
+
+t.test('hard side: the easy side met on one of our sockets and its data came there before our own pong: that socket is kept', async (t) => {
+  const { events, h } = host(true);
+  const b = new BirthdayProber(h, DEFAULT_BIRTHDAY_LIMITS);
+  const q = { id: 'p5', endpoint: null } as unknown as Peer & { endpoint: Endpoint | null };
+  b.step(q, easyTold, 0, true);
+  b.socketsReady(q, [1, 2, 3]);
+  b.heardOn(q, 2); // an easy-side probe reached socket 2 (we answered it with a pong)
+  // The easy side met, sent its data to socket 2's mapping; our device roamed there: direct now.
+  q.endpoint = { address: '203.0.113.1', port: 51820, sock: 2 };
+  b.step(q, easyTold, 250, false);
+  t.same(events.slice(1), [{ type: 'birthday-keep', peerId: 'p5', socks: [2] }], 'socket 2 kept, the others closed; no birthday-close');
+  t.match(b.statusOf(q), { role: 'hard', state: 'met', sockets: 1 });
+  t.ok(b.found(q, q.endpoint), 'the path counts as found by probing');
+  t.equal(b.counters.successes, 1);
+  for (let now = 500; now <= 12_000; now += 250) b.step(q, easyTold, now, false);
+  t.equal(events.length, 2, 'nothing closes while the peer uses it');
+
+  // A direct path that is none of our sockets (a plain punch to the data socket) still ends the
+  // attempt as "another path", and the probe sockets close.
+  const { events: ev2, h: h2 } = host(true);
+  const c = new BirthdayProber(h2, DEFAULT_BIRTHDAY_LIMITS);
+  const r = { id: 'p6', endpoint: null } as unknown as Peer & { endpoint: Endpoint | null };
+  c.step(r, easyTold, 0, true);
+  c.socketsReady(r, [4, 5]);
+  r.endpoint = { address: '203.0.113.1', port: 51820 };
+  c.step(r, easyTold, 250, false);
+  t.same(ev2.slice(1), [{ type: 'birthday-close', peerId: 'p6' }]);
+  t.notOk(c.found(r, r.endpoint));
 });

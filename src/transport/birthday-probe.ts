@@ -134,6 +134,11 @@ export class BirthdayProber {
         // endpoint roaming) before any pong to our probes: the meeting is this attempt's.
         const ep = peer.endpoint;
         if (plan.role === 'easy' && ep && this.hardSideMapping(p, told, ep)) return this.meet(peer, p, ep);
+        // Hard side: one of our probe sockets answered an easy-side probe, the easy side met and sent
+        // its data there, and our device roamed to that socket before the pong to our own ping came
+        // (or our ping never passed the easy side's NAT): the meeting is this attempt's, and that
+        // socket must stay — closing it with the rest would drop the path the peer now sends on.
+        if (plan.role === 'hard' && ep?.sock !== undefined && p.socks.includes(ep.sock)) return this.meet(peer, p, ep);
         return this.stop(peer, p, nowMs, true); // a direct path appeared (another)
       }
       if (!plan.active(nowMs)) return this.stop(peer, p, nowMs, false);
