@@ -69,20 +69,27 @@ t.test('pacing: the easy side spreads its probes over the window, the hard side 
   t.equal(hard.take(100), 0);
 });
 
-t.test('back-off doubles after each failure; success resets it; the hourly budget holds', async (t) => {
+t.test('one quick retry, then back-off doubling after each failure; success resets it; the hourly budget holds', async (t) => {
   const p = new BirthdayPlan('easy');
   t.ok(p.start(0));
   t.notOk(p.start(100), 'not while one runs');
   p.take(4999);
   p.failed(5000);
-  t.equal(p.nextAttemptAtMs(), 35_000);
-  t.notOk(p.start(34_999));
-  t.ok(p.start(35_000));
-  p.take(39_999);
-  p.failed(40_000);
-  t.equal(p.nextAttemptAtMs(), 100_000, 'then 60 s');
+  t.equal(p.nextAttemptAtMs(), 7000, 'the first miss (bad luck, 1.8 %): another attempt 2 s later');
+  t.notOk(p.start(6999));
+  t.ok(p.start(7000));
+  p.take(11_999);
+  p.failed(12_000);
+  t.equal(p.nextAttemptAtMs(), 42_000, 'a second miss in a row: 30 s');
+  t.notOk(p.start(41_999));
+  t.ok(p.start(42_000));
+  p.take(46_999);
+  p.failed(47_000);
+  t.equal(p.nextAttemptAtMs(), 107_000, 'then 60 s');
   p.succeeded();
-  t.ok(p.start(100_001), 'success: no back-off');
+  t.ok(p.start(107_001), 'success: no back-off');
+  p.failed(112_000);
+  t.equal(p.nextAttemptAtMs(), 114_000, 'and the next miss gets the quick retry again');
   const tight = new BirthdayPlan('easy', { ...DEFAULT_BIRTHDAY_LIMITS, hourlyBudget: 2500, backoffMs: 0 });
   const sends: [number, number][] = [];
   for (let now = 0; now < 2 * 3_600_000; now += 10_000) {
