@@ -22,16 +22,18 @@ async function setup() {
   const host = generatePrivateKey(rng);
   writeFileSync(file, `[Interface]\nPrivateKey = ${keyToBase64(host)}\nAddress = 10.77.0.1/24\n`, { mode: 0o600 });
   let reloads = 0;
+  const peers = new Set<string>();
   const r = new InviteRedeemer({
     configFile: file,
     iface: 'mesh0',
     identity: () => ({ privateKey: host, publicKey: publicKeyOf(host) }),
+    isPeer: (key) => peers.has(keyToBase64(key)),
     reload: async () => {
       reloads++;
     },
     log: () => {},
   });
-  return { file, host, r, reloads: () => reloads };
+  return { file, host, r, peers, reloads: () => reloads };
 }
 
 /** Sends a redeem sealed with the invitation's enrollment key; resolves with the status answered. */
@@ -79,4 +81,17 @@ t.test('first valid redeem wins; retransmission is idempotent; second, late and 
 
   const stranger = generatePrivateKey(rng);
   t.equal(await redeem(s.r, s.host, stranger, token, laptop), -2, 'a key that is not a pending invitation is not handled at all');
+});
+
+t.test("a peer's disco goes on to discovery: not taken for a redeem, CONFIG.invites not consulted", async (t) => {
+  const s = await setup();
+  const inv = decodeInvitation((await invite(s.file, { name: 'phone' })).invitation);
+  const enroll = parsePrivateKey(inv.enrollmentKey!);
+  const token = new Uint8Array(Buffer.from(inv.token, 'base64url'));
+  // An enrollment key never is a peer's key; made one here to show the check comes first.
+  s.peers.add(keyToBase64(publicKeyOf(enroll)));
+  t.equal(await redeem(s.r, s.host, enroll, token, publicKeyOf(generatePrivateKey(rng))), -2, 'not handled');
+  t.equal(loadInvites(s.file).find((p) => p.name === 'phone')!.usedAt, null, 'the invitation stays unused');
+  s.peers.clear();
+  t.equal(await redeem(s.r, s.host, enroll, token, publicKeyOf(generatePrivateKey(rng))), REDEEM_OK, 'from a key that is no peer, the same redeem is taken');
 });

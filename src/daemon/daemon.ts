@@ -276,6 +276,7 @@ export class Daemon {
       configFile: config.file,
       iface: this.iface,
       identity: () => this.device.identity,
+      isPeer: (key) => this.device.peers.has(keyId(key)),
       mesh: this.membership ? { reloadRoster: () => this.membership!.reloadCache() } : null,
       reload: () => this.reload(),
       log: (msg, fields) => log.info({ component: 'invite', ...fields }, msg),

@@ -23,6 +23,11 @@ export interface RedeemContext {
   configFile: string;
   iface: string;
   identity(): { privateKey: NodePrivateKey; publicKey: Uint8Array };
+  /**
+   * Whether this key is one of the daemon's peers: their disco (heartbeats every 2 s per active peer)
+   * is never a redeem, and goes on to discovery without a look at CONFIG.invites.
+   */
+  isPeer(key: Uint8Array): boolean;
   /** Applies the config file (the new peer) to the running daemon. */
   reload(): Promise<unknown>;
   /** In a mesh: takes the roster the redeem just signed (the new member) and publishes it. */
@@ -83,7 +88,7 @@ export class InviteRedeemer {
    */
   handle(b: Uint8Array, reply: (data: Uint8Array) => void): boolean {
     const env = decodeDiscoEnvelope(b);
-    if (!env || !this.pendingFor(env.sender)) return false;
+    if (!env || this.ctx.isPeer(env.sender) || !this.pendingFor(env.sender)) return false;
     const key = discoKey(this.ctx.identity().privateKey, env.sender);
     const plain = key ? openDisco(key, env.nonce, env.sealed, env.sender) : null;
     const m = plain ? decodeDiscoMessage(plain) : null;
