@@ -7,10 +7,12 @@
 //   BENCH_INTERVAL (ping -i, default 0.01),
 //   BENCH_WARM (seconds of iperf3 TCP through each tunnel before the pings; default 0: cold),
 //   BENCH_WIREGUARD_GO_UPSTREAM (default ../shared/bin/wireguard-go-0.0.20250522; "none" leaves it out),
+//   BENCH_TRACE=1: the JSON also holds every ping (seconds since the meshd pair started, ms), and the
+//   slowest pings of each path are printed with when they came,
 //   BENCH_MESHD_B: a second meshd pair with these VAR=value settings (bench/pairs.ts), as in bench/throughput.ts
 //   (e.g. "MESHD_V8_TIER_UP=default" or "MESHD_BIN=/other/tree/bin/meshd.js").
 // Writes bench/results/rtt-*.json.
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../src/package-root.js';
 import { meshConfig, twoHosts } from '../test/helpers/two-hosts.js';
@@ -25,6 +27,7 @@ const SHARED_UPSTREAM = join(packageRoot(), '..', 'shared', 'bin', 'wireguard-go
 const UPSTREAM = process.env.BENCH_WIREGUARD_GO_UPSTREAM ?? (existsSync(SHARED_UPSTREAM) ? SHARED_UPSTREAM : 'none');
 
 const MESHD_B = meshdBFromEnv();
+const TRACE = process.env.BENCH_TRACE === '1';
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
@@ -64,6 +67,7 @@ function summary(xs: number[], sent: number, cpuSeconds: number | null): Summary
 await withBenchLab(['ping', 'wg', ...(WARM > 0 ? ['iperf3'] : []), ...(UPSTREAM !== 'none' ? [UPSTREAM] : [])], async (lab) => {
   const h = await twoHosts(lab);
   const extra = 'MTU = 1420';
+  const startedAt = Date.now() / 1000;
   const ma = await lab.meshd(h.a.ns, lab.file('a.conf', meshConfig(h.a, h.b, { extraInterface: extra })), h.a.iface);
   const mb = await lab.meshd(h.b.ns, lab.file('b.conf', meshConfig(h.b, h.a, { extraInterface: extra })), h.b.iface);
   const addr: Record<string, string> = { veth: h.b.underlay, meshd: h.b.mesh4 };
@@ -89,13 +93,15 @@ await withBenchLab(['ping', 'wg', ...(WARM > 0 ? ['iperf3'] : []), ...(UPSTREAM 
   const rtts: Record<string, number[]> = Object.fromEntries(paths.map((p) => [p, []]));
   const cpu: Record<string, number> = Object.fromEntries(paths.map((p) => [p, 0]));
   const perRound: Record<string, number[]> = Object.fromEntries(paths.map((p) => [p, []]));
+  const trace: Record<string, [number, number][]> = Object.fromEntries(paths.map((p) => [p, []]));
   for (let r = 0; r < ROUNDS; r++) {
     for (const p of paths) {
       const before = pids[p].map(cpuSeconds);
-      const out = await lab.exec(h.a.ns, 'ping', ['-c', String(PINGS), '-i', INTERVAL, '-W', '2', addr[p]], 10 * 60_000);
+      const out = await lab.exec(h.a.ns, 'ping', ['-D', '-c', String(PINGS), '-i', INTERVAL, '-W', '2', addr[p]], 10 * 60_000);
       cpu[p] += pids[p].map(cpuSeconds).reduce((x, y, i) => x + y - before[i], 0);
       const xs = [...out.stdout.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]));
       rtts[p].push(...xs);
+      for (const m of out.stdout.matchAll(/^\[([\d.]+)\].*time=([\d.]+) ms/gm)) trace[p].push([Math.round((Number(m[1]) - startedAt) * 1000) / 1000, Number(m[2])]);
       const s = summary(xs, PINGS, null);
       perRound[p].push(s.p50);
       process.stderr.write(`round ${r + 1}/${ROUNDS} ${p}: median ${s.p50} ms, mean ${s.mean} ms\n`);
@@ -115,6 +121,17 @@ await withBenchLab(['ping', 'wg', ...(WARM > 0 ? ['iperf3'] : []), ...(UPSTREAM 
       process.stdout.write(`${p} − upstream: median ${d('p50')} ms, mean ${d('mean')} ms; round medians ${rounds}\n`);
     }
   }
-  const out = { date: new Date().toISOString(), machine: machine(), settings: { rounds: ROUNDS, pings: PINGS, interval: INTERVAL, warmSeconds: WARM, upstream: UPSTREAM, meshdB: MESHD_B }, warmGbps: warm, rttMs: result, roundMediansMs: perRound };
+  if (TRACE) {
+    for (const p of paths.filter((x) => x !== 'veth')) {
+      const slow = [...trace[p]].sort((x, y) => y[1] - x[1]).slice(0, 24).sort((x, y) => x[0] - y[0]);
+      process.stdout.write(`${p}, slowest pings (s after start: ms): ${slow.map(([at, ms]) => `${at.toFixed(2)}: ${ms}`).join(', ')}\n`);
+    }
+    for (const [name, d] of [['a', ma], ['b', mb]] as const) {
+      const file = join(packageRoot(), 'bench', 'results', `rtt-trace-meshd-${name}.log`);
+      writeFileSync(file, d.log.join(''));
+      process.stdout.write(`meshd ${name}'s output (with MESHD_NODE_ARGS="--trace-gc" and the like): ${file}\n`);
+    }
+  }
+  const out = { date: new Date().toISOString(), machine: machine(), settings: { rounds: ROUNDS, pings: PINGS, interval: INTERVAL, warmSeconds: WARM, upstream: UPSTREAM, meshdB: MESHD_B }, warmGbps: warm, rttMs: result, roundMediansMs: perRound, ...(TRACE ? { pings: trace } : {}) };
   process.stdout.write(`wrote ${writeResult('rtt', out)}\n`);
 });
