@@ -16,7 +16,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../src/package-root.js';
 import { meshConfig, twoHosts } from '../test/helpers/two-hosts.js';
-import { cpuSeconds, iperf3, machine, withBenchLab, writeResult } from './common.js';
+import { cpuSeconds, iperf3, machine, rssMiB, withBenchLab, writeResult } from './common.js';
 import { meshdBFromEnv, meshdPairB, wireguardGoPair } from './pairs.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 6);
@@ -108,11 +108,12 @@ await withBenchLab(['ping', 'wg', ...(WARM > 0 ? ['iperf3'] : []), ...(UPSTREAM 
     }
   }
   const result = Object.fromEntries(paths.map((p) => [p, summary(rtts[p], ROUNDS * PINGS, p === 'veth' ? null : cpu[p])]));
+  const rss = Object.fromEntries(paths.filter((p) => p !== 'veth').map((p) => [p, pids[p].map((pid) => Math.round(rssMiB(pid)))]));
   process.stdout.write(`ping RTT through each path, ${ROUNDS} interleaved rounds of ${PINGS} pings ${INTERVAL} s apart, ${WARM > 0 ? `after ${WARM} s of TCP through each tunnel` : 'from fresh daemons'} (ms):\n`);
-  process.stdout.write(`${'path'.padEnd(12)} ${['mean', 'p10', 'p25', 'p50', 'p75', 'p90', 'p99'].map((k) => k.padStart(7)).join('')}  lost  CPU/ping (both daemons)\n`);
+  process.stdout.write(`${'path'.padEnd(12)} ${['mean', 'p10', 'p25', 'p50', 'p75', 'p90', 'p99'].map((k) => k.padStart(7)).join('')}  lost  CPU/ping (both daemons), their RSS at the end\n`);
   for (const p of paths) {
     const s = result[p];
-    process.stdout.write(`${p.padEnd(12)} ${[s.mean, s.p10, s.p25, s.p50, s.p75, s.p90, s.p99].map((v) => v.toFixed(3).padStart(7)).join('')}  ${String(s.lost).padStart(4)}  ${s.cpuPerPingUs === null ? '-' : `${s.cpuPerPingUs} µs`}\n`);
+    process.stdout.write(`${p.padEnd(12)} ${[s.mean, s.p10, s.p25, s.p50, s.p75, s.p90, s.p99].map((v) => v.toFixed(3).padStart(7)).join('')}  ${String(s.lost).padStart(4)}  ${s.cpuPerPingUs === null ? '-' : `${s.cpuPerPingUs} µs, RSS ${rss[p].join(' / ')} MiB`}\n`);
   }
   if (result['wg-upstream']) {
     for (const p of paths.filter((x) => x.startsWith('meshd'))) {
@@ -132,6 +133,6 @@ await withBenchLab(['ping', 'wg', ...(WARM > 0 ? ['iperf3'] : []), ...(UPSTREAM 
       process.stdout.write(`meshd ${name}'s output (with MESHD_NODE_ARGS="--trace-gc" and the like): ${file}\n`);
     }
   }
-  const out = { date: new Date().toISOString(), machine: machine(), settings: { rounds: ROUNDS, pings: PINGS, interval: INTERVAL, warmSeconds: WARM, upstream: UPSTREAM, meshdB: MESHD_B }, warmGbps: warm, rttMs: result, roundMediansMs: perRound, ...(TRACE ? { pings: trace } : {}) };
+  const out = { date: new Date().toISOString(), machine: machine(), settings: { rounds: ROUNDS, pings: PINGS, interval: INTERVAL, warmSeconds: WARM, upstream: UPSTREAM, meshdB: MESHD_B }, warmGbps: warm, rttMs: result, roundMediansMs: perRound, rssMiBAtEnd: rss, ...(TRACE ? { pings: trace } : {}) };
   process.stdout.write(`wrote ${writeResult('rtt', out)}\n`);
 });

@@ -2,7 +2,6 @@
 // owns the tick and the lifecycle. Everything it creates is undone on stop, in reverse order.
 import type net from 'node:net';
 import { readFileSync } from 'node:fs';
-import { setFlagsFromString } from 'node:v8';
 import type { Logger } from '../log.js';
 import type { MeshConfig } from '../config/config.js';
 import { keyToBase64 } from '../crypto/keys.js';
@@ -45,6 +44,7 @@ import { runHooks } from './hooks.js';
 import { setDns, unsetDns } from './dns.js';
 import { planReload, summarize } from './reload.js';
 import { InviteRedeemer } from './invites.js';
+import { quickerTierUp } from './v8-tuning.js';
 import { loadConfig, parseHostPort, relayHost, type PeerConfig } from '../config/config.js';
 import { resolveEndpoint } from './resolve.js';
 import { RouteTable } from './routes.js';
@@ -88,23 +88,6 @@ export interface DaemonOptions {
   wireguard?: boolean;
 }
 
-/**
- * From now on V8 optimises a function after a 16th of its default budget of bytecode run (67,584
- * bytes): a packet's path runs a few hundred bytes of it per packet, so sparse traffic (a ping
- * every 10 ms) otherwise ran it in baseline code, every property load a call into an IC builtin,
- * for a long while, and paid for that on every wake (docs/performance.md). Set once the interface is
- * up, not as a node flag: from the start it made V8 optimise all of the startup code too, and a
- * `meshd genkey` took 0.85 s of CPU instead of 0.5.
- */
-let tierUpSet = false;
-function quickerTierUp(): void {
-  const v = process.env.MESHD_V8_TIER_UP;
-  if (tierUpSet || v === 'default') return;
-  tierUpSet = true;
-  // A number of bytes instead: another budget, for comparisons (not validated beyond that).
-  const budget = v !== undefined && /^[1-9]\d{2,6}$/.test(v) ? v : '4096';
-  setFlagsFromString(`--interrupt-budget=${budget}`);
-}
 
 /** MESHD_AEAD_THREADS: how many threads seal and open a batch (default 1: the event loop alone). */
 export function aeadThreadsFromEnv(v: string | undefined): number {
