@@ -88,7 +88,6 @@ export interface DaemonOptions {
   wireguard?: boolean;
 }
 
-
 /** MESHD_AEAD_THREADS: how many threads seal and open a batch (default 1: the event loop alone). */
 export function aeadThreadsFromEnv(v: string | undefined): number {
   if (v === undefined || v === '') return 1;
