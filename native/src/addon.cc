@@ -4,12 +4,14 @@
 //   network checks: netwatchOpen, netwatchDrain
 //   boxes with associated data (handshake, cookies, disco, relay login): aeadSealAd, aeadOpenAd
 //   handshake primitives: blake2s, hmacBlake2s, kdf, x25519, x25519Public, x25519Available
+//   the daemon's heap: reduceHeap
 #include <errno.h>
 #include <napi.h>
 #include <openssl/crypto.h>
 #include <string.h>
 #include <sys/uio.h>
 #include <unistd.h>
+#include <v8.h>
 
 #include "aead-pool.h"
 #include "aead.h"
@@ -351,6 +353,22 @@ Napi::Value CloseFdJs(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), r < 0 ? -errno : 0);
 }
 
+// reduceHeap(now) -> undefined. A full GC that compacts the heap and gives its free pages back:
+// with now, at once, on this thread (V8's "critical" memory pressure: one GC, a second one when the
+// first freed much); else started as incremental marking that finishes in small steps over the next
+// event-loop turns ("moderate"), as V8's memory reducer does it on its own timer. N-API has no call
+// for it, so this is the one use of V8's API in the addon, built against the headers of the Node
+// that runs it (node-gyp at install). When the daemon asks: src/daemon/heap-trim.ts.
+Napi::Value ReduceHeapJs(const Napi::CallbackInfo& info) {
+  v8::Isolate* isolate = v8::Isolate::GetCurrent();
+  if (isolate != nullptr) {
+    bool now = info.Length() > 0 && info[0].ToBoolean().Value();
+    isolate->MemoryPressureNotification(now ? v8::MemoryPressureLevel::kCritical : v8::MemoryPressureLevel::kModerate);
+    isolate->MemoryPressureNotification(v8::MemoryPressureLevel::kNone);  // acted on already: back to normal
+  }
+  return info.Env().Undefined();
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("tunOpen", Napi::Function::New(env, TunOpenJs));
   exports.Set("tunWriteBatch", Napi::Function::New(env, TunWriteBatchJs));
@@ -389,6 +407,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setAeadThreads", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
     return Napi::Number::New(info.Env(), meshd::SetAeadThreads(info[0].As<Napi::Number>().Int32Value()));
   }));
+  exports.Set("reduceHeap", Napi::Function::New(env, ReduceHeapJs));
   return exports;
 }
 

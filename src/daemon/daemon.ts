@@ -44,7 +44,10 @@ import { runHooks } from './hooks.js';
 import { setDns, unsetDns } from './dns.js';
 import { planReload, summarize } from './reload.js';
 import { InviteRedeemer } from './invites.js';
-import { quickerTierUp } from './v8-tuning.js';
+import { ownHeapTrim, quickerTierUp } from './v8-tuning.js';
+import { HeapTrimmer } from './heap-trim.js';
+import { loadNative } from '../tun/native.js';
+import { getHeapStatistics } from 'node:v8';
 import { loadConfig, parseHostPort, relayHost, type PeerConfig } from '../config/config.js';
 import { resolveEndpoint } from './resolve.js';
 import { RouteTable } from './routes.js';
@@ -178,6 +181,9 @@ export class Daemon {
   /** When the pending tick fires (performance.now() time), to pull it in when work appears. */
   private tickAtMs = Infinity;
   private stopped = false;
+  /** The heap's trims (heap-trim.ts); null when V8's memory reducer is on and does them. */
+  private heapTrim: HeapTrimmer | null = null;
+  private heapSettle: NodeJS.Timeout | null = null;
   /** meshd-wireguard mode (DaemonOptions.wireguard): UAPI only, no disco. */
   private readonly wireguard: boolean;
   /** The hard side's extra sockets for birthday probing; what arrives on them is handled as on the data socket. */
@@ -432,6 +438,10 @@ export class Daemon {
       'interface up',
     );
     quickerTierUp();
+    if (ownHeapTrim()) {
+      const native = loadNative();
+      this.heapTrim = new HeapTrimmer({ heapBytes: () => getHeapStatistics().total_heap_size, reduce: (now) => native.reduceHeap(now) });
+    }
     this.warmUp();
   }
 
@@ -440,7 +450,10 @@ export class Daemon {
    * event-loop turn, so V8 optimises it before the first real packet. MESHD_WARM_UP=off skips it.
    */
   private warmUp(): void {
-    if (process.env.MESHD_WARM_UP === 'off') return;
+    if (process.env.MESHD_WARM_UP === 'off') {
+      this.settleHeap();
+      return;
+    }
     const started = performance.now();
     const w = new DataPathWarmUp(this.device);
     const next = (): void => {
@@ -450,8 +463,25 @@ export class Daemon {
         return;
       }
       this.log.debug({ component: 'daemon', ms: Math.round(performance.now() - started), packets: w.delivered }, 'data path warmed up');
+      this.settleHeap();
     };
     setImmediate(next);
+  }
+
+  /**
+   * The heap's first trim, a second after the warm-up: the optimising compiler's jobs from it have
+   * finished by then (a trim cancels those still queued), and peers' packets have barely begun.
+   */
+  private settleHeap(): void {
+    if (!this.heapTrim) return;
+    const trim = this.heapTrim;
+    this.heapSettle = setTimeout(() => {
+      this.heapSettle = null;
+      const before = getHeapStatistics().total_heap_size;
+      const started = performance.now();
+      trim.settle();
+      this.log.debug({ component: 'daemon', ms: Math.round(performance.now() - started), heapBefore: before, heapAfter: getHeapStatistics().total_heap_size }, 'heap trimmed');
+    }, 1000);
   }
 
   /**
@@ -473,12 +503,20 @@ export class Daemon {
     this.device.tick();
     if (!this.wireguard) this.discovery.tick();
     this.membership?.tick(Date.now());
+    this.heapTrim?.tick(performance.now(), this.trafficBytes());
     this.flush();
     const now = this.device.clock.now();
     const untilDue = this.device.nextDeadlineMs() - now;
     const busy = this.discovery.busy() || untilDue < IDLE_TICK_INTERVAL_MS;
     const untilUrgent = this.device.nextUrgentMs() - now;
     this.scheduleTick(Math.min(busy ? TICK_INTERVAL_MS : IDLE_TICK_INTERVAL_MS, Math.max(0, untilUrgent)));
+  }
+
+  /** Bytes the tunnel has moved, in and out, over all peers: what tells the heap trim it is quiet. */
+  private trafficBytes(): number {
+    let n = 0;
+    for (const p of this.device.peers.values()) n += p.rxBytes + p.txBytes;
+    return n;
   }
 
   /**
@@ -887,6 +925,8 @@ export class Daemon {
         ...Object.fromEntries(Object.entries(this.discovery.sent).map(([k, v]) => [`disco-${k}-sent`, v])),
         ...Object.fromEntries(Object.entries(this.discovery.received).map(([k, v]) => [`disco-${k}-received`, v])),
         pathMtuProbesSent: this.discovery.pathMtuProbesSent,
+        // The daemon's own heap trims (heap-trim.ts): 1 after start-up, one more after each burst.
+        ...(this.heapTrim ? { heapTrims: this.heapTrim.trims } : {}),
         ...(this.discovery.birthday
           ? {
               birthdayAttempts: this.discovery.birthday.counters.attempts,
@@ -981,6 +1021,8 @@ export class Daemon {
     this.stopped = true;
     if (this.tick) clearTimeout(this.tick);
     this.tick = null;
+    if (this.heapSettle) clearTimeout(this.heapSettle);
+    this.heapSettle = null;
     this.stun.stop();
     this.netWatch.close();
     if (this.uapi) closeUnix(this.uapi, uapiSocketPath(this.iface));

@@ -118,6 +118,9 @@ export class DaemonMetrics {
     counter('meshd_udp_source_refused_total', 'Replies whose sticky source address the kernel refused (it was removed) and that left without it.', [], (set, st) =>
       set({}, c(st, 'udpSourceRefused')),
     );
+    counter('meshd_heap_trims_total', 'Compacting GCs the daemon ran to give its JavaScript heap back (after start-up, then after bursts once the tunnel is quiet).', [], (set, st) =>
+      set({}, c(st, 'heapTrims')),
+    );
     counter('meshd_drops_total', 'Packets dropped, by direction (outside: from the network; inside: from the TUN) and reason (as meshd status).', ['direction', 'reason'], (set, st) => {
       const out: Record<string, number> = Object.fromEntries(OUTSIDE_DROP_REASONS.map((r) => [r, 0]));
       const ins: Record<string, number> = Object.fromEntries(INSIDE_DROP_REASONS.map((r) => [r, 0]));

@@ -28,3 +28,20 @@ export function quickerTierUp(env: NodeJS.ProcessEnv = process.env): void {
   // of eight, the same RSS (docs/performance.md, 2026-12-06 (later)). MESHD_V8_SPARKPLUG=off: for comparisons.
   if (env.MESHD_V8_SPARKPLUG !== 'off') setFlagsFromString('--always-sparkplug');
 }
+
+/**
+ * Whether the daemon trims its own heap (heap-trim.ts): when V8's memory reducer is off, as
+ * bin/meshd.js's line starts it (`--no-memory-reducer`). V8 reads that flag only when it creates the
+ * heap, so it cannot be set from here; `MESHD_NODE_ARGS=--memory-reducer` (the lab puts it after the
+ * line's flags) turns the reducer back on, and then V8 trims and the daemon does not, for comparisons.
+ * The last of the flags wins, in NODE_OPTIONS first and then on the command line, as in Node.
+ */
+export function ownHeapTrim(execArgv: readonly string[] = process.execArgv, env: NodeJS.ProcessEnv = process.env): boolean {
+  let off = false;
+  for (const arg of [...(env.NODE_OPTIONS ?? '').split(/\s+/), ...execArgv]) {
+    const flag = arg.replace(/_/g, '-');
+    if (flag === '--no-memory-reducer') off = true;
+    else if (flag === '--memory-reducer') off = false;
+  }
+  return off;
+}

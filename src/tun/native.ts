@@ -82,6 +82,11 @@ export interface NativeAddon {
   aeadBackend(): string;
   /** Threads a batch's AEAD runs on, the caller included (1–8; 1 with the EVP backend): the number in effect. */
   setAeadThreads(n: number): number;
+  /**
+   * A full GC that compacts the heap and returns its free pages (V8's memory-pressure GC): with now,
+   * at once; else as incremental marking over the next event-loop turns.
+   */
+  reduceHeap(now: boolean): void;
   TunReader: new (
     fd: number,
     buffer: Uint8Array,

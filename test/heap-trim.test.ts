@@ -1,0 +1,156 @@
+// The daemon's own heap trim (src/daemon/heap-trim.ts): once after start-up, then only when the heap
+// has grown and the tunnel is quiet (or has not been for a minute); when it is on (V8's memory
+// reducer off on the command line, as bin/meshd.js starts it); and the addon's reduceHeap really
+// gives a heap's free pages back without throwing away optimised code.
+import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { HeapTrimmer, type HeapTrimLimits } from '../src/daemon/heap-trim.js';
+import { ownHeapTrim } from '../src/daemon/v8-tuning.js';
+import { shebangFlags } from '../src/ops/systemd.js';
+
+const MB = 1 << 20;
+const LIMITS: HeapTrimLimits = { growthBytes: 8 * MB, quietMs: 3000, maxWaitMs: 60_000 };
+
+/** A heap that shrinks to afterReduce at once on a trim (an incremental one: see its own test). */
+function fake(startBytes: number) {
+  const h = { bytes: startBytes, reduced: 0, afterReduce: 10 * MB, now: [] as boolean[] };
+  const trimmer = new HeapTrimmer({ heapBytes: () => h.bytes, reduce: (now) => { h.reduced++; h.now.push(now); h.bytes = h.afterReduce; } }, LIMITS);
+  return { h, trimmer };
+}
+
+t.test('the first trim is the settle after start-up; before it, ticks never trim', async (t) => {
+  const { h, trimmer } = fake(31 * MB);
+  t.equal(trimmer.tick(0, 0), false, 'not settled: no trim');
+  t.equal(trimmer.tick(10_000, 0), false);
+  trimmer.settle();
+  t.equal(h.reduced, 1);
+  t.same(h.now, [true], 'at once: nothing is waiting on the daemon yet');
+  t.equal(trimmer.trims, 1);
+  t.equal(h.bytes, 10 * MB);
+});
+
+t.test('a heap within the growth allowance is left alone, however quiet the tunnel', async (t) => {
+  const { h, trimmer } = fake(31 * MB);
+  trimmer.settle();
+  h.bytes = 10 * MB + 8 * MB - 1;
+  let trimmed = 0;
+  for (let ms = 0; ms < 300_000; ms += 1000) if (trimmer.tick(ms, 5)) trimmed++;
+  t.equal(trimmed, 0, 'five minutes of quiet ticks');
+  t.equal(h.reduced, 1);
+});
+
+t.test('a grown heap is trimmed once the tunnel has moved nothing for quietMs', async (t) => {
+  const { h, trimmer } = fake(31 * MB);
+  trimmer.settle();
+  let traffic = 0;
+  // A burst: traffic every tick, the heap grows.
+  let trimmed = 0;
+  for (let ms = 0; ms <= 10_000; ms += 250) {
+    traffic += 1e6;
+    h.bytes = Math.min(40 * MB, h.bytes + MB);
+    if (trimmer.tick(ms, traffic)) trimmed++;
+  }
+  t.equal(trimmed, 0, 'no trim during 10 s of traffic');
+  // Quiet from 10 s: the counter stops moving.
+  t.equal(trimmer.tick(11_000, traffic), false, '1 s quiet');
+  t.equal(trimmer.tick(12_750, traffic), false, '2.75 s quiet');
+  t.equal(trimmer.tick(13_000, traffic), true, '3 s quiet: trimmed');
+  t.equal(h.reduced, 2);
+  t.same(h.now, [true, false], 'incrementally, as V8\'s reducer would');
+  t.equal(trimmer.tick(20_000, traffic), false, 'and not again while the heap stays small');
+  t.equal(h.reduced, 2);
+});
+
+t.test('under traffic that never stops, a grown heap is trimmed after maxWaitMs', async (t) => {
+  const { h, trimmer } = fake(31 * MB);
+  trimmer.settle();
+  h.bytes = 30 * MB;
+  let traffic = 0;
+  let trimmedAt = -1;
+  for (let ms = 0; ms <= 120_000 && trimmedAt < 0; ms += 250) {
+    traffic += 1000;
+    if (trimmer.tick(ms, traffic)) trimmedAt = ms;
+  }
+  t.equal(trimmedAt, 60_000, 'a minute after the growth was first seen');
+});
+
+t.test('a heap that shrinks back by itself resets the wait', async (t) => {
+  const { h, trimmer } = fake(31 * MB);
+  trimmer.settle();
+  let traffic = 0;
+  h.bytes = 30 * MB;
+  let trimmed = 0;
+  for (let ms = 0; ms < 50_000; ms += 1000) if (trimmer.tick(ms, (traffic += 1))) trimmed++;
+  t.equal(trimmed, 0, '50 s grown, under traffic');
+  h.bytes = 12 * MB; // a regular GC gave it back
+  t.equal(trimmer.tick(50_000, (traffic += 1)), false);
+  h.bytes = 30 * MB;
+  t.equal(trimmer.tick(51_000, (traffic += 1)), false);
+  t.equal(trimmer.tick(100_000, (traffic += 1)), false, 'the minute counts from the new growth');
+  t.equal(trimmer.tick(111_000, (traffic += 1)), true);
+});
+
+t.test('an incremental trim that frees the heap a few ticks later is not repeated', async (t) => {
+  const h = { bytes: 31 * MB, reduced: 0 };
+  const trimmer = new HeapTrimmer({ heapBytes: () => h.bytes, reduce: (now) => { h.reduced++; if (now) h.bytes = 10 * MB; } }, LIMITS);
+  trimmer.settle();
+  h.bytes = 30 * MB;
+  t.equal(trimmer.tick(0, 1), false);
+  t.equal(trimmer.tick(5000, 1), true, 'quiet and grown: started');
+  // Marking runs over the next turns: the heap is still 30 MB at the next ticks, then shrinks.
+  t.equal(trimmer.tick(5250, 1), false, 'no second trim while the first is under way');
+  t.equal(trimmer.tick(5500, 1), false);
+  h.bytes = 11 * MB;
+  t.equal(trimmer.tick(6000, 1), false);
+  h.bytes = 18 * MB; // 7 MB over the smallest since the trim: not yet worth one
+  t.equal(trimmer.tick(20_000, 1), false);
+  h.bytes = 19 * MB + 1;
+  t.equal(trimmer.tick(21_000, 1), true, 'grown by the allowance over the smallest heap since: trimmed again');
+  t.equal(h.reduced, 3);
+});
+
+t.test('the daemon trims itself exactly when V8\'s memory reducer is off at start', async (t) => {
+  t.equal(ownHeapTrim([], {}), false, 'plain node: V8 trims');
+  t.equal(ownHeapTrim(['--no-memory-reducer'], {}), true);
+  t.equal(ownHeapTrim(['--no_memory_reducer'], {}), true, 'V8 spells flags with either');
+  t.equal(ownHeapTrim(['--no-memory-reducer', '--memory-reducer'], {}), false, 'the last flag wins');
+  t.equal(ownHeapTrim([], { NODE_OPTIONS: '--max-old-space-size=100 --no-memory-reducer' }), true, 'NODE_OPTIONS too');
+  t.equal(ownHeapTrim(['--memory-reducer'], { NODE_OPTIONS: '--no-memory-reducer' }), false, 'the command line comes after NODE_OPTIONS');
+  const bin = new URL('../../bin/meshd.js', import.meta.url).pathname;
+  t.ok(shebangFlags(bin).includes('--no-memory-reducer'), 'bin/meshd.js starts the daemon that way');
+  t.ok(shebangFlags(new URL('../../bin/meshd-wireguard.js', import.meta.url).pathname).includes('--no-memory-reducer'), 'and meshd-wireguard');
+  t.match(readFileSync(bin, 'utf8').split('\n', 1)[0], /^#!\/usr\/bin\/env -S node /);
+});
+
+t.test('reduceHeap gives a heap of garbage back, at once or over the next turns, and keeps optimised code', async (t) => {
+  const native = new URL('../src/tun/native.js', import.meta.url).href;
+  const code = `
+    const { loadNative } = await import(${JSON.stringify(native)});
+    const { getHeapStatistics } = await import('node:v8');
+    const addon = loadNative();
+    function hot(x) { return x * 2 + 1; }
+    for (let i = 0; i < 1e6; i++) hot(i);
+    %OptimizeFunctionOnNextCall(hot); hot(1);
+    const keep = [];
+    const fill = () => { for (let r = 0; r < 20; r++) { const junk = []; for (let i = 0; i < 100000; i++) junk.push({ a: i, b: 'x' + i }); keep.push(junk.slice(0, 100)); } };
+    fill();
+    const before = getHeapStatistics().total_heap_size;
+    addon.reduceHeap(true);
+    const after = getHeapStatistics().total_heap_size;
+    const optimised = (%GetOptimizationStatus(hot) & 16) !== 0;
+    fill();
+    const before2 = getHeapStatistics().total_heap_size;
+    addon.reduceHeap(false);
+    const at = getHeapStatistics().total_heap_size;
+    await new Promise((r) => setTimeout(r, 1500));
+    const later = getHeapStatistics().total_heap_size;
+    console.log(JSON.stringify({ before, after, optimised, before2, at, later, kept: keep.length }));`;
+  const r = spawnSync(process.execPath, ['--allow-natives-syntax', '--no-memory-reducer', '--input-type=module', '-e', code], { encoding: 'utf8' });
+  t.equal(r.status, 0, r.stderr);
+  const s = JSON.parse(r.stdout) as { before: number; after: number; optimised: boolean; before2: number; at: number; later: number };
+  t.ok(s.after < s.before / 2, `at once: committed heap ${(s.before / MB).toFixed(1)} → ${(s.after / MB).toFixed(1)} MiB`);
+  t.ok(s.optimised, 'the optimised function is still optimised');
+  t.ok(s.at > s.before2 / 2, `incrementally: not at once (${(s.before2 / MB).toFixed(1)} → ${(s.at / MB).toFixed(1)} MiB)`);
+  t.ok(s.later < s.before2 / 2, `but over the next turns (→ ${(s.later / MB).toFixed(1)} MiB)`);
+});
