@@ -503,7 +503,7 @@ export class Daemon {
     this.device.tick();
     if (!this.wireguard) this.discovery.tick();
     this.membership?.tick(Date.now());
-    this.heapTrim?.tick(performance.now(), this.trafficBytes());
+    this.heapTrim?.tick(performance.now(), () => this.trafficBytes());
     this.flush();
     const now = this.device.clock.now();
     const untilDue = this.device.nextDeadlineMs() - now;

@@ -29,7 +29,7 @@ export class HeapTrimmer {
   private baseline = Infinity;
   private settled = false;
   private grownAtMs: number | null = null;
-  private lastTraffic = -1;
+  private lastTraffic = 0;
   private lastTrafficChangeMs = 0;
   /** Trims done, for the daemon's status. */
   trims = 0;
@@ -46,14 +46,12 @@ export class HeapTrimmer {
   }
 
   /**
-   * Called on the daemon's tick with a counter that grows with every packet the tunnel moves
-   * (bytes in and out, summed over peers). Returns whether it started a trim.
+   * Called on the daemon's tick. `traffic` reads a counter that grows with every packet the tunnel
+   * moves (bytes in and out, summed over peers); it is read only while the heap is over its
+   * allowance, so a daemon with many peers does not sum them on every tick. Returns whether it
+   * started a trim.
    */
-  tick(nowMs: number, traffic: number): boolean {
-    if (traffic !== this.lastTraffic) {
-      this.lastTraffic = traffic;
-      this.lastTrafficChangeMs = nowMs;
-    }
+  tick(nowMs: number, traffic: () => number): boolean {
     if (!this.settled) return false;
     const bytes = this.hooks.heapBytes();
     if (bytes < this.baseline) this.baseline = bytes;
@@ -61,7 +59,16 @@ export class HeapTrimmer {
       this.grownAtMs = null;
       return false;
     }
-    this.grownAtMs ??= nowMs;
+    const moved = traffic();
+    if (this.grownAtMs === null) {
+      // Growth just seen: quiet from now on, at the earliest.
+      this.grownAtMs = nowMs;
+      this.lastTraffic = moved;
+      this.lastTrafficChangeMs = nowMs;
+    } else if (moved !== this.lastTraffic) {
+      this.lastTraffic = moved;
+      this.lastTrafficChangeMs = nowMs;
+    }
     const quiet = nowMs - this.lastTrafficChangeMs >= this.limits.quietMs;
     if (!quiet && nowMs - this.grownAtMs < this.limits.maxWaitMs) return false;
     this.trim(false);
