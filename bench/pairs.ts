@@ -1,9 +1,22 @@
 // The tunnel pairs the data-path benchmarks compare (bench/throughput.ts, bench/rtt.ts), set up
 // between the two hosts of test/helpers/two-hosts: a second meshd pair with its own settings
 // (BENCH_MESHD_B, for an A/B within one run) and a wireguard-go pair of a given build.
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { packageRoot } from '../src/package-root.js';
 import { waitFor } from '../src/lab/netns-lab.js';
 import { meshConfig, type Host, type TwoHosts } from '../test/helpers/two-hosts.js';
+
+/** The shared upstream build (../shared/bin, see its README). */
+export const SHARED_UPSTREAM = join(packageRoot(), '..', 'shared', 'bin', 'wireguard-go-0.0.20250522');
+
+/**
+ * The upstream wireguard-go binary a bench runs: BENCH_WIREGUARD_GO_UPSTREAM (then `legacy`, an older
+ * variable's value, if given), else the shared build when it exists, else "none" (left out).
+ */
+export function upstreamWireguardGo(legacy?: string): string {
+  return process.env.BENCH_WIREGUARD_GO_UPSTREAM ?? legacy ?? (existsSync(SHARED_UPSTREAM) ? SHARED_UPSTREAM : 'none');
+}
 
 /**
  * BENCH_MESHD_B parsed: space-separated VAR=value settings (a value may be "quoted" to hold

@@ -9,20 +9,19 @@
 //   BENCH_SAMPLE_HZ (cpu-clock, default 5000), BENCH_SHOW (default 0),
 //   BENCH_WIREGUARD_GO_UPSTREAM as in bench/rtt.ts. Needs perf(1). perf data: bench/results/sched-*.data.
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../src/package-root.js';
 import { meshConfig, twoHosts } from '../test/helpers/two-hosts.js';
 import { withBenchLab } from './common.js';
-import { wireguardGoPair } from './pairs.js';
+import { wireguardGoPair, upstreamWireguardGo } from './pairs.js';
 
 const PINGS = Number(process.env.BENCH_PINGS ?? 400);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
 const SLOW = Number(process.env.BENCH_SLOW_MS ?? 1.5);
 const HZ = process.env.BENCH_SAMPLE_HZ ?? '5000';
 const SHOW = Number(process.env.BENCH_SHOW ?? 0);
-const SHARED_UPSTREAM = join(packageRoot(), '..', 'shared', 'bin', 'wireguard-go-0.0.20250522');
-const UPSTREAM = process.env.BENCH_WIREGUARD_GO_UPSTREAM ?? (existsSync(SHARED_UPSTREAM) ? SHARED_UPSTREAM : 'none');
+const UPSTREAM = upstreamWireguardGo();
 const RESULTS = join(packageRoot(), 'bench', 'results');
 
 interface Ev {

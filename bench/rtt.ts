@@ -12,19 +12,18 @@
 //   BENCH_MESHD_B: a second meshd pair with these VAR=value settings (bench/pairs.ts), as in bench/throughput.ts
 //   (e.g. "MESHD_V8_TIER_UP=default" or "MESHD_BIN=/other/tree/bin/meshd.js").
 // Writes bench/results/rtt-*.json.
-import { existsSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../src/package-root.js';
 import { meshConfig, twoHosts } from '../test/helpers/two-hosts.js';
 import { cpuSeconds, iperf3, machine, rssMiB, withBenchLab, writeResult } from './common.js';
-import { meshdBFromEnv, meshdPairB, wireguardGoPair } from './pairs.js';
+import { meshdBFromEnv, meshdPairB, wireguardGoPair, upstreamWireguardGo } from './pairs.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 6);
 const PINGS = Number(process.env.BENCH_PINGS ?? 200);
 const INTERVAL = process.env.BENCH_INTERVAL ?? '0.01';
 const WARM = Number(process.env.BENCH_WARM ?? 0);
-const SHARED_UPSTREAM = join(packageRoot(), '..', 'shared', 'bin', 'wireguard-go-0.0.20250522');
-const UPSTREAM = process.env.BENCH_WIREGUARD_GO_UPSTREAM ?? (existsSync(SHARED_UPSTREAM) ? SHARED_UPSTREAM : 'none');
+const UPSTREAM = upstreamWireguardGo();
 
 const MESHD_B = meshdBFromEnv();
 const TRACE = process.env.BENCH_TRACE === '1';

@@ -21,13 +21,10 @@
 //   "MESHD_AEAD_THREADS=2", "MESHD_NODE_ARGS=--use-largepages=on" or "MESHD_BIN=/other/tree/bin/meshd.js"
 //   (another commit's build): an A/B within one run
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Lab } from '../src/lab/netns-lab.js';
-import { packageRoot } from '../src/package-root.js';
 import { meshConfig, twoHosts, type TwoHosts } from '../test/helpers/two-hosts.js';
 import { cpuSeconds, iperf3, iperf3Udp, machine, median, withBenchLab, writeResult } from './common.js';
-import { meshdBFromEnv, meshdPairB, MESHD_B_PORT, MESHD_B_SUFFIX, wireguardGoPair, type WgBuild } from './pairs.js';
+import { meshdBFromEnv, meshdPairB, MESHD_B_PORT, MESHD_B_SUFFIX, wireguardGoPair, type WgBuild, upstreamWireguardGo } from './pairs.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const REPS = Number(process.env.BENCH_REPS ?? 3);
@@ -38,8 +35,7 @@ const LOSS_PER_MILLE = 10;
 const PINGS = 100;
 const RTT_ROUNDS = Number(process.env.BENCH_RTT_ROUNDS ?? 5);
 
-const SHARED_UPSTREAM = join(packageRoot(), '..', 'shared', 'bin', 'wireguard-go-0.0.20250522');
-const UPSTREAM = process.env.BENCH_WIREGUARD_GO_UPSTREAM ?? process.env.BENCH_WIREGUARD_GO ?? (existsSync(SHARED_UPSTREAM) ? SHARED_UPSTREAM : 'none');
+const UPSTREAM = upstreamWireguardGo(process.env.BENCH_WIREGUARD_GO);
 const DEBIAN = process.env.BENCH_WIREGUARD_GO_DEBIAN ?? 'wireguard-go';
 
 type PathName = 'veth' | 'meshd' | 'meshd-b' | 'wg-upstream' | 'wg-debian';

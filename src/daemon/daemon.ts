@@ -503,7 +503,7 @@ export class Daemon {
     this.device.tick();
     if (!this.wireguard) this.discovery.tick();
     this.membership?.tick(Date.now());
-    this.heapTrim?.tick(performance.now(), () => this.trafficBytes());
+    this.heapTrim?.tick(performance.now(), this.readTraffic);
     this.flush();
     const now = this.device.clock.now();
     const untilDue = this.device.nextDeadlineMs() - now;
@@ -513,11 +513,11 @@ export class Daemon {
   }
 
   /** Bytes the tunnel has moved, in and out, over all peers: what tells the heap trim it is quiet. */
-  private trafficBytes(): number {
+  private readonly readTraffic = (): number => {
     let n = 0;
     for (const p of this.device.peers.values()) n += p.rxBytes + p.txBytes;
     return n;
-  }
+  };
 
   /**
    * The interface's MTU as `ip link set IFACE mtu N` left it (wg-quick sets it after start), for
