@@ -5,9 +5,14 @@
 //  3. Forwarding capacity: 100 client pairs pushing through one relay process (single-packet
 //     messages and batches), messages/s, Gbit/s and the relay's CPU.
 //  4. Idle capacity: RSS of one relay holding N logged-in clients.
+//  5. Relayed idle pings (BENCH_ONLY=rtt): a fresh relay and two fresh daemons with direct UDP blocked,
+//     BENCH_RTT_PINGS pings 10 ms apart (default 4,500: past the ~8 s after start-up when V8's memory
+//     reducer first runs), per round; percentiles, the pings over 8 ms with when they came, and the
+//     relay's GC pauses (it runs with --trace-gc). BENCH_RELAY_B (node flags, e.g.
+//     "--no-memory-reducer") adds rounds with a relay started with them, interleaved; BENCH_RTT_ROUNDS (2).
 // BENCH_SECONDS (5), BENCH_REPS (2), BENCH_STARTS (10), BENCH_PAIRINGS ("udp-blocked:udp-blocked,..."),
 // BENCH_PAIRS (100), BENCH_RELAY_CLIENTS ("1000,5000,10000"), BENCH_ONLY (comma list of
-// throughput,first-reply,forwarding,idle).
+// throughput,first-reply,forwarding,idle,rtt; rtt is not in the default list).
 import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { Lab, sleep, waitFor } from '../src/lab/netns-lab.js';
@@ -25,6 +30,9 @@ const PAIRINGS = (process.env.BENCH_PAIRINGS ?? 'udp-blocked:udp-blocked,symmetr
   .map((p) => p.split(':') as [NatKind, NatKind]);
 const PAIRS = Number(process.env.BENCH_PAIRS ?? 100);
 const CLIENT_COUNTS = (process.env.BENCH_RELAY_CLIENTS ?? '1000,5000,10000').split(',').map(Number);
+const RTT_PINGS = Number(process.env.BENCH_RTT_PINGS ?? 4500);
+const RTT_ROUNDS = Number(process.env.BENCH_RTT_ROUNDS ?? 2);
+const RELAY_B = (process.env.BENCH_RELAY_B ?? '').split(' ').filter(Boolean);
 const ONLY = new Set((process.env.BENCH_ONLY ?? 'throughput,first-reply,forwarding,idle').split(','));
 const CLIENTS_JS = join(packageRoot(), 'dist', 'bench', 'relay-clients.js');
 const LOAD_JS = join(packageRoot(), 'dist', 'bench', 'relay-load.js');
@@ -183,11 +191,89 @@ async function idle(lab: Lab): Promise<{ baseRssMiB: number; points: { clients: 
   return { baseRssMiB: base, points };
 }
 
+interface RelayedPings {
+  relayNodeArgs: string[];
+  pings: number;
+  lost: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+  /** Pings over 8 ms: [seconds since the relay started, ms]. */
+  over8ms: [number, number][];
+  /** The relay's GCs that paused it 1 ms or more: [ms since it started, kind, pause ms]. */
+  relayGcPauses: [number, string, number][];
+  relayRssMiB: number;
+}
+
+/** Pauses of 1 ms or more in a `--trace-gc` log: "[pid:0x…]   24412 ms: Mark-Compact (reduce) 10.2 (13.5) -> … MB, 6.1 / 0.0 ms …". */
+function gcPauses(log: string): [number, string, number][] {
+  const out: [number, string, number][] = [];
+  for (const m of log.matchAll(/^\[[^\]]*\]\s+(\d+) ms: ([A-Za-z-]+(?: \([a-z ]+\))?) .*?MB, ([\d.]+) \/ [\d.]+ ms/gm)) {
+    const pause = Number(m[3]);
+    if (pause >= 1) out.push([Number(m[1]), m[2], pause]);
+  }
+  return out;
+}
+
+/** One round of relayed idle pings: everything fresh, direct UDP blocked. */
+async function relayedPingRound(lab: Lab, rl: RelayLab, relayNodeArgs: string[]): Promise<RelayedPings> {
+  const relay = await lab.relay(rl.relayNs[0], relayArgs(rl, 0, true), ['--trace-gc', ...relayNodeArgs]);
+  const relayStarted = Date.now() / 1000;
+  const url = relayUrl(rl, 0, true);
+  const conf = (self: RelayLab['a'], other: RelayLab['a']) => relayConfig(rl, self, other, [url], { tls: true, endpoint: true }).replace('[Interface]', `[Interface]\nMTU = ${MTU}`);
+  const a = await lab.meshd(rl.a.ns, lab.file('a.conf', conf(rl.a, rl.b)), rl.a.iface);
+  const b = await lab.meshd(rl.b.ns, lab.file('b.conf', conf(rl.b, rl.a)), rl.b.iface);
+  await lab.exec(rl.a.ns, 'ping', ['-c', '3', '-i', '0.3', '-W', '3', rl.b.mesh4]);
+  const kind = async () => JSON.parse((await lab.cli(['status', rl.a.iface, '--json'])).stdout).peers[0].path.kind as string;
+  if (!(await waitFor(async () => (await kind()) === 'relay', 15_000))) throw new Error('the path did not become relay');
+  const out = await lab.exec(rl.a.ns, 'ping', ['-D', '-c', String(RTT_PINGS), '-i', '0.01', '-W', '2', rl.b.mesh4], RTT_PINGS * 50 + 60_000);
+  const times = [...out.stdout.matchAll(/^\[([\d.]+)\].*time=([\d.]+) ms/gm)].map((m) => [Math.round((Number(m[1]) - relayStarted) * 100) / 100, Number(m[2])] as [number, number]);
+  const sorted = times.map((t) => t[1]).sort((x, y) => x - y);
+  const pct = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+  const relayRssMiB = Math.round(rssMiB(relay.pid!));
+  for (const p of [a, b, relay]) {
+    const gone = new Promise((r) => p.once('exit', r));
+    p.kill('SIGTERM');
+    await gone;
+  }
+  return {
+    relayNodeArgs,
+    pings: RTT_PINGS,
+    lost: RTT_PINGS - times.length,
+    p50: pct(50),
+    p90: pct(90),
+    p99: pct(99),
+    max: sorted[sorted.length - 1] ?? NaN,
+    over8ms: times.filter((t) => t[1] > 8),
+    relayGcPauses: gcPauses(relay.log.join('')),
+    relayRssMiB,
+  };
+}
+
+async function relayedPings(lab: Lab): Promise<RelayedPings[]> {
+  const rl = await relayLab(lab, 1);
+  await blockDirectUdp(rl);
+  const rounds: RelayedPings[] = [];
+  for (let r = 0; r < RTT_ROUNDS; r++) {
+    for (const flags of RELAY_B.length > 0 ? [[], RELAY_B] : [[]]) {
+      const x = await relayedPingRound(lab, rl, flags);
+      rounds.push(x);
+      const gcs = x.relayGcPauses.map(([at, k, ms]) => `${(at / 1000).toFixed(1)} s ${k} ${ms} ms`).join(', ');
+      process.stderr.write(
+        `relayed pings, round ${r + 1}/${RTT_ROUNDS}, relay ${flags.join(' ') || 'as installed'}: p50 ${x.p50} p90 ${x.p90} p99 ${x.p99} max ${x.max} ms, ${x.lost} lost, ` +
+          `${x.over8ms.length} over 8 ms (${x.over8ms.map(([at, ms]) => `${at} s: ${ms}`).join(', ')}); relay GC pauses ≥ 1 ms: ${gcs || 'none'}; relay RSS ${x.relayRssMiB} MiB\n`,
+      );
+    }
+  }
+  return rounds;
+}
+
 async function main(): Promise<void> {
   const result: Record<string, unknown> = {
     date: new Date().toISOString(),
     machine: machine(),
-    settings: { seconds: SECONDS, reps: REPS, mtu: MTU, starts: STARTS, pairs: PAIRS, relayPort: RELAY_PORT },
+    settings: { seconds: SECONDS, reps: REPS, mtu: MTU, starts: STARTS, pairs: PAIRS, relayPort: RELAY_PORT, rttPings: RTT_PINGS, rttRounds: RTT_ROUNDS, relayB: RELAY_B },
   };
   await withBenchLab(['iperf3', 'nft', 'openssl', 'conntrack', 'curl'], async (lab) => {
     if (ONLY.has('throughput')) {
@@ -198,6 +284,7 @@ async function main(): Promise<void> {
     if (ONLY.has('first-reply')) result.firstReplyMs = await firstReplies();
     if (ONLY.has('forwarding')) result.forwarding = await forwarding(lab);
     if (ONLY.has('idle')) result.idleCapacity = await idle(lab);
+    if (ONLY.has('rtt')) result.relayedPings = await relayedPings(lab);
   });
   process.stdout.write(JSON.stringify(result, null, 2) + '\n');
   writeResult('relay', result as { date: string });

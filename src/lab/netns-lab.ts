@@ -123,9 +123,12 @@ export class Lab {
     return host;
   }
 
-  /** Runs `meshd-relay ARGS` in a namespace and waits until it says it is up. */
-  async relay(ns: string, args: string[]): Promise<ChildProcess & { log: string[] }> {
-    const nodeArgs = (process.env.MESHD_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  /**
+   * Runs `meshd-relay ARGS` in a namespace and waits until it says it is up. `extraNodeArgs` go to node
+   * after the shebang line's flags and MESHD_NODE_ARGS (which every relay and daemon gets).
+   */
+  async relay(ns: string, args: string[], extraNodeArgs: readonly string[] = []): Promise<ChildProcess & { log: string[] }> {
+    const nodeArgs = [...(process.env.MESHD_NODE_ARGS ?? '').split(' ').filter(Boolean), ...extraNodeArgs];
     const p = this.spawn(ns, process.execPath, [...shebangFlags(RELAY_BIN), ...nodeArgs, RELAY_BIN, ...args], { MESHD_LOG_FORMAT: 'json' });
     for (let i = 0; i < 200; i++) {
       if (p.exitCode !== null) throw new Error(`meshd-relay exited ${p.exitCode}: ${p.log.join('')}`);
