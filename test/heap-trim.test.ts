@@ -1,5 +1,5 @@
-// The daemon's own heap trim (src/daemon/heap-trim.ts): once after start-up, then only when the heap
-// has grown and the tunnel is quiet (or has not been for a minute); when it is on (V8's memory
+// The daemon's own heap trim (src/daemon/heap-trim.ts): the start-up's garbage, then a heap that has
+// grown, each once the tunnel is quiet (or has not been for a minute), never at once; when it is on (V8's memory
 // reducer off on the command line, as bin/meshd.js starts it); and the addon's reduceHeap really
 // gives a heap's free pages back without throwing away optimised code.
 import t from 'tap';
@@ -14,25 +14,71 @@ const LIMITS: HeapTrimLimits = { growthBytes: 8 * MB, quietMs: 3000, maxWaitMs: 
 
 /** A heap that shrinks to afterReduce at once on a trim (an incremental one: see its own test). */
 function fake(startBytes: number) {
-  const h = { bytes: startBytes, reduced: 0, afterReduce: 10 * MB, now: [] as boolean[] };
-  const trimmer = new HeapTrimmer({ heapBytes: () => h.bytes, reduce: (now) => { h.reduced++; h.now.push(now); h.bytes = h.afterReduce; } }, LIMITS);
+  const h = { bytes: startBytes, reduced: 0, afterReduce: 10 * MB };
+  const trimmer = new HeapTrimmer({ heapBytes: () => h.bytes, reduce: () => { h.reduced++; h.bytes = h.afterReduce; } }, LIMITS);
   return { h, trimmer };
 }
 
-t.test('the first trim is the settle after start-up; before it, ticks never trim', async (t) => {
+/** Settled and past its first trim (the start-up's garbage), taken at -7 s on a quiet tunnel. */
+function trimmedOnce(startBytes: number) {
+  const f = fake(startBytes);
+  f.trimmer.settle();
+  f.trimmer.tick(-10_000, () => 0);
+  f.trimmer.tick(-7_000, () => 0);
+  return f;
+}
+
+t.test('before the start-up is over, ticks never trim', async (t) => {
   const { h, trimmer } = fake(31 * MB);
-  t.equal(trimmer.tick(0, () => 0), false, 'not settled: no trim');
-  t.equal(trimmer.tick(10_000, () => 0), false);
+  for (let ms = 0; ms < 120_000; ms += 1000) t.equal(trimmer.tick(ms, () => 0), false);
+  t.equal(h.reduced, 0);
+});
+
+t.test("after start-up, the first trim takes the start-up's garbage once the tunnel is quiet, never at once", async (t) => {
+  const { h, trimmer } = fake(31 * MB);
   trimmer.settle();
-  t.equal(h.reduced, 1);
-  t.same(h.now, [true], 'at once: nothing is waiting on the daemon yet');
+  t.equal(h.reduced, 0, 'nothing at the settle itself: peers may be talking already');
+  t.equal(trimmer.tick(0, () => 0), false);
+  t.equal(trimmer.tick(2750, () => 0), false, '2.75 s quiet');
+  t.equal(trimmer.tick(3000, () => 0), true, '3 s quiet: trimmed');
   t.equal(trimmer.trims, 1);
   t.equal(h.bytes, 10 * MB);
+  t.equal(trimmer.tick(10_000, () => 0), false, 'and not again');
+});
+
+t.test('a small start-up heap still gets its first trim (garbage, not growth, is what is due)', async (t) => {
+  const { h, trimmer } = fake(12 * MB);
+  trimmer.settle();
+  trimmer.tick(0, () => 0);
+  t.equal(trimmer.tick(3000, () => 0), true);
+  t.equal(h.reduced, 1);
+});
+
+t.test('the first trim waits for talking peers to pause, or a minute', async (t) => {
+  const { h, trimmer } = fake(31 * MB);
+  trimmer.settle();
+  let traffic = 0;
+  let trimmedAt = -1;
+  // A ping every tick from the start: never 3 s quiet.
+  for (let ms = 0; ms <= 120_000 && trimmedAt < 0; ms += 250) {
+    traffic += 84;
+    if (trimmer.tick(ms, () => traffic)) trimmedAt = ms;
+  }
+  t.equal(trimmedAt, 60_000, 'a minute after the start-up');
+  t.equal(h.reduced, 1);
+  const q = fake(31 * MB);
+  q.trimmer.settle();
+  let moved = 0;
+  let at = -1;
+  for (let ms = 0; ms <= 10_000 && at < 0; ms += 250) {
+    if (ms < 2000) moved += 84; // talking for 2 s, then quiet
+    if (q.trimmer.tick(ms, () => moved)) at = ms;
+  }
+  t.equal(at, 4750, '3 s after the last packet (seen at the 1.75 s tick)');
 });
 
 t.test('a heap within the growth allowance is left alone, however quiet the tunnel', async (t) => {
-  const { h, trimmer } = fake(31 * MB);
-  trimmer.settle();
+  const { h, trimmer } = trimmedOnce(31 * MB);
   h.bytes = 10 * MB + 8 * MB - 1;
   let trimmed = 0;
   for (let ms = 0; ms < 300_000; ms += 1000) if (trimmer.tick(ms, () => 5)) trimmed++;
@@ -44,8 +90,7 @@ t.test('a heap within the growth allowance is left alone, however quiet the tunn
 });
 
 t.test('a grown heap is trimmed once the tunnel has moved nothing for quietMs', async (t) => {
-  const { h, trimmer } = fake(31 * MB);
-  trimmer.settle();
+  const { h, trimmer } = trimmedOnce(31 * MB);
   let traffic = 0;
   // A burst: traffic every tick, the heap grows.
   let trimmed = 0;
@@ -60,14 +105,12 @@ t.test('a grown heap is trimmed once the tunnel has moved nothing for quietMs', 
   t.equal(trimmer.tick(12_750, () => traffic), false, '2.75 s quiet');
   t.equal(trimmer.tick(13_000, () => traffic), true, '3 s quiet: trimmed');
   t.equal(h.reduced, 2);
-  t.same(h.now, [true, false], 'incrementally, as V8\'s reducer would');
   t.equal(trimmer.tick(20_000, () => traffic), false, 'and not again while the heap stays small');
   t.equal(h.reduced, 2);
 });
 
 t.test('under traffic that never stops, a grown heap is trimmed after maxWaitMs', async (t) => {
-  const { h, trimmer } = fake(31 * MB);
-  trimmer.settle();
+  const { h, trimmer } = trimmedOnce(31 * MB);
   h.bytes = 30 * MB;
   let traffic = 0;
   let trimmedAt = -1;
@@ -79,8 +122,7 @@ t.test('under traffic that never stops, a grown heap is trimmed after maxWaitMs'
 });
 
 t.test('a heap that shrinks back by itself resets the wait', async (t) => {
-  const { h, trimmer } = fake(31 * MB);
-  trimmer.settle();
+  const { h, trimmer } = trimmedOnce(31 * MB);
   let traffic = 0;
   h.bytes = 30 * MB;
   let trimmed = 0;
@@ -96,14 +138,13 @@ t.test('a heap that shrinks back by itself resets the wait', async (t) => {
 
 t.test('an incremental trim that frees the heap a few ticks later is not repeated', async (t) => {
   const h = { bytes: 31 * MB, reduced: 0 };
-  const trimmer = new HeapTrimmer({ heapBytes: () => h.bytes, reduce: (now) => { h.reduced++; if (now) h.bytes = 10 * MB; } }, LIMITS);
+  const trimmer = new HeapTrimmer({ heapBytes: () => h.bytes, reduce: () => { h.reduced++; } }, LIMITS);
   trimmer.settle();
-  h.bytes = 30 * MB;
   t.equal(trimmer.tick(0, () => 1), false);
-  t.equal(trimmer.tick(5000, () => 1), true, 'quiet and grown: started');
-  // Marking runs over the next turns: the heap is still 30 MB at the next ticks, then shrinks.
-  t.equal(trimmer.tick(5250, () => 1), false, 'no second trim while the first is under way');
-  t.equal(trimmer.tick(5500, () => 1), false);
+  t.equal(trimmer.tick(3000, () => 1), true, 'the first trim: started');
+  // Marking runs over the next turns: the heap is still 31 MB at the next ticks, then shrinks.
+  t.equal(trimmer.tick(3250, () => 1), false, 'no second trim while the first is under way');
+  t.equal(trimmer.tick(3500, () => 1), false);
   h.bytes = 11 * MB;
   t.equal(trimmer.tick(6000, () => 1), false);
   h.bytes = 18 * MB; // 7 MB over the smallest since the trim: not yet worth one
@@ -111,7 +152,7 @@ t.test('an incremental trim that frees the heap a few ticks later is not repeate
   h.bytes = 19 * MB + 1;
   t.equal(trimmer.tick(21_000, () => 1), false, 'grown by the allowance over the smallest heap since: quiet counts from now');
   t.equal(trimmer.tick(24_000, () => 1), true, 'and 3 s later, trimmed again');
-  t.equal(h.reduced, 3);
+  t.equal(h.reduced, 2);
 });
 
 t.test('the daemon trims itself exactly when V8\'s memory reducer is off at start', async (t) => {

@@ -183,7 +183,6 @@ export class Daemon {
   private stopped = false;
   /** The heap's trims (heap-trim.ts); null when V8's memory reducer is on and does them. */
   private heapTrim: HeapTrimmer | null = null;
-  private heapSettle: NodeJS.Timeout | null = null;
   /** meshd-wireguard mode (DaemonOptions.wireguard): UAPI only, no disco. */
   private readonly wireguard: boolean;
   /** The hard side's extra sockets for birthday probing; what arrives on them is handled as on the data socket. */
@@ -440,7 +439,7 @@ export class Daemon {
     quickerTierUp();
     if (ownHeapTrim()) {
       const native = loadNative();
-      this.heapTrim = new HeapTrimmer({ heapBytes: () => getHeapStatistics().total_heap_size, reduce: (now) => native.reduceHeap(now) });
+      this.heapTrim = new HeapTrimmer({ heapBytes: () => getHeapStatistics().total_heap_size, reduce: () => native.reduceHeap(false) });
     }
     this.warmUp();
   }
@@ -468,20 +467,9 @@ export class Daemon {
     setImmediate(next);
   }
 
-  /**
-   * The heap's first trim, a second after the warm-up: the optimising compiler's jobs from it have
-   * finished by then (a trim cancels those still queued), and peers' packets have barely begun.
-   */
+  /** The start-up is over: the heap trim may begin (its first trim waits for a quiet tunnel). */
   private settleHeap(): void {
-    if (!this.heapTrim) return;
-    const trim = this.heapTrim;
-    this.heapSettle = setTimeout(() => {
-      this.heapSettle = null;
-      const before = getHeapStatistics().total_heap_size;
-      const started = performance.now();
-      trim.settle();
-      this.log.debug({ component: 'daemon', ms: Math.round(performance.now() - started), heapBefore: before, heapAfter: getHeapStatistics().total_heap_size }, 'heap trimmed');
-    }, 1000);
+    this.heapTrim?.settle();
   }
 
   /**
@@ -503,7 +491,7 @@ export class Daemon {
     this.device.tick();
     if (!this.wireguard) this.discovery.tick();
     this.membership?.tick(Date.now());
-    this.heapTrim?.tick(performance.now(), this.readTraffic);
+    if (this.heapTrim?.tick(performance.now(), this.readTraffic)) this.log.debug({ component: 'daemon', heap: getHeapStatistics().total_heap_size }, 'heap trim started');
     this.flush();
     const now = this.device.clock.now();
     const untilDue = this.device.nextDeadlineMs() - now;
@@ -1021,8 +1009,6 @@ export class Daemon {
     this.stopped = true;
     if (this.tick) clearTimeout(this.tick);
     this.tick = null;
-    if (this.heapSettle) clearTimeout(this.heapSettle);
-    this.heapSettle = null;
     this.stun.stop();
     this.netWatch.close();
     if (this.uapi) closeUnix(this.uapi, uapiSocketPath(this.iface));
