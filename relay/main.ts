@@ -12,6 +12,7 @@ import { DEFAULT_LIMITS, RelayServer, type RelayLimits } from './server.js';
 import { loadAllowList } from './allow-list.js';
 import { startStun } from './stun.js';
 import { MeshDirectory } from './mesh.js';
+import { startRelayHeapTrim } from './heap-trim.js';
 import { parseMeshPublicKey, type MeshPublicKey } from '../src/crypto/ed25519.js';
 
 function meshKey(v: string, prev: MeshPublicKey[] = []): MeshPublicKey[] {
@@ -111,6 +112,7 @@ async function run(o: Opts): Promise<void> {
     { component: 'relay', publicKey: keyToBase64(server.publicKey), listen: listen.map((l, i) => `${l.host || '*'}:${ports[i]}`), tls: !!tls, stun: stuns.map((s) => s.port), allowList: allow ? allow.size : null, meshes: mesh ? mesh.meshKeys.map((k) => ({ serial: mesh!.serial(k) })).length : 0 },
     'meshd-relay up',
   );
+  const heapTrim = startRelayHeapTrim(server.metrics, log);
   process.on('SIGHUP', () => {
     if (!o.allowKeys) return;
     try {
@@ -128,6 +130,7 @@ async function run(o: Opts): Promise<void> {
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
+  heapTrim?.stop();
   for (const s of stuns) s.close();
   await server.stop();
   process.exit(0);

@@ -31,6 +31,7 @@ export class RelayMetrics {
   readonly rostersSent = new Counter({ name: 'meshd_relay_rosters_sent_total', help: 'Whole rosters sent to subscribers', registers: [this.registry] });
   readonly rosterDeltasSent = new Counter({ name: 'meshd_relay_roster_deltas_sent_total', help: 'Roster changes sent to subscribers as a delta from the serial they hold', registers: [this.registry] });
   readonly removedMembers = new Counter({ name: 'meshd_relay_member_connections_closed_total', help: 'Connections closed because a newer roster no longer admits the key', registers: [this.registry] });
+  readonly heapTrims = new Counter({ name: 'meshd_relay_heap_trims_total', help: "Trims of the relay's JavaScript heap it started itself (V8's memory reducer off)", registers: [this.registry] });
   readonly stunRequests = new Counter({ name: 'meshd_relay_stun_requests_total', help: 'STUN binding requests answered', registers: [this.registry] });
 
   constructor() {

@@ -6,8 +6,9 @@ import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { Lab, labUnavailable, waitFor } from '../helpers/lab.js';
 import { meshConfig, twoHosts } from '../helpers/two-hosts.js';
+import { blockDirectUdp, promMetric, relayArgs, relayConfig, relayLab, relayUrl, RELAY_PORT } from '../helpers/relay-lab.js';
 
-const why = labUnavailable(['ping', 'curl']);
+const why = labUnavailable(['ping', 'curl', 'nft', 'openssl']);
 const cmdline = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
 
 interface ReduceGc {
@@ -70,4 +71,27 @@ else {
     t.match(metrics, /^meshd_heap_trims_total 1$/m, 'a: the trim in its metrics');
   });
 
+  t.test('the relay trims its own heap when idle, and V8 does not stop the streams it carries', async (t) => {
+    const lab = new Lab(t);
+    const rl = await relayLab(lab, 1);
+    await blockDirectUdp(rl);
+    const relay = await lab.relay(rl.relayNs[0], relayArgs(rl, 0, false), ['--trace-gc']);
+    t.ok(cmdline(relay.pid!).includes('--no-memory-reducer'), "the relay runs with V8's reducer off, as bin/meshd-relay.js's line starts it");
+    const trims = async () => promMetric((await lab.exec(rl.a.ns, 'curl', ['-sf', '--max-time', '5', `http://${rl.relayAddr[0]}:${RELAY_PORT}/metrics`])).stdout, 'meshd_relay_heap_trims_total');
+    t.ok(await waitFor(async () => (await trims()) === 1, 15_000), 'one trim of its own, 3 s after start-up with nothing to forward');
+    t.ok(await waitFor(() => reduceGcs(relay.log.join('')).some((g) => g.own), 5000), 'its compacting GC is in the trace');
+    const trim = reduceGcs(relay.log.join('')).filter((g) => g.own);
+    t.ok(trim[trim.length - 1].committedAfterMb < trim[0].committedBeforeMb, `committed memory ${trim[0].committedBeforeMb} → ${trim[trim.length - 1].committedAfterMb} MB`);
+
+    // 12 s of relayed pings: past the 8 s V8's reducer waits after a compacting GC.
+    const url = relayUrl(rl, 0, false);
+    await lab.meshd(rl.a.ns, lab.file('a.conf', relayConfig(rl, rl.a, rl.b, [url])), rl.a.iface);
+    await lab.meshd(rl.b.ns, lab.file('b.conf', relayConfig(rl, rl.b, rl.a, [url])), rl.b.iface);
+    t.ok(await waitFor(async () => (await lab.exec(rl.a.ns, 'ping', ['-c', '1', '-W', '1', rl.b.mesh4])).code === 0, 15_000), 'A and B connected via the relay');
+    for (let i = 0; i < 6; i++) {
+      t.equal((await lab.exec(rl.a.ns, 'ping', ['-c', '100', '-i', '0.02', '-W', '2', rl.b.mesh4])).code, 0, 'pings through the relay');
+    }
+    t.same(reduceGcs(relay.log.join('')).filter((g) => !g.own), [], "no compacting GC but its own trim (V8's reducer is off)");
+    t.equal(await trims(), 1, 'still one trim');
+  });
 }
