@@ -203,6 +203,8 @@ interface RelayedPings {
   over8ms: [number, number][];
   /** The relay's GCs that paused it 1 ms or more: [ms since it started, kind, pause ms]. */
   relayGcPauses: [number, string, number][];
+  /** The same for the two daemons, when MESHD_NODE_ARGS has --trace-gc. */
+  daemonGcPauses: [number, string, number][][];
   relayRssMiB: number;
 }
 
@@ -247,6 +249,7 @@ async function relayedPingRound(lab: Lab, rl: RelayLab, relayNodeArgs: string[])
     max: sorted[sorted.length - 1] ?? NaN,
     over8ms: times.filter((t) => t[1] > 8),
     relayGcPauses: gcPauses(relay.log.join('')),
+    daemonGcPauses: [a, b].map((d) => gcPauses(d.log.join(''))),
     relayRssMiB,
   };
 }
@@ -259,10 +262,12 @@ async function relayedPings(lab: Lab): Promise<RelayedPings[]> {
     for (const flags of RELAY_B.length > 0 ? [[], RELAY_B] : [[]]) {
       const x = await relayedPingRound(lab, rl, flags);
       rounds.push(x);
-      const gcs = x.relayGcPauses.map(([at, k, ms]) => `${(at / 1000).toFixed(1)} s ${k} ${ms} ms`).join(', ');
+      const list = (p: [number, string, number][]) => p.filter(([, k, ms]) => k !== 'Scavenge' || ms >= 4).map(([at, k, ms]) => `${(at / 1000).toFixed(1)} s ${k} ${ms} ms`).join(', ') || 'none';
+      const gcs = list(x.relayGcPauses);
+      const daemonGcs = process.env.MESHD_NODE_ARGS?.includes('--trace-gc') ? `; daemons' GC pauses (scavenges of 4 ms or more, any other GC of 1 ms or more): ${x.daemonGcPauses.map(list).join(' / ')}` : '';
       process.stderr.write(
         `relayed pings, round ${r + 1}/${RTT_ROUNDS}, relay ${flags.join(' ') || 'as installed'}: p50 ${x.p50} p90 ${x.p90} p99 ${x.p99} max ${x.max} ms, ${x.lost} lost, ` +
-          `${x.over8ms.length} over 8 ms (${x.over8ms.map(([at, ms]) => `${at} s: ${ms}`).join(', ')}); relay GC pauses ≥ 1 ms: ${gcs || 'none'}; relay RSS ${x.relayRssMiB} MiB\n`,
+          `${x.over8ms.length} over 8 ms (${x.over8ms.map(([at, ms]) => `${at} s: ${ms}`).join(', ')}); relay GC pauses (scavenges of 4 ms or more, any other GC of 1 ms or more): ${gcs}${daemonGcs}; relay RSS ${x.relayRssMiB} MiB\n`,
       );
     }
   }
