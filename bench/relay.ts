@@ -9,11 +9,13 @@
 //     BENCH_RTT_PINGS pings 10 ms apart (default 4,500: past the ~8 s after start-up when V8's memory
 //     reducer first runs), per round; percentiles, the pings over 8 ms with when they came, and the
 //     relay's GC pauses (it runs with --trace-gc). BENCH_RELAY_B (node flags, e.g.
-//     "--no-memory-reducer") adds rounds with a relay started with them, interleaved; BENCH_RTT_ROUNDS (2).
+//     "--no-memory-reducer") adds rounds with a relay started with them, interleaved; BENCH_RTT_ROUNDS (2);
+//     BENCH_TRACE=1 writes the relay's and the daemons' output of each round to bench/results/.
 // BENCH_SECONDS (5), BENCH_REPS (2), BENCH_STARTS (10), BENCH_PAIRINGS ("udp-blocked:udp-blocked,..."),
 // BENCH_PAIRS (100), BENCH_RELAY_CLIENTS ("1000,5000,10000"), BENCH_ONLY (comma list of
 // throughput,first-reply,forwarding,idle,rtt; rtt is not in the default list).
 import type { ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Lab, sleep, waitFor } from '../src/lab/netns-lab.js';
 import { packageRoot } from '../src/package-root.js';
@@ -234,6 +236,14 @@ async function relayedPingRound(lab: Lab, rl: RelayLab, relayNodeArgs: string[])
   const sorted = times.map((t) => t[1]).sort((x, y) => x - y);
   const pct = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
   const relayRssMiB = Math.round(rssMiB(relay.pid!));
+  if (process.env.BENCH_TRACE === '1') {
+    const tag = `relay-rtt-${relayNodeArgs.join('').replace(/[^a-z]/g, '') || 'installed'}-${Date.now()}`;
+    for (const [name, p] of [['relay', relay], ['a', a], ['b', b]] as const) {
+      const file = join(packageRoot(), 'bench', 'results', `${tag}-${name}.log`);
+      writeFileSync(file, `started ${name === 'relay' ? relayStarted : '?'} (relay started at ${relayStarted})\n${p.log.join('')}`);
+      process.stderr.write(`wrote ${file}\n`);
+    }
+  }
   for (const p of [a, b, relay]) {
     const gone = new Promise((r) => p.once('exit', r));
     p.kill('SIGTERM');
