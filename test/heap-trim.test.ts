@@ -28,6 +28,16 @@ function trimmedOnce(startBytes: number) {
   return f;
 }
 
+/** Ticks every 250 ms with `perTick` bytes moved at each, until a trim (its time) or 120 s (-1). */
+function trimUnderTraffic(trimmer: HeapTrimmer, perTick: number): number {
+  let traffic = 0;
+  for (let ms = 0; ms <= 120_000; ms += 250) {
+    traffic += perTick;
+    if (trimmer.tick(ms, () => traffic)) return ms;
+  }
+  return -1;
+}
+
 t.test('before the start-up is over, ticks never trim', async (t) => {
   const { h, trimmer } = fake(31 * MB);
   for (let ms = 0; ms < 120_000; ms += 1000) t.equal(trimmer.tick(ms, () => 0), false);
@@ -57,14 +67,8 @@ t.test('a small start-up heap still gets its first trim (garbage, not growth, is
 t.test('the first trim waits for talking peers to pause, or a minute', async (t) => {
   const { h, trimmer } = fake(31 * MB);
   trimmer.settle();
-  let traffic = 0;
-  let trimmedAt = -1;
   // A ping every tick from the start: never 3 s quiet.
-  for (let ms = 0; ms <= 120_000 && trimmedAt < 0; ms += 250) {
-    traffic += 84;
-    if (trimmer.tick(ms, () => traffic)) trimmedAt = ms;
-  }
-  t.equal(trimmedAt, 60_000, 'a minute after the start-up');
+  t.equal(trimUnderTraffic(trimmer, 84), 60_000, 'a minute after the start-up');
   t.equal(h.reduced, 1);
   const q = fake(31 * MB);
   q.trimmer.settle();
@@ -112,13 +116,7 @@ t.test('a grown heap is trimmed once the tunnel has moved nothing for quietMs', 
 t.test('under traffic that never stops, a grown heap is trimmed after maxWaitMs', async (t) => {
   const { h, trimmer } = trimmedOnce(31 * MB);
   h.bytes = 30 * MB;
-  let traffic = 0;
-  let trimmedAt = -1;
-  for (let ms = 0; ms <= 120_000 && trimmedAt < 0; ms += 250) {
-    traffic += 1000;
-    if (trimmer.tick(ms, () => traffic)) trimmedAt = ms;
-  }
-  t.equal(trimmedAt, 60_000, 'a minute after the growth was first seen');
+  t.equal(trimUnderTraffic(trimmer, 1000), 60_000, 'a minute after the growth was first seen');
 });
 
 t.test('a heap that shrinks back by itself resets the wait', async (t) => {
