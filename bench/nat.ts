@@ -3,10 +3,13 @@
 // counts it took; then birthday probing across one symmetric NAT (eim ⇄ symmetric): over
 // BENCH_BIRTHDAY_RUNS (default 20) fresh NAT worlds per budget, the success rate within 15 s, the
 // median and p90 time to a direct path, and the probes it took, for the default budget (256 sockets ×
-// 1,000 probes) and two others (BENCH_BIRTHDAY_BUDGETS, "sockets×probes,…"). BENCH_CASES picks
-// "eim", "birthday" or both (default). Writes bench/results/nat-*.json.
+// 1,000 probes) and two others (BENCH_BIRTHDAY_BUDGETS, "sockets×probes,…"). With BENCH_CASES
+// "paths" (not in the default "eim,birthday"): TCP through the path each NAT pairing ends on (a
+// hole-punched direct path, one found by birthday probing, the relay), BENCH_SECONDS × BENCH_REPS
+// per pairing. Writes bench/results/nat-*.json.
 import { Lab, labUnavailable } from '../src/lab/netns-lab.js';
-import { machine, writeResult } from './common.js';
+import { iperf3, machine, median as medianOf, writeResult } from './common.js';
+import type { NatKind } from '../src/lab/nat-world.js';
 import { natConfig, natWorld, relayArgs } from '../src/lab/nat-world.js';
 import { controlRequest } from '../src/control/control.js';
 import type { DaemonStatus } from '../src/daemon/status.js';
@@ -17,6 +20,56 @@ const BIRTHDAY_RUNS = Number(process.env.BENCH_BIRTHDAY_RUNS ?? 20);
 const BUDGETS = (process.env.BENCH_BIRTHDAY_BUDGETS ?? '256x1000,128x500,512x2000').split(',').map((b) => b.split('x').map(Number) as [number, number]);
 const CASES = new Set((process.env.BENCH_CASES ?? 'eim,birthday').split(','));
 const BIRTHDAY_LIMIT_MS = 15_000;
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const REPS = Number(process.env.BENCH_REPS ?? 2);
+const PATH_PAIRINGS: { pairing: [NatKind, NatKind]; via: string }[] = [
+  { pairing: ['eim', 'eim'], via: 'hole punching' },
+  { pairing: ['eim', 'symmetric'], via: 'birthday probing' },
+  { pairing: ['symmetric', 'symmetric'], via: 'relay' },
+];
+
+interface PathThroughput {
+  pairing: string;
+  path: string;
+  gbps: number[];
+  medianGbps: number;
+}
+
+/** TCP through the path a fresh world of each pairing settles on. */
+async function pathThroughput(): Promise<PathThroughput[]> {
+  const out: PathThroughput[] = [];
+  for (const { pairing, via } of PATH_PAIRINGS) {
+    const teardowns: (() => unknown)[] = [];
+    const lab = new Lab({ teardown: (fn) => teardowns.push(fn) });
+    try {
+      const w = await natWorld(lab, pairing);
+      await lab.relay(w.relayNs, relayArgs(w));
+      await lab.meshd(w.a.ns, lab.file('a.conf', natConfig(w, w.a, w.b)), w.a.iface);
+      await lab.meshd(w.b.ns, lab.file('b.conf', natConfig(w, w.b, w.a)), w.b.iface);
+      const pinger = lab.spawn(w.a.ns, 'ping', ['-i', '0.2', '-W', '1', w.b.mesh4]);
+      const st = async () => (await controlRequest(w.a.iface, { cmd: 'status' })) as DaemonStatus;
+      type Path = DaemonStatus['peers'][number]['path'];
+      const how = (p: Path): string => (p.kind === 'direct' ? (p.via ?? 'hole punching') : p.kind);
+      const settled = (p: Path) => how(p) === via;
+      const up = Date.now();
+      let path = (await st()).peers[0].path;
+      while (!settled(path) && Date.now() - up < 30_000) {
+        await new Promise((res) => setTimeout(res, 100));
+        path = (await st()).peers[0].path;
+      }
+      pinger.kill();
+      if (!settled(path)) throw new Error(`${pairing.join(' ⇄ ')}: no ${via} path in 30 s (${how(path)})`);
+      const gbps: number[] = [];
+      for (let r = 0; r < REPS; r++) gbps.push((await iperf3(lab, w.a.ns, w.b.ns, w.b.mesh4, SECONDS)).bitsPerSecond / 1e9);
+      const r: PathThroughput = { pairing: pairing.join(' ⇄ '), path: `${how(path)}, then ${how((await st()).peers[0].path)}`, gbps, medianGbps: medianOf(gbps) };
+      out.push(r);
+      process.stderr.write(`paths ${r.pairing}: ${r.path}, TCP ${gbps.map((g) => g.toFixed(3)).join(', ')} Gbit/s\n`);
+    } finally {
+      for (const f of teardowns) await f();
+    }
+  }
+  return out;
+}
 
 interface BirthdayRun {
   ms: number | null;
@@ -123,6 +176,7 @@ async function main(): Promise<void> {
   const sorted = runs.map((r) => r.ms).sort((x, y) => x - y);
   const median = sorted[Math.floor(sorted.length / 2)] ?? null;
   const birthday = CASES.has('birthday') ? await birthdayBench() : [];
+  const paths = CASES.has('paths') ? await pathThroughput() : [];
   const result = {
     date: new Date().toISOString(),
     machine: machine(),
@@ -130,6 +184,7 @@ async function main(): Promise<void> {
     timeToFirstDirectMs: { median, min: sorted[0], max: sorted[sorted.length - 1], all: runs.map((r) => r.ms) },
     packetCountsAtFirstDirect: runs.map((r) => ({ alice: r.a, bob: r.b })),
     birthday: { nat: 'eim ⇄ symmetric (nftables masquerade fully-random)', runsPerBudget: BIRTHDAY_RUNS, limitMs: BIRTHDAY_LIMIT_MS, budgets: birthday },
+    pathThroughput: { seconds: SECONDS, reps: REPS, paths },
   };
   process.stdout.write(JSON.stringify(result, null, 2) + '\n');
   writeResult('nat', result);
