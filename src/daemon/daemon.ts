@@ -186,11 +186,14 @@ export class Daemon {
   /** meshd-wireguard mode (DaemonOptions.wireguard): UAPI only, no disco. */
   private readonly wireguard: boolean;
   /** The hard side's extra sockets for birthday probing; what arrives on them is handled as on the data socket. */
-  private readonly birthdaySocks = new BirthdaySockets((msg, from) => {
-    if (this.stopped) return;
-    this.onDatagram(msg, from);
-    this.flush();
-  });
+  private readonly birthdaySocks = new BirthdaySockets(
+    (msg, from) => {
+      if (this.stopped) return;
+      this.onDatagram(msg, from);
+      this.flush();
+    },
+    (port, id) => this.bindBatchedBirthday(port, id),
+  );
   /** The config sets no MTU: peers' path MTUs are probed, packets too big for one answered with ICMP. */
   private readonly pathMtuProbing: boolean;
   private routes: RouteTable;
@@ -533,6 +536,23 @@ export class Daemon {
   private mtuReadAtMs = -Infinity;
   private mtuReadGen = -1;
 
+  /**
+   * The batched socket a birthday socket's port moves to once probing has settled on it (on the fast
+   * path only; null otherwise, or when it cannot bind: the dgram socket stays then).
+   */
+  private bindBatchedBirthday(port: number, id: number): NativeUdpConn | null {
+    if (!this.fastPath || this.stopped) return null;
+    try {
+      const conn = NativeUdpConn.bind(port, this.udpHandlers, 0, id);
+      if (this.pathMtuProbing) conn.setPathMtuProbing();
+      this.log.debug({ component: 'disco', port, sock: id }, 'birthday socket batched');
+      return conn;
+    } catch (err) {
+      this.log.warn({ component: 'disco', port, err: (err as Error).message }, 'birthday socket stays unbatched');
+      return null;
+    }
+  }
+
   /** The data socket: the addon's (batched) on the fast path, node:dgram otherwise. */
   private async bindUdp(port: number): Promise<PacketConn> {
     let conn: PacketConn;
@@ -765,6 +785,7 @@ export class Daemon {
     }
     clearArray(this.discovery.out);
     this.udp?.flush();
+    this.birthdaySocks.flush();
     if (this.discovery.events.length > 0) {
       const events = this.discovery.events.splice(0);
       for (const e of events) this.discoEvent(e);
@@ -816,8 +837,11 @@ export class Daemon {
     // Data never goes to an untrusted endpoint (goesToUntrusted): only a confirmed direct path.
     let sent = 0;
     if (path.direct?.sock !== undefined) {
-      // The peer is reached from a birthday socket: one datagram at a time (dgram copies each).
-      for (let k = r.start, end = r.start + r.count; k < end; k++) this.birthdaySocks.send(r.buf.subarray(r.offsets[k], r.offsets[k] + r.lengths[k]), path.direct);
+      // The peer is reached from a birthday socket: batched once probing has settled on it, else
+      // one datagram at a time (dgram copies each).
+      if (!this.birthdaySocks.queueRun(r, path.direct)) {
+        for (let k = r.start, end = r.start + r.count; k < end; k++) this.birthdaySocks.send(r.buf.subarray(r.offsets[k], r.offsets[k] + r.lengths[k]), path.direct);
+      }
       sent = r.count;
     } else if (path.direct && this.udp) {
       this.udp.queueRun(r, path.direct);
@@ -923,6 +947,7 @@ export class Daemon {
               birthdaySocketsOpened: this.discovery.birthday.counters.socketsOpened,
               birthdaySocketsOpen: this.birthdaySocks.size,
               birthdaySendFailed: this.birthdaySocks.sendFailed,
+              birthdaySocketsBatched: this.birthdaySocks.batched,
             }
           : {}),
       },

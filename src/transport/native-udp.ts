@@ -62,19 +62,22 @@ export class NativeUdpConn implements PacketConn {
     readonly port: number,
     private readonly dualStack: boolean,
     gro: boolean,
+    /** Set as `sock` on every source Endpoint (a birthday socket's id: replies leave from it). */
+    private readonly tag: number | undefined,
   ) {
     this.kind = `native (sendmmsg, UDP GSO${gro ? ', UDP GRO' : ''})`;
   }
 
   /**
    * Binds `port` (0 = any) on all addresses, dual-stack if the host has IPv6, and starts receiving.
-   * `fwMark` (0: none) marks every packet it sends, for policy routing (wg-quick's FwMark).
+   * `fwMark` (0: none) marks every packet it sends, for policy routing (wg-quick's FwMark). `tag`
+   * goes into every source Endpoint as its `sock` (BirthdaySockets).
    */
-  static bind(port: number, h: PacketHandlers, fwMark = 0): NativeUdpConn {
+  static bind(port: number, h: PacketHandlers, fwMark = 0, tag?: number): NativeUdpConn {
     const addon = loadNative();
     const r = addon.udpOpen(port, UDP_BUFFER_BYTES, fwMark);
     if (r.fd < 0) throw bindError(port, errnoName(r.code, r.error));
-    const conn = new NativeUdpConn(addon, r.fd, r.port, r.dualStack, r.gro);
+    const conn = new NativeUdpConn(addon, r.fd, r.port, r.dualStack, r.gro, tag);
     conn.fwMark = fwMark;
     conn.startReading(h);
     return conn;
@@ -161,7 +164,10 @@ export class NativeUdpConn implements PacketConn {
       const address = addrString(addrs, at);
       let hasLocal = false;
       for (let k = REMOTE_LEN; k < ADDR_LEN && !hasLocal; k++) hasLocal = addrs[at + k] !== 0;
-      ep = hasLocal ? { address, port: (addrs[at + 16] << 8) | addrs[at + 17], local: addrString(addrs, at + REMOTE_LEN) } : { address, port: (addrs[at + 16] << 8) | addrs[at + 17] };
+      const port = (addrs[at + 16] << 8) | addrs[at + 17];
+      const local = hasLocal ? addrString(addrs, at + REMOTE_LEN) : undefined;
+      if (this.tag !== undefined) ep = local !== undefined ? { address, port, local, sock: this.tag } : { address, port, sock: this.tag };
+      else ep = local !== undefined ? { address, port, local } : { address, port };
       if (this.sources.size >= SOURCE_CACHE_MAX) this.sources.clear();
       this.sources.set(key, ep);
       const raw = new Uint8Array(addrs.subarray(at, at + ADDR_LEN));
