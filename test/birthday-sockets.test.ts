@@ -1,7 +1,7 @@
 // The hard side's birthday sockets (src/transport/birthday-sockets.ts): probing on node:dgram
 // sockets, and the one that met moved, on the same port, to a batched socket that carries the
 // peer's traffic from then on; back on node:dgram when that cannot bind. Real loopback sockets.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import dgram from 'node:dgram';
 import { BirthdaySockets, MAX_BATCHED_BIRTHDAY_SOCKETS, type BatchedSocket } from '../src/transport/birthday-sockets.js';
 import type { Endpoint } from '../src/tunnel/endpoint.js';
@@ -41,7 +41,8 @@ async function boundPorts(): Promise<Set<number>> {
 
 const turn = () => new Promise((r) => setImmediate(r));
 
-t.test('the one socket left for a peer moves to a batched socket on its port', async (t) => {
+/** BirthdaySockets whose batched sockets are fakes (kept in `made`), closed with the test. */
+function withFakeBatched(t: Test): { made: FakeBatched[]; socks: BirthdaySockets } {
   const made: FakeBatched[] = [];
   const socks = new BirthdaySockets(() => undefined, (port, id) => {
     const b = new FakeBatched(port, id);
@@ -49,6 +50,11 @@ t.test('the one socket left for a peer moves to a batched socket on its port', a
     return b;
   });
   t.teardown(() => socks.closeAll());
+  return { made, socks };
+}
+
+t.test('the one socket left for a peer moves to a batched socket on its port', async (t) => {
+  const { made, socks } = withFakeBatched(t);
   const ids = await socks.open('p1', 3);
   t.equal(ids.length, 3);
   const portsBefore = await boundPorts();
@@ -138,13 +144,7 @@ t.test('what the dgram socket was given to send before the move still leaves', a
   await new Promise<void>((r) => rx.bind(0, '127.0.0.1', () => r()));
   const got: string[] = [];
   rx.on('message', (m) => got.push(m.toString()));
-  const made: FakeBatched[] = [];
-  const socks = new BirthdaySockets(() => undefined, (port, id) => {
-    const b = new FakeBatched(port, id);
-    made.push(b);
-    return b;
-  });
-  t.teardown(() => socks.closeAll());
+  const { made, socks } = withFakeBatched(t);
   const [id] = await socks.open('p1', 1);
   const to: Endpoint = { address: '127.0.0.1', port: rx.address().port, sock: id };
   // In one flush: data for the peer, then the event that leaves it one socket.
