@@ -9,7 +9,7 @@
 // per pairing. Writes bench/results/nat-*.json.
 import { Lab, labUnavailable } from '../src/lab/netns-lab.js';
 import { iperf3, machine, median as medianOf, writeResult } from './common.js';
-import type { NatKind } from '../src/lab/nat-world.js';
+import type { NatKind, NatWorld } from '../src/lab/nat-world.js';
 import { natConfig, natWorld, relayArgs } from '../src/lab/nat-world.js';
 import { controlRequest } from '../src/control/control.js';
 import type { DaemonStatus } from '../src/daemon/status.js';
@@ -28,6 +28,24 @@ const PATH_PAIRINGS: { pairing: [NatKind, NatKind]; via: string }[] = [
   { pairing: ['symmetric', 'symmetric'], via: 'relay' },
 ];
 
+/**
+ * A fresh NAT world of `pairing` with its relay and both daemons up (`extra`: config lines for both),
+ * removed after `body`.
+ */
+async function inWorld<T>(pairing: [NatKind, NatKind], extra: string[], body: (w: NatWorld, lab: Lab) => Promise<T>): Promise<T> {
+  const teardowns: (() => unknown)[] = [];
+  const lab = new Lab({ teardown: (fn) => teardowns.push(fn) });
+  try {
+    const w = await natWorld(lab, pairing);
+    await lab.relay(w.relayNs, relayArgs(w));
+    await lab.meshd(w.a.ns, lab.file('a.conf', natConfig(w, w.a, w.b, extra)), w.a.iface);
+    await lab.meshd(w.b.ns, lab.file('b.conf', natConfig(w, w.b, w.a, extra)), w.b.iface);
+    return await body(w, lab);
+  } finally {
+    for (const f of teardowns) await f();
+  }
+}
+
 interface PathThroughput {
   pairing: string;
   path: string;
@@ -39,13 +57,7 @@ interface PathThroughput {
 async function pathThroughput(): Promise<PathThroughput[]> {
   const out: PathThroughput[] = [];
   for (const { pairing, via } of PATH_PAIRINGS) {
-    const teardowns: (() => unknown)[] = [];
-    const lab = new Lab({ teardown: (fn) => teardowns.push(fn) });
-    try {
-      const w = await natWorld(lab, pairing);
-      await lab.relay(w.relayNs, relayArgs(w));
-      await lab.meshd(w.a.ns, lab.file('a.conf', natConfig(w, w.a, w.b)), w.a.iface);
-      await lab.meshd(w.b.ns, lab.file('b.conf', natConfig(w, w.b, w.a)), w.b.iface);
+    const r = await inWorld(pairing, [], async (w, lab) => {
       const pinger = lab.spawn(w.a.ns, 'ping', ['-i', '0.2', '-W', '1', w.b.mesh4]);
       const st = async () => (await controlRequest(w.a.iface, { cmd: 'status' })) as DaemonStatus;
       type Path = DaemonStatus['peers'][number]['path'];
@@ -60,13 +72,11 @@ async function pathThroughput(): Promise<PathThroughput[]> {
       pinger.kill();
       if (!settled(path)) throw new Error(`${pairing.join(' ⇄ ')}: no ${via} path in 30 s (${how(path)})`);
       const gbps: number[] = [];
-      for (let r = 0; r < REPS; r++) gbps.push((await iperf3(lab, w.a.ns, w.b.ns, w.b.mesh4, SECONDS)).bitsPerSecond / 1e9);
-      const r: PathThroughput = { pairing: pairing.join(' ⇄ '), path: `${how(path)}, then ${how((await st()).peers[0].path)}`, gbps, medianGbps: medianOf(gbps) };
-      out.push(r);
-      process.stderr.write(`paths ${r.pairing}: ${r.path}, TCP ${gbps.map((g) => g.toFixed(3)).join(', ')} Gbit/s\n`);
-    } finally {
-      for (const f of teardowns) await f();
-    }
+      for (let k = 0; k < REPS; k++) gbps.push((await iperf3(lab, w.a.ns, w.b.ns, w.b.mesh4, SECONDS)).bitsPerSecond / 1e9);
+      return { pairing: pairing.join(' ⇄ '), path: `${how(path)}, then ${how((await st()).peers[0].path)}`, gbps, medianGbps: medianOf(gbps) };
+    });
+    out.push(r);
+    process.stderr.write(`paths ${r.pairing}: ${r.path}, TCP ${r.gbps.map((g) => g.toFixed(3)).join(', ')} Gbit/s\n`);
   }
   return out;
 }
@@ -80,14 +90,7 @@ interface BirthdayRun {
 
 /** One fresh eim ⇄ symmetric world with the given budget: time to a direct path by probing (null: none in 15 s). */
 async function birthdayRun(sockets: number, probes: number): Promise<BirthdayRun> {
-  const teardowns: (() => unknown)[] = [];
-  const lab = new Lab({ teardown: (fn) => teardowns.push(fn) });
-  try {
-    const w = await natWorld(lab, ['eim', 'symmetric']);
-    await lab.relay(w.relayNs, relayArgs(w));
-    const extra = [`HardNatSockets = ${sockets}`, `HardNatProbesPerAttempt = ${probes}`];
-    await lab.meshd(w.a.ns, lab.file('a.conf', natConfig(w, w.a, w.b, extra)), w.a.iface);
-    await lab.meshd(w.b.ns, lab.file('b.conf', natConfig(w, w.b, w.a, extra)), w.b.iface);
+  return inWorld(['eim', 'symmetric'], [`HardNatSockets = ${sockets}`, `HardNatProbesPerAttempt = ${probes}`], async (w, lab) => {
     const up = Date.now();
     // Traffic makes the peer active (probing runs only for peers with traffic on the relay).
     const pinger = lab.spawn(w.a.ns, 'ping', ['-i', '0.2', '-W', '1', w.b.mesh4]);
@@ -104,9 +107,7 @@ async function birthdayRun(sockets: number, probes: number): Promise<BirthdayRun
     pinger.kill();
     const [a, b] = [await st(w.a.iface), await st(w.b.iface)];
     return { ms, easyProbes: a.counters.birthdayProbesSent ?? 0, hardSockets: b.counters.birthdaySocketsOpened ?? 0, attempts: a.counters.birthdayAttempts ?? 0 };
-  } finally {
-    for (const f of teardowns) await f();
-  }
+  });
 }
 
 const pct = (sorted: number[], q: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] : null);
@@ -136,13 +137,7 @@ async function birthdayBench(): Promise<unknown[]> {
 }
 
 async function oneRun(): Promise<{ ms: number; a: Record<string, number>; b: Record<string, number> }> {
-  const teardowns: (() => unknown)[] = [];
-  const lab = new Lab({ teardown: (fn) => teardowns.push(fn) });
-  try {
-    const w = await natWorld(lab, ['eim', 'eim']);
-    await lab.relay(w.relayNs, relayArgs(w));
-    await lab.meshd(w.a.ns, lab.file('a.conf', natConfig(w, w.a, w.b)), w.a.iface);
-    await lab.meshd(w.b.ns, lab.file('b.conf', natConfig(w, w.b, w.a)), w.b.iface);
+  return inWorld(['eim', 'eim'], [], async (w) => {
     const up = Date.now();
     // The first direct-path packet is the first pong over the punched path: status shows the path
     // as direct from that moment. Poll both sides every 10 ms.
@@ -156,9 +151,7 @@ async function oneRun(): Promise<{ ms: number; a: Record<string, number>; b: Rec
     const a = ((await controlRequest(w.a.iface, { cmd: 'status' })) as DaemonStatus).counters;
     const b = ((await controlRequest(w.b.iface, { cmd: 'status' })) as DaemonStatus).counters;
     return { ms, a, b };
-  } finally {
-    for (const f of teardowns) await f();
-  }
+  });
 }
 
 async function main(): Promise<void> {

@@ -17,7 +17,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Lab, sleep, waitFor } from '../src/lab/netns-lab.js';
+import { exited, Lab, sleep, waitFor } from '../src/lab/netns-lab.js';
 import { packageRoot } from '../src/package-root.js';
 import type { NatKind } from '../src/lab/nat-world.js';
 import { firstReply, freshStart } from '../src/lab/first-reply.js';
@@ -48,13 +48,18 @@ interface Sample {
   cpuPercent: { relay: number; sender: number; receiver: number };
 }
 
-/** (Re)starts both daemons for one path and waits until the peer's traffic takes it. */
-async function daemonsFor(lab: Lab, rl: RelayLab, path: PathName, running: ChildProcess[]): Promise<ChildProcess[]> {
-  for (const p of running) {
-    const gone = new Promise((r) => p.once('exit', r));
+/** SIGTERM to each, one at a time, each waited for. */
+async function stopAll(procs: ChildProcess[]): Promise<void> {
+  for (const p of procs) {
+    const gone = exited(p);
     p.kill('SIGTERM');
     await gone;
   }
+}
+
+/** (Re)starts both daemons for one path and waits until the peer's traffic takes it. */
+async function daemonsFor(lab: Lab, rl: RelayLab, path: PathName, running: ChildProcess[]): Promise<ChildProcess[]> {
+  await stopAll(running);
   const url = path === 'relay-ws' ? `ws://${rl.relayAddr[0]}:${WS_PORT}/` : relayUrl(rl, 0, true);
   const extra = `MTU = ${MTU}`;
   const conf = (self: RelayLab['a'], other: RelayLab['a']) => relayConfig(rl, self, other, [url], { tls: true, endpoint: true }).replace('[Interface]', `[Interface]\n${extra}`);
@@ -244,11 +249,7 @@ async function relayedPingRound(lab: Lab, rl: RelayLab, relayNodeArgs: string[])
       process.stderr.write(`wrote ${file}\n`);
     }
   }
-  for (const p of [a, b, relay]) {
-    const gone = new Promise((r) => p.once('exit', r));
-    p.kill('SIGTERM');
-    await gone;
-  }
+  await stopAll([a, b, relay]);
   return {
     relayNodeArgs,
     pings: RTT_PINGS,
