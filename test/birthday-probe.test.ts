@@ -49,7 +49,7 @@ t.test('hard side: sockets open at once, each pings the easy side; the one that 
   const { pings, events, h } = host(true);
   const b = new BirthdayProber(h, DEFAULT_BIRTHDAY_LIMITS);
   b.step(peer, easyTold, 0, true);
-  t.same(events, [{ type: 'birthday-open', peerId: 'p1', count: 256 }]);
+  t.same(events, [{ type: 'birthday-open', peerId: 'p1', count: 256, target: { address: '203.0.113.1', port: 51820 } }], 'towards the endpoint the easy side announced');
   b.socketsReady(peer, [1, 2, 3]);
   t.same(pings, [1, 2, 3].map((sock) => ({ address: '203.0.113.1', port: 51820, sock })), 'one ping from each socket to the easy side');
   b.directPath(peer, { address: '203.0.113.1', port: 51820, sock: 2 });
@@ -70,7 +70,7 @@ t.test('hard side: sockets open at once, each pings the easy side; the one that 
   // The path is gone: relayed past the grace, a new attempt opens new sockets, keeping the old one
   // until it ends; it ends without a meeting: all close.
   run(70_000, 70_000 + REVIVE_GRACE_MS, true);
-  t.same(events[2], { type: 'birthday-open', peerId: 'p1', count: 256 });
+  t.same(events[2], { type: 'birthday-open', peerId: 'p1', count: 256, target: { address: '203.0.113.1', port: 51820 } });
   b.socketsReady(peer, [7]);
   run(73_250, 78_500, true);
   t.same(events[3], { type: 'birthday-close', peerId: 'p1' }, 'window over, no meeting: every socket closes');

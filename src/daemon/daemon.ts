@@ -811,7 +811,8 @@ export class Daemon {
       }
       case 'birthday-open':
         this.log.info({ component: 'disco', peer: name, sockets: e.count }, 'birthday probing: opening sockets towards the peer');
-        void this.birthdaySocks.open(e.peerId, e.count).then((ids) => {
+        // With a default route through the tunnel, the sockets' traffic to the peer must not enter it.
+        void this.routes.bypassPeer(e.peerId, e.target).then(() => this.birthdaySocks.open(e.peerId, e.count)).then((ids) => {
           const p = this.device.peers.get(e.peerId);
           if (this.stopped || !p) return this.birthdaySocks.close(e.peerId);
           this.discovery.birthdaySocketsReady(p, ids);
@@ -823,6 +824,7 @@ export class Daemon {
         break;
       case 'birthday-close':
         this.birthdaySocks.close(e.peerId);
+        void this.routes.unbypassPeer(e.peerId);
         break;
     }
   }

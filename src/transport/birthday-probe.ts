@@ -14,7 +14,7 @@ import type { Peer } from '../tunnel/peer.js';
 import { BirthdayPlan, birthdayRole, probePorts, type BirthdayLimits, type BirthdayRole, type NatInfo } from './birthday.js';
 
 export type BirthdayEvent =
-  | { type: 'birthday-open'; peerId: string; count: number }
+  | { type: 'birthday-open'; peerId: string; count: number; target: { address: string; port: number } }
   | { type: 'birthday-keep'; peerId: string; socks: number[] }
   | { type: 'birthday-close'; peerId: string };
 
@@ -184,7 +184,7 @@ export class BirthdayProber {
     } else {
       const count = plan.take(nowMs);
       this.counters.socketsOpened += count;
-      this.host.event({ type: 'birthday-open', peerId: peer.id, count });
+      this.host.event({ type: 'birthday-open', peerId: peer.id, count, target: { address: target.address, port: target.port } });
     }
   }
 
