@@ -8,11 +8,13 @@
 //   udp    iperf3 UDP, 1,392-byte datagrams offered at 1 Gbit/s (MTU 1420): what arrives, and loss
 //   small  iperf3 UDP, 64-byte payloads as fast as the client sends: datagrams per second arriving
 // plus each daemon pair's CPU (user+system, during its runs; per Gbit/s) and ping RTT through each
-// path (5 interleaved rounds of 100 pings at 10 ms intervals, and of 1,000 at 1 ms). Prints tables, writes
+// path (20 interleaved rounds of 100 pings at 10 ms intervals, and of 1,000 at 1 ms; meshd − upstream per
+// round, its median and a 95 % interval for that median). Prints tables, writes
 // bench/results/throughput-*.json.
 //   BENCH_SECONDS (default 10), BENCH_REPS (default 3), BENCH_MTUS (default "1280,1420"),
 //   BENCH_STREAMS (default "1,4"), BENCH_CASES (default "tcp,loss,udp,small"; "none" measures RTT only),
-//   BENCH_RTT_ROUNDS (default 5),
+//   BENCH_RTT_ROUNDS (default 20: the per-round difference from upstream moves by ±0.1 ms, so it takes
+//   about 20 rounds to tell a few hundredths of a millisecond from nothing),
 //   BENCH_WIREGUARD_GO_UPSTREAM (default ../shared/bin/wireguard-go-0.0.20250522 when it exists;
 //   BENCH_WIREGUARD_GO is the older name), BENCH_WIREGUARD_GO_DEBIAN (default "wireguard-go" on PATH;
 //   "none" leaves one out), MESHD_AEAD, MESHD_FASTPATH ("off" measures the node:dgram fallback),
@@ -23,7 +25,7 @@
 import { execFileSync } from 'node:child_process';
 import type { Lab } from '../src/lab/netns-lab.js';
 import { meshConfig, twoHosts, type TwoHosts } from '../test/helpers/two-hosts.js';
-import { cpuSeconds, iperf3, iperf3Udp, machine, median, withBenchLab, writeResult } from './common.js';
+import { cpuSeconds, iperf3, iperf3Udp, machine, median, medianInterval, withBenchLab, writeResult } from './common.js';
 import { meshdBFromEnv, meshdPairB, MESHD_B_PORT, MESHD_B_SUFFIX, wireguardGoPair, type WgBuild, upstreamWireguardGo } from './pairs.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
@@ -33,7 +35,7 @@ const STREAMS = (process.env.BENCH_STREAMS ?? '1,4').split(',').map(Number);
 const CASES = new Set((process.env.BENCH_CASES ?? 'tcp,loss,udp,small').split(','));
 const LOSS_PER_MILLE = 10;
 const PINGS = 100;
-const RTT_ROUNDS = Number(process.env.BENCH_RTT_ROUNDS ?? 5);
+const RTT_ROUNDS = Number(process.env.BENCH_RTT_ROUNDS ?? 20);
 
 const UPSTREAM = upstreamWireguardGo(process.env.BENCH_WIREGUARD_GO);
 const DEBIAN = process.env.BENCH_WIREGUARD_GO_DEBIAN ?? 'wireguard-go';
@@ -80,6 +82,14 @@ async function setLoss(lab: Lab, h: TwoHosts, perMille: number | null): Promise<
 }
 
 /** meshd's RTT minus upstream's, round by round (each pair taken seconds apart); null without upstream. */
+function intervalOf(d: number[] | null): ReturnType<typeof medianInterval> {
+  return d ? medianInterval(d) : null;
+}
+
+function signed(x: number): string {
+  return `${x >= 0 ? '+' : ''}${x.toFixed(3)}`;
+}
+
 function excessOverUpstream(rounds: Partial<Record<PathName, number[]>>, path: PathName = 'meshd'): number[] | null {
   const up = rounds['wg-upstream'];
   return up && rounds[path] ? rounds[path].map((m, i) => m - up[i]) : null;
@@ -213,8 +223,8 @@ async function main(): Promise<void> {
       settings: { builds, meshdB: MESHD_B, seconds: SECONDS, reps: REPS, mtus: MTUS, streams: STREAMS, cases: [...CASES], lossPerMille: LOSS_PER_MILLE, aead, fastPath: process.env.MESHD_FASTPATH ?? 'on', pings: PINGS, rttRounds: RTT_ROUNDS },
       vethOffloads: offloads || 'as the kernel sets them (ethtool not installed to show them)',
       summary,
-      rttMs: { ...rtt, rounds, overheadMs: Object.fromEntries(paths.filter((p) => p !== 'veth').map((p) => [p, rtt[p] - rtt.veth])), meshdMinusUpstreamPerRound: excessOverUpstream(rounds), meshdBMinusUpstreamPerRound: excessOverUpstream(rounds, 'meshd-b') },
-      rttMs1msInterval: { ...fast.rtt, rounds: fast.rounds, overheadMs: Object.fromEntries(paths.filter((p) => p !== 'veth').map((p) => [p, fast.rtt[p] - fast.rtt.veth])), meshdMinusUpstreamPerRound: excessOverUpstream(fast.rounds), meshdBMinusUpstreamPerRound: excessOverUpstream(fast.rounds, 'meshd-b') },
+      rttMs: { ...rtt, rounds, overheadMs: Object.fromEntries(paths.filter((p) => p !== 'veth').map((p) => [p, rtt[p] - rtt.veth])), meshdMinusUpstreamPerRound: excessOverUpstream(rounds), meshdMinusUpstreamInterval: intervalOf(excessOverUpstream(rounds)), meshdBMinusUpstreamPerRound: excessOverUpstream(rounds, 'meshd-b') },
+      rttMs1msInterval: { ...fast.rtt, rounds: fast.rounds, overheadMs: Object.fromEntries(paths.filter((p) => p !== 'veth').map((p) => [p, fast.rtt[p] - fast.rtt.veth])), meshdMinusUpstreamPerRound: excessOverUpstream(fast.rounds), meshdMinusUpstreamInterval: intervalOf(excessOverUpstream(fast.rounds)), meshdBMinusUpstreamPerRound: excessOverUpstream(fast.rounds, 'meshd-b') },
     };
     for (const b of BUILDS) process.stdout.write(`${b.path}: ${b.bin} (${builds[b.path].version})\n`);
     if (MESHD_B) process.stdout.write(`meshd-b: meshd with ${Object.entries(MESHD_B).map(([k, v]) => `${k}=${v}`).join(' ')}\n`);
@@ -238,7 +248,12 @@ async function main(): Promise<void> {
       (['meshd', 'meshd-b'] as const)
         .map((p) => {
           const d = excessOverUpstream(rs, p);
-          return d ? `; ${p} − upstream per round: ${d.map((x) => x.toFixed(3)).join(', ')} (median ${median(d) >= 0 ? '+' : ''}${median(d).toFixed(3)} ms)` : '';
+          if (!d) return '';
+          const m = median(d);
+          const ci = medianInterval(d);
+          // Whether the rounds show meshd's RTT no larger than upstream's: the interval's top at or below 0.
+          const said = ci ? `, ${(ci.coverage * 100).toFixed(0)} % interval ${signed(ci.low)}…${signed(ci.high)}: ${ci.high <= 0 ? 'no larger than upstream' : ci.low > 0 ? 'larger than upstream' : 'not told apart from upstream'}` : '';
+          return `; ${p} − upstream per round: ${d.map((x) => x.toFixed(3)).join(', ')} (median ${signed(m)} ms${said})`;
         })
         .join('');
     process.stdout.write(`ping RTT, 10 ms apart (median of ${RTT_ROUNDS} rounds of ${PINGS}): ${line(rtt)}${excess(rounds)}\n`);
