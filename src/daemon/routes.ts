@@ -38,6 +38,19 @@ async function ip(args: string[], tolerate = false): Promise<string> {
   }
 }
 
+/** A birthday-probed peer's bypass: its rule without a protocol, and the rule as installed (null: not). */
+interface PeerBypass {
+  rule: string[];
+  installed: string[] | null;
+}
+
+/** Adds the peer's rule, tagged with the policy table's protocol. */
+async function addPeerRule(b: PeerBypass, table: number): Promise<void> {
+  const rule = [...b.rule, 'protocol', String(ruleProtocol(table))];
+  await ip(rule);
+  b.installed = rule;
+}
+
 interface PolicyState {
   table: number;
   families: Set<4 | 6>;
@@ -47,8 +60,8 @@ interface PolicyState {
 export class RouteTable {
   private readonly installed = new Map<string, Cidr>();
   private policy: PolicyState | null = null;
-  /** Per peer, the IPv4 endpoint its birthday sockets send to, and whether its rule is in place. */
-  private readonly peerBypass = new Map<string, { rule: string[]; installed: boolean }>();
+  /** Per peer, the rule for the IPv4 endpoint its birthday sockets send to. */
+  private readonly peerBypass = new Map<string, PeerBypass>();
   /** Rule changes one after another: a peer's add and delete, and the policy's install and removal. */
   private ruleQueue: Promise<void> = Promise.resolve();
 
@@ -91,11 +104,12 @@ export class RouteTable {
     return this.rules(async () => {
       const rule = ['-4', 'rule', 'add', 'to', `${to.address}/32`, 'ipproto', 'udp', 'dport', String(to.port), 'table', 'main'];
       const old = this.peerBypass.get(peerId);
-      if (old && old.rule.join(' ') === rule.join(' ')) return;
-      if (old?.installed) await ip(ruleDel(old.rule), true);
-      const entry = { rule, installed: false };
+      const withPolicy = this.policy?.families.has(4) ? this.policy.table : null;
+      if (old && old.rule.join(' ') === rule.join(' ') && (old.installed !== null || withPolicy === null)) return;
+      if (old?.installed) await ip(ruleDel(old.installed), true);
+      const entry: PeerBypass = { rule, installed: null };
       this.peerBypass.set(peerId, entry);
-      if (this.policy?.families.has(4)) await this.addPeerRule(entry, this.policy.table);
+      if (withPolicy !== null) await addPeerRule(entry, withPolicy);
     });
   }
 
@@ -104,14 +118,8 @@ export class RouteTable {
     return this.rules(async () => {
       const old = this.peerBypass.get(peerId);
       this.peerBypass.delete(peerId);
-      if (old?.installed) await ip(ruleDel(old.rule), true);
+      if (old?.installed) await ip(ruleDel(old.installed), true);
     });
-  }
-
-  private async addPeerRule(b: { rule: string[]; installed: boolean }, table: number): Promise<void> {
-    b.rule = [...b.rule.slice(0, 11), 'protocol', String(ruleProtocol(table))];
-    await ip(b.rule);
-    b.installed = true;
   }
 
   private rules(step: () => Promise<void>): Promise<void> {
@@ -157,7 +165,7 @@ export class RouteTable {
     this.policy = { table, families, rules };
     if (families.has(4)) {
       await this.rules(async () => {
-        for (const b of this.peerBypass.values()) if (!b.installed) await this.addPeerRule(b, table);
+        for (const b of this.peerBypass.values()) if (!b.installed) await addPeerRule(b, table);
       });
     }
     this.log.info({ component: 'routes', table, families: [...families] }, 'default route through the tunnel (policy routing, as wg-quick)');
@@ -171,8 +179,8 @@ export class RouteTable {
     await this.rules(async () => {
       for (const b of this.peerBypass.values()) {
         if (!b.installed) continue;
-        await ip(ruleDel(b.rule), true);
-        b.installed = false;
+        await ip(ruleDel(b.installed), true);
+        b.installed = null;
       }
     });
     for (const r of [...p.rules].reverse()) await ip(ruleDel(r), true);
