@@ -701,10 +701,13 @@ export class Daemon {
   private onRelayPeerPresent(key: Uint8Array, relay: RelayClient): void {
     const peer = this.device.peers.get(keyId(key));
     if (!peer) return;
-    // A restarted hard side lost the extra socket a birthday path ran through: stop trusting it, so
-    // the handshake below goes via the relay too (an ordinary direct path survives a restart: the
-    // new process has the same port).
-    if (this.discovery.birthday?.found(peer, peer.endpoint)) peer.lastDirectRxMs = 0;
+    // The peer may have restarted, and its direct path died with it: a new process without
+    // ListenPort has a new port, and one that was the hard side of birthday probing lost the extra
+    // socket the path ran through (not always known here: a roam to the hard side's socket after our
+    // attempt ended is not labelled a birthday path). So the direct path is not trusted until it
+    // answers again: the handshake below goes both ways (an untrusted endpoint still gets handshakes),
+    // and a path that survived (the same port) is trusted again at the peer's first direct reply.
+    peer.lastDirectRxMs = 0;
     this.device.handshakeSoon(peer, this.handshakeGraceMs(relay));
     this.discovery.peerArrived(peer);
     this.flush();

@@ -70,9 +70,9 @@ export function parsePingD(out: string): ReplyLog {
  * handshake meets a relay that has no B yet and a B that no longer has A's session. A pings until
  * the new daemon has been up for `afterUpMs` (however long the stop and the start took: a fixed
  * ping count could run out before a slow restart finished). Returns the new daemon's "interface up"
- * time and the ping log.
+ * time and the ping log. `bConfig`: the restarted daemon's config, if not B's first one.
  */
-export async function restartBWhilePinging(s: FreshStart, intervalMs = 50, afterUpMs = 2000): Promise<{ upAt: number; log: ReplyLog }> {
+export async function restartBWhilePinging(s: FreshStart, intervalMs = 50, afterUpMs = 2000, bConfig?: string): Promise<{ upAt: number; log: ReplyLog }> {
   const { world, daemons } = s;
   const pinging = world.lab.spawn(world.a.ns, 'ping', ['-D', '-i', String(intervalMs / 1000), '-W', '1', world.b.mesh4]);
   const pingDone = new Promise((r) => pinging.once('exit', r));
@@ -81,7 +81,7 @@ export async function restartBWhilePinging(s: FreshStart, intervalMs = 50, after
   const gone = new Promise((r) => old.once('exit', r));
   old.kill('SIGTERM');
   await gone;
-  const fresh = await world.lab.meshd(world.b.ns, world.lab.file('b.conf', natConfig(world, world.b, world.a)), world.b.iface);
+  const fresh = await world.lab.meshd(world.b.ns, world.lab.file('b.conf', bConfig ?? natConfig(world, world.b, world.a)), world.b.iface);
   daemons[1] = fresh;
   await new Promise((r) => setTimeout(r, afterUpMs));
   pinging.kill('SIGINT'); // ping prints its summary ("N packets transmitted") and exits

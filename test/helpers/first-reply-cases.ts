@@ -65,7 +65,7 @@ export function firstReplyCases(aKinds: readonly NatKind[]): void {
         const { upAt, log } = await restartBWhilePinging(s, 50, 2000);
         const after = [...log.replies].filter(([, at]) => at >= upAt).sort((x, y) => x[0] - y[0]);
         t.ok(after.length > 0, 'replies resumed after the restart');
-        if (after.length === 0) return;
+        if (after.length === 0) return explainNoReply(t, lab, s);
         const [firstSeq, firstAt] = after[0];
         t.ok(firstAt - upAt < FIRST_REPLY_LIMIT_MS, `first reply ${firstAt - upAt} ms after the restarted daemon was up`);
         const missing = [];
