@@ -2,7 +2,8 @@
 // through the tunnel by policy routing, the tunnel's own packets do not loop, and the rules go
 // away on down — and after a kill -9, at the next start. Behind a symmetric NAT, birthday probing's
 // sockets reach the peer outside the tunnel too.
-import t from 'tap';
+import t, { type Test } from 'tap';
+import type { NatKind } from '../../src/lab/nat-world.js';
 import { exited, Lab, labUnavailable, waitFor } from '../helpers/lab.js';
 import { twoHosts } from '../helpers/two-hosts.js';
 
@@ -52,20 +53,31 @@ else {
   });
 }
 
+/**
+ * The NAT lab with a relay, `full`'s side sending everything through the tunnel (AllowedIPs
+ * 0.0.0.0/0) and 198.51.100.1 behind the other side: reachable only through the tunnel.
+ */
+async function natFullTunnel(t: Test, kinds: [NatKind, NatKind], full: 'a' | 'b') {
+  const { natWorld, natConfig, relayArgs } = await import('../../src/lab/nat-world.js');
+  const lab = new Lab(t);
+  const w = await natWorld(lab, kinds);
+  await lab.relay(w.relayNs, relayArgs(w));
+  const [self, other] = full === 'a' ? [w.a, w.b] : [w.b, w.a];
+  await lab.exec(other.ns, 'ip', ['addr', 'add', '198.51.100.1/32', 'dev', 'lo']);
+  const conf = natConfig(w, self, other).replace(`AllowedIPs = ${other.mesh4}/32, ${other.mesh6}/128`, 'AllowedIPs = 0.0.0.0/0');
+  const fullDaemon = await lab.meshd(self.ns, lab.file(`${self.name}.conf`, conf), self.iface);
+  await lab.meshd(other.ns, lab.file(`${other.name}.conf`, natConfig(w, other, self)), other.iface);
+  const status = async (iface: string) => JSON.parse((await lab.cli(['status', iface, '--json'])).stdout) as { relays: { state: string }[]; peers: { path: { kind: string; via?: string } }[] };
+  return { lab, w, self, fullDaemon, status };
+}
+
 if (!why) {
   t.test('a full tunnel whose only path is a relay reached through the default route', { skip: labUnavailable(['nft', 'conntrack', 'openssl']) ?? false }, async (t) => {
-    const { natWorld, natConfig, relayArgs } = await import('../../src/lab/nat-world.js');
-    const lab = new Lab(t);
-    const w = await natWorld(lab, ['udp-blocked', 'eim']);
-    await lab.relay(w.relayNs, relayArgs(w));
-    await lab.exec(w.b.ns, 'ip', ['addr', 'add', '198.51.100.1/32', 'dev', 'lo']);
-    const aConf = natConfig(w, w.a, w.b).replace(`AllowedIPs = ${w.b.mesh4}/32, ${w.b.mesh6}/128`, 'AllowedIPs = 0.0.0.0/0');
-    await lab.meshd(w.a.ns, lab.file('a.conf', aConf), w.a.iface);
-    await lab.meshd(w.b.ns, lab.file('b.conf', natConfig(w, w.b, w.a)), w.b.iface);
-    const rules = (await lab.exec(w.a.ns, 'ip', ['rule'])).stdout;
+    const { lab, self, status } = await natFullTunnel(t, ['udp-blocked', 'eim'], 'a');
+    const rules = (await lab.exec(self.ns, 'ip', ['rule'])).stdout;
     t.match(rules, /to 203\.0\.113\.10 lookup main/, 'the relay keeps using the main table');
-    t.equal((await lab.exec(w.a.ns, 'ping', ['-c', '3', '-i', '0.3', '-W', '3', '198.51.100.1'])).code, 0, 'the world is reached through the tunnel, carried by the relay');
-    const s = JSON.parse((await lab.cli(['status', w.a.iface, '--json'])).stdout);
+    t.equal((await lab.exec(self.ns, 'ping', ['-c', '3', '-i', '0.3', '-W', '3', '198.51.100.1'])).code, 0, 'the world is reached through the tunnel, carried by the relay');
+    const s = await status(self.iface);
     t.equal(s.relays[0].state, 'connected', 'the relay connection did not loop into the tunnel');
     t.equal(s.peers[0].path.kind, 'relay');
   });
@@ -73,29 +85,21 @@ if (!why) {
 
 if (!why) {
   t.test('a full tunnel behind a symmetric NAT: birthday probing still finds the direct path', { skip: labUnavailable(['nft', 'conntrack', 'openssl']) ?? false }, async (t) => {
-    const { natWorld, natConfig, relayArgs } = await import('../../src/lab/nat-world.js');
-    const lab = new Lab(t);
-    const w = await natWorld(lab, ['eim', 'symmetric']);
-    await lab.relay(w.relayNs, relayArgs(w));
-    await lab.exec(w.a.ns, 'ip', ['addr', 'add', '198.51.100.1/32', 'dev', 'lo']);
     // B, the hard side, sends everything through the tunnel: its many probing sockets (ephemeral
     // ports, unlike the data socket's) must still reach A's NAT outside it.
-    const bConf = natConfig(w, w.b, w.a).replace(`AllowedIPs = ${w.a.mesh4}/32, ${w.a.mesh6}/128`, 'AllowedIPs = 0.0.0.0/0');
-    await lab.meshd(w.a.ns, lab.file('a.conf', natConfig(w, w.a, w.b)), w.a.iface);
-    const pb = await lab.meshd(w.b.ns, lab.file('b.conf', bConf), w.b.iface);
-    const status = async (iface: string) => JSON.parse((await lab.cli(['status', iface, '--json'])).stdout) as { peers: { path: { kind: string; via?: string } }[] };
+    const { lab, w, self, fullDaemon, status } = await natFullTunnel(t, ['eim', 'symmetric'], 'b');
     // The first attempt, or its quick retry (birthday.test.ts: 1.8 % of attempts meet nobody).
     const met = await waitFor(async () => {
-      await lab.exec(w.b.ns, 'ping', ['-c', '1', '-W', '1', '198.51.100.1']);
-      return (await status(w.b.iface)).peers[0].path.via === 'birthday probing' && (await status(w.a.iface)).peers[0].path.via === 'birthday probing';
+      await lab.exec(self.ns, 'ping', ['-c', '1', '-W', '1', '198.51.100.1']);
+      return (await status(self.iface)).peers[0].path.via === 'birthday probing' && (await status(w.a.iface)).peers[0].path.via === 'birthday probing';
     }, 35_000, 200);
     t.ok(met, 'both sides report a direct path found by birthday probing');
-    const rules = (await lab.exec(w.b.ns, 'ip', ['rule'])).stdout;
-    t.match(rules, /to \S+ ipproto udp dport \d+ lookup main/, "the probed endpoint keeps using the main table");
-    t.equal((await lab.exec(w.b.ns, 'ping', ['-c', '3', '-i', '0.3', '-W', '3', '198.51.100.1'])).code, 0, 'the world beyond A answers through the tunnel');
-    t.equal((await status(w.b.iface)).peers[0].path.kind, 'direct', 'on the direct path');
-    t.equal((await lab.cli(['down', w.b.iface])).code, 0);
-    await exited(pb);
-    t.notMatch((await lab.exec(w.b.ns, 'ip', ['rule'])).stdout, /dport|sport|suppress_prefixlength|51820/, 'no rule left after down');
+    const rules = (await lab.exec(self.ns, 'ip', ['rule'])).stdout;
+    t.match(rules, /to \S+ ipproto udp dport \d+ lookup main/, 'the probed endpoint keeps using the main table');
+    t.equal((await lab.exec(self.ns, 'ping', ['-c', '3', '-i', '0.3', '-W', '3', '198.51.100.1'])).code, 0, 'the world beyond A answers through the tunnel');
+    t.equal((await status(self.iface)).peers[0].path.kind, 'direct', 'on the direct path');
+    t.equal((await lab.cli(['down', self.iface])).code, 0);
+    await exited(fullDaemon);
+    t.notMatch((await lab.exec(self.ns, 'ip', ['rule'])).stdout, /dport|sport|suppress_prefixlength|51820/, 'no rule left after down');
   });
 }
