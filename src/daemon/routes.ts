@@ -20,9 +20,9 @@ const TABLES = 16;
 
 /**
  * The routing protocol our rules are tagged with (`ip rule … protocol N`), one per table: a restart
- * after `kill -9` finds the bypass rules that instance left by it (`ip rule flush protocol N`) —
- * left alone, a stale source-port rule would let another program's traffic skip the tunnel. From
- * 0xe0, clear of the numbers iproute2's rt_protos names.
+ * after `kill -9` finds the bypass rules that instance left by it (removeStaleRules) — left alone,
+ * a stale source-port rule would let another program's traffic skip the tunnel. From 0xe0, clear
+ * of the numbers iproute2's rt_protos names.
  */
 export function ruleProtocol(table: number): number {
   return 0xe0 + (table - DEFAULT_ROUTE_TABLE);
