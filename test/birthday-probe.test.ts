@@ -45,6 +45,24 @@ t.test('easy side: distinct random ports of the hard side\'s address over the wi
   t.ok(pings.length > 2000, 'a third attempt after it');
 });
 
+t.test('easy side: a probe answered just after the window closed is still the attempt\'s meeting', async (t) => {
+  const { pings, h } = host(false);
+  const b = new BirthdayProber(h, DEFAULT_BIRTHDAY_LIMITS);
+  for (let now = 0; now <= 5250; now += 250) b.step(peer, hardTold, now, true);
+  t.match(b.statusOf(peer), { state: 'backing-off', attempts: 1 }, 'the window closed: a miss');
+  const late = { address: '203.0.113.2', port: pings[999].port };
+  let unprobed = 1024;
+  while (pings.some((p) => p.port === unprobed)) unprobed++;
+  b.directPath(peer, { address: '203.0.113.2', port: unprobed });
+  t.match(b.statusOf(peer), { state: 'backing-off' }, 'a port never probed is no meeting');
+  b.directPath(peer, late);
+  t.match(b.statusOf(peer), { state: 'met' }, 'the last probe\'s pong, after the window: met');
+  t.ok(b.found(peer, late), 'status calls the path a birthday path');
+  t.equal(b.counters.successes, 1);
+  b.directPath(peer, late);
+  t.equal(b.counters.successes, 1, 'the same path again (after idle) is no second meeting');
+});
+
 t.test('hard side: sockets open at once, each pings the easy side; the one that meets is kept', async (t) => {
   const { pings, events, h } = host(true);
   const b = new BirthdayProber(h, DEFAULT_BIRTHDAY_LIMITS);

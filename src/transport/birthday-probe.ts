@@ -208,15 +208,19 @@ export class BirthdayProber {
    */
   directPath(peer: Peer, from: Endpoint): void {
     const p = this.peers.get(peer.id);
-    if (!p || !p.running || !p.target) return;
+    if (!p || !p.target) return;
     // Ours: from one of the hard side's sockets, or (easy side) from a port we probed; a plain hole
     // punch that happens to succeed meanwhile is not a birthday meeting.
-    const ours =
-      p.plan?.role === 'hard'
-        ? from.sock !== undefined && (p.socks.includes(from.sock) || p.kept.includes(from.sock))
-        : from.address === p.target.address && from.sock === undefined && p.probed.has(from.port);
+    const easy = p.plan?.role !== 'hard';
+    const ours = easy
+      ? from.address === p.target.address && from.sock === undefined && p.probed.has(from.port)
+      : from.sock !== undefined && (p.socks.includes(from.sock) || p.kept.includes(from.sock));
     if (!ours) return;
-    this.meet(peer, p, from);
+    // The easy side's last probes may be answered after its window closed (the attempt counted as a
+    // miss): still its meeting, or status would call the path a plain one. Not the path it met on
+    // before coming back after idle (no second meeting). The hard side's sockets close with its attempt.
+    const metHere = p.met !== null && p.met.address === from.address && p.met.port === from.port;
+    if (p.running || (easy && !metHere)) this.meet(peer, p, from);
   }
 
   /** An address and port of the hard side's NAT that it did not announce (STUN saw another): a mapping made towards us. */
