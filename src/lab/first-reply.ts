@@ -65,6 +65,13 @@ export function parsePingD(out: string): ReplyLog {
   return { replies, sent: Number(/(\d+) packets transmitted/.exec(out)?.[1] ?? 0) };
 }
 
+/** The first reply (by sequence number) that arrived at or after `at` (wall-clock ms); null: none. */
+export function firstReplyAfter(log: ReplyLog, at: number): { seq: number; at: number } | null {
+  let first: { seq: number; at: number } | null = null;
+  for (const [seq, t] of log.replies) if (t >= at && (first === null || seq < first.seq)) first = { seq, at: t };
+  return first;
+}
+
 /**
  * Restarts B's daemon while A pings it every `intervalMs`: the peer-restart window, in which A's
  * handshake meets a relay that has no B yet and a B that no longer has A's session. A pings until

@@ -8,11 +8,11 @@
 import t, { type Test } from 'tap';
 import { Lab, labUnavailable } from './lab.js';
 import { NAT_KINDS, type NatKind } from '../../src/lab/nat-world.js';
-import { firstReply, freshStart, restartBWhilePinging, type FreshStart } from '../../src/lab/first-reply.js';
+import { firstReply, firstReplyAfter, freshStart, restartBWhilePinging, type FreshStart } from '../../src/lab/first-reply.js';
 
 const why = labUnavailable(['nft', 'conntrack', 'openssl', 'ping']);
 /** The limit for the first reply, from the later daemon's "interface up" to ping's exit. */
-const FIRST_REPLY_LIMIT_MS = 1000;
+export const FIRST_REPLY_LIMIT_MS = 1000;
 
 /**
  * Where the path must end up. eim ⇄ eim always punches through. A leaky router's conntrack may
@@ -63,10 +63,10 @@ export function firstReplyCases(aKinds: readonly NatKind[]): void {
 
         // B restarts while A keeps pinging: A's handshake to the new process must not wait either.
         const { upAt, log } = await restartBWhilePinging(s, 50, 2000);
-        const after = [...log.replies].filter(([, at]) => at >= upAt).sort((x, y) => x[0] - y[0]);
-        t.ok(after.length > 0, 'replies resumed after the restart');
-        if (after.length === 0) return explainNoReply(t, lab, s);
-        const [firstSeq, firstAt] = after[0];
+        const resumed = firstReplyAfter(log, upAt);
+        t.ok(resumed !== null, 'replies resumed after the restart');
+        if (resumed === null) return explainNoReply(t, lab, s);
+        const { seq: firstSeq, at: firstAt } = resumed;
         t.ok(firstAt - upAt < FIRST_REPLY_LIMIT_MS, `first reply ${firstAt - upAt} ms after the restarted daemon was up`);
         const missing = [];
         for (let seq = firstSeq; seq <= log.sent; seq++) if (!log.replies.has(seq)) missing.push(seq);
