@@ -1,6 +1,8 @@
 // N-API surface. Hot-path errors are -errno return values, never exceptions (EAGAIN is not exceptional).
-//   TUN: tunOpen, tunWriteBatch, TunReader     UDP: udpOpen, udpSendBatch, udpSetMark, udpSetPmtuProbe, UdpReader
+//   TUN: tunOpen, tunWriteBatch, TunReader     UDP: udpOpen, udpSetMark, udpSetPmtuProbe, UdpReader
 //   AEAD: aeadSeal, aeadOpen, sealBatch, openBatch, aeadBackend, setAeadThreads   closeFd
+//   the same batches with their arrays bound once (bound.h): aeadBindSeal, sealBound, aeadBindOpen,
+//     openBound, udpSenderCreate, udpSenderExternal, udpSenderSend, udpSenderClose
 //   network checks: netwatchOpen, netwatchDrain
 //   boxes with associated data (handshake, cookies, disco, relay login): aeadSealAd, aeadOpenAd
 //   handshake primitives: blake2s, hmacBlake2s, kdf, x25519, x25519Public, x25519Available
@@ -16,6 +18,7 @@
 #include "aead-pool.h"
 #include "aead.h"
 #include "batch.h"
+#include "bound.h"
 #include "netwatch.h"
 #include "noise-prims.h"
 #include "readers.h"
@@ -292,52 +295,6 @@ Napi::Value UdpOpenJs(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// udpSendBatch(fd, dualStack, gso, bufs: Uint8Array[], which: Uint8Array, offsets, lengths, addrs, count,
-//              result: Int32Array(3)) -> sent. Datagram i is bufs[which[i]][offsets[i], +lengths[i]).
-// result[0] = datagrams refused, result[1] = 1 if the kernel refused GSO (stop asking for it),
-// result[2] = sends whose local address was refused and that left without it.
-Napi::Value UdpSendBatchJs(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  constexpr uint32_t kMaxBufs = 4;
-  auto bufArray = info[3].As<Napi::Array>();
-  auto which = info[4].As<Napi::Uint8Array>();
-  auto offsets = info[5].As<Napi::Int32Array>();
-  auto lengths = info[6].As<Napi::Int32Array>();
-  auto addrs = info[7].As<Napi::Uint8Array>();
-  int count = I32(info, 8);
-  auto result = info[9].As<Napi::Int32Array>();
-  uint32_t nbufs = bufArray.Length();
-  if (nbufs == 0 || nbufs > kMaxBufs || count < 0 || static_cast<size_t>(count) > offsets.ElementLength() ||
-      static_cast<size_t>(count) > lengths.ElementLength() || static_cast<size_t>(count) > which.ByteLength() ||
-      addrs.ByteLength() < static_cast<size_t>(count) * meshd::kAddrLen || result.ElementLength() < 3) {
-    return Napi::Number::New(env, -EINVAL);
-  }
-  const uint8_t* bases[kMaxBufs];
-  size_t sizes[kMaxBufs];
-  for (uint32_t b = 0; b < nbufs; b++) {
-    Napi::Value v = bufArray[b];
-    if (!v.IsTypedArray()) return Napi::Number::New(env, -EINVAL);
-    auto u = v.As<Napi::Uint8Array>();
-    bases[b] = u.Data();
-    sizes[b] = u.ByteLength();
-  }
-  const uint8_t* w = which.Data();
-  for (int i = 0; i < count; i++) {
-    if (w[i] >= nbufs || offsets[i] < 0 || lengths[i] < 0 || static_cast<size_t>(offsets[i]) + lengths[i] > sizes[w[i]]) {
-      return Napi::Number::New(env, -EINVAL);
-    }
-  }
-  int errors = 0;
-  int gsoFailed = 0;
-  int srcFailed = 0;
-  int sent = meshd::UdpSendBatch(I32(info, 0), info[1].ToBoolean().Value(), info[2].ToBoolean().Value(), bases, w, offsets.Data(),
-                                 lengths.Data(), addrs.Data(), count, &errors, &gsoFailed, &srcFailed);
-  result[0] = errors;
-  result[1] = gsoFailed;
-  result[2] = srcFailed;
-  return Napi::Number::New(env, sent);
-}
-
 // udpSetMark(fd, fwmark) -> 0 or -errno
 Napi::Value UdpSetMarkJs(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), meshd::UdpSetMark(I32(info, 0), U32(info, 1)));
@@ -374,7 +331,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("tunWriteBatch", Napi::Function::New(env, TunWriteBatchJs));
   exports.Set("TunReader", meshd::DefineTunReader(env));
   exports.Set("udpOpen", Napi::Function::New(env, UdpOpenJs));
-  exports.Set("udpSendBatch", Napi::Function::New(env, UdpSendBatchJs));
   exports.Set("udpSetMark", Napi::Function::New(env, UdpSetMarkJs));
   exports.Set("udpSetPmtuProbe", Napi::Function::New(env, UdpSetPmtuProbeJs));
   exports.Set("UdpReader", meshd::DefineUdpReader(env));
@@ -408,6 +364,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     return Napi::Number::New(info.Env(), meshd::SetAeadThreads(info[0].As<Napi::Number>().Int32Value()));
   }));
   exports.Set("reduceHeap", Napi::Function::New(env, ReduceHeapJs));
+  meshd::DefineBound(env, exports);
   return exports;
 }
 

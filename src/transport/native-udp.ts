@@ -46,9 +46,14 @@ export class NativeUdpConn implements PacketConn {
   private readonly txAddrs = new Uint8Array(UDP_TX_MAX * ADDR_LEN);
   /** Per datagram: 0 = copied into txBuf, 1 = where it lies in `external` (queueRun: no copy). */
   private readonly txWhich = new Uint8Array(UDP_TX_MAX);
-  private readonly txBufs: Uint8Array[] = [this.txBuf];
   private external: Uint8Array | null = null;
   private readonly txResult = new Int32Array(3);
+  /**
+   * The addon's sender over these arrays (native/src/bound.h: bound once, not passed per send), and
+   * the external buffer it has bound (the TUN reader's, in a daemon: bound once too).
+   */
+  private sender = -1;
+  private senderExternal: Uint8Array | null = null;
   private txCount = 0;
   private txUsed = 0;
   private readonly addrOf = new WeakMap<Endpoint, Uint8Array>();
@@ -78,6 +83,11 @@ export class NativeUdpConn implements PacketConn {
     const r = addon.udpOpen(port, UDP_BUFFER_BYTES, fwMark);
     if (r.fd < 0) throw bindError(port, errnoName(r.code, r.error));
     const conn = new NativeUdpConn(addon, r.fd, r.port, r.dualStack, r.gro, tag);
+    conn.sender = addon.udpSenderCreate(r.fd, conn.txBuf, conn.txWhich, conn.txOffsets, conn.txLengths, conn.txAddrs, conn.txResult);
+    if (conn.sender < 0) {
+      addon.closeFd(r.fd);
+      throw bindError(port, `cannot set up sending: ${errnoName(-conn.sender, String(conn.sender))}`);
+    }
     conn.fwMark = fwMark;
     conn.startReading(h);
     return conn;
@@ -228,13 +238,11 @@ export class NativeUdpConn implements PacketConn {
     }
     if (this.external !== null && this.external !== run.buf) this.flush();
     this.external = run.buf;
-    this.txBufs[1] = run.buf;
     const { offsets, lengths } = run;
     for (let k = run.start, end = run.start + run.count; k < end; k++) {
       if (this.txCount === UDP_TX_MAX) {
         this.flush();
         this.external = run.buf;
-        this.txBufs[1] = run.buf;
       }
       const i = this.txCount++;
       this.txWhich[i] = 1;
@@ -249,9 +257,16 @@ export class NativeUdpConn implements PacketConn {
     if (count === 0 || this.closed) return;
     this.txCount = 0;
     this.txUsed = 0;
-    const sent = this.addon.udpSendBatch(this.fd, this.dualStack, this.gso, this.txBufs, this.txWhich, this.txOffsets, this.txLengths, this.txAddrs, count, this.txResult);
+    const external = this.external;
     this.external = null;
-    if (this.txBufs.length > 1) this.txBufs.pop(); // the batch's run buffer: [0] is the socket's own
+    if (external !== null && external !== this.senderExternal) {
+      if (this.addon.udpSenderExternal(this.sender, external) !== 0) {
+        this.stats.sendErrors += count;
+        return;
+      }
+      this.senderExternal = external;
+    }
+    const sent = this.addon.udpSenderSend(this.sender, count, (this.dualStack ? 1 : 0) | (this.gso ? 2 : 0));
     if (sent < 0) {
       this.stats.sendErrors += count;
       return;
@@ -286,6 +301,8 @@ export class NativeUdpConn implements PacketConn {
     if (this.closed) return;
     this.closed = true;
     this.reader?.stop();
+    this.addon.udpSenderClose(this.sender);
+    this.senderExternal = null;
     this.addon.closeFd(this.fd);
   }
 }

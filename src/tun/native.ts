@@ -45,19 +45,16 @@ export interface NativeAddon {
   udpSetMark(fd: number, fwmark: number): number;
   /** DF on every datagram, never fragmented locally (IP_PMTUDISC_PROBE): 0 or -errno. */
   udpSetPmtuProbe(fd: number, dualStack: boolean): number;
-  /** Datagram i is bufs[which[i]][offsets[i], +lengths[i]); result: refused, GSO refused, source refused. */
-  udpSendBatch(
-    fd: number,
-    dualStack: boolean,
-    gso: boolean,
-    bufs: readonly Uint8Array[],
-    which: Uint8Array,
-    offsets: Int32Array,
-    lengths: Int32Array,
-    addrs: Uint8Array,
-    count: number,
-    result: Int32Array,
-  ): number;
+  /**
+   * The data path's socket send with its arrays bound once (native/src/bound.h): a sender over the
+   * socket's own buffer and send arrays (id, or -EINVAL), the buffer `which` 1 names (0 or -EINVAL),
+   * a send of `count` datagrams, datagram i being bufs[which[i]][offsets[i], +lengths[i]) to
+   * addrs[34 * i...] (flags: 1 dual-stack, 2 GSO; result: refused, GSO refused, source refused), and its release at close.
+   */
+  udpSenderCreate(fd: number, buf: Uint8Array, which: Uint8Array, offsets: Int32Array, lengths: Int32Array, addrs: Uint8Array, result: Int32Array): number;
+  udpSenderExternal(id: number, buf: Uint8Array | null): number;
+  udpSenderSend(id: number, count: number, flags: number): number;
+  udpSenderClose(id: number): void;
   aeadSeal(key: Uint8Array, counterLo: number, counterHi: number, buf: Uint8Array, offset: number, length: number): number;
   aeadOpen(key: Uint8Array, counterLo: number, counterHi: number, src: Uint8Array, srcOffset: number, length: number, dst: Uint8Array, dstOffset: number): number;
   /**
@@ -69,6 +66,15 @@ export interface NativeAddon {
   aeadOpenAd(key: Uint8Array, nonce: Uint8Array, ad: Uint8Array, src: Uint8Array, dst: Uint8Array): number;
   sealBatch(key: Uint8Array, receiver: number, counterLo: number, counterHi: number, mtu: number, buf: Uint8Array, offsets: Int32Array, lengths: Int32Array, start: number, count: number): number;
   openBatch(key: Uint8Array, buf: Uint8Array, offsets: Int32Array, lengths: Int32Array, start: number, count: number, plain: Int32Array, counters: Float64Array): number;
+  /**
+   * sealBatch and openBatch with their arrays bound once (native/src/bound.h): seal params are
+   * [receiver, counterLo, counterHi, mtu, start, count], open params [start, count]. Bind calls
+   * return 0 or -EINVAL; sealBound returns sealBatch's result, openBound the count or -1.
+   */
+  aeadBindSeal(buf: Uint8Array, offsets: Int32Array, lengths: Int32Array, params: Float64Array): number;
+  sealBound(key: Uint8Array): number;
+  aeadBindOpen(buf: Uint8Array, offsets: Int32Array, lengths: Int32Array, plain: Int32Array, counters: Float64Array, params: Float64Array): number;
+  openBound(key: Uint8Array): number;
   /** BLAKE2s into out (16 or 32 bytes), keyed when key is given; up to three parts, concatenated. */
   blake2s(out: Uint8Array, key: Uint8Array | null, a: Uint8Array, b?: Uint8Array, c?: Uint8Array): boolean;
   hmacBlake2s(out: Uint8Array, key: Uint8Array, a: Uint8Array, b?: Uint8Array, c?: Uint8Array): boolean;
