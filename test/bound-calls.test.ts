@@ -59,6 +59,14 @@ t.test('bound calls refuse what does not fit, and a refused open marks its entri
   t.equal(addon.aeadBindSeal(b.buf, b.offsets, b.lengths, params), 0);
   params.set([1, 0, 0, 1420, 1, 2]);
   t.equal(addon.sealBound(key), -1, 'a range past the arrays');
+  params.set([-1, 0, 0, 1420, 0, 1]);
+  t.equal(addon.sealBound(key), -1, 'a receiver index below 0');
+  params.set([1, 2 ** 32, 0, 1420, 0, 1]);
+  t.equal(addon.sealBound(key), -1, 'a counter half past 32 bits');
+  params.set([1, 0, 0, 70000, 0, 1]);
+  t.equal(addon.sealBound(key), -1, 'an MTU past 65535');
+  params.set([1, 0, 0, 1420, 0.5, 1]);
+  t.equal(addon.sealBound(key), -1, 'a fractional start');
   params.set([1, 0, 0, 1420, 0, 1]);
   t.equal(addon.sealBound(new Uint8Array(31)), -1, 'a 31-byte key');
   t.equal(addon.sealBound(key), 16 + 48 + 16, 'then a good call seals');

@@ -92,6 +92,9 @@ bool InRange(double start, double count, size_t n) {
          count == static_cast<int32_t>(count);
 }
 
+// A whole number that fits 32 unsigned bits.
+bool U32(double v) { return v >= 0 && v <= 4294967295.0 && v == static_cast<double>(static_cast<uint32_t>(v)); }
+
 // aeadBindSeal(buf, offsets, lengths, params: Float64Array(6)) -> 0 or -EINVAL
 Napi::Value BindSeal(const Napi::CallbackInfo& info) {
   SealBinding& s = Of(info)->seal;
@@ -107,7 +110,7 @@ Napi::Value SealBound(const Napi::CallbackInfo& info) {
   const double* p = s.params.data;
   const uint8_t* key = p != nullptr ? Key(info) : nullptr;
   if (key == nullptr || !InRange(p[4], p[5], s.offsets.elements < s.lengths.elements ? s.offsets.elements : s.lengths.elements) ||
-      p[1] < 0 || p[2] < 0 || p[1] > 0xffffffffu || p[2] > 0xffffffffu) {
+      !U32(p[0]) || !U32(p[1]) || !U32(p[2]) || !(p[3] >= 0 && p[3] <= 65535)) {
     return Num(info, -1);
   }
   int start = static_cast<int>(p[4]);
@@ -232,14 +235,14 @@ Napi::Value SenderClose(const Napi::CallbackInfo& info) {
 
 void DefineBound(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(new Bound());
-  exports.Set("aeadBindSeal", Napi::Function::New(env, BindSeal));
-  exports.Set("sealBound", Napi::Function::New(env, SealBound));
-  exports.Set("aeadBindOpen", Napi::Function::New(env, BindOpen));
-  exports.Set("openBound", Napi::Function::New(env, OpenBound));
-  exports.Set("udpSenderCreate", Napi::Function::New(env, SenderCreate));
-  exports.Set("udpSenderExternal", Napi::Function::New(env, SenderExternal));
-  exports.Set("udpSenderSend", Napi::Function::New(env, SenderSend));
-  exports.Set("udpSenderClose", Napi::Function::New(env, SenderClose));
+  using Fn = Napi::Value (*)(const Napi::CallbackInfo&);
+  const struct {
+    const char* name;
+    Fn fn;
+  } fns[] = {{"aeadBindSeal", BindSeal},       {"sealBound", SealBound},           {"aeadBindOpen", BindOpen},
+             {"openBound", OpenBound},         {"udpSenderCreate", SenderCreate},  {"udpSenderExternal", SenderExternal},
+             {"udpSenderSend", SenderSend},    {"udpSenderClose", SenderClose}};
+  for (const auto& f : fns) exports.Set(f.name, Napi::Function::New(env, f.fn, f.name));
 }
 
 }  // namespace meshd
