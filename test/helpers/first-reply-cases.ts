@@ -71,6 +71,11 @@ export function firstReplyCases(aKinds: readonly NatKind[]): void {
         const missing = [];
         for (let seq = firstSeq; seq <= log.sent; seq++) if (!log.replies.has(seq)) missing.push(seq);
         t.same(missing, [], `no ping lost after that (${log.sent - firstSeq + 1} sent)`);
+        if (missing.length > 0) {
+          // When each was sent, from the replies around it (one ping every 50 ms), against B's start.
+          t.comment(`lost: ${missing.map((seq) => `icmp_seq=${seq}, sent about ${firstAt + (seq - firstSeq) * 50 - upAt} ms after B was up`).join('; ')}`);
+          await explainNoReply(t, lab, s);
+        }
       });
     }
   }
