@@ -19,8 +19,8 @@ interface OpenArrays extends SealArrays {
   plain: Int32Array | null;
   counters: Float64Array | null;
 }
-const sealBound: SealArrays = { buf: null, offsets: null, lengths: null, params: new Float64Array(6) };
-const openBound: OpenArrays = { buf: null, offsets: null, lengths: null, plain: null, counters: null, params: new Float64Array(2) };
+const sealArrays: SealArrays = { buf: null, offsets: null, lengths: null, params: new Float64Array(6) };
+const openArrays: OpenArrays = { buf: null, offsets: null, lengths: null, plain: null, counters: null, params: new Float64Array(2) };
 
 /** Most threads a batch's AEAD may run on (the addon's pool: the caller and seven helpers). */
 export const MAX_AEAD_THREADS = 8;
@@ -49,7 +49,7 @@ export function nativeAead(threads = 1): TransportAead | null {
       return addon.aeadOpen(key, counter >>> 0, Math.floor(counter / 0x1_0000_0000), src, srcOff, len, dst, dstOff);
     },
     sealBatch(key, receiver, counter, mtu, buf, offsets, lengths, start, count) {
-      const b = sealBound;
+      const b = sealArrays;
       if (b.buf !== buf || b.offsets !== offsets || b.lengths !== lengths) {
         b.buf = null; // a refused bind leaves nothing bound (the addon's sealBound then refuses too)
         if (addon.aeadBindSeal(buf, offsets, lengths, b.params) !== 0) throw new TypeError('sealBatch: cannot bind its arrays');
@@ -67,7 +67,7 @@ export function nativeAead(threads = 1): TransportAead | null {
       return addon.sealBound(key);
     },
     openBatch(key, buf, offsets, lengths, start, count, plain, counters) {
-      const b = openBound;
+      const b = openArrays;
       if (b.buf !== buf || b.offsets !== offsets || b.lengths !== lengths || b.plain !== plain || b.counters !== counters) {
         b.buf = null;
         if (addon.aeadBindOpen(buf, offsets, lengths, plain, counters, b.params) !== 0) throw new TypeError('openBatch: cannot bind its arrays');
