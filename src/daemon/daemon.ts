@@ -33,7 +33,7 @@ import type { Server as HttpServer } from 'node:http';
 import { LinuxTun, type TunDevice } from '../tun/tun-device.js';
 import { addAddress, setMtu, setMtuAndUp } from '../tun/netconfig.js';
 import { UdpConn, type PacketConn, type PacketHandlers } from '../transport/udp.js';
-import { NativeUdpConn } from '../transport/native-udp.js';
+import { NativeUdpConn, SMALL_SIZES } from '../transport/native-udp.js';
 import { classify } from '../wire/classify.js';
 import { applySet, formatGet } from '../uapi/uapi.js';
 import { startUapiServer, uapiSocketPath } from '../uapi/server.js';
@@ -192,7 +192,7 @@ export class Daemon {
       this.onDatagram(msg, from);
       this.flush();
     },
-    (port, id) => this.bindBatchedBirthday(port, id),
+    (id) => this.openBirthdaySocket(id),
   );
   /** The config sets no MTU: peers' path MTUs are probed, packets too big for one answered with ICMP. */
   private readonly pathMtuProbing: boolean;
@@ -540,18 +540,19 @@ export class Daemon {
    * The batched socket a birthday socket's port moves to once probing has settled on it (on the fast
    * path only; null otherwise, or when it cannot bind: the dgram socket stays then).
    */
-  private bindBatchedBirthday(port: number, id: number): NativeUdpConn | null {
+  /** A birthday probing socket through the addon, small until kept (BirthdaySockets); null: node:dgram. */
+  private openBirthdaySocket(id: number): NativeUdpConn | null {
     if (!this.fastPath || this.stopped) return null;
     try {
-      const conn = NativeUdpConn.bind(port, this.udpHandlers, 0, id);
+      const conn = NativeUdpConn.bind(0, this.udpHandlers, 0, id, SMALL_SIZES);
       if (this.pathMtuProbing) conn.setPathMtuProbing();
-      this.log.debug({ component: 'disco', port, sock: id }, 'birthday socket batched');
       return conn;
     } catch (err) {
-      this.log.warn({ component: 'disco', port, err: (err as Error).message }, 'birthday socket stays unbatched');
+      this.log.warn({ component: 'disco', sock: id, err: (err as Error).message }, 'birthday socket through node:dgram');
       return null;
     }
   }
+
 
   /** The data socket: the addon's (batched) on the fast path, node:dgram otherwise. */
   private async bindUdp(port: number): Promise<PacketConn> {
@@ -842,8 +843,8 @@ export class Daemon {
     // Data never goes to an untrusted endpoint (goesToUntrusted): only a confirmed direct path.
     let sent = 0;
     if (path.direct?.sock !== undefined) {
-      // The peer is reached from a birthday socket: batched once probing has settled on it, else
-      // one datagram at a time (dgram copies each).
+      // The peer is reached from a birthday socket: batched through the addon, else (node:dgram)
+      // one datagram at a time.
       if (!this.birthdaySocks.queueRun(r, path.direct)) {
         for (let k = r.start, end = r.start + r.count; k < end; k++) this.birthdaySocks.send(r.buf.subarray(r.offsets[k], r.offsets[k] + r.lengths[k]), path.direct);
       }

@@ -1,10 +1,12 @@
 // The hard side's extra UDP sockets for birthday probing (transport/birthday-probe.ts): opened per
 // peer for an attempt, one kept when it meets (it then carries that peer's WireGuard traffic and
-// heartbeats), the rest closed at once. Probing uses node:dgram sockets on ephemeral IPv4 ports (a
-// symmetric NAT is an IPv4 device; hundreds of them, each cheap). Once a peer is down to the one
-// socket that met, its port moves to a batched socket (`batched`, the addon's NativeUdpConn on the
-// fast path): through a dgram socket a path found by probing moved 0.6 Gbit/s, less than the relay
-// (docs/performance.md, 2026-12-06 (night)). The NAT's mapping is the port's, so it survives the move.
+// heartbeats), the rest closed at once. On the fast path each is the addon's NativeUdpConn with
+// small buffers (hundreds are open during an attempt); the one kept grows full-size buffers on the
+// same socket, so the port, the NAT's mapping and whatever the kernel has queued all stay. Through a
+// node:dgram socket a path found by probing moved 0.6 Gbit/s, less than the relay (docs/performance.md,
+// 2026-12-06 (night)); moving the port from one to a batched socket lost the datagrams that arrived
+// during the move (2026-12-07). node:dgram sockets remain where the addon is not used (MESHD_FASTPATH=off)
+// or cannot open one.
 import dgram from 'node:dgram';
 import type { Endpoint } from '../tunnel/endpoint.js';
 import { normalizeAddress } from '../tunnel/endpoint.js';
@@ -13,32 +15,39 @@ import { MAX_BIRTHDAY_SOCKETS } from './birthday.js';
 
 export type BirthdayReceive = (msg: Uint8Array, from: Endpoint) => void;
 
-/** What a kept socket becomes (NativeUdpConn): batched sends, and receives tagged with the id. */
+/**
+ * A probing socket through the addon (NativeUdpConn opened with SMALL_SIZES): batched sends, and
+ * receives (to the daemon's data-socket handlers) tagged with its id.
+ */
 export interface BatchedSocket {
+  readonly port: number;
+  /** Whether it has a data socket's buffers. */
+  readonly full: boolean;
   queue(data: Uint8Array, to: Endpoint): void;
   queueRun(run: DatagramRun, to: Endpoint): void;
   flush(): void;
+  /** Full-size buffers on the same socket; false when it could not (it is closed then). */
+  grow(): boolean;
   close(): void;
   readonly stats: { sendErrors: number; sendDropped: number };
 }
 
-/** Binds a batched socket on `port` whose source endpoints carry `sock: id`; null when it cannot. */
-export type BatchedBind = (port: number, id: number) => BatchedSocket | null;
+/** Opens a small batched socket on an ephemeral port whose source endpoints carry `sock: id`; null when it cannot. */
+export type BatchedOpen = (id: number) => BatchedSocket | null;
 
 /**
- * At most this many kept sockets are batched at once (each holds ~6 MiB of buffers); further ones
- * stay on node:dgram.
+ * At most this many kept sockets grow full-size buffers at once (~6 MiB each); further ones keep
+ * their small ones (a datagram per wakeup).
  */
 export const MAX_BATCHED_BIRTHDAY_SOCKETS = 8;
 
 interface Sock {
   peerId: string;
+  /** One of the two. */
   sock: dgram.Socket | null;
   batched: BatchedSocket | null;
-  /** dgram sends not yet done (dgram sends on a later tick: closing before would lose them). */
-  pending: number;
-  /** Its port is to move to a batched socket once `pending` is 0. */
-  moving: boolean;
+  /** Kept, to grow once this turn's I/O is done. */
+  growing: boolean;
 }
 
 export class BirthdaySockets {
@@ -47,12 +56,12 @@ export class BirthdaySockets {
   private readonly dirty = new Set<BatchedSocket>();
   /** Datagrams that could not be sent from an extra socket (it was closed, or the send failed). */
   private failed = 0;
-  /** Kept sockets whose port moved to a batched socket, over the daemon's life. */
-  batchedOpened = 0;
+  /** Kept sockets given full-size buffers, over the daemon's life. */
+  grownTotal = 0;
 
   constructor(
     private readonly onMessage: BirthdayReceive,
-    private readonly batchedBind: BatchedBind | null = null,
+    private readonly batchedOpen: BatchedOpen | null = null,
   ) {}
 
   /** Open now, over all peers (never more than MAX_BIRTHDAY_SOCKETS). */
@@ -66,21 +75,42 @@ export class BirthdaySockets {
     return n;
   }
 
-  /** Batched sockets open now. */
+  /** Kept sockets with full-size buffers open now. */
   get batched(): number {
     let n = 0;
-    for (const s of this.socks.values()) if (s.batched) n++;
+    for (const s of this.socks.values()) if (s.batched?.full) n++;
     return n;
+  }
+
+  /** The local port of socket `id`, if open. */
+  port(id: number): number | undefined {
+    const s = this.socks.get(id);
+    if (s?.batched) return s.batched.port;
+    try {
+      return s?.sock?.address().port;
+    } catch {
+      return undefined;
+    }
   }
 
   /** Opens up to `count` sockets for `peerId`; resolves with their ids once bound. */
   async open(peerId: string, count: number): Promise<number[]> {
     const n = Math.max(0, Math.min(count, MAX_BIRTHDAY_SOCKETS - this.socks.size));
-    const bound = await Promise.all(Array.from({ length: n }, () => this.bindOne(peerId)));
+    const bound = await Promise.all(Array.from({ length: n }, () => this.openOne(peerId)));
     return bound.filter((id): id is number => id !== null);
   }
 
-  private bindOne(peerId: string, id = this.nextId++, port = 0): Promise<number | null> {
+  private openOne(peerId: string): Promise<number | null> {
+    const id = this.nextId++;
+    const batched = this.batchedOpen?.(id) ?? null;
+    if (batched) {
+      this.socks.set(id, { peerId, sock: null, batched, growing: false });
+      return Promise.resolve(id);
+    }
+    return this.bindDgram(peerId, id);
+  }
+
+  private bindDgram(peerId: string, id: number): Promise<number | null> {
     return new Promise((resolve) => {
       const sock = dgram.createSocket('udp4');
       sock.once('error', () => {
@@ -89,8 +119,8 @@ export class BirthdaySockets {
         resolve(null);
       });
       sock.on('message', (msg, rinfo) => this.onMessage(new Uint8Array(msg.buffer, msg.byteOffset, msg.length), { address: normalizeAddress(rinfo.address), port: rinfo.port, sock: id }));
-      sock.bind(port, () => {
-        this.socks.set(id, { peerId, sock, batched: null, pending: 0, moving: false });
+      sock.bind(0, () => {
+        this.socks.set(id, { peerId, sock, batched: null, growing: false });
         resolve(id);
       });
     });
@@ -98,25 +128,18 @@ export class BirthdaySockets {
 
   send(data: Uint8Array, to: Endpoint): void {
     const s = to.sock === undefined ? undefined : this.socks.get(to.sock);
-    if (!s) {
-      this.failed++;
-      return;
-    }
-    if (s.batched) {
+    if (s?.batched) {
       s.batched.queue(data, to);
       this.dirty.add(s.batched);
       return;
     }
-    if (!s.sock) {
+    if (!s?.sock) {
       this.failed++;
       return;
     }
     // dgram copies nothing before the send completes: hand it its own copy of a view into a reused buffer.
-    s.pending++;
     s.sock.send(Buffer.from(data), to.port, to.address, (err) => {
-      s.pending--;
       if (err) this.failed++;
-      if (s.moving && s.pending === 0) this.moveSoon(to.sock!);
     });
   }
 
@@ -140,48 +163,27 @@ export class BirthdaySockets {
   }
 
   /**
-   * Keeps sockets `keep` of `peerId` and closes its others; a peer down to one gets it batched, once
-   * what it has been given to send has left (a turn of the event loop later, at the earliest).
+   * Keeps sockets `keep` of `peerId` and closes its others; a peer down to one batched socket has it
+   * grow full-size buffers after this turn's I/O (not from inside its own receive callback).
    */
   keep(peerId: string, keep: readonly number[]): void {
     for (const [id, s] of this.socks) if (s.peerId === peerId && !keep.includes(id)) this.closeOne(id);
     const left = [...this.socks].filter(([, s]) => s.peerId === peerId);
     if (left.length !== 1) return;
     const [id, s] = left[0];
-    if (!this.batchedBind || s.batched || !s.sock || s.moving) return;
-    s.moving = true;
-    if (s.pending === 0) this.moveSoon(id);
+    if (!s.batched || s.batched.full || s.growing) return;
+    s.growing = true;
+    setImmediate(() => this.grow(id));
   }
 
-  /** After this turn's I/O: what arrived has been read, what was sent has left. */
-  private moveSoon(id: number): void {
-    setImmediate(() => {
-      const s = this.socks.get(id);
-      if (s?.moving && s.pending === 0) this.batch(id, s);
-    });
-  }
-
-  /** Moves socket `id`'s port from node:dgram to a batched socket (same port: the NAT's mapping stays). */
-  private batch(id: number, s: Sock): void {
-    s.moving = false;
-    if (!this.batchedBind || s.batched || !s.sock || this.batched >= MAX_BATCHED_BIRTHDAY_SOCKETS) return;
-    let port: number;
-    try {
-      port = s.sock.address().port;
-      s.sock.close();
-    } catch {
-      return;
-    }
-    s.sock = null;
-    const b = this.batchedBind(port, id);
-    if (b) {
-      s.batched = b;
-      this.batchedOpened++;
-      return;
-    }
-    // The batched socket could not bind: back on node:dgram, same port and id.
-    this.socks.delete(id);
-    void this.bindOne(s.peerId, id, port);
+  private grow(id: number): void {
+    const s = this.socks.get(id);
+    if (!s?.growing || !s.batched) return;
+    s.growing = false;
+    if (this.batched >= MAX_BATCHED_BIRTHDAY_SOCKETS) return;
+    this.dirty.delete(s.batched); // grow() sends what is queued first
+    if (s.batched.grow()) this.grownTotal++;
+    else this.closeOne(id);
   }
 
   close(peerId: string): void {

@@ -17,6 +17,23 @@ export const UDP_RX_SLOT_BYTES = 65_536;
 const UDP_GRO_MAX_SEGMENTS = 64;
 export const UDP_TX_MAX = 1024;
 export const UDP_TX_BYTES = 2 * 1024 * 1024;
+
+/** How much one socket reads per wakeup and queues per flush. */
+export interface UdpSizes {
+  /** Receive slots (one datagram, or one GRO run, each): UDP_RX_SLOT_BYTES apiece. */
+  rxSlots: number;
+  /** Datagrams and bytes one flush can hold. */
+  txMax: number;
+  txBytes: number;
+}
+
+/** A data socket's: ~6 MiB of buffers. */
+export const FULL_SIZES: UdpSizes = { rxSlots: UDP_RX_SLOTS, txMax: UDP_TX_MAX, txBytes: UDP_TX_BYTES };
+/**
+ * A socket that carries little until it is chosen (birthday probing opens hundreds): ~130 KiB, still
+ * room for any one datagram either way. `grow` gives it FULL_SIZES on the same socket.
+ */
+export const SMALL_SIZES: UdpSizes = { rxSlots: 1, txMax: 64, txBytes: 65_536 };
 /** Remote address (16), port (2), local address (16; zero: none): native/src/udp.h. */
 const ADDR_LEN = 34;
 const REMOTE_LEN = 18;
@@ -39,13 +56,17 @@ export class NativeUdpConn implements PacketConn {
   private closed = false;
   private reader: ReaderHandle | null = null;
   private gso = true;
-  // Send queue: datagrams back to back in txBuf, their places and 18-byte addresses.
-  private readonly txBuf = Buffer.allocUnsafe(UDP_TX_BYTES);
-  private readonly txOffsets = new Int32Array(UDP_TX_MAX);
-  private readonly txLengths = new Int32Array(UDP_TX_MAX);
-  private readonly txAddrs = new Uint8Array(UDP_TX_MAX * ADDR_LEN);
+  private handlers: PacketHandlers | null = null;
+  // Send queue: datagrams back to back in txBuf, their places and 18-byte addresses (sized by
+  // `sizes`; replaced, never resized, by grow()).
+  private txMax: number;
+  private txBytes: number;
+  private txBuf: Buffer;
+  private txOffsets: Int32Array;
+  private txLengths: Int32Array;
+  private txAddrs: Uint8Array;
   /** Per datagram: 0 = copied into txBuf, 1 = where it lies in `external` (queueRun: no copy). */
-  private readonly txWhich = new Uint8Array(UDP_TX_MAX);
+  private txWhich: Uint8Array;
   private external: Uint8Array | null = null;
   private readonly txResult = new Int32Array(3);
   /**
@@ -69,47 +90,106 @@ export class NativeUdpConn implements PacketConn {
     gro: boolean,
     /** Set as `sock` on every source Endpoint (a birthday socket's id: replies leave from it). */
     private readonly tag: number | undefined,
+    private sizes: UdpSizes,
   ) {
     this.kind = `native (sendmmsg, UDP GSO${gro ? ', UDP GRO' : ''})`;
+    this.txMax = sizes.txMax;
+    this.txBytes = sizes.txBytes;
+    this.txBuf = Buffer.allocUnsafe(sizes.txBytes);
+    this.txOffsets = new Int32Array(sizes.txMax);
+    this.txLengths = new Int32Array(sizes.txMax);
+    this.txAddrs = new Uint8Array(sizes.txMax * ADDR_LEN);
+    this.txWhich = new Uint8Array(sizes.txMax);
+  }
+
+  /** Whether it reads and queues as a data socket does (FULL_SIZES). */
+  get full(): boolean {
+    return this.sizes.rxSlots >= FULL_SIZES.rxSlots && this.sizes.txMax >= FULL_SIZES.txMax && this.sizes.txBytes >= FULL_SIZES.txBytes;
   }
 
   /**
    * Binds `port` (0 = any) on all addresses, dual-stack if the host has IPv6, and starts receiving.
    * `fwMark` (0: none) marks every packet it sends, for policy routing (wg-quick's FwMark). `tag`
-   * goes into every source Endpoint as its `sock` (BirthdaySockets).
+   * goes into every source Endpoint as its `sock` (BirthdaySockets). `sizes`: its buffers
+   * (SMALL_SIZES for a socket that may never carry much; grow() later).
    */
-  static bind(port: number, h: PacketHandlers, fwMark = 0, tag?: number): NativeUdpConn {
+  static bind(port: number, h: PacketHandlers, fwMark = 0, tag?: number, sizes: UdpSizes = FULL_SIZES): NativeUdpConn {
     const addon = loadNative();
     const r = addon.udpOpen(port, UDP_BUFFER_BYTES, fwMark);
     if (r.fd < 0) throw bindError(port, errnoName(r.code, r.error));
-    const conn = new NativeUdpConn(addon, r.fd, r.port, r.dualStack, r.gro, tag);
-    conn.sender = addon.udpSenderCreate(r.fd, conn.txBuf, conn.txWhich, conn.txOffsets, conn.txLengths, conn.txAddrs, conn.txResult);
-    if (conn.sender < 0) {
+    const conn = new NativeUdpConn(addon, r.fd, r.port, r.dualStack, r.gro, tag, sizes);
+    const err = conn.bindSender();
+    if (err !== null) {
       addon.closeFd(r.fd);
-      throw bindError(port, `cannot set up sending: ${errnoName(-conn.sender, String(conn.sender))}`);
+      throw bindError(port, err);
     }
     conn.fwMark = fwMark;
+    conn.handlers = h;
     conn.startReading(h);
     return conn;
   }
 
+  /** Binds the send arrays to a new addon sender; an error's text, or null. */
+  private bindSender(): string | null {
+    this.sender = this.addon.udpSenderCreate(this.fd, this.txBuf, this.txWhich, this.txOffsets, this.txLengths, this.txAddrs, this.txResult);
+    this.senderExternal = null;
+    return this.sender < 0 ? `cannot set up sending: ${errnoName(-this.sender, String(this.sender))}` : null;
+  }
+
+  /**
+   * Gives the socket FULL_SIZES buffers: the same socket and port (nothing queued in the kernel is
+   * lost, and a NAT's mapping stays), what was queued to send is sent first. Call it outside this
+   * socket's own receive callback. False when closed, already full, or the addon refused.
+   */
+  grow(): boolean {
+    if (this.closed || this.full || !this.handlers) return false;
+    this.flush();
+    const oldSender = this.sender;
+    const sizes = FULL_SIZES;
+    this.sizes = sizes;
+    this.txMax = sizes.txMax;
+    this.txBytes = sizes.txBytes;
+    this.txBuf = Buffer.allocUnsafe(sizes.txBytes);
+    this.txOffsets = new Int32Array(sizes.txMax);
+    this.txLengths = new Int32Array(sizes.txMax);
+    this.txAddrs = new Uint8Array(sizes.txMax * ADDR_LEN);
+    this.txWhich = new Uint8Array(sizes.txMax);
+    const refused = this.bindSender() !== null;
+    this.addon.udpSenderClose(oldSender);
+    if (refused) {
+      this.close();
+      return false;
+    }
+    // The old reader's poll handle is stopped at once (the fd stays open); the new one polls the same fd.
+    this.reader?.stop();
+    this.reader = null;
+    try {
+      this.startReading(this.handlers);
+    } catch {
+      this.close();
+      return false;
+    }
+    return true;
+  }
+
   private startReading(h: PacketHandlers): void {
-    const buf = Buffer.allocUnsafeSlow(UDP_RX_SLOTS * UDP_RX_SLOT_BYTES);
+    const slots = this.sizes.rxSlots;
+    const buf = Buffer.allocUnsafeSlow(slots * UDP_RX_SLOT_BYTES);
     const ab = buf.buffer;
-    const lengths = new Int32Array(UDP_RX_SLOTS);
-    const gso = new Int32Array(UDP_RX_SLOTS);
-    const addrs = Buffer.alloc(UDP_RX_SLOTS * ADDR_LEN);
+    const lengths = new Int32Array(slots);
+    const gso = new Int32Array(slots);
+    const addrs = Buffer.alloc(slots * ADDR_LEN);
     // The source of the last datagram (its address bytes kept across wakeups): a peer's next
     // datagram, in this batch or the next, reuses its Endpoint without a cache lookup.
     let last: Endpoint | null = null;
     const lastAddr = new Uint8Array(ADDR_LEN);
     // The batch as one list (GRO slots split into their datagrams), for onMessages.
-    const maxEntries = UDP_RX_SLOTS * UDP_GRO_MAX_SEGMENTS;
+    const maxEntries = slots * UDP_GRO_MAX_SEGMENTS;
     const offsets = new Int32Array(maxEntries);
     const sizes = new Int32Array(maxEntries);
     const from: Endpoint[] = [];
     const base = buf.byteOffset;
-    const whole = new Uint8Array(ab, base, UDP_RX_SLOTS * UDP_RX_SLOT_BYTES);
+    const whole = new Uint8Array(ab, base, slots * UDP_RX_SLOT_BYTES);
     const onMessages = h.onMessages?.bind(h);
     const deliver = (n: number): number => {
       if (onMessages && n > 0) onMessages(whole, offsets, sizes, from, n);
@@ -214,11 +294,11 @@ export class NativeUdpConn implements PacketConn {
       this.stats.sendErrors++;
       return;
     }
-    if (data.length > UDP_TX_BYTES) {
+    if (data.length > this.txBytes) {
       this.stats.sendErrors++;
       return;
     }
-    if (this.txCount === UDP_TX_MAX || this.txUsed + data.length > UDP_TX_BYTES) this.flush();
+    if (this.txCount === this.txMax || this.txUsed + data.length > this.txBytes) this.flush();
     const i = this.txCount++;
     this.txBuf.set(data, this.txUsed);
     this.txWhich[i] = 0;
@@ -240,7 +320,7 @@ export class NativeUdpConn implements PacketConn {
     this.external = run.buf;
     const { offsets, lengths } = run;
     for (let k = run.start, end = run.start + run.count; k < end; k++) {
-      if (this.txCount === UDP_TX_MAX) {
+      if (this.txCount === this.txMax) {
         this.flush();
         this.external = run.buf;
       }

@@ -80,7 +80,7 @@ else {
       }, 15_000, 500),
       'the hard side keeps one socket',
     );
-    t.equal((await status(w, w.b.iface)).counters.birthdaySocketsBatched, 1, "that one moved to a batched socket on the same port (the transfer below goes through it)");
+    t.equal((await status(w, w.b.iface)).counters.birthdaySocketsBatched, 1, "that one grew a data socket's buffers, in place (the transfer below goes through it)");
     t.match(a.peers[0].path.endpoint, /^203\.0\.113\.2:\d+$/, "A sends to a port of B's router");
     const human = await w.lab.cli(['status', w.a.iface]);
     t.match(human.stdout, /path: direct 203\.0\.113\.2:\d+ via birthday probing/);
