@@ -824,6 +824,7 @@ export class Daemon {
         });
         break;
       case 'birthday-keep':
+        this.log.info({ component: 'disco', peer: name, sockets: e.socks.length }, 'birthday probing: keeping the sockets that met or heard from the peer, closing the rest');
         this.birthdaySocks.keep(e.peerId, e.socks);
         break;
       case 'birthday-close':

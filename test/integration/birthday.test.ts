@@ -21,13 +21,19 @@ interface StatusJson {
   natMappingVariesByDestination: boolean | null;
 }
 
-async function world(t: Test, kinds: [NatKind, NatKind], extra: string[] = []): Promise<NatWorld> {
+async function world(t: Test, kinds: [NatKind, NatKind], extra: string[] = []): Promise<NatWorld & { logs: { a: string[]; b: string[] } }> {
   const lab = new Lab(t);
   const w = await natWorld(lab, kinds);
   await lab.relay(w.relayNs, relayArgs(w));
-  await lab.meshd(w.a.ns, lab.file('a.conf', natConfig(w, w.a, w.b, extra)), w.a.iface);
-  await lab.meshd(w.b.ns, lab.file('b.conf', natConfig(w, w.b, w.a, extra)), w.b.iface);
-  return w;
+  const a = await lab.meshd(w.a.ns, lab.file('a.conf', natConfig(w, w.a, w.b, extra)), w.a.iface);
+  const b = await lab.meshd(w.b.ns, lab.file('b.conf', natConfig(w, w.b, w.a, extra)), w.b.iface);
+  return { ...w, logs: { a: a.log, b: b.log } };
+}
+
+/** Both daemons' disco log lines, for a failure's diagnostics. */
+function discoLogs(w: { logs: { a: string[]; b: string[] } }): string {
+  const pick = (log: string[]) => log.join('').split('\n').filter((l) => l.includes('"disco"')).join('\n');
+  return `A (easy):\n${pick(w.logs.a)}\nB (hard):\n${pick(w.logs.b)}`;
 }
 
 async function status(w: NatWorld, iface: string): Promise<StatusJson> {
@@ -70,9 +76,13 @@ else {
     const b = await status(w, w.b.iface);
     t.match(a.peers[0].birthday, { role: 'easy', state: 'met' });
     t.match(b.peers[0].birthday, { role: 'hard', state: 'met' });
-    // The sockets that did not meet close at once; when two probes met at once, the one the peer
-    // does not use closes once its data shows which (PRUNE_AFTER_MS, 10 s).
-    t.ok(b.counters.birthdaySocketsOpen <= 2, `the others closed at once: ${b.counters.birthdaySocketsOpen} open`);
+    // The sockets the peer's datagrams did not reach close at once. Those it did reach stay until
+    // its data shows which one it uses (PRUNE_AFTER_MS, 10 s): usually one, more when some of B's
+    // new mappings land on ports A probed earlier (A's router then lets B's first pings in on each;
+    // about 256 × probed / 64,512 of them, more when a loaded B opens its sockets late).
+    const kept = b.peers[0].birthday?.sockets ?? 0;
+    const open = b.counters.birthdaySocketsOpen;
+    if (!t.equal(open, kept, `the others closed at once: ${open} open, the ${kept} the peer reached`) || !t.ok(kept >= 1 && kept <= 16, 'a few of the 256 at most')) t.comment(discoLogs(w));
     t.ok(
       await waitFor(async () => {
         await w.lab.exec(w.a.ns, 'ping', ['-c', '1', '-W', '1', w.b.mesh4]);
