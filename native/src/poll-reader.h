@@ -63,8 +63,12 @@ class PollReader : public Napi::ObjectWrap<Derived> {
     return Napi::Number::New(info.Env(), r);
   }
 
+  // stop(): no more reads or calls. The callback is let go too: it is a strong reference from here,
+  // and a callback that refers (through its closure) to the object holding this reader would keep
+  // both alive for good.
   Napi::Value Stop(const Napi::CallbackInfo& info) {
     StopPolling();
+    callback_.Reset();
     return info.Env().Undefined();
   }
 
@@ -92,10 +96,14 @@ class PollReader : public Napi::ObjectWrap<Derived> {
     if (r < 0 && handle_) {
       StopPolling();
       Call(r);
+      callback_.Reset();
     }
   }
 
-  void Call(int value) { callback_.MakeCallback(this->Value(), {Napi::Number::New(env_, value)}, *context_); }
+  void Call(int value) {
+    if (callback_.IsEmpty()) return;
+    callback_.MakeCallback(this->Value(), {Napi::Number::New(env_, value)}, *context_);
+  }
 
   Napi::Env env_;
   Napi::FunctionReference callback_;
