@@ -41,6 +41,9 @@ export type BatchedOpen = (id: number) => BatchedSocket | null;
  */
 export const MAX_BATCHED_BIRTHDAY_SOCKETS = 8;
 
+/** Batched sockets opened in one turn of the event loop (BirthdaySockets.open). */
+export const OPEN_PER_TURN = 32;
+
 interface Sock {
   peerId: string;
   /** One of the two. */
@@ -93,10 +96,19 @@ export class BirthdaySockets {
     }
   }
 
-  /** Opens up to `count` sockets for `peerId`; resolves with their ids once bound. */
+  /**
+   * Opens up to `count` sockets for `peerId`; resolves with their ids once bound. Batched sockets open
+   * OPEN_PER_TURN at a time, a turn of the event loop between (each takes a few syscalls and
+   * allocations: 256 at once would hold up the data path for tens of milliseconds).
+   */
   async open(peerId: string, count: number): Promise<number[]> {
     const n = Math.max(0, Math.min(count, MAX_BIRTHDAY_SOCKETS - this.socks.size));
-    const bound = await Promise.all(Array.from({ length: n }, () => this.openOne(peerId)));
+    const pending: Promise<number | null>[] = [];
+    for (let i = 0; i < n; i++) {
+      if (i > 0 && i % OPEN_PER_TURN === 0 && this.batchedOpen) await new Promise((r) => setImmediate(r));
+      pending.push(this.openOne(peerId));
+    }
+    const bound = await Promise.all(pending);
     return bound.filter((id): id is number => id !== null);
   }
 

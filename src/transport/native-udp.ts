@@ -30,10 +30,40 @@ export interface UdpSizes {
 /** A data socket's: ~6 MiB of buffers. */
 export const FULL_SIZES: UdpSizes = { rxSlots: UDP_RX_SLOTS, txMax: UDP_TX_MAX, txBytes: UDP_TX_BYTES };
 /**
- * A socket that carries little until it is chosen (birthday probing opens hundreds): ~130 KiB, still
- * room for any one datagram either way. `grow` gives it FULL_SIZES on the same socket.
+ * A socket that carries little until it is chosen (birthday probing opens hundreds): one receive
+ * slot, shared by every such socket (see smallRx), and a 4 KiB send queue; a datagram larger than
+ * that is sent on its own from where it lies. `grow` gives it FULL_SIZES on the same socket.
  */
-export const SMALL_SIZES: UdpSizes = { rxSlots: 1, txMax: 64, txBytes: 65_536 };
+export const SMALL_SIZES: UdpSizes = { rxSlots: 1, txMax: 16, txBytes: 4096 };
+
+/** What a reader receives into: slots of UDP_RX_SLOT_BYTES, and the batch as one list for onMessages. */
+interface RxArrays {
+  buf: Buffer;
+  lengths: Int32Array;
+  gso: Int32Array;
+  addrs: Buffer;
+  offsets: Int32Array;
+  sizes: Int32Array;
+}
+
+function rxArrays(slots: number): RxArrays {
+  const entries = slots * UDP_GRO_MAX_SEGMENTS;
+  return {
+    buf: Buffer.allocUnsafeSlow(slots * UDP_RX_SLOT_BYTES),
+    lengths: new Int32Array(slots),
+    gso: new Int32Array(slots),
+    addrs: Buffer.alloc(slots * ADDR_LEN),
+    offsets: new Int32Array(entries),
+    sizes: new Int32Array(entries),
+  };
+}
+
+/**
+ * The receive arrays every socket with SMALL_SIZES' one slot shares: a reader's batch is handed over
+ * and handled (valid until onBatchEnd returns, PacketHandlers) before any reader reads again, all on
+ * this thread. Hundreds of probing sockets then cost no 64 KiB each.
+ */
+let smallRx: RxArrays | null = null;
 /** Remote address (16), port (2), local address (16; zero: none): native/src/udp.h. */
 const ADDR_LEN = 34;
 const REMOTE_LEN = 18;
@@ -174,19 +204,15 @@ export class NativeUdpConn implements PacketConn {
 
   private startReading(h: PacketHandlers): void {
     const slots = this.sizes.rxSlots;
-    const buf = Buffer.allocUnsafeSlow(slots * UDP_RX_SLOT_BYTES);
+    const rx = slots === SMALL_SIZES.rxSlots ? (smallRx ??= rxArrays(slots)) : rxArrays(slots);
+    const { buf, lengths, gso, addrs, offsets, sizes } = rx;
     const ab = buf.buffer;
-    const lengths = new Int32Array(slots);
-    const gso = new Int32Array(slots);
-    const addrs = Buffer.alloc(slots * ADDR_LEN);
     // The source of the last datagram (its address bytes kept across wakeups): a peer's next
     // datagram, in this batch or the next, reuses its Endpoint without a cache lookup.
     let last: Endpoint | null = null;
     const lastAddr = new Uint8Array(ADDR_LEN);
     // The batch as one list (GRO slots split into their datagrams), for onMessages.
-    const maxEntries = slots * UDP_GRO_MAX_SEGMENTS;
-    const offsets = new Int32Array(maxEntries);
-    const sizes = new Int32Array(maxEntries);
+    const maxEntries = offsets.length;
     const from: Endpoint[] = [];
     const base = buf.byteOffset;
     const whole = new Uint8Array(ab, base, slots * UDP_RX_SLOT_BYTES);
@@ -295,7 +321,15 @@ export class NativeUdpConn implements PacketConn {
       return;
     }
     if (data.length > this.txBytes) {
-      this.stats.sendErrors++;
+      // Larger than the send buffer (a small socket's): on its own, from where it lies, now.
+      this.flush();
+      this.external = data;
+      this.txCount = 1;
+      this.txWhich[0] = 1;
+      this.txOffsets[0] = 0;
+      this.txLengths[0] = data.length;
+      this.txAddrs.set(addr, 0);
+      this.flush();
       return;
     }
     if (this.txCount === this.txMax || this.txUsed + data.length > this.txBytes) this.flush();
