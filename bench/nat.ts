@@ -32,15 +32,20 @@ const PATH_PAIRINGS: { pairing: [NatKind, NatKind]; via: string }[] = [
  * A fresh NAT world of `pairing` with its relay and both daemons up (`extra`: config lines for both),
  * removed after `body`.
  */
-async function inWorld<T>(pairing: [NatKind, NatKind], extra: string[], body: (w: NatWorld, lab: Lab) => Promise<T>): Promise<T> {
+async function inWorld<T>(pairing: [NatKind, NatKind], extra: string[], body: (w: NatWorld, lab: Lab, logs: () => string) => Promise<T>): Promise<T> {
   const teardowns: (() => unknown)[] = [];
   const lab = new Lab({ teardown: (fn) => teardowns.push(fn) });
   try {
     const w = await natWorld(lab, pairing);
     await lab.relay(w.relayNs, relayArgs(w));
-    await lab.meshd(w.a.ns, lab.file('a.conf', natConfig(w, w.a, w.b, extra)), w.a.iface);
-    await lab.meshd(w.b.ns, lab.file('b.conf', natConfig(w, w.b, w.a, extra)), w.b.iface);
-    return await body(w, lab);
+    const a = await lab.meshd(w.a.ns, lab.file('a.conf', natConfig(w, w.a, w.b, extra)), w.a.iface);
+    const b = await lab.meshd(w.b.ns, lab.file('b.conf', natConfig(w, w.b, w.a, extra)), w.b.iface);
+    // Both daemons' disco and path log lines, for a run that did not end as it should.
+    const logs = () =>
+      ([['A (easy side)', a], ['B', b]] as const)
+        .map(([who, p]) => `${who}:\n${p.log.join('').split('\n').filter((l) => /disco|path|birthday/.test(l)).join('\n')}`)
+        .join('\n');
+    return await body(w, lab, logs);
   } finally {
     for (const f of teardowns) await f();
   }
@@ -90,7 +95,7 @@ interface BirthdayRun {
 
 /** One fresh eim ⇄ symmetric world with the given budget: time to a direct path by probing (null: none in 15 s). */
 async function birthdayRun(sockets: number, probes: number): Promise<BirthdayRun> {
-  return inWorld(['eim', 'symmetric'], [`HardNatSockets = ${sockets}`, `HardNatProbesPerAttempt = ${probes}`], async (w, lab) => {
+  return inWorld(['eim', 'symmetric'], [`HardNatSockets = ${sockets}`, `HardNatProbesPerAttempt = ${probes}`], async (w, lab, logs) => {
     const up = Date.now();
     // Traffic makes the peer active (probing runs only for peers with traffic on the relay).
     const pinger = lab.spawn(w.a.ns, 'ping', ['-i', '0.2', '-W', '1', w.b.mesh4]);
@@ -106,6 +111,10 @@ async function birthdayRun(sockets: number, probes: number): Promise<BirthdayRun
     }
     pinger.kill();
     const [a, b] = [await st(w.a.iface), await st(w.b.iface)];
+    if (ms === null) {
+      const announced = b.endpoints.map((e) => e.endpoint).join(', ');
+      process.stderr.write(`birthday: no direct path in ${BIRTHDAY_LIMIT_MS} ms; paths ${JSON.stringify(a.peers[0].path)} / ${JSON.stringify(b.peers[0].path)}; B announced ${announced}\n${logs()}\n`);
+    }
     return { ms, easyProbes: a.counters.birthdayProbesSent ?? 0, hardSockets: b.counters.birthdaySocketsOpened ?? 0, attempts: a.counters.birthdayAttempts ?? 0 };
   });
 }
