@@ -134,7 +134,7 @@ t.test('two sockets met at once: both stay until the peer settles on one', async
   t.same(events[2], { type: 'birthday-keep', peerId: 'p2', socks: [3] }, 'then only the one in use');
 });
 
-t.test('easy side: the hard side\'s socket met us first (our device roamed to its mapping): that is the attempt\'s meeting', async (t) => {
+t.test('easy side: the hard side\'s socket met us first (our device roamed to its mapping, announced port or not): that is the attempt\'s meeting', async (t) => {
   const { pings, h } = host(false);
   const b = new BirthdayProber(h, DEFAULT_BIRTHDAY_LIMITS);
   const q = { id: 'p3', endpoint: null } as unknown as Peer & { endpoint: Endpoint | null };
@@ -151,16 +151,37 @@ t.test('easy side: the hard side\'s socket met us first (our device roamed to it
   b.step(q, hardTold, 500, false);
   t.equal(pings.length, sent, 'no more probes');
 
-  // A plain punch to the port the hard side announced is not a meeting.
+  // One of the hard side's sockets drew the port it announced (its NAT maps that port towards the
+  // STUN server, and towards us for the socket): our punch there met it. Still this attempt's.
   const { h: h2 } = host(false);
   const c = new BirthdayProber(h2, DEFAULT_BIRTHDAY_LIMITS);
   const r = { id: 'p4', endpoint: null } as unknown as Peer & { endpoint: Endpoint | null };
   c.step(r, hardTold, 0, true);
   r.endpoint = { address: '203.0.113.2', port: 40000 };
   c.step(r, hardTold, 250, false);
-  t.notOk(c.found(r, r.endpoint), 'the announced port is not found by probing');
-  t.equal(c.counters.successes, 0);
-  t.notMatch(c.statusOf(r), { state: 'probing' }, 'the attempt stopped');
+  t.ok(c.found(r, r.endpoint), 'a path at the announced port, appearing while probing, is found by probing');
+  t.equal(c.counters.successes, 1);
+  t.match(c.statusOf(r), { state: 'met' });
+
+  // A pong from the announced port to our punch, while probing, meets at once (no tick's wait).
+  const { h: h3 } = host(false);
+  const d = new BirthdayProber(h3, DEFAULT_BIRTHDAY_LIMITS);
+  const s = { id: 'p5', endpoint: null } as unknown as Peer & { endpoint: Endpoint | null };
+  d.step(s, hardTold, 0, true);
+  d.directPath(s, { address: '203.0.113.2', port: 40000 });
+  t.match(d.statusOf(s), { state: 'met' }, 'met on the pong');
+  // Not another address, not our own LAN peer's, and not after the attempt ended.
+  const { h: h4 } = host(false);
+  const e = new BirthdayProber(h4, DEFAULT_BIRTHDAY_LIMITS);
+  const u = { id: 'p6', endpoint: null } as unknown as Peer & { endpoint: Endpoint | null };
+  e.step(u, hardTold, 0, true);
+  e.directPath(u, { address: '10.2.0.2', port: 51820 });
+  t.match(e.statusOf(u), { state: 'probing' }, 'a LAN path is not a meeting');
+  for (let now = 250; now <= 5250; now += 250) e.step(u, hardTold, now, true);
+  t.notMatch(e.statusOf(u), { state: 'probing' }, 'the window passed');
+  e.directPath(u, { address: '203.0.113.2', port: 40000 });
+  t.notOk(e.found(u, { address: '203.0.113.2', port: 40000 }), 'a pong from the announced port after the attempt is a plain path');
+  t.equal(e.counters.successes, 0);
 });
 
 t.test('hard side: the easy side met on one of our sockets and its data came there before our own pong: that socket is kept', async (t) => {

@@ -124,6 +124,36 @@ table inet filter {
   await lab.exec(h.router, 'conntrack', ['-F']);
 }
 
+/**
+ * Makes `h`'s router a symmetric NAT that hands out UDP ports from the block FIRST–FIRST+SIZE−1 only
+ * (a carrier-grade NAT's per-subscriber block), fully-random inside it. For a test that must not
+ * depend on chance, some mappings are pinned: towards each STUN server the ports FIRST, FIRST+1, …
+ * (what the host announces; they differ, so it is seen as symmetric), and the host's own port
+ * `sport` towards `peerWan` the block's last port. Everything else towards the peer (birthday
+ * probing's sockets) draws from the rest of the block, the announced ports included.
+ */
+export async function setPortBlockNat(lab: Lab, h: NatHost, o: { first: number; size: number; stun: string[]; peerWan: string; sport: number }): Promise<void> {
+  h.kind = 'symmetric';
+  const last = o.first + o.size - 1;
+  const pins = o.stun.map((addr, i) => `oifname "${h.wanDev}" ip daddr ${addr} meta l4proto udp masquerade to :${o.first + i};`).join('\n    ');
+  const rules = `flush ruleset
+table ip nat {
+  chain postrouting {
+    type nat hook postrouting priority 100;
+    ${pins}
+    oifname "${h.wanDev}" ip daddr ${o.peerWan} udp sport ${o.sport} masquerade to :${last};
+    oifname "${h.wanDev}" meta l4proto udp masquerade to :${o.first}-${last - 1} fully-random;
+    oifname "${h.wanDev}" masquerade;
+  }
+}
+table inet filter {
+  chain input { type filter hook input priority 0; iifname "${h.wanDev}" meta l4proto udp drop; }
+}
+`;
+  await must(lab.exec(h.router, 'nft', ['-f', lab.file(`${h.router}-block.nft`, rules)]), `nft on ${h.router}`);
+  await lab.exec(h.router, 'conntrack', ['-F']);
+}
+
 /** Cuts (or restores) UDP between the two routers' WAN addresses, as a path failure. */
 export async function cutUdpBetweenRouters(w: NatWorld, cut: boolean): Promise<void> {
   const r = w.a.router;

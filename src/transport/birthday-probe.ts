@@ -131,9 +131,12 @@ export class BirthdayProber {
       if (!relayed) {
         // Easy side: the hard side's socket met us first. Its pong came on one of its sockets, it
         // sent its data straight from there, and our device roamed to that mapping (WireGuard's
-        // endpoint roaming) before any pong to our probes: the meeting is this attempt's.
+        // endpoint roaming) before any pong to our probes: the meeting is this attempt's. That holds
+        // for any port of its NAT's address, the ones it announced too: those map towards the STUN
+        // servers, not towards us, and one of its sockets drew the same port (one in ~120 attempts
+        // across a full port range, most of them behind a NAT that hands out a small block).
         const ep = peer.endpoint;
-        if (plan.role === 'easy' && ep && this.hardSideMapping(p, told, ep)) return this.meet(peer, p, ep);
+        if (plan.role === 'easy' && ep && this.atHardSide(p, ep)) return this.meet(peer, p, ep);
         // Hard side: one of our probe sockets answered an easy-side probe, the easy side met and sent
         // its data there, and our device roamed to that socket before the pong to our own ping came
         // (or our ping never passed the easy side's NAT): the meeting is this attempt's, and that
@@ -209,11 +212,11 @@ export class BirthdayProber {
   directPath(peer: Peer, from: Endpoint): void {
     const p = this.peers.get(peer.id);
     if (!p || !p.target) return;
-    // Ours: from one of the hard side's sockets, or (easy side) from a port we probed; a plain hole
-    // punch that happens to succeed meanwhile is not a birthday meeting.
+    // Ours: from one of the hard side's sockets, or (easy side) from its NAT's address while the
+    // attempt runs (see step) or from a port we probed.
     const easy = p.plan?.role !== 'hard';
     const ours = easy
-      ? from.address === p.target.address && from.sock === undefined && p.probed.has(from.port)
+      ? this.atHardSide(p, from) && (p.running || p.probed.has(from.port))
       : from.sock !== undefined && (p.socks.includes(from.sock) || p.kept.includes(from.sock));
     if (!ours) return;
     // The easy side's last probes may be answered after its window closed (the attempt counted as a
@@ -223,9 +226,9 @@ export class BirthdayProber {
     if (p.running || (easy && !metHere)) this.meet(peer, p, from);
   }
 
-  /** An address and port of the hard side's NAT that it did not announce (STUN saw another): a mapping made towards us. */
-  private hardSideMapping(p: PeerProbe, told: PeerAnnouncement, ep: Endpoint): boolean {
-    return ep.sock === undefined && ep.address === p.target?.address && !told.candidates.some((c) => c.address === ep.address && c.port === ep.port);
+  /** A port of the hard side's NAT address (not one of our own sockets): a mapping made towards us. */
+  private atHardSide(p: PeerProbe, ep: Endpoint): boolean {
+    return ep.sock === undefined && ep.address === p.target?.address;
   }
 
   /** The attempt met at `from`: the easy side stops probing, the hard side keeps that socket only. */

@@ -6,7 +6,7 @@
 import t, { type Test } from 'tap';
 import { Lab, labUnavailable, sleep, waitFor } from '../helpers/lab.js';
 import { transfer } from '../helpers/two-hosts.js';
-import { natConfig, natWorld, relayArgs, type NatKind, type NatWorld } from '../../src/lab/nat-world.js';
+import { natConfig, natWorld, relayArgs, setPortBlockNat, type NatKind, type NatWorld } from '../../src/lab/nat-world.js';
 import { DEFAULT_BIRTHDAY_LIMITS } from '../../src/transport/birthday.js';
 
 const why = labUnavailable(['nft', 'conntrack', 'openssl', 'ping']);
@@ -21,9 +21,10 @@ interface StatusJson {
   natMappingVariesByDestination: boolean | null;
 }
 
-async function world(t: Test, kinds: [NatKind, NatKind], extra: string[] = []): Promise<NatWorld & { logs: { a: string[]; b: string[] } }> {
+async function world(t: Test, kinds: [NatKind, NatKind], extra: string[] = [], before?: (w: NatWorld) => Promise<void>): Promise<NatWorld & { logs: { a: string[]; b: string[] } }> {
   const lab = new Lab(t);
   const w = await natWorld(lab, kinds);
+  await before?.(w);
   await lab.relay(w.relayNs, relayArgs(w));
   const a = await lab.meshd(w.a.ns, lab.file('a.conf', natConfig(w, w.a, w.b, extra)), w.a.iface);
   const b = await lab.meshd(w.b.ns, lab.file('b.conf', natConfig(w, w.b, w.a, extra)), w.b.iface);
@@ -98,6 +99,24 @@ else {
     t.equal(r.sent.split(' ')[0], '20000000', `a 20 MB transfer: ${r.sendErr}`);
     t.equal(r.received, r.sent, 'arrives with the same checksum');
     t.equal((await status(w, w.a.iface)).peers[0].path.via, 'birthday probing', 'still on that path');
+  });
+
+  t.test('behind a NAT with a small port block, a socket that draws the port the hard side announced: both sides say the path was found by probing', async (t) => {
+    // B's router hands out 64 ports, its announced ones (towards the STUN servers) pinned at the
+    // block's first two: of B's 256 sockets, 62 draw the rest of the block, those two ports
+    // included. A's punches to the announced ports meet the sockets there. The easy side took such
+    // a path for a plain hole punch (no "via birthday probing"; after idle it probed again at once
+    // instead of waiting for the path to answer). Across a full port range: about one attempt in 120.
+    const w = await world(t, ['eim', 'symmetric'], [], (w) =>
+      setPortBlockNat(w.lab, w.b, { first: 40000, size: 64, stun: [w.relayAddrs[0], w.relayAddrs[1]], peerWan: w.a.wanAddr, sport: 51820 }),
+    );
+    const met = await untilMet(w);
+    const [a, b] = [await status(w, w.a.iface), await status(w, w.b.iface)];
+    t.ok(met.ok, `direct via birthday probing on both sides (${met.how}); A ${JSON.stringify(a.peers[0].path)}, B ${JSON.stringify(b.peers[0].path)}\n${met.ok ? '' : discoLogs(w)}`);
+    t.match(a.peers[0].birthday, { role: 'easy', state: 'met' });
+    t.match(a.peers[0].path.endpoint, /^203\.0\.113\.\d+:400\d\d$/, "A's path is a port of B's block");
+    const r = await w.lab.exec(w.a.ns, 'ping', ['-c', '5', '-i', '0.2', '-W', '2', w.b.mesh4], 20_000);
+    t.match(r.stdout, /5 received/, 'pings take it');
   });
 
   t.test('the path found survives 60 s idle; when the hard side\'s router forgets it, a transfer finishes via the relay', async (t) => {
