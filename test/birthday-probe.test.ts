@@ -201,8 +201,8 @@ t.test('hard side: the easy side met on one of our sockets and its data came the
   for (let now = 500; now <= 12_000; now += 250) b.step(q, easyTold, now, false);
   t.equal(events.length, 2, 'nothing closes while the peer uses it');
 
-  // A direct path that is none of our sockets (a plain punch to the data socket) still ends the
-  // attempt as "another path", and the probe sockets close.
+  // An easy-side probe drew our data socket's own mapping towards it: met on the data socket. The
+  // probe sockets all close, and the path counts as found by probing.
   const { events: ev2, h: h2 } = host(true);
   const c = new BirthdayProber(h2, DEFAULT_BIRTHDAY_LIMITS);
   const r = { id: 'p6', endpoint: null } as unknown as Peer & { endpoint: Endpoint | null };
@@ -210,6 +210,32 @@ t.test('hard side: the easy side met on one of our sockets and its data came the
   c.socketsReady(r, [4, 5]);
   r.endpoint = { address: '203.0.113.1', port: 51820 };
   c.step(r, easyTold, 250, false);
-  t.same(ev2.slice(1), [{ type: 'birthday-close', peerId: 'p6' }]);
-  t.notOk(c.found(r, r.endpoint));
+  t.same(ev2.slice(1), [{ type: 'birthday-close', peerId: 'p6' }], 'every probe socket closes');
+  t.match(c.statusOf(r), { role: 'hard', state: 'met', sockets: 0 });
+  t.ok(c.found(r, r.endpoint), 'the data socket\'s path counts as found by probing');
+  t.notOk(c.found(r, { address: '203.0.113.1', port: 51820, sock: 4 }), 'not a closed socket');
+  t.equal(c.counters.successes, 1);
+
+  // A pong on the data socket from the easy side's public endpoint meets at once.
+  const { events: ev3, h: h3 } = host(true);
+  const d = new BirthdayProber(h3, DEFAULT_BIRTHDAY_LIMITS);
+  const u = { id: 'p7', endpoint: null } as unknown as Peer & { endpoint: Endpoint | null };
+  d.step(u, easyTold, 0, true);
+  d.socketsReady(u, [6, 7]);
+  d.directPath(u, { address: '203.0.113.1', port: 51820 });
+  t.match(d.statusOf(u), { state: 'met', sockets: 0 });
+  t.same(ev3.slice(1), [{ type: 'birthday-close', peerId: 'p7' }]);
+
+  // A direct path elsewhere (the easy side's LAN address) is another path: the attempt ends without
+  // a meeting, and the probe sockets close.
+  const { events: ev4, h: h4 } = host(true);
+  const e = new BirthdayProber(h4, DEFAULT_BIRTHDAY_LIMITS);
+  const v = { id: 'p8', endpoint: null } as unknown as Peer & { endpoint: Endpoint | null };
+  e.step(v, easyTold, 0, true);
+  e.socketsReady(v, [8, 9]);
+  v.endpoint = { address: '10.1.0.2', port: 51820 };
+  e.step(v, easyTold, 250, false);
+  t.same(ev4.slice(1), [{ type: 'birthday-close', peerId: 'p8' }]);
+  t.notOk(e.found(v, v.endpoint));
+  t.equal(e.counters.successes, 0);
 });

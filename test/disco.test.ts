@@ -218,3 +218,29 @@ t.test('disco from a stranger is dropped before any crypto; tampering is dropped
   da.handle(new Uint8Array(10), EP_B);
   t.equal(da.drops.counts['disco-malformed'], 1);
 });
+
+t.test('birthday probing: a relay that drops mid-attempt is not a direct path; the attempt waits for it', async (t) => {
+  const p = makePair();
+  p.a.setEndpoint(p.peerOfA, null);
+  p.b.setEndpoint(p.peerOfB, null);
+  const net: Net = { udpUp: false, delivered: 0 };
+  let relayUpA = true;
+  const da = new Discovery(p.a, () => [{ address: '203.0.113.1', port: 51820 }], () => relayUpA);
+  const db = new Discovery(p.b, () => [{ address: '203.0.113.2', port: 40000 }], () => true);
+  da.ownNat = () => false; // A: endpoint-independent (the easy side)
+  db.ownNat = () => true; // B: symmetric (the hard side)
+  for (const d of [da, db]) d.enableBirthday({ sockets: 8, probes: 100, windowMs: 5000, hourlyBudget: 10_000, firstRetryMs: 2000, backoffMs: 30_000, maxBackoffMs: 60_000 });
+  const state = () => da.birthday!.statusOf(p.peerOfA);
+  for (let i = 0; i < 100 && state().state !== 'probing'; i++) run(p, da, db, net, 100);
+  t.equal(state().state, 'probing', 'A probes B over the relay-agreed attempt');
+  const sent = state().probesSent;
+  relayUpA = false;
+  run(p, da, db, net, 1000);
+  t.equal(state().state, 'probing', 'still probing while the relay is down (not ended as "a direct path appeared")');
+  t.equal(da.birthday!.counters.successes, 0, 'no meeting counted');
+  relayUpA = true;
+  run(p, da, db, net, 1000);
+  t.ok(state().probesSent > sent, 'the probes due went out when the relay came back');
+  run(p, da, db, net, 4000);
+  t.equal(state().state, 'backing-off', 'the window passed without a meeting: a miss, with the quick retry');
+});

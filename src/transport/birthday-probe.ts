@@ -9,7 +9,7 @@
 // A pong is a direct path as any other (discovery makes it the peer's endpoint; on the hard side that
 // endpoint names the socket); the hard side keeps that socket and closes the rest at once.
 import { randomInt } from 'node:crypto';
-import type { Endpoint } from '../tunnel/endpoint.js';
+import { endpointEqual, type Endpoint } from '../tunnel/endpoint.js';
 import type { Peer } from '../tunnel/peer.js';
 import { BirthdayPlan, birthdayRole, probePorts, type BirthdayLimits, type BirthdayRole, type NatInfo } from './birthday.js';
 
@@ -142,6 +142,9 @@ export class BirthdayProber {
         // (or our ping never passed the easy side's NAT): the meeting is this attempt's, and that
         // socket must stay — closing it with the rest would drop the path the peer now sends on.
         if (plan.role === 'hard' && ep?.sock !== undefined && p.socks.includes(ep.sock)) return this.meet(peer, p, ep);
+        // Hard side: an easy-side probe drew our data socket's own mapping towards it (one more open
+        // port among the sockets'; ~1 meeting in 257): the path is on the data socket.
+        if (plan.role === 'hard' && this.mainToTarget(p, ep)) return this.meet(peer, p, ep!);
         return this.stop(peer, p, nowMs, true); // a direct path appeared (another)
       }
       if (!plan.active(nowMs)) return this.stop(peer, p, nowMs, false);
@@ -217,13 +220,20 @@ export class BirthdayProber {
     const easy = p.plan?.role !== 'hard';
     const ours = easy
       ? this.atHardSide(p, from) && (p.running || p.probed.has(from.port))
-      : from.sock !== undefined && (p.socks.includes(from.sock) || p.kept.includes(from.sock));
+      : from.sock !== undefined
+        ? p.socks.includes(from.sock) || p.kept.includes(from.sock)
+        : p.running && this.mainToTarget(p, from);
     if (!ours) return;
     // The easy side's last probes may be answered after its window closed (the attempt counted as a
     // miss): still its meeting, or status would call the path a plain one. Not the path it met on
     // before coming back after idle (no second meeting). The hard side's sockets close with its attempt.
     const metHere = p.met !== null && p.met.address === from.address && p.met.port === from.port;
     if (p.running || (easy && !metHere)) this.meet(peer, p, from);
+  }
+
+  /** Hard side: the easy side's public endpoint, reached from our data socket (not a probing one). */
+  private mainToTarget(p: PeerProbe, ep: Endpoint | null): boolean {
+    return ep !== null && ep.sock === undefined && p.target !== null && ep.address === p.target.address && ep.port === p.target.port;
   }
 
   /** A port of the hard side's NAT address (not one of our own sockets): a mapping made towards us. */
@@ -240,10 +250,12 @@ export class BirthdayProber {
     p.plan!.succeeded();
     this.counters.successes++;
     if (p.plan!.role === 'hard') {
-      p.kept = [...new Set([from.sock!, ...p.kept, ...[...p.heard].filter((s) => p.socks.includes(s))])];
+      // Met on the data socket: every probing socket closes. Otherwise the one that met stays, with
+      // those the peer reached too (until it settles on one).
+      p.kept = from.sock === undefined ? [] : [...new Set([from.sock, ...p.kept, ...[...p.heard].filter((s) => p.socks.includes(s))])];
       p.socks = [];
       p.heard.clear();
-      this.host.event({ type: 'birthday-keep', peerId: peer.id, socks: p.kept });
+      this.host.event(p.kept.length > 0 ? { type: 'birthday-keep', peerId: peer.id, socks: p.kept } : { type: 'birthday-close', peerId: peer.id });
     }
   }
 
@@ -257,7 +269,7 @@ export class BirthdayProber {
   found(peer: Peer, ep: Endpoint | null): boolean {
     const p = this.peers.get(peer.id);
     if (!p?.met || !ep) return false;
-    if (p.plan?.role === 'hard') return ep.sock !== undefined && p.kept.includes(ep.sock);
+    if (p.plan?.role === 'hard') return ep.sock !== undefined ? p.kept.includes(ep.sock) : p.met.sock === undefined && endpointEqual(p.met, ep);
     return ep.sock === undefined && ep.address === p.target?.address && (p.probed.has(ep.port) || (p.met.address === ep.address && p.met.port === ep.port));
   }
 

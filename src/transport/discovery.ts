@@ -290,7 +290,10 @@ export class Discovery {
         this.punch(peer, st, now);
         if (this.relayAvailable()) this.sendCallMeMaybe(peer, st, now);
       }
-      this.birthday?.step(peer, st.told, now, !isDirectConfirmed(peer, now) && this.relayAvailable());
+      // Without a relay and a direct path, nothing tells how a running attempt went (a relay that
+      // dropped is not a path that appeared) and no new one can be agreed: probing waits.
+      const direct = isDirectConfirmed(peer, now);
+      if (direct || this.relayAvailable()) this.birthday?.step(peer, st.told, now, !direct);
     }
   }
 

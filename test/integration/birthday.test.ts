@@ -83,15 +83,21 @@ else {
     // about 256 × probed / 64,512 of them, more when a loaded B opens its sockets late).
     const kept = b.peers[0].birthday?.sockets ?? 0;
     const open = b.counters.birthdaySocketsOpen;
-    if (!t.equal(open, kept, `the others closed at once: ${open} open, the ${kept} the peer reached`) || !t.ok(kept >= 1 && kept <= 16, 'a few of the 256 at most')) t.comment(discoLogs(w));
-    t.ok(
-      await waitFor(async () => {
-        await w.lab.exec(w.a.ns, 'ping', ['-c', '1', '-W', '1', w.b.mesh4]);
-        return (await status(w, w.b.iface)).counters.birthdaySocketsOpen === 1;
-      }, 15_000, 500),
-      'the hard side keeps one socket',
-    );
-    t.equal((await status(w, w.b.iface)).counters.birthdaySocketsBatched, 1, "that one grew a data socket's buffers, in place (the transfer below goes through it)");
+    if (kept === 0) {
+      // One of A's probes drew the mapping B's data socket made towards A (one meeting in ~257):
+      // met on the data socket, every probing socket closed.
+      t.equal(open, 0, 'met on the data socket: every probing socket closed');
+    } else {
+      if (!t.equal(open, kept, `the others closed at once: ${open} open, the ${kept} the peer reached`) || !t.ok(kept <= 16, 'a few of the 256 at most')) t.comment(discoLogs(w));
+      t.ok(
+        await waitFor(async () => {
+          await w.lab.exec(w.a.ns, 'ping', ['-c', '1', '-W', '1', w.b.mesh4]);
+          return (await status(w, w.b.iface)).counters.birthdaySocketsOpen === 1;
+        }, 15_000, 500),
+        'the hard side keeps one socket',
+      );
+      t.equal((await status(w, w.b.iface)).counters.birthdaySocketsBatched, 1, "that one grew a data socket's buffers, in place (the transfer below goes through it)");
+    }
     t.match(a.peers[0].path.endpoint, /^203\.0\.113\.2:\d+$/, "A sends to a port of B's router");
     const human = await w.lab.cli(['status', w.a.iface]);
     t.match(human.stdout, /path: direct 203\.0\.113\.2:\d+ via birthday probing/);
@@ -129,7 +135,7 @@ else {
     const [a, b] = [await status(w, w.a.iface), await status(w, w.b.iface)];
     t.equal(a.peers[0].path.via, 'birthday probing', 'on the same path (A)');
     t.equal(b.peers[0].path.via, 'birthday probing', '(B)');
-    t.equal(b.counters.birthdaySocketsOpen, 1, 'no new attempt: still the one socket');
+    t.equal(b.counters.birthdaySocketsOpen, b.peers[0].birthday?.sockets === 0 ? 0 : 1, 'no new attempt: still the one socket (none when met on the data socket)');
 
     const sending = transfer(w.lab, w.a.ns, w.b.ns, w.b.mesh4, 30_000_000);
     await sleep(1500);
