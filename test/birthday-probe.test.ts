@@ -13,8 +13,19 @@ function host(ownVaries: boolean | null) {
 }
 
 const peer = { id: 'p1', endpoint: null } as unknown as Peer;
+
 const hardTold = { nat: { mappingVaries: true, birthday: true }, candidates: [{ address: '10.2.0.2', port: 51820 }, { address: '203.0.113.2', port: 40000 }] };
 const easyTold = { nat: { mappingVaries: false, birthday: true }, candidates: [{ address: '10.1.0.2', port: 51820 }, { address: '203.0.113.1', port: 51820 }] };
+
+/** A hard side whose attempt towards a fresh peer `id` runs with probe sockets `socks` open. */
+function hardAttempt(id: string, socks: number[]) {
+  const { events, h } = host(true);
+  const b = new BirthdayProber(h, DEFAULT_BIRTHDAY_LIMITS);
+  const q = { id, endpoint: null } as unknown as Peer & { endpoint: Endpoint | null };
+  b.step(q, easyTold, 0, true);
+  b.socketsReady(q, socks);
+  return { events, b, q };
+}
 
 t.test('the public IPv4 candidate is the target', async (t) => {
   t.same(publicV4(hardTold.candidates), { address: '203.0.113.2', port: 40000 });
@@ -203,11 +214,7 @@ t.test('hard side: the easy side met on one of our sockets and its data came the
 
   // An easy-side probe drew our data socket's own mapping towards it: met on the data socket. The
   // probe sockets all close, and the path counts as found by probing.
-  const { events: ev2, h: h2 } = host(true);
-  const c = new BirthdayProber(h2, DEFAULT_BIRTHDAY_LIMITS);
-  const r = { id: 'p6', endpoint: null } as unknown as Peer & { endpoint: Endpoint | null };
-  c.step(r, easyTold, 0, true);
-  c.socketsReady(r, [4, 5]);
+  const { events: ev2, b: c, q: r } = hardAttempt('p6', [4, 5]);
   r.endpoint = { address: '203.0.113.1', port: 51820 };
   c.step(r, easyTold, 250, false);
   t.same(ev2.slice(1), [{ type: 'birthday-close', peerId: 'p6' }], 'every probe socket closes');
@@ -217,22 +224,14 @@ t.test('hard side: the easy side met on one of our sockets and its data came the
   t.equal(c.counters.successes, 1);
 
   // A pong on the data socket from the easy side's public endpoint meets at once.
-  const { events: ev3, h: h3 } = host(true);
-  const d = new BirthdayProber(h3, DEFAULT_BIRTHDAY_LIMITS);
-  const u = { id: 'p7', endpoint: null } as unknown as Peer & { endpoint: Endpoint | null };
-  d.step(u, easyTold, 0, true);
-  d.socketsReady(u, [6, 7]);
+  const { events: ev3, b: d, q: u } = hardAttempt('p7', [6, 7]);
   d.directPath(u, { address: '203.0.113.1', port: 51820 });
   t.match(d.statusOf(u), { state: 'met', sockets: 0 });
   t.same(ev3.slice(1), [{ type: 'birthday-close', peerId: 'p7' }]);
 
   // A direct path elsewhere (the easy side's LAN address) is another path: the attempt ends without
   // a meeting, and the probe sockets close.
-  const { events: ev4, h: h4 } = host(true);
-  const e = new BirthdayProber(h4, DEFAULT_BIRTHDAY_LIMITS);
-  const v = { id: 'p8', endpoint: null } as unknown as Peer & { endpoint: Endpoint | null };
-  e.step(v, easyTold, 0, true);
-  e.socketsReady(v, [8, 9]);
+  const { events: ev4, b: e, q: v } = hardAttempt('p8', [8, 9]);
   v.endpoint = { address: '10.1.0.2', port: 51820 };
   e.step(v, easyTold, 250, false);
   t.same(ev4.slice(1), [{ type: 'birthday-close', peerId: 'p8' }]);

@@ -89,14 +89,15 @@ export class NativeUdpConn implements PacketConn {
   private handlers: PacketHandlers | null = null;
   // Send queue: datagrams back to back in txBuf, their places and 18-byte addresses (sized by
   // `sizes`; replaced, never resized, by grow()).
-  private txMax: number;
-  private txBytes: number;
-  private txBuf: Buffer;
-  private txOffsets: Int32Array;
-  private txLengths: Int32Array;
-  private txAddrs: Uint8Array;
+  // (Set by setSizes, from the constructor.)
+  private txMax!: number;
+  private txBytes!: number;
+  private txBuf!: Buffer;
+  private txOffsets!: Int32Array;
+  private txLengths!: Int32Array;
+  private txAddrs!: Uint8Array;
   /** Per datagram: 0 = copied into txBuf, 1 = where it lies in `external` (queueRun: no copy). */
-  private txWhich: Uint8Array;
+  private txWhich!: Uint8Array;
   private external: Uint8Array | null = null;
   private readonly txResult = new Int32Array(3);
   /**
@@ -123,6 +124,12 @@ export class NativeUdpConn implements PacketConn {
     private sizes: UdpSizes,
   ) {
     this.kind = `native (sendmmsg, UDP GSO${gro ? ', UDP GRO' : ''})`;
+    this.setSizes(sizes);
+  }
+
+  /** New send arrays for `sizes` (the receive side's come with startReading). */
+  private setSizes(sizes: UdpSizes): void {
+    this.sizes = sizes;
     this.txMax = sizes.txMax;
     this.txBytes = sizes.txBytes;
     this.txBuf = Buffer.allocUnsafe(sizes.txBytes);
@@ -175,15 +182,7 @@ export class NativeUdpConn implements PacketConn {
     if (this.closed || this.full || !this.handlers) return false;
     this.flush();
     const oldSender = this.sender;
-    const sizes = FULL_SIZES;
-    this.sizes = sizes;
-    this.txMax = sizes.txMax;
-    this.txBytes = sizes.txBytes;
-    this.txBuf = Buffer.allocUnsafe(sizes.txBytes);
-    this.txOffsets = new Int32Array(sizes.txMax);
-    this.txLengths = new Int32Array(sizes.txMax);
-    this.txAddrs = new Uint8Array(sizes.txMax * ADDR_LEN);
-    this.txWhich = new Uint8Array(sizes.txMax);
+    this.setSizes(FULL_SIZES);
     const refused = this.bindSender() !== null;
     this.addon.udpSenderClose(oldSender);
     if (refused) {
