@@ -133,8 +133,8 @@ export class BirthdayProber {
         // sent its data straight from there, and our device roamed to that mapping (WireGuard's
         // endpoint roaming) before any pong to our probes: the meeting is this attempt's. That holds
         // for any port of its NAT's address, the ones it announced too: those map towards the STUN
-        // servers, not towards us, and one of its sockets drew the same port (one in ~120 attempts
-        // across a full port range, most of them behind a NAT that hands out a small block).
+        // servers, not towards us, and one of its sockets drew the same port (about one attempt in
+        // 120 over a full port range; nearly every attempt behind a NAT that hands out a small block).
         const ep = peer.endpoint;
         if (plan.role === 'easy' && ep && this.atHardSide(p, ep)) return this.meet(peer, p, ep);
         // Hard side: one of our probe sockets answered an easy-side probe, the easy side met and sent
@@ -227,7 +227,7 @@ export class BirthdayProber {
     // The easy side's last probes may be answered after its window closed (the attempt counted as a
     // miss): still its meeting, or status would call the path a plain one. Not the path it met on
     // before coming back after idle (no second meeting). The hard side's sockets close with its attempt.
-    const metHere = p.met !== null && p.met.address === from.address && p.met.port === from.port;
+    const metHere = endpointEqual(p.met, from);
     if (p.running || (easy && !metHere)) this.meet(peer, p, from);
   }
 
@@ -270,7 +270,7 @@ export class BirthdayProber {
     const p = this.peers.get(peer.id);
     if (!p?.met || !ep) return false;
     if (p.plan?.role === 'hard') return ep.sock !== undefined ? p.kept.includes(ep.sock) : p.met.sock === undefined && endpointEqual(p.met, ep);
-    return ep.sock === undefined && ep.address === p.target?.address && (p.probed.has(ep.port) || (p.met.address === ep.address && p.met.port === ep.port));
+    return this.atHardSide(p, ep) && (p.probed.has(ep.port) || endpointEqual(p.met, ep));
   }
 
   statusOf(peer: Peer): BirthdayPeerStatus {
