@@ -27,6 +27,15 @@ function hardAttempt(id: string, socks: number[]) {
   return { events, b, q };
 }
 
+/** An easy side whose attempt towards a fresh peer `id` (behind a symmetric NAT) runs. */
+function easyAttempt(id: string) {
+  const { pings, h } = host(false);
+  const b = new BirthdayProber(h, DEFAULT_BIRTHDAY_LIMITS);
+  const q = { id, endpoint: null } as unknown as Peer & { endpoint: Endpoint | null };
+  b.step(q, hardTold, 0, true);
+  return { pings, b, q };
+}
+
 t.test('the public IPv4 candidate is the target', async (t) => {
   t.same(publicV4(hardTold.candidates), { address: '203.0.113.2', port: 40000 });
   t.equal(publicV4([{ address: '192.168.1.2', port: 1 }, { address: '100.64.0.1', port: 1 }, { address: 'fd00::1', port: 1 }]), null);
@@ -164,10 +173,7 @@ t.test('easy side: the hard side\'s socket met us first (our device roamed to it
 
   // One of the hard side's sockets drew the port it announced (its NAT maps that port towards the
   // STUN server, and towards us for the socket): our punch there met it. Still this attempt's.
-  const { h: h2 } = host(false);
-  const c = new BirthdayProber(h2, DEFAULT_BIRTHDAY_LIMITS);
-  const r = { id: 'p4', endpoint: null } as unknown as Peer & { endpoint: Endpoint | null };
-  c.step(r, hardTold, 0, true);
+  const { b: c, q: r } = easyAttempt('p4');
   r.endpoint = { address: '203.0.113.2', port: 40000 };
   c.step(r, hardTold, 250, false);
   t.ok(c.found(r, r.endpoint), 'a path at the announced port, appearing while probing, is found by probing');
@@ -175,17 +181,11 @@ t.test('easy side: the hard side\'s socket met us first (our device roamed to it
   t.match(c.statusOf(r), { state: 'met' });
 
   // A pong from the announced port to our punch, while probing, meets at once (no tick's wait).
-  const { h: h3 } = host(false);
-  const d = new BirthdayProber(h3, DEFAULT_BIRTHDAY_LIMITS);
-  const s = { id: 'p5', endpoint: null } as unknown as Peer & { endpoint: Endpoint | null };
-  d.step(s, hardTold, 0, true);
+  const { b: d, q: s } = easyAttempt('p5');
   d.directPath(s, { address: '203.0.113.2', port: 40000 });
   t.match(d.statusOf(s), { state: 'met' }, 'met on the pong');
   // Not another address, not our own LAN peer's, and not after the attempt ended.
-  const { h: h4 } = host(false);
-  const e = new BirthdayProber(h4, DEFAULT_BIRTHDAY_LIMITS);
-  const u = { id: 'p6', endpoint: null } as unknown as Peer & { endpoint: Endpoint | null };
-  e.step(u, hardTold, 0, true);
+  const { b: e, q: u } = easyAttempt('p6');
   e.directPath(u, { address: '10.2.0.2', port: 51820 });
   t.match(e.statusOf(u), { state: 'probing' }, 'a LAN path is not a meeting');
   for (let now = 250; now <= 5250; now += 250) e.step(u, hardTold, now, true);
