@@ -6,11 +6,13 @@
 // 1,000 probes) and two others (BENCH_BIRTHDAY_BUDGETS, "sockets×probes,…"). With BENCH_CASES
 // "paths" (not in the default "eim,birthday"): TCP through the path each NAT pairing ends on (a
 // hole-punched direct path, one found by birthday probing, the relay), BENCH_SECONDS × BENCH_REPS
-// per pairing. Writes bench/results/nat-*.json.
+// per pairing. BENCH_BIRTHDAY_NAT=block:FIRST:SIZE makes the hard side's router a NAT that hands
+// out only that block of ports, fully-random inside it, for every mapping (a carrier-grade NAT's
+// per-subscriber block; the default, "full", picks from 1024–65535). Writes bench/results/nat-*.json.
 import { Lab, labUnavailable } from '../src/lab/netns-lab.js';
 import { iperf3, machine, median as medianOf, writeResult } from './common.js';
 import type { NatKind, NatWorld } from '../src/lab/nat-world.js';
-import { natConfig, natWorld, relayArgs } from '../src/lab/nat-world.js';
+import { natConfig, natWorld, relayArgs, setPortBlockNat } from '../src/lab/nat-world.js';
 import { controlRequest } from '../src/control/control.js';
 import type { DaemonStatus } from '../src/daemon/status.js';
 import { meetProbability } from '../src/transport/birthday.js';
@@ -20,6 +22,20 @@ const BIRTHDAY_RUNS = Number(process.env.BENCH_BIRTHDAY_RUNS ?? 20);
 const BUDGETS = (process.env.BENCH_BIRTHDAY_BUDGETS ?? '256x1000,128x500,512x2000').split(',').map((b) => b.split('x').map(Number) as [number, number]);
 const CASES = new Set((process.env.BENCH_CASES ?? 'eim,birthday').split(','));
 const BIRTHDAY_LIMIT_MS = 15_000;
+/** The hard side's NAT in the birthday case: null for full-range fully-random, else its port block. */
+const BIRTHDAY_BLOCK = portBlock(process.env.BENCH_BIRTHDAY_NAT ?? 'full');
+
+function portBlock(spec: string): { first: number; size: number } | null {
+  if (spec === 'full') return null;
+  const m = /^block:(\d+):(\d+)$/.exec(spec);
+  const first = Number(m?.[1]);
+  const size = Number(m?.[2]);
+  if (!m || first < 1024 || size < 1 || first + size - 1 > 65535) {
+    process.stderr.write(`bench: BENCH_BIRTHDAY_NAT must be "full" or "block:FIRST:SIZE" within 1024-65535, not "${spec}"\n`);
+    process.exit(2);
+  }
+  return { first, size };
+}
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const REPS = Number(process.env.BENCH_REPS ?? 2);
 const PATH_PAIRINGS: { pairing: [NatKind, NatKind]; via: string }[] = [
@@ -32,11 +48,17 @@ const PATH_PAIRINGS: { pairing: [NatKind, NatKind]; via: string }[] = [
  * A fresh NAT world of `pairing` with its relay and both daemons up (`extra`: config lines for both),
  * removed after `body`.
  */
-async function inWorld<T>(pairing: [NatKind, NatKind], extra: string[], body: (w: NatWorld, lab: Lab, logs: () => string) => Promise<T>): Promise<T> {
+async function inWorld<T>(
+  pairing: [NatKind, NatKind],
+  extra: string[],
+  body: (w: NatWorld, lab: Lab, logs: () => string) => Promise<T>,
+  before?: (w: NatWorld, lab: Lab) => Promise<void>,
+): Promise<T> {
   const teardowns: (() => unknown)[] = [];
   const lab = new Lab({ teardown: (fn) => teardowns.push(fn) });
   try {
     const w = await natWorld(lab, pairing);
+    await before?.(w, lab);
     await lab.relay(w.relayNs, relayArgs(w));
     const a = await lab.meshd(w.a.ns, lab.file('a.conf', natConfig(w, w.a, w.b, extra)), w.a.iface);
     const b = await lab.meshd(w.b.ns, lab.file('b.conf', natConfig(w, w.b, w.a, extra)), w.b.iface);
@@ -116,7 +138,7 @@ async function birthdayRun(sockets: number, probes: number): Promise<BirthdayRun
       process.stderr.write(`birthday: no direct path in ${BIRTHDAY_LIMIT_MS} ms; paths ${JSON.stringify(a.peers[0].path)} / ${JSON.stringify(b.peers[0].path)}; B announced ${announced}\n${logs()}\n`);
     }
     return { ms, easyProbes: a.counters.birthdayProbesSent ?? 0, hardSockets: b.counters.birthdaySocketsOpened ?? 0, attempts: a.counters.birthdayAttempts ?? 0 };
-  });
+  }, BIRTHDAY_BLOCK ? (w, lab) => setPortBlockNat(lab, w.b, BIRTHDAY_BLOCK) : undefined);
 }
 
 const pct = (sorted: number[], q: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] : null);
@@ -185,7 +207,7 @@ async function main(): Promise<void> {
     settings: { runs: RUNS, nat: 'both endpoint-independent (nftables masquerade)', measuredFrom: 'both daemons up (control sockets answering)' },
     timeToFirstDirectMs: { median, min: sorted[0], max: sorted[sorted.length - 1], all: runs.map((r) => r.ms) },
     packetCountsAtFirstDirect: runs.map((r) => ({ alice: r.a, bob: r.b })),
-    birthday: { nat: 'eim ⇄ symmetric (nftables masquerade fully-random)', runsPerBudget: BIRTHDAY_RUNS, limitMs: BIRTHDAY_LIMIT_MS, budgets: birthday },
+    birthday: { nat: BIRTHDAY_BLOCK ? `eim ⇄ symmetric (nftables masquerade fully-random within ports ${BIRTHDAY_BLOCK.first}-${BIRTHDAY_BLOCK.first + BIRTHDAY_BLOCK.size - 1})` : 'eim ⇄ symmetric (nftables masquerade fully-random)', runsPerBudget: BIRTHDAY_RUNS, limitMs: BIRTHDAY_LIMIT_MS, budgets: birthday },
     pathThroughput: { seconds: SECONDS, reps: REPS, paths },
   };
   process.stdout.write(JSON.stringify(result, null, 2) + '\n');

@@ -41,7 +41,7 @@ t.test('the public IPv4 candidate is the target', async (t) => {
   t.equal(publicV4([{ address: '192.168.1.2', port: 1 }, { address: '100.64.0.1', port: 1 }, { address: 'fd00::1', port: 1 }]), null);
 });
 
-t.test('easy side: distinct random ports of the hard side\'s address over the window, a quick retry, then back-off', async (t) => {
+t.test('easy side: distinct ports of the hard side\'s address over the window, a quick retry, then back-off', async (t) => {
   const { pings, events, h } = host(false);
   const b = new BirthdayProber(h, DEFAULT_BIRTHDAY_LIMITS);
   for (let now = 0; now <= 5000; now += 250) b.step(peer, hardTold, now, true);
@@ -63,6 +63,17 @@ t.test('easy side: distinct random ports of the hard side\'s address over the wi
   t.equal(pings.length, 2000, 'a second miss in a row: nothing during the 30 s back-off');
   b.step(peer, hardTold, 42_800, true);
   t.ok(pings.length > 2000, 'a third attempt after it');
+});
+
+t.test('easy side: the first probes go next to the ports the hard side announced at that address, both STUN mappings', async (t) => {
+  const { pings, h } = host(false);
+  const b = new BirthdayProber(h, DEFAULT_BIRTHDAY_LIMITS);
+  const told = { ...hardTold, candidates: [...hardTold.candidates, { address: '203.0.113.2', port: 40100 }, { address: '198.51.100.9', port: 20000 }] };
+  for (let now = 0; now <= 1000; now += 250) b.step(peer, told, now, true);
+  t.ok(pings.length >= 8, `probes sent: ${pings.length}`);
+  t.same(pings.slice(0, 8).map((p) => p.port), [40001, 39999, 40101, 40099, 40002, 39998, 40102, 40098], 'distance 1 from each announced port, then 2, …');
+  t.notOk(pings.some((p) => p.port === 40000 || p.port === 40100), 'never an announced port itself');
+  t.notOk(pings.some((p) => Math.abs(p.port - 20000) < 3), 'not near a port announced at another address');
 });
 
 t.test('easy side: a probe answered just after the window closed is still the attempt\'s meeting', async (t) => {

@@ -124,25 +124,39 @@ table inet filter {
   await lab.exec(h.router, 'conntrack', ['-F']);
 }
 
+/** Mappings a port-block NAT pins, for a test that must not depend on chance (setPortBlockNat). */
+export interface PortBlockPins {
+  /** The STUN servers' addresses: towards each, its own port (what the host announces). */
+  stun: string[];
+  /** Those ports, one per server: by default the block's first ones (FIRST, FIRST+1, …). */
+  stunPorts?: number[];
+  /** The host's own port `sport` towards `peerWan` gets the block's last port. */
+  peerWan: string;
+  sport: number;
+}
+
 /**
  * Makes `h`'s router a symmetric NAT that hands out UDP ports from the block FIRST–FIRST+SIZE−1 only
- * (a carrier-grade NAT's per-subscriber block), fully-random inside it. For a test that must not
- * depend on chance, some mappings are pinned: towards each STUN server the ports FIRST, FIRST+1, …
- * (what the host announces; they differ, so it is seen as symmetric), and the host's own port
- * `sport` towards `peerWan` the block's last port. Everything else towards the peer (birthday
- * probing's sockets) draws from the rest of the block, the announced ports included.
+ * (a carrier-grade NAT's per-subscriber block), fully-random inside it. With `pin`, some mappings
+ * are pinned (PortBlockPins; the STUN ports differ, so the host is seen as symmetric), and everything
+ * else (birthday probing's sockets) draws from the rest of the block, STUN ports inside it included.
  */
-export async function setPortBlockNat(lab: Lab, h: NatHost, o: { first: number; size: number; stun: string[]; peerWan: string; sport: number }): Promise<void> {
+export async function setPortBlockNat(lab: Lab, h: NatHost, o: { first: number; size: number; pin?: PortBlockPins }): Promise<void> {
   h.kind = 'symmetric';
   const last = o.first + o.size - 1;
-  const pins = o.stun.map((addr, i) => `oifname "${h.wanDev}" ip daddr ${addr} meta l4proto udp masquerade to :${o.first + i};`).join('\n    ');
+  const pin = o.pin;
+  const pins = pin
+    ? [
+        ...pin.stun.map((addr, i) => `oifname "${h.wanDev}" ip daddr ${addr} meta l4proto udp masquerade to :${pin.stunPorts?.[i] ?? o.first + i};`),
+        `oifname "${h.wanDev}" ip daddr ${pin.peerWan} udp sport ${pin.sport} masquerade to :${last};`,
+      ].join('\n    ')
+    : '';
   const rules = `flush ruleset
 table ip nat {
   chain postrouting {
     type nat hook postrouting priority 100;
     ${pins}
-    oifname "${h.wanDev}" ip daddr ${o.peerWan} udp sport ${o.sport} masquerade to :${last};
-    oifname "${h.wanDev}" meta l4proto udp masquerade to :${o.first}-${last - 1} fully-random;
+    oifname "${h.wanDev}" meta l4proto udp masquerade to :${o.first}-${pin ? last - 1 : last} fully-random;
     oifname "${h.wanDev}" masquerade;
   }
 }

@@ -2,8 +2,8 @@
 // plan and the figures). Sans-IO, driven by discovery's tick: it decides when an attempt runs and
 // what each side sends; discovery seals the pings; the daemon opens and closes the hard side's
 // extra sockets when told to (DiscoEvent 'birthday-open' / 'birthday-keep' / 'birthday-close').
-//  - easy side: pings from its data socket to `probes` distinct random ports of the hard side's
-//    public IPv4 address, spread over the window.
+//  - easy side: pings from its data socket to `probes` distinct ports of the hard side's public
+//    IPv4 address, nearest the ports it announced first (probePorts), spread over the window.
 //  - hard side: `sockets` extra sockets, each pinging the easy side's public endpoint once at once
 //    (its NAT maps each to a new random port, open towards exactly that endpoint).
 // A pong is a direct path as any other (discovery makes it the peer's endpoint; on the hard side that
@@ -184,7 +184,9 @@ export class BirthdayProber {
     p.target = target;
     this.counters.attempts++;
     if (plan.role === 'easy') {
-      p.ports = probePorts(this.limits.probes, target.port, randomInt);
+      // Nearest the ports the peer announced at that address first (both STUN mappings).
+      const announced = told.candidates.filter((c) => c.address === target.address).map((c) => c.port);
+      p.ports = probePorts(this.limits.probes, announced, randomInt);
       p.sent = 0;
       this.sendProbes(peer, p, plan.take(nowMs));
     } else {

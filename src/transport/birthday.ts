@@ -5,12 +5,13 @@
 // A host behind an endpoint-dependent ("hard", symmetric) NAT gets a new public port for every
 // destination, so the port its peer learned via STUN is useless to the peer. But the hard side can
 // open many mappings towards the easy side's one stable address (one extra socket each, each sending
-// a disco ping there), and the easy side can send disco pings from its data socket to random ports of
-// the hard side's public address: a probe that lands on one of the hard side's open ports passes its
+// a disco ping there), and the easy side can send disco pings from its data socket to many ports of
+// the hard side's public address (nearest the ones it announced first: probePorts): a probe that lands on one of the hard side's open ports passes its
 // NAT (the mapping was made towards exactly the easy side's address), the socket behind it answers,
 // and that is a direct path. With m mappings among R possible ports and p distinct probes, the chance
 // of at least one meeting is 1 − C(R−m, p) / C(R, p) ≈ 1 − (1 − m/R)^p: 256 × 256 ≈ 64 %, 256 × 1,000
-// ≈ 98 % over Linux's 64,512 ports (1024–65535). Both hard: 65k probes a side — never attempted.
+// ≈ 98 % over Linux's 64,512 ports (1024–65535) when the NAT picks at random from all of them; far
+// better when it hands the host a block of ports. Both hard: 65k probes a side — never attempted.
 
 /** What a peer said about itself in its call-me-maybe (wire/disco.ts). */
 export interface NatInfo {
@@ -85,21 +86,49 @@ export function meetProbability(mappings: number, probes: number, range = PORT_R
 }
 
 /**
- * The easy side's probe ports for one attempt: `count` distinct ports drawn at random from the NAT's
- * range (a partial Fisher–Yates over the range, lazily), never `exclude` (the port STUN saw, which
- * was pinged already). `random` returns integers in [0, n).
+ * The easy side's probe ports for one attempt: `count` distinct ports of the NAT's range, nearest
+ * the ports the hard side announced first (`announced`: its STUN mappings at the address probed;
+ * distance 1 from each, then 2, …; each announced port itself is never probed: plain punches ping
+ * those). Against a NAT that picks every port at random from the whole range, any distinct ports
+ * meet with the same chance (meetProbability); against one that hands a host a block of ports (as
+ * carrier-grade NATs do) or counts its ports up one by one, the hard side's mappings lie beside the
+ * announced ones and the first probes find them. With nothing announced in the range: `count`
+ * distinct random ports (a partial Fisher–Yates over the range, lazily). `random` returns integers
+ * in [0, n).
  */
-export function probePorts(count: number, exclude: number | null, random: (n: number) => number): number[] {
+export function probePorts(count: number, announced: readonly number[], random: (n: number) => number): number[] {
+  const centres = [...new Set(announced.filter(inPortRange))];
+  if (centres.length === 0) return randomPorts(count, random);
+  const taken = new Set(centres);
+  const out: number[] = [];
+  const want = Math.min(count, PORT_RANGE - centres.length);
+  for (let d = 1; out.length < want; d++) {
+    for (const c of centres) {
+      for (const port of [c + d, c - d]) {
+        if (out.length >= want || !inPortRange(port) || taken.has(port)) continue;
+        taken.add(port);
+        out.push(port);
+      }
+    }
+  }
+  return out;
+}
+
+function inPortRange(port: number): boolean {
+  return Number.isInteger(port) && port >= PORT_RANGE_LOW && port <= PORT_RANGE_HIGH;
+}
+
+/** `count` distinct ports drawn at random from the NAT's range. */
+export function randomPorts(count: number, random: (n: number) => number): number[] {
   const swapped = new Map<number, number>();
   const at = (i: number) => swapped.get(i) ?? PORT_RANGE_LOW + i;
   const out: number[] = [];
   let n = PORT_RANGE;
   while (out.length < count && n > 0) {
     const j = random(n);
-    const port = at(j);
+    out.push(at(j));
     swapped.set(j, at(n - 1));
     n--;
-    if (port !== exclude) out.push(port);
   }
   return out;
 }

@@ -114,7 +114,7 @@ else {
     // a path for a plain hole punch (no "via birthday probing"; after idle it probed again at once
     // instead of waiting for the path to answer). Across a full port range: about one attempt in 120.
     const w = await world(t, ['eim', 'symmetric'], [], (w) =>
-      setPortBlockNat(w.lab, w.b, { first: 40000, size: 64, stun: [w.relayAddrs[0], w.relayAddrs[1]], peerWan: w.a.wanAddr, sport: 51820 }),
+      setPortBlockNat(w.lab, w.b, { first: 40000, size: 64, pin: { stun: [w.relayAddrs[0], w.relayAddrs[1]], peerWan: w.a.wanAddr, sport: 51820 } }),
     );
     const met = await untilMet(w);
     const [a, b] = [await status(w, w.a.iface), await status(w, w.b.iface)];
@@ -123,6 +123,23 @@ else {
     t.match(a.peers[0].path.endpoint, /^203\.0\.113\.\d+:400\d\d$/, "A's path is a port of B's block");
     const r = await w.lab.exec(w.a.ns, 'ping', ['-c', '5', '-i', '0.2', '-W', '2', w.b.mesh4], 20_000);
     t.match(r.stdout, /5 received/, 'pings take it');
+  });
+
+  t.test('behind a NAT with a small port block, its announced ports beside it: the first probes find the block', async (t) => {
+    // B's router hands B's sockets ports 40000–40062 (40063 is its data socket's towards A) and maps
+    // towards the STUN servers at 39998 and 39999, just below, so A's plain punches to those meet
+    // nobody: only probes do. 63 open ports among 64,512 met 1,000 random probes in 62 % of attempts, and within
+    // the first 300 in 25 %; probes nearest the announced ports cover the block within 130.
+    const w = await world(t, ['eim', 'symmetric'], [], (w) =>
+      setPortBlockNat(w.lab, w.b, { first: 40000, size: 64, pin: { stun: [w.relayAddrs[0], w.relayAddrs[1]], stunPorts: [39998, 39999], peerWan: w.a.wanAddr, sport: 51820 } }),
+    );
+    const met = await untilMet(w);
+    const [a, b] = [await status(w, w.a.iface), await status(w, w.b.iface)];
+    t.ok(met.ok, `direct via birthday probing on both sides (${met.how}); A ${JSON.stringify(a.peers[0].path)}, B ${JSON.stringify(b.peers[0].path)}\n${met.ok ? '' : discoLogs(w)}`);
+    t.match(a.peers[0].path.endpoint, /^203\.0\.113\.\d+:400[0-6]\d$/, "A's path is a port of B's block");
+    t.match(a.peers[0].birthday, { role: 'easy', state: 'met', attempts: 1 }, 'on the first attempt');
+    const probes = a.peers[0].birthday?.probesSent ?? Infinity;
+    t.ok(probes < 300, `within the first 300 probes: ${probes}`);
   });
 
   t.test('the path found survives 60 s idle; when the hard side\'s router forgets it, a transfer finishes via the relay', async (t) => {
