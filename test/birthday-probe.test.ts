@@ -84,13 +84,13 @@ t.test('easy side: a probe answered just after the window closed is still the at
   const late = { address: '203.0.113.2', port: pings[999].port };
   let unprobed = 1024;
   while (pings.some((p) => p.port === unprobed)) unprobed++;
-  b.directPath(peer, { address: '203.0.113.2', port: unprobed });
+  b.directPath(peer, { address: '203.0.113.2', port: unprobed }, hardTold);
   t.match(b.statusOf(peer), { state: 'backing-off' }, 'a port never probed is no meeting');
-  b.directPath(peer, late);
+  b.directPath(peer, late, hardTold);
   t.match(b.statusOf(peer), { state: 'met' }, 'the last probe\'s pong, after the window: met');
   t.ok(b.found(peer, late), 'status calls the path a birthday path');
   t.equal(b.counters.successes, 1);
-  b.directPath(peer, late);
+  b.directPath(peer, late, hardTold);
   t.equal(b.counters.successes, 1, 'the same path again (after idle) is no second meeting');
 });
 
@@ -101,7 +101,7 @@ t.test('hard side: sockets open at once, each pings the easy side; the one that 
   t.same(events, [{ type: 'birthday-open', peerId: 'p1', count: 256, target: { address: '203.0.113.1', port: 51820 } }], 'towards the endpoint the easy side announced');
   b.socketsReady(peer, [1, 2, 3]);
   t.same(pings, [1, 2, 3].map((sock) => ({ address: '203.0.113.1', port: 51820, sock })), 'one ping from each socket to the easy side');
-  b.directPath(peer, { address: '203.0.113.1', port: 51820, sock: 2 });
+  b.directPath(peer, { address: '203.0.113.1', port: 51820, sock: 2 }, easyTold);
   t.same(events[1], { type: 'birthday-keep', peerId: 'p1', socks: [2] }, 'the meeting socket kept, the rest closed');
   t.match(b.statusOf(peer), { state: 'met', sockets: 1 });
   t.ok(b.found(peer, { address: '203.0.113.1', port: 51820, sock: 2 }));
@@ -155,7 +155,7 @@ t.test('two sockets met at once: both stay until the peer settles on one', async
   b.step(q, easyTold, 0, true);
   b.socketsReady(q, [1, 2, 3]);
   b.heardOn(q, 3); // a probe reached socket 3 too
-  b.directPath(q, { address: '203.0.113.1', port: 51820, sock: 2 });
+  b.directPath(q, { address: '203.0.113.1', port: 51820, sock: 2 }, easyTold);
   t.same(events[1], { type: 'birthday-keep', peerId: 'p2', socks: [2, 3] }, 'the meeting socket and the other one the peer reached');
   (q as { endpoint: Endpoint | null }).endpoint = { address: '203.0.113.1', port: 51820, sock: 3 }; // the peer's data came on 3
   t.ok(b.found(q, q.endpoint), 'either is a birthday path');
@@ -193,17 +193,42 @@ t.test('easy side: the hard side\'s socket met us first (our device roamed to it
 
   // A pong from the announced port to our punch, while probing, meets at once (no tick's wait).
   const { b: d, q: s } = easyAttempt('p5');
-  d.directPath(s, { address: '203.0.113.2', port: 40000 });
+  d.directPath(s, { address: '203.0.113.2', port: 40000 }, hardTold);
   t.match(d.statusOf(s), { state: 'met' }, 'met on the pong');
   // Not another address, not our own LAN peer's, and not after the attempt ended.
   const { b: e, q: u } = easyAttempt('p6');
-  e.directPath(u, { address: '10.2.0.2', port: 51820 });
+  e.directPath(u, { address: '10.2.0.2', port: 51820 }, hardTold);
   t.match(e.statusOf(u), { state: 'probing' }, 'a LAN path is not a meeting');
   for (let now = 250; now <= 5250; now += 250) e.step(u, hardTold, now, true);
   t.notMatch(e.statusOf(u), { state: 'probing' }, 'the window passed');
-  e.directPath(u, { address: '203.0.113.2', port: 40000 });
-  t.notOk(e.found(u, { address: '203.0.113.2', port: 40000 }), 'a pong from the announced port after the attempt is a plain path');
-  t.equal(e.counters.successes, 0);
+  e.directPath(u, { address: '203.0.113.2', port: 40000 }, hardTold);
+  t.ok(e.found(u, { address: '203.0.113.2', port: 40000 }), 'a pong from the announced port after the attempt: the hard side\'s next attempt met our punch');
+  t.equal(e.counters.successes, 1);
+});
+
+t.test('easy side: the hard side\'s socket met our punch to a port it announced before our first attempt: a meeting too', async (t) => {
+  const { h } = host(false);
+  const b = new BirthdayProber(h, DEFAULT_BIRTHDAY_LIMITS);
+  const q = { id: 'p9', endpoint: null } as unknown as Peer;
+  b.directPath(q, { address: '203.0.113.2', port: 31337 }, hardTold);
+  t.match(b.statusOf(q), { state: 'idle' }, 'a port it did not announce (nor we probe) is no meeting');
+  b.directPath(q, { address: '203.0.113.2', port: 40000 }, hardTold);
+  t.match(b.statusOf(q), { role: 'easy', state: 'met', attempts: 0 }, 'met, with no attempt of ours');
+  t.ok(b.found(q, { address: '203.0.113.2', port: 40000 }), 'status calls the path a birthday path');
+  t.equal(b.counters.successes, 1);
+  b.step(q, hardTold, 0, false);
+  t.match(b.statusOf(q), { state: 'met' }, 'a tick on the direct path keeps it so');
+  // Not for a hard side that cannot probe, nor when we are the hard one, nor for an unknown NAT.
+  for (const [own, told] of [
+    [false, { ...hardTold, nat: { mappingVaries: true, birthday: false } }],
+    [true, hardTold],
+    [false, { ...hardTold, nat: null }],
+  ] as const) {
+    const x = host(own);
+    const c = new BirthdayProber(x.h, DEFAULT_BIRTHDAY_LIMITS);
+    c.directPath(q, { address: '203.0.113.2', port: 40000 }, told);
+    t.equal(c.counters.successes, 0, `no meeting (own NAT varies: ${own}, peer ${JSON.stringify(told.nat)})`);
+  }
 });
 
 t.test('hard side: the easy side met on one of our sockets and its data came there before our own pong: that socket is kept', async (t) => {
@@ -236,7 +261,7 @@ t.test('hard side: the easy side met on one of our sockets and its data came the
 
   // A pong on the data socket from the easy side's public endpoint meets at once.
   const { events: ev3, b: d, q: u } = hardAttempt('p7', [6, 7]);
-  d.directPath(u, { address: '203.0.113.1', port: 51820 });
+  d.directPath(u, { address: '203.0.113.1', port: 51820 }, easyTold);
   t.match(d.statusOf(u), { state: 'met', sockets: 0 });
   t.same(ev3.slice(1), [{ type: 'birthday-close', peerId: 'p7' }]);
 

@@ -80,6 +80,11 @@ export const PRUNE_AFTER_MS = 10_000;
 
 const PRIVATE_V4 = [/^10\./, /^192\.168\./, /^172\.(1[6-9]|2\d|3[01])\./, /^100\.(6[4-9]|[7-9]\d|1[01]\d|12[0-7])\./, /^127\./, /^169\.254\./];
 
+/** Whether `ep` is one of the endpoints the peer announced (a port at its public address). */
+function announcedAt(told: PeerAnnouncement, ep: Endpoint): boolean {
+  return told.candidates.some((c) => c.address === ep.address && c.port === ep.port);
+}
+
 /** The first candidate with a public IPv4 address: the STUN-mapped one (probing is an IPv4 matter). */
 export function publicV4(candidates: readonly Endpoint[]): Endpoint | null {
   return candidates.find((c) => /^\d+\.\d+\.\d+\.\d+$/.test(c.address) && !PRIVATE_V4.some((r) => r.test(c.address))) ?? null;
@@ -213,15 +218,20 @@ export class BirthdayProber {
   /**
    * Discovery made `from` the peer's direct path (a pong from where a ping went). If it is one of
    * this attempt's, it met: the easy side stops probing, the hard side keeps that socket only.
+   * `told`: the peer's latest call-me-maybe (its NAT kind and the ports it announced).
    */
-  directPath(peer: Peer, from: Endpoint): void {
-    const p = this.peers.get(peer.id);
-    if (!p || !p.target) return;
+  directPath(peer: Peer, from: Endpoint, told: PeerAnnouncement): void {
+    const p = this.peers.get(peer.id) ?? (told.nat ? this.probeOf(peer) : null);
+    if (!p) return;
+    if (!p.target) this.awaitHardSide(p, told);
+    if (!p.target) return;
     // Ours: from one of the hard side's sockets, or (easy side) from its NAT's address while the
-    // attempt runs (see step) or from a port we probed.
+    // attempt runs (see step), from a port we probed, or from a port it announced: behind its
+    // symmetric NAT those map towards the STUN servers, not towards us, so what answers there is one
+    // of its sockets that drew the same port, whether or not our own attempt has started yet.
     const easy = p.plan?.role !== 'hard';
     const ours = easy
-      ? this.atHardSide(p, from) && (p.running || p.probed.has(from.port))
+      ? this.atHardSide(p, from) && (p.running || p.probed.has(from.port) || announcedAt(told, from))
       : from.sock !== undefined
         ? p.socks.includes(from.sock) || p.kept.includes(from.sock)
         : p.running && this.mainToTarget(p, from);
@@ -231,6 +241,17 @@ export class BirthdayProber {
     // before coming back after idle (no second meeting). The hard side's sockets close with its attempt.
     const metHere = endpointEqual(p.met, from);
     if (p.running || (easy && !metHere)) this.meet(peer, p, from);
+  }
+
+  /**
+   * Easy side before its first attempt: the plan and the hard side's address, so that a direct path
+   * its sockets make to us before our attempt starts is still a meeting (directPath).
+   */
+  private awaitHardSide(p: PeerProbe, told: PeerAnnouncement): void {
+    this.ownVaries = this.host.ownMappingVaries() ?? this.ownVaries;
+    if (!told.nat || birthdayRole({ mappingVaries: this.ownVaries, birthday: true }, told.nat).role !== 'easy') return;
+    p.plan ??= new BirthdayPlan('easy', this.limits);
+    if (p.plan.role === 'easy') p.target = publicV4(told.candidates);
   }
 
   /** Hard side: the easy side's public endpoint, reached from our data socket (not a probing one). */

@@ -465,7 +465,7 @@ export class Discovery {
       if (!same) {
         this.dev.setEndpoint(peer, from);
         this.events.push({ type: 'direct-path', peerId: peer.id, endpoint: from, rttMs });
-        this.birthday?.directPath(peer, from);
+        this.birthday?.directPath(peer, from, st.told);
       } else if (!wasConfirmed) {
         this.events.push({ type: 'direct-path', peerId: peer.id, endpoint: from, rttMs });
       }
