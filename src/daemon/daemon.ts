@@ -748,7 +748,10 @@ export class Daemon {
       }
       const peer = this.device.peers.get(d.peerId);
       if (!peer) {
-        if (d.to) this.udp?.queue(d.data, d.to);
+        // A reply to a sender that is not a peer yet (a cookie reply) leaves from the socket the
+        // datagram came in on (a birthday socket: from another, it would come from another public
+        // port, which the sender's NAT need not let in).
+        if (d.to) this.queueDirect(d.data, d.to);
         continue;
       }
       if (peer !== pathPeer || !path) {
