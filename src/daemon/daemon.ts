@@ -25,7 +25,6 @@ import { PMTU_SAFE } from '../transport/path-mtu.js';
 import { tunMtuFor, underlayMtu } from './underlay-mtu.js';
 import { NetworkWatch } from '../transport/network-watch.js';
 import { StunService } from '../transport/stun-service.js';
-import { mappingVaries } from '../transport/endpoints.js';
 import { pingRound, type PongReply } from './ping.js';
 import { keyId } from '../crypto/keys.js';
 import type { DatagramRun, DeviceEvent } from '../tunnel/outbox.js';
@@ -226,7 +225,11 @@ export class Daemon {
     this.firewall = new PolicyFirewall(policyTableName(this.iface), log);
     this.splitDns = new SplitDns(this.iface);
     this.routes = new RouteTable(this.iface, config.iface.table, log, () => ({ udpPort: this.udp?.port ?? 0, relayAddrs: this.relayAddrs }));
-    this.stun = new StunService(this.iface, () => this.udp?.port ?? 0, (data, to) => this.udp?.send(data, to), () => this.discovery.candidatesChanged(), log, this.netWatch);
+    this.stun = new StunService(this.iface, () => this.udp?.port ?? 0, (data, to) => this.udp?.send(data, to), () => this.discovery.candidatesChanged(), log, this.netWatch, (addrs) => {
+      // With a default route through the tunnel only the data socket and relay addresses bypass it.
+      const policy = this.routes.defaultRoutePolicy;
+      return { ok: policy === null || addrs.every((a) => this.relayAddrs.includes(a)), token: policy };
+    });
     this.discovery = new Discovery(this.device, () => this.stun.own.candidates(), () => this.relays?.anyConnected ?? false);
     this.discovery.ownNat = () => this.stun.own.mappingVariesByDestination();
     if (!this.wireguard && config.iface.hardNatProbes === 'auto') {
@@ -665,7 +668,7 @@ export class Daemon {
     return {
       udp,
       stun: results.map((r) => ({ server: r.server, mapped: r.mapped ? formatEndpoint(r.mapped) : null, rttMs: r.rttMs, error: r.error ?? null })),
-      natMappingVariesByDestination: mappingVaries(results),
+      natMappingVariesByDestination: this.stun.own.verdict(results),
       relays: this.relays?.status() ?? [],
     };
   }

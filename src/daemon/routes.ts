@@ -73,6 +73,11 @@ export class RouteTable {
     private readonly bypass: () => { udpPort: number; relayAddrs: string[] },
   ) {}
 
+  /** The default route's policy while one is installed (a new object each time it is): else null. */
+  get defaultRoutePolicy(): object | null {
+    return this.policy;
+  }
+
   async reconcile(dev: Device): Promise<void> {
     if (this.table === 'off') return;
     const want = new Map<string, Cidr>();

@@ -126,9 +126,12 @@ table inet filter {
 
 /** Mappings a port-block NAT pins, for a test that must not depend on chance (setPortBlockNat). */
 export interface PortBlockPins {
-  /** The STUN servers' addresses: towards each, its own port (what the host announces). */
+  /** The STUN servers' addresses: towards each, from `sport`, its own port (what the host announces). */
   stun: string[];
-  /** Those ports, one per server: by default the block's first ones (FIRST, FIRST+1, …). */
+  /**
+   * Those ports, one per server: by default the block's first ones (FIRST, FIRST+1, …). Two equal
+   * ones make the symmetric NAT's two mappings agree, as a random pick from a block can by chance.
+   */
   stunPorts?: number[];
   /** The host's own port `sport` towards `peerWan` gets the block's last port. */
   peerWan: string;
@@ -138,8 +141,8 @@ export interface PortBlockPins {
 /**
  * Makes `h`'s router a symmetric NAT that hands out UDP ports from the block FIRST–FIRST+SIZE−1 only
  * (a carrier-grade NAT's per-subscriber block), fully-random inside it. With `pin`, some mappings
- * are pinned (PortBlockPins; the STUN ports differ, so the host is seen as symmetric), and everything
- * else (birthday probing's sockets) draws from the rest of the block, STUN ports inside it included.
+ * are pinned (PortBlockPins), and everything else (birthday probing's sockets, any other socket's
+ * STUN requests) draws from the rest of the block, the pinned STUN ports inside it included.
  */
 export async function setPortBlockNat(lab: Lab, h: NatHost, o: { first: number; size: number; pin?: PortBlockPins }): Promise<void> {
   h.kind = 'symmetric';
@@ -147,7 +150,7 @@ export async function setPortBlockNat(lab: Lab, h: NatHost, o: { first: number; 
   const pin = o.pin;
   const pins = pin
     ? [
-        ...pin.stun.map((addr, i) => `oifname "${h.wanDev}" ip daddr ${addr} meta l4proto udp masquerade to :${pin.stunPorts?.[i] ?? o.first + i};`),
+        ...pin.stun.map((addr, i) => `oifname "${h.wanDev}" ip daddr ${addr} udp sport ${pin.sport} masquerade to :${pin.stunPorts?.[i] ?? o.first + i};`),
         `oifname "${h.wanDev}" ip daddr ${pin.peerWan} udp sport ${pin.sport} masquerade to :${last};`,
       ].join('\n    ')
     : '';

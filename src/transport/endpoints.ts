@@ -27,6 +27,8 @@ export function localAddresses(excludeIface: string): string[] {
 export class OwnEndpoints {
   private stun: StunResult[] = [];
   private local: string[] = [];
+  /** A fresh socket's verdict on the mapping, for the data socket's mapping `key`. */
+  private second: { key: string; varies: boolean } | null = null;
 
   constructor(
     private readonly iface: string,
@@ -63,7 +65,31 @@ export class OwnEndpoints {
    * two STUN servers with different addresses answered.
    */
   mappingVariesByDestination(): boolean | null {
-    return mappingVaries(this.stun);
+    return this.verdict(this.stun);
+  }
+
+  /** mappingVaries of a round's results, with the second opinion taken for the same mapping. */
+  verdict(results: readonly StunResult[]): boolean | null {
+    const v = mappingVaries(results);
+    return v === false && this.second !== null && this.second.key === mappingKey(results) && this.second.varies ? true : v;
+  }
+
+  /**
+   * Whether the data socket's mappings agree and no second opinion (mapping-check.ts) was taken for
+   * this mapping yet: a symmetric NAT can give both the same port by chance.
+   */
+  needsSecondOpinion(): boolean {
+    return mappingVaries(this.stun) === false && this.second?.key !== this.mappingKey();
+  }
+
+  /** Records a fresh socket's verdict for mapping `key` (mappingKey() when it was asked). */
+  noteSecondOpinion(key: string, varies: boolean): void {
+    this.second = { key, varies };
+  }
+
+  /** The data socket's current public mapping (the first one STUN reported), "" without one. */
+  mappingKey(): string {
+    return mappingKey(this.stun);
   }
 
   /** True when the host's interface addresses differ from those of the last STUN round. */
@@ -74,6 +100,11 @@ export class OwnEndpoints {
   get stunResults(): readonly StunResult[] {
     return this.stun;
   }
+}
+
+function mappingKey(results: readonly StunResult[]): string {
+  const m = results.find((r) => r.mapped)?.mapped;
+  return m ? formatEndpoint(m) : '';
 }
 
 export function mappingVaries(results: readonly StunResult[]): boolean | null {

@@ -7,6 +7,7 @@ import type { Endpoint } from '../tunnel/endpoint.js';
 import { OwnEndpoints } from './endpoints.js';
 import type { NetworkWatch } from './network-watch.js';
 import { StunProber, type StunResult } from './stun-client.js';
+import { mappingVariesFromFreshSocket } from './mapping-check.js';
 
 /** STUN refresh: often enough to notice a NAT rebinding well before UDP conntrack (30 s) forgets us. */
 export const STUN_REFRESH_MS = 20_000;
@@ -23,6 +24,8 @@ export class StunService {
   private readonly prober = new StunProber();
   private servers: { name: string; ep: Endpoint }[] = [];
   private timers: NodeJS.Timeout[] = [];
+  /** Aborted on stop: ends a second-opinion check (its socket) at once. */
+  private readonly stopped = new AbortController();
   /** The NetworkWatch generation the interface addresses were last compared at. */
   private checkedGen = -1;
 
@@ -33,6 +36,12 @@ export class StunService {
     private readonly onCandidatesChanged: () => void,
     private readonly log: Logger,
     private readonly watch: NetworkWatch,
+    /**
+     * Whether a socket other than the data socket reaches these STUN server addresses outside the
+     * tunnel now (with a default route through it, only relay addresses do); and a token that
+     * changes when that may have changed, so a check that straddled the change is not believed.
+     */
+    private readonly freshSocketRoute: (addrs: string[]) => { ok: boolean; token: unknown } = () => ({ ok: true, token: null }),
   ) {
     this.own = new OwnEndpoints(iface, port);
   }
@@ -63,6 +72,7 @@ export class StunService {
   }
 
   stop(): void {
+    this.stopped.abort();
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     this.prober.cancelAll();
@@ -83,5 +93,24 @@ export class StunService {
       this.log.info({ component: 'stun', endpoints: this.own.list() }, 'own endpoints changed');
       this.onCandidatesChanged();
     }
+    // Call-me-maybe says what NAT we are behind: a changed verdict goes out as candidates do.
+    if (await this.secondOpinion()) this.onCandidatesChanged();
+  }
+
+  /**
+   * When the data socket's two mappings agree, asks again from a fresh socket (mapping-check.ts):
+   * a symmetric NAT can give both the same port by chance. True when that showed the mapping varies.
+   */
+  private async secondOpinion(): Promise<boolean> {
+    if (!this.own.needsSecondOpinion()) return false;
+    const key = this.own.mappingKey();
+    const route = this.freshSocketRoute(this.servers.map((s) => s.ep.address));
+    if (!route.ok) return false;
+    const varies = await mappingVariesFromFreshSocket(this.servers, STUN_TIMEOUT_MS, this.stopped.signal);
+    if (varies === null || key !== this.own.mappingKey() || this.freshSocketRoute([]).token !== route.token) return false;
+    this.own.noteSecondOpinion(key, varies);
+    if (!varies) return false;
+    this.log.info({ component: 'stun', mapping: key }, "NAT mapping varies by destination: a second socket's mappings differ (the data socket's two agreed by chance)");
+    return true;
   }
 }

@@ -142,6 +142,24 @@ else {
     t.ok(probes < 300, `within the first 300 probes: ${probes}`);
   });
 
+  t.test("a symmetric NAT whose two STUN mappings agree by chance: a second socket shows it, and probing finds a path", async (t) => {
+    // B's router picks ports at random from 40000–41023, and its data socket's two STUN mappings
+    // both drew 40000 (pinned here; one host in 1,024 behind such a block). From those alone B is
+    // behind an endpoint-independent NAT, says so, and neither side would ever probe.
+    const w = await world(t, ['eim', 'symmetric'], [], (w) =>
+      setPortBlockNat(w.lab, w.b, { first: 40000, size: 1024, pin: { stun: [w.relayAddrs[0], w.relayAddrs[1]], stunPorts: [40000, 40000], peerWan: w.a.wanAddr, sport: 51820 } }),
+    );
+    const seen = await waitFor(async () => (await status(w, w.b.iface)).natMappingVariesByDestination === true, 15_000, 200);
+    t.ok(seen, `B knows its NAT's mapping varies: ${JSON.stringify((await status(w, w.b.iface)).natMappingVariesByDestination)}`);
+    t.match(w.logs.b.join(''), /a second socket's mappings differ/, 'and says how it knows');
+    t.equal((await status(w, w.a.iface)).natMappingVariesByDestination, false, "A's endpoint-independent NAT is still that (its second socket agrees)");
+    const met = await untilMet(w);
+    const [a, b] = [await status(w, w.a.iface), await status(w, w.b.iface)];
+    t.ok(met.ok, `direct via birthday probing on both sides (${met.how}); A ${JSON.stringify(a.peers[0].path)}, B ${JSON.stringify(b.peers[0].path)}\n${met.ok ? '' : discoLogs(w)}`);
+    const nc = JSON.parse((await w.lab.cli(['netcheck', '-i', w.b.iface, '--json'])).stdout) as { natMappingVariesByDestination: boolean | null };
+    t.equal(nc.natMappingVariesByDestination, true, 'meshd netcheck says so too');
+  });
+
   t.test('the path found survives 60 s idle; when the hard side\'s router forgets it, a transfer finishes via the relay', async (t) => {
     const w = await world(t, ['eim', 'symmetric']);
     const met = await untilMet(w);

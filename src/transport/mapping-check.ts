@@ -1,0 +1,49 @@
+// A second opinion on the NAT's mapping behaviour, from a throwaway socket.
+//
+// The data socket's two STUN mappings tell an endpoint-independent NAT (same public port towards
+// both servers) from a symmetric one (a new port per destination). A symmetric NAT that hands out
+// ports at random from a block can give both mappings the same port by chance: one host in B behind a
+// B-port block (1 in 64 for a small carrier-grade block) would pass for endpoint-independent, say so
+// in its call-me-maybe, and neither side would probe (docs/birthday.md). A fresh socket's two
+// mappings are a second, independent draw: when they differ, the mapping varies by destination.
+// Run only when the data socket's mappings agree, once per mapping.
+import { createSocket, type Socket } from 'node:dgram';
+import type { Endpoint } from '../tunnel/endpoint.js';
+import { mappingVaries } from './endpoints.js';
+import { StunProber } from './stun-client.js';
+
+/**
+ * One binding request to each server from a new UDP socket on an ephemeral port, closed after;
+ * whether that socket's mappings differ (null: fewer than two answers within `timeoutMs`, or the
+ * socket could not be opened). Only IPv4 servers: NAT is an IPv4 matter.
+ */
+export async function mappingVariesFromFreshSocket(servers: readonly { name: string; ep: Endpoint }[], timeoutMs: number, signal?: AbortSignal): Promise<boolean | null> {
+  const v4 = servers.filter((s) => !s.ep.address.includes(':'));
+  if (v4.length < 2 || signal?.aborted) return null;
+  const prober = new StunProber();
+  const sock: Socket = createSocket('udp4');
+  sock.on('message', (m) => void prober.onDatagram(m));
+  sock.on('error', () => undefined); // a send that fails is a missing answer
+  try {
+    await new Promise<void>((resolve, reject) => {
+      sock.once('error', reject);
+      sock.bind(0, () => {
+        sock.off('error', reject);
+        resolve();
+      });
+    });
+  } catch {
+    sock.close();
+    return null;
+  }
+  try {
+    const send = (data: Uint8Array, to: Endpoint) => sock.send(data, to.port, to.address);
+    // The daemon stopping (signal) ends the check at once: the socket closes below.
+    const stopped = new Promise<null>((resolve) => signal?.addEventListener('abort', () => resolve(null), { once: true }));
+    const results = await Promise.race([Promise.all(v4.map((s) => prober.probe(s.ep, s.name, send, timeoutMs))), stopped]);
+    return results === null ? null : mappingVaries(results);
+  } finally {
+    prober.cancelAll();
+    sock.close();
+  }
+}
