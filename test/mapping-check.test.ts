@@ -7,6 +7,9 @@ import dgram from 'node:dgram';
 import stun from 'stun';
 import { OwnEndpoints } from '../src/transport/endpoints.js';
 import { mappingVariesFromFreshSocket } from '../src/transport/mapping-check.js';
+import { StunService } from '../src/transport/stun-service.js';
+import type { NetworkWatch } from '../src/transport/network-watch.js';
+import { createLogger } from '../src/log.js';
 import type { StunResult } from '../src/transport/stun-client.js';
 
 const at = (server: string, address: string, port: number): StunResult => ({ server, mapped: { address, port }, rttMs: 1 });
@@ -37,8 +40,11 @@ t.test('the data socket\'s mappings, and a second opinion for the same mapping',
   t.notOk(own.needsSecondOpinion());
 });
 
-/** A STUN responder on loopback that reports the sender's port plus `shift`, or stays silent. */
-async function responder(shift: number | null): Promise<{ port: number; close: () => void; requests: number[] }> {
+/**
+ * A STUN responder on loopback that reports the sender's port plus `shift` (a function of that
+ * port, or a number), or stays silent (null).
+ */
+async function responder(shift: number | null | ((port: number) => number)): Promise<{ port: number; close: () => void; requests: number[] }> {
   const sock = dgram.createSocket('udp4');
   const requests: number[] = [];
   sock.on('message', (m, rinfo) => {
@@ -46,7 +52,7 @@ async function responder(shift: number | null): Promise<{ port: number; close: (
     if (shift === null) return;
     const req = stun.decode(m);
     const res = stun.createMessage(stun.constants.STUN_BINDING_RESPONSE, req.transactionId);
-    res.addXorAddress(rinfo.address, rinfo.port + shift);
+    res.addXorAddress(rinfo.address, rinfo.port + (typeof shift === 'number' ? shift : shift(rinfo.port)));
     sock.send(stun.encode(res), rinfo.port, rinfo.address);
   });
   await new Promise<void>((resolve) => sock.bind(0, '127.0.0.1', resolve));
@@ -73,4 +79,59 @@ t.test('a fresh socket: both answers the same port, a different one, or too few'
   const ports = new Set(same.requests);
   t.ok(ports.size >= 4, `each check from a socket of its own (${ports.size} source ports)`);
   t.notOk(ports.has(51820), 'never the data socket\'s port');
+});
+
+t.test('the daemon\'s STUN service: the second opinion when the data socket\'s mappings agree, not where a fresh socket would enter the tunnel', async (t) => {
+  // The data socket gets the same mapping from both servers; any other socket gets another port from
+  // the second: a symmetric NAT whose two mappings agreed for the data socket by chance.
+  const data = dgram.createSocket('udp4');
+  await new Promise<void>((resolve) => data.bind(0, '127.0.0.1', resolve));
+  const dataPort = data.address().port;
+  const s1 = await responder(0);
+  const s2 = await responder((port) => (port === dataPort ? 0 : 5));
+  t.teardown(() => [s1, s2].forEach((r) => r.close()));
+  t.teardown(() => data.close());
+  const watch = { generation: () => 0 } as unknown as NetworkWatch;
+  const servers = [{ host: '127.0.0.1', port: s1.port }, { host: '127.0.0.1', port: s2.port }];
+  const service = (route: (addrs: string[]) => { ok: boolean; token: unknown }) => {
+    let changes = 0;
+    const svc = new StunService('meshd-none', () => dataPort, (b, to) => data.send(b, to.port, to.address), () => void changes++, createLogger('silent'), watch, route);
+    data.removeAllListeners('message');
+    data.on('message', (m) => void svc.onDatagram(m));
+    return { svc, changes: () => changes };
+  };
+  const until = async (f: () => boolean) => {
+    for (let i = 0; i < 100 && !f(); i++) await new Promise((r) => setTimeout(r, 20));
+  };
+
+  const a = service(() => ({ ok: true, token: null }));
+  await a.svc.start(servers, [], 'test.conf');
+  await until(() => a.svc.own.mappingVariesByDestination() === true);
+  t.equal(a.svc.own.mappingVariesByDestination(), true, 'a fresh socket\'s mappings differ: varies');
+  t.equal(a.changes(), 2, 'candidates told twice: the endpoints, then the verdict');
+  a.svc.stop();
+
+  const beforeB = s2.requests.length;
+  const seen = { addrs: [] as string[] };
+  const b = service((addrs) => {
+    if (addrs.length) seen.addrs = addrs;
+    return { ok: false, token: null };
+  });
+  await b.svc.start(servers, [], 'test.conf');
+  await until(() => b.svc.own.mappingVariesByDestination() !== null);
+  await new Promise((r) => setTimeout(r, 300));
+  t.equal(b.svc.own.mappingVariesByDestination(), false, 'no fresh socket where it would enter the tunnel: the data socket\'s verdict stands');
+  t.same(seen.addrs, ['127.0.0.1', '127.0.0.1'], 'asked about the STUN servers\' addresses');
+  t.ok(s2.requests.length > beforeB && s2.requests.slice(beforeB).every((p) => p === dataPort), 'only the data socket sent');
+  b.svc.stop();
+  const beforeC = s2.requests.length;
+
+  let token = 0;
+  const c = service(() => ({ ok: true, token: token++ }));
+  await c.svc.start(servers, [], 'test.conf');
+  await until(() => c.svc.own.mappingVariesByDestination() !== null);
+  await new Promise((r) => setTimeout(r, 300));
+  t.ok(s2.requests.slice(beforeC).some((p) => p !== dataPort), 'a fresh socket asked');
+  t.equal(c.svc.own.mappingVariesByDestination(), false, 'the routes changed during the check: its answer is not believed');
+  c.svc.stop();
 });
