@@ -547,7 +547,8 @@ export class Daemon {
   private openBirthdaySocket(id: number): NativeUdpConn | null {
     if (!this.fastPath || this.stopped) return null;
     try {
-      const conn = NativeUdpConn.bind(0, this.udpHandlers, 0, id, SMALL_SIZES);
+      // Marked as the data socket is (FwMark): policy routing by mark must see probes the same way.
+      const conn = NativeUdpConn.bind(0, this.udpHandlers, this.udp?.fwMark ?? this.config.iface.fwMark, id, SMALL_SIZES);
       if (this.pathMtuProbing) conn.setPathMtuProbing();
       return conn;
     } catch (err) {
@@ -555,7 +556,6 @@ export class Daemon {
       return null;
     }
   }
-
 
   /** The data socket: the addon's (batched) on the fast path, node:dgram otherwise. */
   private async bindUdp(port: number): Promise<PacketConn> {

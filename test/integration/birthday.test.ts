@@ -160,6 +160,30 @@ else {
     t.equal(nc.natMappingVariesByDestination, true, 'meshd netcheck says so too');
   });
 
+  t.test('FwMark: the probing sockets mark their packets as the data socket does', async (t) => {
+    const mark = '0x5e5';
+    const w = await world(t, ['eim', 'symmetric'], [`FwMark = ${mark}`], async (w) => {
+      // On B's host: count B's UDP packets to A's public address from any port but the data
+      // socket's, marked and not.
+      const rules = `table inet marks {
+  chain out {
+    type filter hook output priority 0;
+    ip daddr ${w.a.wanAddr} udp sport != 51820 meta mark ${mark} counter;
+    ip daddr ${w.a.wanAddr} udp sport != 51820 meta mark != ${mark} counter;
+  }
+}
+`;
+      const r = await w.lab.exec(w.b.ns, 'nft', ['-f', w.lab.file('b-marks.nft', rules)]);
+      if (r.code !== 0) throw new Error(`nft on B: ${r.stderr}`);
+    });
+    const met = await untilMet(w);
+    t.ok(met.ok, `direct via birthday probing (${met.how})\n${met.ok ? '' : discoLogs(w)}`);
+    const listed = (await w.lab.exec(w.b.ns, 'nft', ['list', 'chain', 'inet', 'marks', 'out'])).stdout;
+    const [marked, unmarked] = [...listed.matchAll(/counter packets (\d+)/g)].map((m) => Number(m[1]));
+    t.ok(marked >= 1, `the probing sockets' packets carry the mark: ${marked}`);
+    t.equal(unmarked, 0, 'none without it');
+  });
+
   t.test('the path found survives 60 s idle; when the hard side\'s router forgets it, a transfer finishes via the relay', async (t) => {
     const w = await world(t, ['eim', 'symmetric']);
     const met = await untilMet(w);
