@@ -6,9 +6,9 @@
 // destination, so the port its peer learned via STUN is useless to the peer. But the hard side can
 // open many mappings towards the easy side's one stable address (one extra socket each, each sending
 // a disco ping there), and the easy side can send disco pings from its data socket to many ports of
-// the hard side's public address (nearest the ones it announced first: probePorts): a probe that lands on one of the hard side's open ports passes its
-// NAT (the mapping was made towards exactly the easy side's address), the socket behind it answers,
-// and that is a direct path. With m mappings among R possible ports and p distinct probes, the chance
+// the hard side's public address (nearest the ones it announced first: probePorts): a probe that
+// lands on one of the hard side's open ports passes its NAT (the mapping was made towards exactly
+// the easy side's address), the socket behind it answers, and that is a direct path. With m mappings among R possible ports and p distinct probes, the chance
 // of at least one meeting is 1 − C(R−m, p) / C(R, p) ≈ 1 − (1 − m/R)^p: 256 × 256 ≈ 64 %, 256 × 1,000
 // ≈ 98 % over Linux's 64,512 ports (1024–65535) when the NAT picks at random from all of them; far
 // better when it hands the host a block of ports. Both hard: 65k probes a side — never attempted.
