@@ -123,8 +123,7 @@ export class BirthdayProber {
     if (!relayed || nowMs - p.lastStepMs > 2000) p.relayedSinceMs = -Infinity;
     if (relayed && p.relayedSinceMs === -Infinity) p.relayedSinceMs = nowMs;
     p.lastStepMs = nowMs;
-    this.ownVaries = this.host.ownMappingVaries() ?? this.ownVaries;
-    const r = told.nat ? birthdayRole({ mappingVaries: this.ownVaries, birthday: true }, told.nat) : { role: null, why: 'the peer has not said what NAT it is behind' };
+    const r = this.roleTowards(told);
     if (r.role === null) {
       p.why = r.why;
       if (p.running) this.stop(peer, p, nowMs, false);
@@ -243,13 +242,18 @@ export class BirthdayProber {
     if (p.running || (easy && !metHere)) this.meet(peer, p, from);
   }
 
+  /** Our part towards a peer that told us `told`, from our NAT kind as STUN sees it now. */
+  private roleTowards(told: PeerAnnouncement): ReturnType<typeof birthdayRole> {
+    this.ownVaries = this.host.ownMappingVaries() ?? this.ownVaries;
+    return told.nat ? birthdayRole({ mappingVaries: this.ownVaries, birthday: true }, told.nat) : { role: null, why: 'the peer has not said what NAT it is behind' };
+  }
+
   /**
    * Easy side before its first attempt: the plan and the hard side's address, so that a direct path
    * its sockets make to us before our attempt starts is still a meeting (directPath).
    */
   private awaitHardSide(p: PeerProbe, told: PeerAnnouncement): void {
-    this.ownVaries = this.host.ownMappingVaries() ?? this.ownVaries;
-    if (!told.nat || birthdayRole({ mappingVaries: this.ownVaries, birthday: true }, told.nat).role !== 'easy') return;
+    if (this.roleTowards(told).role !== 'easy') return;
     p.plan ??= new BirthdayPlan('easy', this.limits);
     if (p.plan.role === 'easy') p.target = publicV4(told.candidates);
   }
