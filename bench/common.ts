@@ -76,11 +76,22 @@ export function cpuSeconds(pid: number): number {
 
 export { rssMiB } from '../src/lab/netns-lab.js';
 
+/** The largest resident set a process has had so far (VmHWM), MiB. */
+export function peakRssMiB(pid: number): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
 const CLOCK_TICKS = 100; // USER_HZ on Linux
 
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+/** The `p`th percentile of `sorted` (ascending), nearest rank; NaN when empty. */
+export function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 }
 
 /**

@@ -16,7 +16,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../src/package-root.js';
 import { meshConfig, twoHosts } from '../test/helpers/two-hosts.js';
-import { cpuSeconds, iperf3, machine, rssMiB, withBenchLab, writeResult } from './common.js';
+import { cpuSeconds, iperf3, machine, percentile, rssMiB, withBenchLab, writeResult } from './common.js';
 import { meshdBFromEnv, meshdPairB, wireguardGoPair, upstreamWireguardGo } from './pairs.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 6);
@@ -27,10 +27,6 @@ const UPSTREAM = upstreamWireguardGo();
 
 const MESHD_B = meshdBFromEnv();
 const TRACE = process.env.BENCH_TRACE === '1';
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
 
 interface Summary {
   pings: number;

@@ -7,12 +7,16 @@
 //          both directions; this kernel has no netem)
 //   udp    iperf3 UDP, 1,392-byte datagrams offered at 1 Gbit/s (MTU 1420): what arrives, and loss
 //   small  iperf3 UDP, 64-byte payloads as fast as the client sends: datagrams per second arriving
+//   loaded ping 10 ms apart through the same path while one iperf3 TCP stream fills it (MTU 1420):
+//          the RTT's median, 99th percentile and largest (queueing and pauses under load), and
+//          what the stream moved; not in the default list
 // plus each daemon pair's CPU (user+system, during its runs; per Gbit/s) and ping RTT through each
 // path (20 interleaved rounds of 100 pings at 10 ms intervals, and of 1,000 at 1 ms; meshd − upstream per
-// round, its median and a 95 % interval for that median). Prints tables, writes
-// bench/results/throughput-*.json.
+// round, its median and a 95 % interval for that median), and each pair's memory at the end (resident and
+// largest). Prints tables, writes bench/results/throughput-*.json.
 //   BENCH_SECONDS (default 10), BENCH_REPS (default 3), BENCH_MTUS (default "1280,1420"),
-//   BENCH_STREAMS (default "1,4"), BENCH_CASES (default "tcp,loss,udp,small"; "none" measures RTT only),
+//   BENCH_STREAMS (default "1,4"), BENCH_CASES (default "tcp,loss,udp,small"; also "loaded"; "none"
+//   measures RTT only),
 //   BENCH_RTT_ROUNDS (default 20: the per-round difference from upstream moves by ±0.1 ms, so it takes
 //   about 20 rounds to tell a few hundredths of a millisecond from nothing),
 //   BENCH_WIREGUARD_GO_UPSTREAM (default ../shared/bin/wireguard-go-0.0.20250522 when it exists;
@@ -23,9 +27,9 @@
 //   "MESHD_AEAD_THREADS=2", "MESHD_NODE_ARGS=--use-largepages=on" or "MESHD_BIN=/other/tree/bin/meshd.js"
 //   (another commit's build): an A/B within one run
 import { execFileSync } from 'node:child_process';
-import type { Lab } from '../src/lab/netns-lab.js';
+import { sleep, type Lab } from '../src/lab/netns-lab.js';
 import { meshConfig, twoHosts, type TwoHosts } from '../test/helpers/two-hosts.js';
-import { cpuSeconds, iperf3, iperf3Udp, machine, median, medianInterval, withBenchLab, writeResult } from './common.js';
+import { cpuSeconds, iperf3, iperf3Udp, machine, median, medianInterval, peakRssMiB, percentile, rssMiB, withBenchLab, writeResult } from './common.js';
 import { meshdBFromEnv, meshdPairB, MESHD_B_PORT, MESHD_B_SUFFIX, wireguardGoPair, type WgBuild, upstreamWireguardGo } from './pairs.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
@@ -95,6 +99,32 @@ function excessOverUpstream(rounds: Partial<Record<PathName, number[]>>, path: P
   return up && rounds[path] ? rounds[path].map((m, i) => m - up[i]) : null;
 }
 
+/** Every reply's RTT of `count` pings `interval` s apart (lost ones left out). */
+async function pingRtts(lab: Lab, ns: string, addr: string, interval: string, count: number): Promise<number[]> {
+  const r = await lab.exec(ns, 'ping', ['-c', String(count), '-i', interval, '-W', '2', addr], count * 1000 * Number(interval) + 30_000);
+  return [...r.stdout.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]));
+}
+
+/** One iperf3 TCP stream with pings 10 ms apart through the same path from its second half-second to its end. */
+async function loadedRun(lab: Lab, h: TwoHosts, addr: string): Promise<{ sample: Awaited<ReturnType<typeof iperf3>>; rtts: number[] }> {
+  const pings = Math.max(10, Math.floor((SECONDS - 1) * 100));
+  // iperf3() waits 300 ms for its server, then the stream ramps up: the pings start 1 s in.
+  const [sample, rtts] = await Promise.all([iperf3(lab, h.a.ns, h.b.ns, addr, SECONDS, 1), sleep(1000).then(() => pingRtts(lab, h.a.ns, addr, '0.01', pings))]);
+  return { sample, rtts };
+}
+
+interface LoadedRtt {
+  pings: number;
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+function loadedRtt(rtts: number[]): LoadedRtt {
+  const s = [...rtts].sort((x, y) => x - y);
+  return { pings: s.length, p50: percentile(s, 50), p99: percentile(s, 99), max: s[s.length - 1] };
+}
+
 async function rttMs(lab: Lab, ns: string, addr: string, interval: string): Promise<number> {
   const r = await lab.exec(ns, 'ping', ['-c', String(interval === '0.001' ? PINGS * 10 : PINGS), '-i', interval, '-q', '-W', '2', addr], 60_000);
   const m = /= [\d.]+\/([\d.]+)\//.exec(r.stdout);
@@ -109,9 +139,11 @@ interface Cell {
   lostPercent: number[];
   retransmits: number[];
   cpuPercent: number[];
+  /** loaded: every ping's RTT, all reps together. */
+  rtts: number[];
 }
 
-type CaseKind = 'tcp' | 'udp' | 'small';
+type CaseKind = 'tcp' | 'udp' | 'small' | 'loaded';
 
 interface Case {
   key: string;
@@ -127,6 +159,7 @@ function cases(): Case[] {
   if (CASES.has('loss')) for (const streams of STREAMS) out.push({ key: `tcp-mtu1420-streams${streams}-loss1%`, kind: 'tcp', mtu: 1420, streams, loss: true });
   if (CASES.has('udp')) out.push({ key: 'udp-mtu1420-1392B-at-1G', kind: 'udp', mtu: 1420, streams: 1, loss: false });
   if (CASES.has('small')) out.push({ key: 'udp-mtu1420-64B-flood', kind: 'small', mtu: 1420, streams: 1, loss: false });
+  if (CASES.has('loaded')) out.push({ key: 'ping-under-tcp-mtu1420', kind: 'loaded', mtu: 1420, streams: 1, loss: false });
   return out;
 }
 
@@ -161,7 +194,7 @@ async function main(): Promise<void> {
       cells[c.key] = row;
       // With loss, raw veth has no tunnel to lose datagrams of: it is left out.
       const here = c.loss ? paths.filter((p) => p !== 'veth') : paths;
-      for (const p of here) row[p] = { gbps: [], pps: [], lostPercent: [], retransmits: [], cpuPercent: [] };
+      for (const p of here) row[p] = { gbps: [], pps: [], lostPercent: [], retransmits: [], cpuPercent: [], rtts: [] };
       for (let rep = 0; rep < REPS; rep++) {
         for (const p of here) {
           const before = pids[p]!.map(cpuSeconds);
@@ -171,6 +204,11 @@ async function main(): Promise<void> {
             const s = await iperf3(lab, h.a.ns, h.b.ns, addr[p]!, SECONDS, c.streams);
             cell.gbps.push(s.bitsPerSecond / 1e9);
             cell.retransmits.push(s.retransmits);
+          } else if (c.kind === 'loaded') {
+            const { sample, rtts } = await loadedRun(lab, h, addr[p]!);
+            cell.gbps.push(sample.bitsPerSecond / 1e9);
+            cell.retransmits.push(sample.retransmits);
+            cell.rtts.push(...rtts);
           } else {
             const s = await iperf3Udp(lab, h.a.ns, h.b.ns, addr[p]!, SECONDS, c.kind === 'udp' ? c.mtu - 28 : 64, c.kind === 'udp' ? '1G' : '0');
             cell.gbps.push(s.bitsPerSecond / 1e9);
@@ -180,7 +218,7 @@ async function main(): Promise<void> {
           const wall = (Date.now() - started) / 1000;
           const used = pids[p]!.map(cpuSeconds).reduce((x, y, i) => x + y - before[i], 0);
           cell.cpuPercent.push(pids[p]!.length ? (100 * used) / wall : 0);
-          const shown = c.kind === 'small' ? `${(cell.pps.at(-1)! / 1000).toFixed(0)}k datagrams/s` : `${cell.gbps.at(-1)!.toFixed(3)} Gbit/s`;
+          const shown = c.kind === 'small' ? `${(cell.pps.at(-1)! / 1000).toFixed(0)}k datagrams/s` : `${cell.gbps.at(-1)!.toFixed(3)} Gbit/s${c.kind === 'loaded' ? `, ${cell.rtts.length} pings so far` : ''}`;
           process.stderr.write(`${c.key} rep ${rep + 1}/${REPS} ${p}: ${shown}\n`);
         }
       }
@@ -197,7 +235,7 @@ async function main(): Promise<void> {
     };
     const { rounds, rtt } = await rttAt('0.01');
     const fast = await rttAt('0.001');
-    const summary: Record<string, Record<string, { medianGbps: number; minGbps: number; maxGbps: number; medianPps: number | null; lostPercent: number[]; retransmits: number[]; cpuPercentBothDaemons: number; cpuPercentPerGbps: number | null }>> = {};
+    const summary: Record<string, Record<string, { medianGbps: number; minGbps: number; maxGbps: number; medianPps: number | null; lostPercent: number[]; retransmits: number[]; cpuPercentBothDaemons: number; cpuPercentPerGbps: number | null; loadedRttMs: LoadedRtt | null }>> = {};
     for (const [k, row] of Object.entries(cells)) {
       summary[k] = {};
       for (const [p, c] of Object.entries(row)) {
@@ -212,9 +250,14 @@ async function main(): Promise<void> {
           retransmits: c.retransmits,
           cpuPercentBothDaemons: cpu,
           cpuPercentPerGbps: g > 0 ? cpu / g : null,
+          loadedRttMs: c.rtts.length ? loadedRtt(c.rtts) : null,
         };
       }
     }
+    // Memory after every case and the RTT rounds, per daemon pair (sum of both daemons).
+    const memory = Object.fromEntries(
+      paths.filter((p) => pids[p]!.length).map((p) => [p, { rssMiB: pids[p]!.reduce((a, pid) => a + rssMiB(pid), 0), peakRssMiB: pids[p]!.reduce((a, pid) => a + peakRssMiB(pid), 0) }]),
+    );
     const offloads = execFileSync('ip', ['netns', 'exec', h.a.ns, 'sh', '-c', `ethtool -k $(ip -o link show type veth | cut -d: -f2 | cut -d@ -f1 | tr -d ' ') 2>/dev/null | grep -E '^(tcp-segmentation-offload|generic-receive-offload|tx-checksumming):' || true`]).toString().trim();
     const builds = Object.fromEntries(BUILDS.map((b) => [b.path, { bin: b.bin, version: version(b.bin) }]));
     const result = {
@@ -223,6 +266,7 @@ async function main(): Promise<void> {
       settings: { builds, meshdB: MESHD_B, seconds: SECONDS, reps: REPS, mtus: MTUS, streams: STREAMS, cases: [...CASES], lossPerMille: LOSS_PER_MILLE, aead, fastPath: process.env.MESHD_FASTPATH ?? 'on', pings: PINGS, rttRounds: RTT_ROUNDS },
       vethOffloads: offloads || 'as the kernel sets them (ethtool not installed to show them)',
       summary,
+      memoryBothDaemons: memory,
       rttMs: { ...rtt, rounds, overheadMs: Object.fromEntries(paths.filter((p) => p !== 'veth').map((p) => [p, rtt[p] - rtt.veth])), meshdMinusUpstreamPerRound: excessOverUpstream(rounds), meshdMinusUpstreamInterval: intervalOf(excessOverUpstream(rounds)), meshdBMinusUpstreamPerRound: excessOverUpstream(rounds, 'meshd-b') },
       rttMs1msInterval: { ...fast.rtt, rounds: fast.rounds, overheadMs: Object.fromEntries(paths.filter((p) => p !== 'veth').map((p) => [p, fast.rtt[p] - fast.rtt.veth])), meshdMinusUpstreamPerRound: excessOverUpstream(fast.rounds), meshdMinusUpstreamInterval: intervalOf(excessOverUpstream(fast.rounds)), meshdBMinusUpstreamPerRound: excessOverUpstream(fast.rounds, 'meshd-b') },
     };
@@ -241,6 +285,13 @@ async function main(): Promise<void> {
         );
       }
     }
+    for (const [k, row] of Object.entries(summary)) {
+      for (const [p, c] of Object.entries(row)) {
+        const l = c.loadedRttMs;
+        if (l) process.stdout.write(`${k} ${p}: ping RTT under the stream, ${l.pings} pings: median ${l.p50.toFixed(3)} ms, p99 ${l.p99.toFixed(3)}, largest ${l.max.toFixed(3)}\n`);
+      }
+    }
+    process.stdout.write(`memory, both daemons (MiB, resident now / largest): ${Object.entries(memory).map(([p, m]) => `${p} ${m.rssMiB.toFixed(0)} / ${m.peakRssMiB.toFixed(0)}`).join(', ')}\n`);
     const line = (r: Record<PathName, number>) => paths.map((p) => `${p} ${r[p].toFixed(3)} ms${p === 'veth' ? '' : ` (+${(r[p] - r.veth).toFixed(3)})`}`).join(', ');
     // Upstream's own figure moves by tenths of a millisecond between runs on this VM; what compares
     // meshd with it is the difference within each round (taken seconds apart), and its median.
