@@ -227,8 +227,8 @@ export class Daemon {
     this.routes = new RouteTable(this.iface, config.iface.table, log, () => ({ udpPort: this.udp?.port ?? 0, relayAddrs: this.relayAddrs }));
     this.stun = new StunService(this.iface, () => this.udp?.port ?? 0, (data, to) => this.udp?.send(data, to), () => this.discovery.candidatesChanged(), log, this.netWatch, (addrs) => {
       // With a default route through the tunnel only the data socket and relay addresses bypass it.
-      const policy = this.routes.defaultRoutePolicy;
-      return { ok: policy === null || addrs.every((a) => this.relayAddrs.includes(a)), token: policy };
+      const bypass = !this.routes.hasDefaultRoute || addrs.every((a) => this.relayAddrs.includes(a));
+      return bypass ? this.routes.policyEpoch : null;
     });
     this.discovery = new Discovery(this.device, () => this.stun.own.candidates(), () => this.relays?.anyConnected ?? false);
     this.discovery.ownNat = () => this.stun.own.mappingVariesByDestination();

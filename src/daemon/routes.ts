@@ -73,9 +73,29 @@ export class RouteTable {
     private readonly bypass: () => { udpPort: number; relayAddrs: string[] },
   ) {}
 
-  /** The default route's policy while one is installed (a new object each time it is): else null. */
-  get defaultRoutePolicy(): object | null {
-    return this.policy;
+  /** Counts the starts and ends of default-route policy changes (install, removal). */
+  private policyChanges = 0;
+
+  /** Whether a default route through the tunnel is installed or being installed or removed. */
+  get hasDefaultRoute(): boolean {
+    return this.policy !== null || this.policyChanges % 2 === 1;
+  }
+
+  /**
+   * Moves on at the start and at the end of every change of the default-route policy: two reads
+   * that agree mean no change began or ended between them (and none was under way, when the count is even).
+   */
+  get policyEpoch(): number {
+    return this.policyChanges;
+  }
+
+  private async changingPolicy(step: () => Promise<void>): Promise<void> {
+    this.policyChanges++;
+    try {
+      await step();
+    } finally {
+      this.policyChanges++;
+    }
   }
 
   async reconcile(dev: Device): Promise<void> {
@@ -140,7 +160,11 @@ export class RouteTable {
     await this.reconcile(dev);
   }
 
-  private async installPolicy(families: Set<4 | 6>): Promise<void> {
+  private installPolicy(families: Set<4 | 6>): Promise<void> {
+    return this.changingPolicy(() => this.installPolicyRules(families));
+  }
+
+  private async installPolicyRules(families: Set<4 | 6>): Promise<void> {
     // Rules left by a killed meshd point at tables that lost their routes with the interface.
     for (let t = DEFAULT_ROUTE_TABLE; t < DEFAULT_ROUTE_TABLE + TABLES; t++) {
       const routes = (await ip(['-4', 'route', 'show', 'table', String(t)], true)) + (await ip(['-6', 'route', 'show', 'table', String(t)], true));
@@ -179,8 +203,12 @@ export class RouteTable {
   /** Removes our rules (the table's routes go with the interface). Called on stop and on change. */
   async removePolicy(): Promise<void> {
     const p = this.policy;
-    this.policy = null;
     if (!p) return;
+    await this.changingPolicy(() => this.removePolicyRules(p));
+  }
+
+  private async removePolicyRules(p: PolicyState): Promise<void> {
+    this.policy = null;
     await this.rules(async () => {
       for (const b of this.peerBypass.values()) {
         if (!b.installed) continue;

@@ -37,11 +37,11 @@ export class StunService {
     private readonly log: Logger,
     private readonly watch: NetworkWatch,
     /**
-     * Whether a socket other than the data socket reaches these STUN server addresses outside the
-     * tunnel now (with a default route through it, only relay addresses do); and a token that
-     * changes when that may have changed, so a check that straddled the change is not believed.
+     * Null when a socket other than the data socket would not reach these STUN server addresses
+     * outside the tunnel now (with a default route through it, only relay addresses do). Else a value
+     * that stays the same while the routes do: a check the routes changed under is not believed.
      */
-    private readonly freshSocketRoute: (addrs: string[]) => { ok: boolean; token: unknown } = () => ({ ok: true, token: null }),
+    private readonly freshSocketRoute: (addrs: string[]) => number | null = () => 0,
   ) {
     this.own = new OwnEndpoints(iface, port);
   }
@@ -104,10 +104,11 @@ export class StunService {
   private async secondOpinion(): Promise<boolean> {
     if (!this.own.needsSecondOpinion()) return false;
     const key = this.own.mappingKey();
-    const route = this.freshSocketRoute(this.servers.map((s) => s.ep.address));
-    if (!route.ok) return false;
+    const addrs = this.servers.map((s) => s.ep.address);
+    const routes = this.freshSocketRoute(addrs);
+    if (routes === null) return false;
     const varies = await mappingVariesFromFreshSocket(this.servers, STUN_TIMEOUT_MS, this.stopped.signal);
-    if (varies === null || key !== this.own.mappingKey() || this.freshSocketRoute([]).token !== route.token) return false;
+    if (varies === null || key !== this.own.mappingKey() || this.freshSocketRoute(addrs) !== routes) return false;
     this.own.noteSecondOpinion(key, varies);
     if (!varies) return false;
     this.log.info({ component: 'stun', mapping: key }, "NAT mapping varies by destination: a second socket's mappings differ (the data socket's two agreed by chance)");

@@ -3,7 +3,7 @@
 // away on down — and after a kill -9, at the next start. Behind a symmetric NAT, birthday probing's
 // sockets reach the peer outside the tunnel too.
 import t, { type Test } from 'tap';
-import type { NatKind } from '../../src/lab/nat-world.js';
+import type { NatKind, NatWorld } from '../../src/lab/nat-world.js';
 import { exited, Lab, labUnavailable, waitFor } from '../helpers/lab.js';
 import { twoHosts } from '../helpers/two-hosts.js';
 
@@ -57,10 +57,11 @@ else {
  * The NAT lab with a relay, `full`'s side sending everything through the tunnel (AllowedIPs
  * 0.0.0.0/0) and 198.51.100.1 behind the other side: reachable only through the tunnel.
  */
-async function natFullTunnel(t: Test, kinds: [NatKind, NatKind], full: 'a' | 'b') {
+async function natFullTunnel(t: Test, kinds: [NatKind, NatKind], full: 'a' | 'b', before?: (w: NatWorld) => Promise<void>) {
   const { natWorld, natConfig, relayArgs } = await import('../../src/lab/nat-world.js');
   const lab = new Lab(t);
   const w = await natWorld(lab, kinds);
+  await before?.(w);
   await lab.relay(w.relayNs, relayArgs(w));
   const [self, other] = full === 'a' ? [w.a, w.b] : [w.b, w.a];
   await lab.exec(other.ns, 'ip', ['addr', 'add', '198.51.100.1/32', 'dev', 'lo']);
@@ -68,7 +69,12 @@ async function natFullTunnel(t: Test, kinds: [NatKind, NatKind], full: 'a' | 'b'
   const fullDaemon = await lab.meshd(self.ns, lab.file(`${self.name}.conf`, conf), self.iface);
   const otherDaemon = await lab.meshd(other.ns, lab.file(`${other.name}.conf`, natConfig(w, other, self)), other.iface);
   const status = async (iface: string) =>
-    JSON.parse((await lab.cli(['status', iface, '--json'])).stdout) as { relays: { state: string }[]; peers: { path: { kind: string; via?: string }; birthday: unknown }[]; endpoints: { endpoint: string }[] };
+    JSON.parse((await lab.cli(['status', iface, '--json'])).stdout) as {
+      relays: { state: string }[];
+      peers: { path: { kind: string; via?: string }; birthday: unknown }[];
+      endpoints: { endpoint: string }[];
+      natMappingVariesByDestination: boolean | null;
+    };
   /** Both daemons' paths, birthday states and disco log lines, for a failure's diagnostics. */
   const explain = async () => {
     const lines = (d: { log: string[] }) => d.log.join('').split('\n').filter((l) => l.includes('"disco"')).join('\n');
@@ -114,5 +120,28 @@ if (!why) {
     t.equal((await lab.cli(['down', self.iface])).code, 0);
     await exited(fullDaemon);
     t.notMatch((await lab.exec(self.ns, 'ip', ['rule'])).stdout, /dport|sport|suppress_prefixlength|51820/, 'no rule left after down');
+  });
+
+  t.test("a full tunnel whose STUN mappings agree by chance: no second socket asks STUN through the tunnel", { skip: labUnavailable(['nft', 'conntrack', 'openssl']) ?? false }, async (t) => {
+    // B's data socket's two STUN mappings agree (birthday.test.ts "agree by chance"), which asks for
+    // a second opinion from a fresh socket. But B routes everything through the tunnel, and one STUN
+    // server is not a relay address: a fresh socket's requests would enter the tunnel and come back
+    // with the far side's mapping. So no fresh socket asks, and the data socket's verdict stands.
+    const { setPortBlockNat } = await import('../../src/lab/nat-world.js');
+    const { lab, w, self, status } = await natFullTunnel(t, ['eim', 'symmetric'], 'b', async (w) => {
+      await setPortBlockNat(w.lab, w.b, { first: 40000, size: 1024, pin: { stun: [w.relayAddrs[0], w.relayAddrs[1]], stunPorts: [40000, 40000], peerWan: w.a.wanAddr, sport: 51820 } });
+      const rules = `table inet stunsockets {\n  chain out {\n    type filter hook output priority 0;\n    udp dport 3478 udp sport != 51820 counter;\n  }\n}\n`;
+      const r = await w.lab.exec(w.b.ns, 'nft', ['-f', w.lab.file('b-stun.nft', rules)]);
+      if (r.code !== 0) throw new Error(`nft on B: ${r.stderr}`);
+    });
+    const told = await waitFor(async () => (await status(self.iface)).natMappingVariesByDestination !== null, 15_000, 200);
+    t.ok(told, 'B has a verdict from its data socket');
+    // A second opinion starts right after the refresh that needs it, and takes at most a STUN timeout.
+    await new Promise((r) => setTimeout(r, 4000));
+    const counted = (await lab.exec(self.ns, 'nft', ['list', 'chain', 'inet', 'stunsockets', 'out'])).stdout;
+    t.match(counted, /counter packets 0 /, 'no STUN request from any socket but the data socket');
+    t.equal((await status(self.iface)).natMappingVariesByDestination, false, "the data socket's verdict stands");
+    t.equal((await lab.exec(self.ns, 'ping', ['-c', '3', '-i', '0.3', '-W', '3', '198.51.100.1'])).code, 0, 'the tunnel carries the world');
+    t.equal((await lab.exec(w.a.ns, 'ping', ['-c', '1', '-W', '3', self.mesh4])).code, 0, 'and A reaches B');
   });
 }
