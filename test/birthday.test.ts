@@ -134,3 +134,17 @@ t.test("call-me-maybe carries the sender's NAT kind and capabilities; older ones
   odd[odd.length - 2] = 9;
   t.match(decodeDiscoMessage(odd), { nat: 'unknown' }, 'an unknown NAT code reads as unknown');
 });
+
+t.test('call-me-maybe carries fresh ports; a bad field is left out, not the message', async (t) => {
+  const candidates = [{ address: '203.0.113.1', port: 4000 }];
+  const msg = { type: 'call-me-maybe' as const, candidates, nat: 'varies' as const, caps: DISCO_CAP_BIRTHDAY };
+  t.same(decodeDiscoMessage(encodeDiscoMessage({ ...msg, fresh: [40123, 65535] })), { ...msg, fresh: [40123, 65535] });
+  t.same(decodeDiscoMessage(encodeDiscoMessage({ ...msg, fresh: [1, 2, 3, 4, 5, 6] })), { ...msg, fresh: [1, 2, 3, 4] }, 'at most four are sent');
+  const plain = encodeDiscoMessage(msg);
+  const short = Uint8Array.from([...plain, 2, 0x9c, 0x40]);
+  t.same(decodeDiscoMessage(short), msg, 'a count longer than the field: the ports are left out');
+  t.same(decodeDiscoMessage(Uint8Array.from([...plain, 9, ...new Array(18).fill(1)])), msg, 'a count past the limit');
+  t.same(decodeDiscoMessage(Uint8Array.from([...plain, 1, 0, 0])), msg, 'port 0');
+  const older = decodeDiscoMessage(encodeDiscoMessage({ ...msg, fresh: [40123] }).subarray(0, plain.length));
+  t.same(older, msg, 'cut where an older sender ends: the same message without them');
+});

@@ -21,7 +21,10 @@
 //                  receiver said it holds: a host whose relays missed a change learns it from a peer
 //   call-me-maybe  2  1 count | count × address   (the sender's candidate endpoints)
 //                  [| nat u8 (0 unknown, 1 endpoint-independent mapping, 2 varies by destination)
-//                   | caps u8 (bit 0: takes part in birthday probing, transport/birthday.ts)]
+//                   | caps u8 (bit 0: takes part in birthday probing, transport/birthday.ts)
+//                   [| fresh count u8 (at most 4) | count × port u16: ports of the sender's public
+//                      IPv4 address that a new socket of its was just mapped to, where its probing
+//                      sockets' ports lie behind a NAT that hands out ports in order]]
 //   redeem         2 16 invitation token | 18 32 the joining host's own public key
 //   redeem-result  2  1 status (0 accepted, 1 already used, 2 expired, 3 unknown)
 // Address: family u8 (4 or 6) | 4 or 16 address bytes | port u16
@@ -47,14 +50,19 @@ export const REDEEM_EXPIRED = 2;
 export const REDEEM_UNKNOWN = 3;
 /** Candidates carried at most in one call-me-maybe. */
 export const DISCO_MAX_CANDIDATES = 32;
+/** Fresh ports carried at most in one call-me-maybe. */
+export const DISCO_MAX_FRESH_PORTS = 4;
 
 export type DiscoMessage =
   /** `serial`: the sender's roster serial, in a mesh (absent from senders without one, or older ones). */
   | { type: 'ping'; txid: Uint8Array; serial?: number; padTo?: number }
   | { type: 'pong'; txid: Uint8Array; src: Endpoint | null; serial?: number }
   | { type: 'roster-delta'; delta: Uint8Array }
-  /** `nat`, `caps`: absent from older senders (then unknown, none). */
-  | { type: 'call-me-maybe'; candidates: Endpoint[]; nat?: DiscoNat; caps?: number }
+  /**
+   * `nat`, `caps`: absent from older senders (then unknown, none). `fresh`: ports at the sender's
+   * public IPv4 address mapped just now for a new socket (birthday probing's hard side); absent when none.
+   */
+  | { type: 'call-me-maybe'; candidates: Endpoint[]; nat?: DiscoNat; caps?: number; fresh?: number[] }
   | { type: 'redeem'; token: Uint8Array; newKey: Uint8Array }
   | { type: 'redeem-result'; status: number };
 
@@ -147,8 +155,10 @@ export function encodeDiscoMessage(m: DiscoMessage): Uint8Array {
       return Uint8Array.from([DISCO_REDEEM_RESULT, 0, m.status]);
     case 'call-me-maybe': {
       const c = m.candidates.slice(0, DISCO_MAX_CANDIDATES);
-      const tail = m.nat === undefined && m.caps === undefined ? [] : [NAT_CODES.indexOf(m.nat ?? 'unknown'), (m.caps ?? 0) & 0xff];
-      return Uint8Array.from([DISCO_CALL_ME_MAYBE, 0, c.length, ...c.flatMap(encodeAddr), ...tail]);
+      const fresh = (m.fresh ?? []).slice(0, DISCO_MAX_FRESH_PORTS);
+      const tail = m.nat === undefined && m.caps === undefined && fresh.length === 0 ? [] : [NAT_CODES.indexOf(m.nat ?? 'unknown'), (m.caps ?? 0) & 0xff];
+      const freshBytes = fresh.length === 0 ? [] : [fresh.length, ...fresh.flatMap((p) => [(p >> 8) & 0xff, p & 0xff])];
+      return Uint8Array.from([DISCO_CALL_ME_MAYBE, 0, c.length, ...c.flatMap(encodeAddr), ...tail, ...freshBytes]);
     }
   }
 }
@@ -180,7 +190,14 @@ export function decodeDiscoMessage(b: Uint8Array): DiscoMessage | null {
         off = a[1];
       }
       if (b[2] > DISCO_MAX_CANDIDATES || off + 2 > b.length) return { type: 'call-me-maybe', candidates };
-      return { type: 'call-me-maybe', candidates, nat: NAT_CODES[b[off]] ?? 'unknown', caps: b[off + 1] };
+      const m: DiscoMessage = { type: 'call-me-maybe', candidates, nat: NAT_CODES[b[off]] ?? 'unknown', caps: b[off + 1] };
+      off += 2;
+      // Fresh ports: a count past the limit, a port 0 or a short field is left out, not the message.
+      const n = b[off] ?? 0;
+      if (n === 0 || n > DISCO_MAX_FRESH_PORTS || off + 1 + 2 * n > b.length) return m;
+      const fresh: number[] = [];
+      for (let i = 0; i < n; i++) fresh.push((b[off + 1 + 2 * i] << 8) | b[off + 2 + 2 * i]);
+      return fresh.includes(0) ? m : { ...m, fresh };
     }
     case DISCO_REDEEM:
       if (b.length < 2 + INVITE_TOKEN_LEN + 32) return null;
