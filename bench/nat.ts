@@ -8,11 +8,13 @@
 // hole-punched direct path, one found by birthday probing, the relay), BENCH_SECONDS × BENCH_REPS
 // per pairing. BENCH_BIRTHDAY_NAT=block:FIRST:SIZE makes the hard side's router a NAT that hands
 // out only that block of ports, fully-random inside it, for every mapping (a carrier-grade NAT's
-// per-subscriber block; the default, "full", picks from 1024–65535). Writes bench/results/nat-*.json.
+// per-subscriber block; the default, "full", picks from 1024–65535); sequential:FIRST:SIZE:FLOWS one
+// that hands out FIRST, FIRST+1, … in order, and FLOWS other flows through it after the hard side's
+// STUN mappings and before the traffic (the timer starts after them). Writes bench/results/nat-*.json.
 import { Lab, labUnavailable } from '../src/lab/netns-lab.js';
 import { iperf3, machine, median as medianOf, writeResult } from './common.js';
 import type { NatKind, NatWorld } from '../src/lab/nat-world.js';
-import { natConfig, natWorld, relayArgs, setPortBlockNat } from '../src/lab/nat-world.js';
+import { natConfig, natWorld, relayArgs, setPortBlockNat, setSequentialNat } from '../src/lab/nat-world.js';
 import { controlRequest } from '../src/control/control.js';
 import type { DaemonStatus } from '../src/daemon/status.js';
 import { meetProbability } from '../src/transport/birthday.js';
@@ -25,16 +27,29 @@ const BIRTHDAY_LIMIT_MS = 15_000;
 /** The hard side's NAT in the birthday case: null for full-range fully-random, else its port block. */
 const BIRTHDAY_BLOCK = portBlock(process.env.BENCH_BIRTHDAY_NAT ?? 'full');
 
-function portBlock(spec: string): { first: number; size: number } | null {
+function portBlock(spec: string): { order: 'random' | 'sequential'; first: number; size: number; flows: number } | null {
   if (spec === 'full') return null;
-  const m = /^block:(\d+):(\d+)$/.exec(spec);
-  const first = Number(m?.[1]);
-  const size = Number(m?.[2]);
-  if (!m || first < 1024 || size < 1 || first + size - 1 > 65535) {
-    process.stderr.write(`bench: BENCH_BIRTHDAY_NAT must be "full" or "block:FIRST:SIZE" within 1024-65535, not "${spec}"\n`);
+  const m = /^(block|sequential):(\d+):(\d+)(?::(\d+))?$/.exec(spec);
+  const first = Number(m?.[2]);
+  const size = Number(m?.[3]);
+  if (!m || first < 1024 || size < 1 || first + size - 1 > 65535 || (m[1] === 'block') !== (m[4] === undefined)) {
+    process.stderr.write(`bench: BENCH_BIRTHDAY_NAT must be "full", "block:FIRST:SIZE" or "sequential:FIRST:SIZE:FLOWS" within 1024-65535, not "${spec}"\n`);
     process.exit(2);
   }
-  return { first, size };
+  return { order: m[1] === 'block' ? 'random' : 'sequential', first, size, flows: Number(m[4] ?? 0) };
+}
+
+function birthdayNatName(): string {
+  const b = BIRTHDAY_BLOCK;
+  if (!b) return 'eim ⇄ symmetric (nftables masquerade fully-random)';
+  const range = `${b.first}-${b.first + b.size - 1}`;
+  return b.order === 'random' ? `eim ⇄ symmetric (nftables masquerade fully-random within ports ${range})` : `eim ⇄ symmetric (ports ${range} in order, nftables numgen; ${b.flows} other flows after STUN)`;
+}
+
+/** The hard side's NAT as BENCH_BIRTHDAY_NAT asks, before the daemons start. */
+function birthdayNat(w: NatWorld, lab: Lab): Promise<void> {
+  const b = BIRTHDAY_BLOCK!;
+  return b.order === 'sequential' ? setSequentialNat(lab, w.b, b) : setPortBlockNat(lab, w.b, b);
 }
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const REPS = Number(process.env.BENCH_REPS ?? 2);
@@ -118,6 +133,12 @@ interface BirthdayRun {
 /** One fresh eim ⇄ symmetric world with the given budget: time to a direct path by probing (null: none in 15 s). */
 async function birthdayRun(sockets: number, probes: number): Promise<BirthdayRun> {
   return inWorld(['eim', 'symmetric'], [`HardNatSockets = ${sockets}`, `HardNatProbesPerAttempt = ${probes}`], async (w, lab, logs) => {
+    if (BIRTHDAY_BLOCK?.flows) {
+      // Other hosts behind the NAT take ports after the hard side's STUN mappings were made.
+      for (let i = 0; i < 150 && ((await controlRequest(w.b.iface, { cmd: 'status' })) as DaemonStatus).natMappingVariesByDestination !== true; i++) await new Promise((res) => setTimeout(res, 100));
+      const flows = `import socket\nfor i in range(${BIRTHDAY_BLOCK.flows}):\n  s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n  s.sendto(b'x', ('${w.relayAddrs[0]}', 9))\n  s.close()\n`;
+      await lab.exec(w.b.ns, 'python3', ['-c', flows]);
+    }
     const up = Date.now();
     // Traffic makes the peer active (probing runs only for peers with traffic on the relay).
     const pinger = lab.spawn(w.a.ns, 'ping', ['-i', '0.2', '-W', '1', w.b.mesh4]);
@@ -138,7 +159,7 @@ async function birthdayRun(sockets: number, probes: number): Promise<BirthdayRun
       process.stderr.write(`birthday: no direct path in ${BIRTHDAY_LIMIT_MS} ms; paths ${JSON.stringify(a.peers[0].path)} / ${JSON.stringify(b.peers[0].path)}; B announced ${announced}\n${logs()}\n`);
     }
     return { ms, easyProbes: a.counters.birthdayProbesSent ?? 0, hardSockets: b.counters.birthdaySocketsOpened ?? 0, attempts: a.counters.birthdayAttempts ?? 0 };
-  }, BIRTHDAY_BLOCK ? (w, lab) => setPortBlockNat(lab, w.b, BIRTHDAY_BLOCK) : undefined);
+  }, BIRTHDAY_BLOCK ? birthdayNat : undefined);
 }
 
 const pct = (sorted: number[], q: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] : null);
@@ -207,7 +228,7 @@ async function main(): Promise<void> {
     settings: { runs: RUNS, nat: 'both endpoint-independent (nftables masquerade)', measuredFrom: 'both daemons up (control sockets answering)' },
     timeToFirstDirectMs: { median, min: sorted[0], max: sorted[sorted.length - 1], all: runs.map((r) => r.ms) },
     packetCountsAtFirstDirect: runs.map((r) => ({ alice: r.a, bob: r.b })),
-    birthday: { nat: BIRTHDAY_BLOCK ? `eim ⇄ symmetric (nftables masquerade fully-random within ports ${BIRTHDAY_BLOCK.first}-${BIRTHDAY_BLOCK.first + BIRTHDAY_BLOCK.size - 1})` : 'eim ⇄ symmetric (nftables masquerade fully-random)', runsPerBudget: BIRTHDAY_RUNS, limitMs: BIRTHDAY_LIMIT_MS, budgets: birthday },
+    birthday: { nat: birthdayNatName(), runsPerBudget: BIRTHDAY_RUNS, limitMs: BIRTHDAY_LIMIT_MS, budgets: birthday },
     pathThroughput: { seconds: SECONDS, reps: REPS, paths },
   };
   process.stdout.write(JSON.stringify(result, null, 2) + '\n');

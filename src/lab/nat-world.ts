@@ -171,6 +171,31 @@ table inet filter {
   await lab.exec(h.router, 'conntrack', ['-F']);
 }
 
+/**
+ * Makes `h`'s router a symmetric NAT that hands out UDP ports in order: every new mapping, whatever
+ * its destination, takes the next port of FIRST–FIRST+SIZE−1 (a counter shared by every host behind
+ * it, as many home routers and some carrier-grade NATs do). Linux's own source NAT starts its search
+ * at a random offset; an nftables counter (`numgen inc`) through a map gives the order.
+ */
+export async function setSequentialNat(lab: Lab, h: NatHost, o: { first: number; size: number }): Promise<void> {
+  h.kind = 'symmetric';
+  const ports = Array.from({ length: o.size }, (_, i) => `${i} : ${o.first + i}`).join(', ');
+  const rules = `flush ruleset
+table ip nat {
+  chain postrouting {
+    type nat hook postrouting priority 100;
+    oifname "${h.wanDev}" meta l4proto udp snat to ${h.wanAddr} : numgen inc mod ${o.size} map { ${ports} };
+    oifname "${h.wanDev}" masquerade;
+  }
+}
+table inet filter {
+  chain input { type filter hook input priority 0; iifname "${h.wanDev}" meta l4proto udp drop; }
+}
+`;
+  await must(lab.exec(h.router, 'nft', ['-f', lab.file(`${h.router}-sequential.nft`, rules)]), `nft on ${h.router}`);
+  await lab.exec(h.router, 'conntrack', ['-F']);
+}
+
 /** Cuts (or restores) UDP between the two routers' WAN addresses, as a path failure. */
 export async function cutUdpBetweenRouters(w: NatWorld, cut: boolean): Promise<void> {
   const r = w.a.router;
