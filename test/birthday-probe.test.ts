@@ -14,8 +14,8 @@ function host(ownVaries: boolean | null) {
 
 const peer = { id: 'p1', endpoint: null } as unknown as Peer;
 
-const hardTold = { nat: { mappingVaries: true, birthday: true }, candidates: [{ address: '10.2.0.2', port: 51820 }, { address: '203.0.113.2', port: 40000 }] };
-const easyTold = { nat: { mappingVaries: false, birthday: true }, candidates: [{ address: '10.1.0.2', port: 51820 }, { address: '203.0.113.1', port: 51820 }] };
+const hardTold = { nat: { mappingVaries: true, birthday: true }, candidates: [{ address: '10.2.0.2', port: 51820 }, { address: '203.0.113.2', port: 40000 }], fresh: [] };
+const easyTold = { nat: { mappingVaries: false, birthday: true }, candidates: [{ address: '10.1.0.2', port: 51820 }, { address: '203.0.113.1', port: 51820 }], fresh: [] };
 
 /** A hard side whose attempt towards a fresh peer `id` runs with probe sockets `socks` open. */
 function hardAttempt(id: string, socks: number[]) {
@@ -76,6 +76,28 @@ t.test('easy side: the first probes go next to the ports the hard side announced
   t.notOk(pings.some((p) => Math.abs(p.port - 20000) < 3), 'not near a port announced at another address');
 });
 
+t.test('easy side: a fresh port told while probing: the probes not sent yet go nearest it, none twice, no more in all', async (t) => {
+  const { pings, h } = host(false);
+  const b = new BirthdayProber(h, DEFAULT_BIRTHDAY_LIMITS);
+  for (let now = 0; now <= 500; now += 250) b.step(peer, hardTold, now, true);
+  const before = pings.length;
+  t.ok(before > 0 && pings.every((p) => Math.abs(p.port - 40000) <= before), `first probes near the announced port: ${before}`);
+  const told = { ...hardTold, fresh: [52000] };
+  for (let now = 750; now <= 5000; now += 250) b.step(peer, told, now, true);
+  t.same(pings.slice(before, before + 4).map((p) => p.port), [52001, 51999, 52002, 51998], 'then distance 1 from the fresh port, then 2, …');
+  t.equal(pings.length, 1000, 'the attempt\'s 1,000 probes in all');
+  t.equal(new Set(pings.map((p) => p.port)).size, 1000, 'each port once');
+  t.ok(pings.slice(before).every((p) => Math.abs(p.port - 52000) <= 500), 'all the rest within ±500 of it');
+});
+
+t.test('easy side: a fresh port told before the attempt starts is its centre', async (t) => {
+  const { pings, h } = host(false);
+  const b = new BirthdayProber(h, DEFAULT_BIRTHDAY_LIMITS);
+  for (let now = 0; now <= 500; now += 250) b.step(peer, { ...hardTold, fresh: [30000] }, now, true);
+  t.same(pings.slice(0, 4).map((p) => p.port), [30001, 29999, 30002, 29998]);
+  t.notOk(pings.some((p) => p.port === 30000), 'not the fresh port itself (it maps towards a STUN server)');
+});
+
 t.test('easy side: a probe answered just after the window closed is still the attempt\'s meeting', async (t) => {
   const { pings, h } = host(false);
   const b = new BirthdayProber(h, DEFAULT_BIRTHDAY_LIMITS);
@@ -134,7 +156,7 @@ t.test('no attempt for two hard sides, two easy ones, an unknown NAT, or a peer 
     [false, easyTold, /neither/],
     [null, hardTold, /not known/],
     [false, { ...hardTold, nat: { mappingVaries: true, birthday: false } }, /older meshd/],
-    [false, { nat: null, candidates: [] }, /has not said/],
+    [false, { nat: null, candidates: [], fresh: [] }, /has not said/],
   ] as const) {
     const { pings, events, h } = host(own);
     const b = new BirthdayProber(h, DEFAULT_BIRTHDAY_LIMITS);

@@ -244,3 +244,30 @@ t.test('birthday probing: a relay that drops mid-attempt is not a direct path; t
   run(p, da, db, net, 4000);
   t.equal(state().state, 'backing-off', 'the window passed without a meeting: a miss, with the quick retry');
 });
+
+t.test('birthday probing: the hard side tells a fresh port over the relay, and the easy side probes beside it next', async (t) => {
+  const p = makePair();
+  p.a.setEndpoint(p.peerOfA, null);
+  p.b.setEndpoint(p.peerOfB, null);
+  const net: Net = { udpUp: false, delivered: 0 };
+  const da = new Discovery(p.a, () => [{ address: '203.0.113.1', port: 51820 }], () => true);
+  const db = new Discovery(p.b, () => [{ address: '203.0.113.2', port: 40000 }], () => true);
+  da.ownNat = () => false;
+  db.ownNat = () => true;
+  for (const d of [da, db]) d.enableBirthday({ sockets: 8, probes: 100, windowMs: 5000, hourlyBudget: 10_000, firstRetryMs: 2000, backoffMs: 30_000, maxBackoffMs: 60_000 });
+  for (let i = 0; i < 100 && da.birthday!.statusOf(p.peerOfA).state !== 'probing'; i++) run(p, da, db, net, 100);
+  t.equal(da.birthday!.statusOf(p.peerOfA).state, 'probing');
+  db.announceFreshPort(p.peerOfB, 52000);
+  const told = db.out.find((m) => m.to === null);
+  t.ok(told, 'a call-me-maybe goes out at once, over the relay');
+  wire(p, da, db, net);
+  const probes: number[] = [];
+  for (let i = 0; i < 10; i++) {
+    p.clock.advance(100);
+    da.tick();
+    db.tick();
+    for (const m of da.out) if (m.to && !m.to.relay && m.to.address === '203.0.113.2') probes.push(m.to.port);
+    wire(p, da, db, net);
+  }
+  t.same(probes.slice(0, 4), [52001, 51999, 52002, 51998], "A's next probes go beside the fresh port");
+});

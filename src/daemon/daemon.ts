@@ -821,6 +821,15 @@ export class Daemon {
       }
       case 'birthday-open':
         this.log.info({ component: 'disco', peer: name, sockets: e.count }, 'birthday probing: opening sockets towards the peer');
+        // Beside them, a fresh socket's port at our public address, told to the peer: behind a NAT
+        // that hands out ports in order, the sockets' ports lie next to it (docs/birthday.md).
+        void this.stun.freshPort().then((port) => {
+          const p = this.device.peers.get(e.peerId);
+          if (port === null || this.stopped || !p) return;
+          this.log.info({ component: 'disco', peer: name, port }, 'birthday probing: telling the peer where a fresh socket of ours was mapped');
+          this.discovery.announceFreshPort(p, port);
+          this.flush();
+        });
         // With a default route through the tunnel, the sockets' traffic to the peer must not enter it.
         void this.routes.bypassPeer(e.peerId, e.target).then(() => this.birthdaySocks.open(e.peerId, e.count)).then((ids) => {
           const p = this.device.peers.get(e.peerId);

@@ -3,7 +3,8 @@
 // what each side sends; discovery seals the pings; the daemon opens and closes the hard side's
 // extra sockets when told to (DiscoEvent 'birthday-open' / 'birthday-keep' / 'birthday-close').
 //  - easy side: pings from its data socket to `probes` distinct ports of the hard side's public
-//    IPv4 address, nearest the ports it announced first (probePorts), spread over the window.
+//    IPv4 address, nearest the ports it announced first (probePorts), or the fresh port it tells
+//    us once its attempt runs (recentre), spread over the window.
 //  - hard side: `sockets` extra sockets, each pinging the easy side's public endpoint once at once
 //    (its NAT maps each to a new random port, open towards exactly that endpoint).
 // A pong is a direct path as any other (discovery makes it the peer's endpoint; on the hard side that
@@ -30,6 +31,8 @@ export interface BirthdayHost {
 export interface PeerAnnouncement {
   nat: NatInfo | null;
   candidates: readonly Endpoint[];
+  /** Ports at its public IPv4 address a new socket of its was mapped to just now (hard side). */
+  fresh: readonly number[];
 }
 
 export interface BirthdayPeerStatus {
@@ -47,9 +50,10 @@ export interface BirthdayPeerStatus {
 interface PeerProbe {
   plan: BirthdayPlan | null;
   running: boolean;
-  /** Easy side: the attempt's ports, in sending order, and how many went. */
+  /** Easy side: the attempt's ports, in sending order, and how many went; the ports they centre on. */
   ports: number[];
   sent: number;
+  centres: number[];
   /** Easy side: the hard side's public IPv4 address; hard side: the easy side's public endpoint. */
   target: Endpoint | null;
   /**
@@ -106,7 +110,7 @@ export class BirthdayProber {
   private probeOf(peer: Peer): PeerProbe {
     let p = this.peers.get(peer.id);
     if (!p) {
-      p = { plan: null, running: false, ports: [], sent: 0, target: null, socks: [], heard: new Set(), kept: [], metAtMs: -Infinity, probed: new Set(), met: null, why: null, relayedSinceMs: -Infinity, lastStepMs: -Infinity };
+      p = { plan: null, running: false, ports: [], sent: 0, centres: [], target: null, socks: [], heard: new Set(), kept: [], metAtMs: -Infinity, probed: new Set(), met: null, why: null, relayedSinceMs: -Infinity, lastStepMs: -Infinity };
       this.peers.set(peer.id, p);
     }
     return p;
@@ -152,7 +156,10 @@ export class BirthdayProber {
         return this.stop(peer, p, nowMs, true); // a direct path appeared (another)
       }
       if (!plan.active(nowMs)) return this.stop(peer, p, nowMs, false);
-      if (plan.role === 'easy') this.sendProbes(peer, p, plan.take(nowMs));
+      if (plan.role === 'easy') {
+        this.recentre(p, told);
+        this.sendProbes(peer, p, plan.take(nowMs));
+      }
       return;
     }
     if (!relayed) {
@@ -188,9 +195,11 @@ export class BirthdayProber {
     p.target = target;
     this.counters.attempts++;
     if (plan.role === 'easy') {
-      // Nearest the ports the peer announced at that address first (both STUN mappings).
+      // Nearest the ports the peer announced at that address first (both STUN mappings), or the
+      // fresh port it told us (recentre).
       const announced = told.candidates.filter((c) => c.address === target.address).map((c) => c.port);
-      p.ports = probePorts(this.limits.probes, announced, randomInt);
+      p.centres = told.fresh.length > 0 ? [...told.fresh] : announced;
+      p.ports = probePorts(this.limits.probes, p.centres, randomInt);
       p.sent = 0;
       this.sendProbes(peer, p, plan.take(nowMs));
     } else {
@@ -312,6 +321,20 @@ export class BirthdayProber {
     const p = this.peers.get(peerId);
     if (p && (p.socks.length > 0 || p.kept.length > 0)) this.host.event({ type: 'birthday-close', peerId });
     this.peers.delete(peerId);
+  }
+
+  /**
+   * Easy side, while probing: the hard side told us a fresh port (a new socket's mapping, taken as
+   * its attempt started). Behind a NAT that hands out ports in order, its probing sockets' ports lie
+   * just beside that one, however far the announced STUN ports are by now: the probes not sent yet
+   * go nearest it first. Behind one that picks at random, near it is as good as anywhere.
+   */
+  private recentre(p: PeerProbe, told: PeerAnnouncement): void {
+    if (told.fresh.length === 0 || told.fresh.every((port) => p.centres.includes(port))) return;
+    p.centres = [...told.fresh];
+    const left = p.ports.length - p.sent;
+    const next = probePorts(this.limits.probes, p.centres, randomInt).filter((port) => !p.probed.has(port));
+    p.ports = [...p.ports.slice(0, p.sent), ...next.slice(0, left)];
   }
 
   private sendProbes(peer: Peer, p: PeerProbe, n: number): void {

@@ -58,6 +58,11 @@ export const ACTIVE_WINDOW_MS = 45_000;
  *  watched as soon as they have traffic, a message or packets waiting). */
 export const FULL_SCAN_MS = 10_000;
 export const PING_TIMEOUT_MS = 5_000;
+/**
+ * How long call-me-maybes carry a fresh port (announceFreshPort): an attempt's probing window is 5 s,
+ * and a NAT that hands out ports in order has moved on after that.
+ */
+export const FRESH_PORT_TTL_MS = 6000;
 /** Answering a call-me-maybe with our own at most this often per peer. */
 export const CALL_ME_MAYBE_MIN_INTERVAL_MS = 1_000;
 /** A new path replaces a confirmed one only when its RTT is below this fraction of the old one's. */
@@ -150,6 +155,8 @@ export class Discovery {
   private nextFullScanMs = -Infinity;
   /** Candidates with a deferred punch-back, so the tick need not look at every candidate. */
   private punchBacksDue = 0;
+  /** The latest fresh port of ours (announceFreshPort), and when it was mapped. */
+  private freshPort: { port: number; atMs: number } | null = null;
 
   constructor(
     private readonly dev: Device,
@@ -210,6 +217,7 @@ export class Discovery {
           st.told = {
             nat: msg.nat === undefined ? null : { mappingVaries: varies, birthday: ((msg.caps ?? 0) & DISCO_CAP_BIRTHDAY) !== 0 },
             candidates: msg.candidates,
+            fresh: msg.fresh ?? [],
           };
         }
         // Answer with our own candidates when this one told us something new (so both sides
@@ -342,6 +350,18 @@ export class Discovery {
     this.birthday?.socketsReady(peer, socks);
   }
 
+  /**
+   * Hard side: a new socket of ours was just mapped to `port` of our public address (a STUN answer
+   * from a fresh socket as an attempt starts). Tells the peer at once, and in every call-me-maybe
+   * for FRESH_PORT_TTL_MS: behind a NAT that hands out ports in order, the probing sockets' ports
+   * lie beside it, and the easy side probes there first.
+   */
+  announceFreshPort(peer: Peer, port: number): void {
+    const now = this.dev.clock.now();
+    this.freshPort = { port, atMs: now };
+    this.sendCallMeMaybe(peer, this.stateOf(peer), now);
+  }
+
   /** Forgets keys and candidates (after our private key changed). */
   reset(): void {
     for (const id of this.state.keys()) this.birthday?.forget(id);
@@ -419,7 +439,8 @@ export class Discovery {
   private sendCallMeMaybe(peer: Peer, st: PeerDisco, now: number): void {
     st.lastCallMeMaybeSentMs = now;
     const nat = this.ownNat();
-    this.send(peer, { type: 'call-me-maybe', candidates: this.ownCandidates(), nat: nat === null ? 'unknown' : nat ? 'varies' : 'independent', caps: this.birthday ? DISCO_CAP_BIRTHDAY : 0 }, null);
+    const fresh = this.freshPort && now - this.freshPort.atMs < FRESH_PORT_TTL_MS ? [this.freshPort.port] : undefined;
+    this.send(peer, { type: 'call-me-maybe', candidates: this.ownCandidates(), nat: nat === null ? 'unknown' : nat ? 'varies' : 'independent', caps: this.birthday ? DISCO_CAP_BIRTHDAY : 0, fresh }, null);
   }
 
   /** `probe`: a path MTU probe of that size (the datagram is as long as a data packet carrying it). */
@@ -513,7 +534,7 @@ export class Discovery {
         lastHeartbeatMs: -Infinity,
         bestRttMs: null,
         pmtu: null,
-        told: { nat: null, candidates: [] },
+        told: { nat: null, candidates: [], fresh: [] },
       };
       this.state.set(peer.id, st);
     }

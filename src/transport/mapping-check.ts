@@ -1,4 +1,4 @@
-// A second opinion on the NAT's mapping behaviour, from a throwaway socket.
+// A second opinion on the NAT's mapping behaviour, and a fresh mapping, from a throwaway socket.
 //
 // The data socket's two STUN mappings tell an endpoint-independent NAT (same public port towards
 // both servers) from a symmetric one (a new port per destination). A symmetric NAT that hands out
@@ -10,7 +10,7 @@
 import { createSocket, type Socket } from 'node:dgram';
 import type { Endpoint } from '../tunnel/endpoint.js';
 import { mappingVaries } from './endpoints.js';
-import { StunProber } from './stun-client.js';
+import { StunProber, type StunResult } from './stun-client.js';
 
 /**
  * One binding request to each server from a new UDP socket on an ephemeral port, closed after;
@@ -19,7 +19,25 @@ import { StunProber } from './stun-client.js';
  */
 export async function mappingVariesFromFreshSocket(servers: readonly { name: string; ep: Endpoint }[], timeoutMs: number, signal?: AbortSignal): Promise<boolean | null> {
   const v4 = servers.filter((s) => !s.ep.address.includes(':'));
-  if (v4.length < 2 || signal?.aborted) return null;
+  if (v4.length < 2) return null;
+  const results = await fromFreshSocket(v4, timeoutMs, signal);
+  return results === null ? null : mappingVaries(results);
+}
+
+/**
+ * The public endpoint a new UDP socket is mapped to towards `server` (one binding request from an
+ * ephemeral port, the socket closed after); null without an answer within `timeoutMs`. Birthday
+ * probing's hard side asks as an attempt starts: behind a NAT that hands out ports in order, its
+ * probing sockets' ports lie just beside this one (docs/birthday.md).
+ */
+export async function freshSocketMapping(server: { name: string; ep: Endpoint }, timeoutMs: number, signal?: AbortSignal): Promise<Endpoint | null> {
+  const results = await fromFreshSocket([server], timeoutMs, signal);
+  return results?.[0]?.mapped ?? null;
+}
+
+/** One binding request to each server from a new socket, closed after; null: no socket, or stopped. */
+async function fromFreshSocket(servers: readonly { name: string; ep: Endpoint }[], timeoutMs: number, signal?: AbortSignal): Promise<StunResult[] | null> {
+  if (signal?.aborted) return null;
   const prober = new StunProber();
   const sock: Socket = createSocket('udp4');
   sock.on('message', (m) => void prober.onDatagram(m));
@@ -40,8 +58,7 @@ export async function mappingVariesFromFreshSocket(servers: readonly { name: str
     const send = (data: Uint8Array, to: Endpoint) => sock.send(data, to.port, to.address);
     // The daemon stopping (signal) ends the check at once: the socket closes below.
     const stopped = new Promise<null>((resolve) => signal?.addEventListener('abort', () => resolve(null), { once: true }));
-    const results = await Promise.race([Promise.all(v4.map((s) => prober.probe(s.ep, s.name, send, timeoutMs))), stopped]);
-    return results === null ? null : mappingVaries(results);
+    return await Promise.race([Promise.all(servers.map((s) => prober.probe(s.ep, s.name, send, timeoutMs))), stopped]);
   } finally {
     prober.cancelAll();
     sock.close();

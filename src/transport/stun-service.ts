@@ -7,7 +7,8 @@ import type { Endpoint } from '../tunnel/endpoint.js';
 import { OwnEndpoints } from './endpoints.js';
 import type { NetworkWatch } from './network-watch.js';
 import { StunProber, type StunResult } from './stun-client.js';
-import { mappingVariesFromFreshSocket } from './mapping-check.js';
+import { freshSocketMapping, mappingVariesFromFreshSocket } from './mapping-check.js';
+import { publicV4 } from './birthday-probe.js';
 
 /** STUN refresh: often enough to notice a NAT rebinding well before UDP conntrack (30 s) forgets us. */
 export const STUN_REFRESH_MS = 20_000;
@@ -95,6 +96,23 @@ export class StunService {
     }
     // Call-me-maybe says what NAT we are behind: a changed verdict goes out as candidates do.
     if (await this.secondOpinion()) this.onCandidatesChanged();
+  }
+
+  /**
+   * Birthday probing's hard side, as an attempt starts: the port of our public IPv4 address a new
+   * socket is mapped to (one STUN request from a fresh socket, mapping-check.ts). Null without an
+   * answer, when the socket's requests would enter the tunnel, when the routes changed meanwhile, or
+   * when it maps to another address than the data socket's.
+   */
+  async freshPort(): Promise<number | null> {
+    const server = this.servers.find((s) => !s.ep.address.includes(':'));
+    const own = publicV4(this.own.candidates());
+    if (!server || !own) return null;
+    const routes = this.freshSocketRoute([server.ep.address]);
+    if (routes === null) return null;
+    const mapped = await freshSocketMapping(server, STUN_TIMEOUT_MS, this.stopped.signal);
+    if (!mapped || mapped.address !== own.address || this.freshSocketRoute([server.ep.address]) !== routes) return null;
+    return mapped.port;
   }
 
   /**

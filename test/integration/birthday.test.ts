@@ -6,7 +6,7 @@
 import t, { type Test } from 'tap';
 import { Lab, labUnavailable, sleep, waitFor } from '../helpers/lab.js';
 import { transfer } from '../helpers/two-hosts.js';
-import { natConfig, natWorld, relayArgs, setPortBlockNat, type NatKind, type NatWorld } from '../../src/lab/nat-world.js';
+import { natConfig, natWorld, relayArgs, setPortBlockNat, setSequentialNat, type NatKind, type NatWorld } from '../../src/lab/nat-world.js';
 import { DEFAULT_BIRTHDAY_LIMITS } from '../../src/transport/birthday.js';
 
 const why = labUnavailable(['nft', 'conntrack', 'openssl', 'ping']);
@@ -158,6 +158,32 @@ else {
     t.ok(met.ok, `direct via birthday probing on both sides (${met.how}); A ${JSON.stringify(a.peers[0].path)}, B ${JSON.stringify(b.peers[0].path)}\n${met.ok ? '' : discoLogs(w)}`);
     const nc = JSON.parse((await w.lab.cli(['netcheck', '-i', w.b.iface, '--json'])).stdout) as { natMappingVariesByDestination: boolean | null };
     t.equal(nc.natMappingVariesByDestination, true, 'meshd netcheck says so too');
+  });
+
+  t.test('a NAT that hands out ports in order, moved on since STUN: a fresh port tells the easy side where to probe', async (t) => {
+    // B's router gives every new mapping the next port from 20000. B's STUN mappings take the first
+    // ones; then 3,000 other flows from B's network move the counter on, and only then can B reach
+    // the relay (its TCP is refused until then), so no attempt runs before. B's probing sockets get
+    // ports past 22000, farther from the announced ones than the easy side's 1,000 probes reach. As
+    // its attempt starts B asks STUN from a fresh socket, tells A that port, and A probes beside it.
+    const w = await world(t, ['eim', 'symmetric'], [], async (w) => {
+      await setSequentialNat(w.lab, w.b, { first: 20000, size: 8192 });
+      const rules = `table inet norelay {\n  chain forward {\n    type filter hook forward priority -5;\n    iifname "${w.b.lanDev}" meta l4proto tcp reject with tcp reset;\n  }\n}\n`;
+      const r = await w.lab.exec(w.b.router, 'nft', ['-f', w.lab.file('b-norelay.nft', rules)]);
+      if (r.code !== 0) throw new Error(`nft on B's router: ${r.stderr}`);
+    });
+    const varies = await waitFor(async () => (await status(w, w.b.iface)).natMappingVariesByDestination === true, 15_000, 200);
+    t.ok(varies, 'B knows its mapping varies by destination');
+    const flows = `import socket\nfor i in range(3000):\n  s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n  s.sendto(b'x', ('${w.relayAddrs[0]}', 9))\n  s.close()\n`;
+    t.equal((await w.lab.exec(w.b.ns, 'python3', ['-c', flows])).code, 0, "3,000 other flows through B's NAT");
+    t.equal((await status(w, w.b.iface)).peers[0].birthday?.attempts ?? 0, 0, 'no attempt yet (B has no relay)');
+    t.equal((await w.lab.exec(w.b.router, 'nft', ['delete', 'table', 'inet', 'norelay'])).code, 0, 'B may reach the relay now');
+    const met = await untilMet(w);
+    t.ok(met.ok, `direct via birthday probing (${met.how})\n${met.ok ? '' : discoLogs(w)}`);
+    const told = w.logs.b.join('').split('\n').find((l) => l.includes('where a fresh socket of ours was mapped'));
+    const port = Number(/"port":(\d+)/.exec(told ?? '')?.[1]);
+    t.ok(port >= 22000, `B told A a fresh port past the flows (some of them reuse a source port): ${told}`);
+    t.equal((await status(w, w.a.iface)).peers[0].birthday?.attempts, 1, 'on the first attempt');
   });
 
   t.test('FwMark: the probing sockets mark their packets as the data socket does', async (t) => {
