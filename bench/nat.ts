@@ -10,7 +10,9 @@
 // out only that block of ports, fully-random inside it, for every mapping (a carrier-grade NAT's
 // per-subscriber block; the default, "full", picks from 1024–65535); sequential:FIRST:SIZE:FLOWS one
 // that hands out FIRST, FIRST+1, … in order, and FLOWS other flows through it after the hard side's
-// STUN mappings and before the traffic (the timer starts after them). Writes bench/results/nat-*.json.
+// STUN mappings and before the hard side may reach the relay (no attempt runs before; the timer
+// starts after them). BENCH_MESHD_BIN runs another tree's daemons (an A/B of two commits).
+// Writes bench/results/nat-*.json.
 import { Lab, labUnavailable } from '../src/lab/netns-lab.js';
 import { iperf3, machine, median as medianOf, writeResult } from './common.js';
 import type { NatKind, NatWorld } from '../src/lab/nat-world.js';
@@ -47,9 +49,18 @@ function birthdayNatName(): string {
 }
 
 /** The hard side's NAT as BENCH_BIRTHDAY_NAT asks, before the daemons start. */
-function birthdayNat(w: NatWorld, lab: Lab): Promise<void> {
+async function birthdayNat(w: NatWorld, lab: Lab): Promise<void> {
   const b = BIRTHDAY_BLOCK!;
-  return b.order === 'sequential' ? setSequentialNat(lab, w.b, b) : setPortBlockNat(lab, w.b, b);
+  if (b.order === 'random') return setPortBlockNat(lab, w.b, b);
+  await setSequentialNat(lab, w.b, b);
+  if (b.flows > 0) await holdRelay(w, lab, true);
+}
+
+/** Refuses (or lets through again) the hard side's TCP, so it cannot reach the relay: no attempt runs. */
+async function holdRelay(w: NatWorld, lab: Lab, hold: boolean): Promise<void> {
+  const rules = `table inet norelay {\n  chain forward {\n    type filter hook forward priority -5;\n    iifname "${w.b.lanDev}" meta l4proto tcp reject with tcp reset;\n  }\n}\n`;
+  const r = hold ? await lab.exec(w.b.router, 'nft', ['-f', lab.file('b-norelay.nft', rules)]) : await lab.exec(w.b.router, 'nft', ['delete', 'table', 'inet', 'norelay']);
+  if (r.code !== 0) throw new Error(`nft on the hard side's router: ${r.stderr}`);
 }
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const REPS = Number(process.env.BENCH_REPS ?? 2);
@@ -75,8 +86,9 @@ async function inWorld<T>(
     const w = await natWorld(lab, pairing);
     await before?.(w, lab);
     await lab.relay(w.relayNs, relayArgs(w));
-    const a = await lab.meshd(w.a.ns, lab.file('a.conf', natConfig(w, w.a, w.b, extra)), w.a.iface);
-    const b = await lab.meshd(w.b.ns, lab.file('b.conf', natConfig(w, w.b, w.a, extra)), w.b.iface);
+    const env: Record<string, string> = process.env.BENCH_MESHD_BIN ? { MESHD_BIN: process.env.BENCH_MESHD_BIN } : {};
+    const a = await lab.meshd(w.a.ns, lab.file('a.conf', natConfig(w, w.a, w.b, extra)), w.a.iface, env);
+    const b = await lab.meshd(w.b.ns, lab.file('b.conf', natConfig(w, w.b, w.a, extra)), w.b.iface, env);
     // Both daemons' disco and path log lines, for a run that did not end as it should.
     const logs = () =>
       ([['A (easy side)', a], ['B', b]] as const)
@@ -138,6 +150,7 @@ async function birthdayRun(sockets: number, probes: number): Promise<BirthdayRun
       for (let i = 0; i < 150 && ((await controlRequest(w.b.iface, { cmd: 'status' })) as DaemonStatus).natMappingVariesByDestination !== true; i++) await new Promise((res) => setTimeout(res, 100));
       const flows = `import socket\nfor i in range(${BIRTHDAY_BLOCK.flows}):\n  s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n  s.sendto(b'x', ('${w.relayAddrs[0]}', 9))\n  s.close()\n`;
       await lab.exec(w.b.ns, 'python3', ['-c', flows]);
+      await holdRelay(w, lab, false);
     }
     const up = Date.now();
     // Traffic makes the peer active (probing runs only for peers with traffic on the relay).
