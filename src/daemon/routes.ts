@@ -75,15 +75,17 @@ export class RouteTable {
 
   /** Counts the starts and ends of default-route policy changes (install, removal). */
   private policyChanges = 0;
+  /** Policy changes under way now. */
+  private policyChanging = 0;
 
-  /** Whether a default route through the tunnel is installed or being installed or removed. */
+  /** Whether a default route through the tunnel is installed, or being installed or removed. */
   get hasDefaultRoute(): boolean {
-    return this.policy !== null || this.policyChanges % 2 === 1;
+    return this.policy !== null || this.policyChanging > 0;
   }
 
   /**
    * Moves on at the start and at the end of every change of the default-route policy: two reads
-   * that agree mean no change began or ended between them (and none was under way, when the count is even).
+   * that agree mean no change began or ended between them.
    */
   get policyEpoch(): number {
     return this.policyChanges;
@@ -91,9 +93,11 @@ export class RouteTable {
 
   private async changingPolicy(step: () => Promise<void>): Promise<void> {
     this.policyChanges++;
+    this.policyChanging++;
     try {
       await step();
     } finally {
+      this.policyChanging--;
       this.policyChanges++;
     }
   }
