@@ -16,7 +16,7 @@
 import { Lab, labUnavailable } from '../src/lab/netns-lab.js';
 import { iperf3, machine, median as medianOf, writeResult } from './common.js';
 import type { NatKind, NatWorld } from '../src/lab/nat-world.js';
-import { natConfig, natWorld, relayArgs, setPortBlockNat, setSequentialNat } from '../src/lab/nat-world.js';
+import { holdOffRelay, natConfig, natWorld, otherFlows, relayArgs, setPortBlockNat, setSequentialNat } from '../src/lab/nat-world.js';
 import { controlRequest } from '../src/control/control.js';
 import type { DaemonStatus } from '../src/daemon/status.js';
 import { meetProbability } from '../src/transport/birthday.js';
@@ -53,15 +53,9 @@ async function birthdayNat(w: NatWorld, lab: Lab): Promise<void> {
   const b = BIRTHDAY_BLOCK!;
   if (b.order === 'random') return setPortBlockNat(lab, w.b, b);
   await setSequentialNat(lab, w.b, b);
-  if (b.flows > 0) await holdRelay(w, lab, true);
+  if (b.flows > 0) await holdOffRelay(lab, w.b, true);
 }
 
-/** Refuses (or lets through again) the hard side's TCP, so it cannot reach the relay: no attempt runs. */
-async function holdRelay(w: NatWorld, lab: Lab, hold: boolean): Promise<void> {
-  const rules = `table inet norelay {\n  chain forward {\n    type filter hook forward priority -5;\n    iifname "${w.b.lanDev}" meta l4proto tcp reject with tcp reset;\n  }\n}\n`;
-  const r = hold ? await lab.exec(w.b.router, 'nft', ['-f', lab.file('b-norelay.nft', rules)]) : await lab.exec(w.b.router, 'nft', ['delete', 'table', 'inet', 'norelay']);
-  if (r.code !== 0) throw new Error(`nft on the hard side's router: ${r.stderr}`);
-}
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const REPS = Number(process.env.BENCH_REPS ?? 2);
 const PATH_PAIRINGS: { pairing: [NatKind, NatKind]; via: string }[] = [
@@ -148,9 +142,8 @@ async function birthdayRun(sockets: number, probes: number): Promise<BirthdayRun
     if (BIRTHDAY_BLOCK?.flows) {
       // Other hosts behind the NAT take ports after the hard side's STUN mappings were made.
       for (let i = 0; i < 150 && ((await controlRequest(w.b.iface, { cmd: 'status' })) as DaemonStatus).natMappingVariesByDestination !== true; i++) await new Promise((res) => setTimeout(res, 100));
-      const flows = `import socket\nfor i in range(${BIRTHDAY_BLOCK.flows}):\n  s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n  s.sendto(b'x', ('${w.relayAddrs[0]}', 9))\n  s.close()\n`;
-      await lab.exec(w.b.ns, 'python3', ['-c', flows]);
-      await holdRelay(w, lab, false);
+      await otherFlows(lab, w.b, w.relayAddrs[0], BIRTHDAY_BLOCK.flows);
+      await holdOffRelay(lab, w.b, false);
     }
     const up = Date.now();
     // Traffic makes the peer active (probing runs only for peers with traffic on the relay).

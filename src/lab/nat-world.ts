@@ -196,6 +196,21 @@ table inet filter {
   await lab.exec(h.router, 'conntrack', ['-F']);
 }
 
+/**
+ * Refuses (or lets through again) TCP from `h`'s network at its router: `h` cannot reach the relay,
+ * so it is never relayed and no birthday attempt runs, while its UDP (STUN) passes.
+ */
+export async function holdOffRelay(lab: Lab, h: NatHost, hold: boolean): Promise<void> {
+  const rules = `table inet norelay {\n  chain forward {\n    type filter hook forward priority -5;\n    iifname "${h.lanDev}" meta l4proto tcp reject with tcp reset;\n  }\n}\n`;
+  await must(hold ? lab.exec(h.router, 'nft', ['-f', lab.file(`${h.router}-norelay.nft`, rules)]) : lab.exec(h.router, 'nft', ['delete', 'table', 'inet', 'norelay']), `nft on ${h.router}`);
+}
+
+/** `count` one-datagram UDP flows from `h`, each from a new socket, to port 9 of `to`: each takes a mapping in `h`'s NAT. */
+export async function otherFlows(lab: Lab, h: NatHost, to: string, count: number): Promise<void> {
+  const script = `import socket\nfor i in range(${count}):\n  s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n  s.sendto(b'x', ('${to}', 9))\n  s.close()\n`;
+  await must(lab.exec(h.ns, 'python3', ['-c', script]), `python3 in ${h.ns}`);
+}
+
 /** Cuts (or restores) UDP between the two routers' WAN addresses, as a path failure. */
 export async function cutUdpBetweenRouters(w: NatWorld, cut: boolean): Promise<void> {
   const r = w.a.router;

@@ -6,7 +6,7 @@
 import t, { type Test } from 'tap';
 import { Lab, labUnavailable, sleep, waitFor } from '../helpers/lab.js';
 import { transfer } from '../helpers/two-hosts.js';
-import { natConfig, natWorld, relayArgs, setPortBlockNat, setSequentialNat, type NatKind, type NatWorld } from '../../src/lab/nat-world.js';
+import { holdOffRelay, natConfig, natWorld, otherFlows, relayArgs, setPortBlockNat, setSequentialNat, type NatKind, type NatWorld } from '../../src/lab/nat-world.js';
 import { DEFAULT_BIRTHDAY_LIMITS } from '../../src/transport/birthday.js';
 
 const why = labUnavailable(['nft', 'conntrack', 'openssl', 'ping']);
@@ -168,16 +168,15 @@ else {
     // its attempt starts B asks STUN from a fresh socket, tells A that port, and A probes beside it.
     const w = await world(t, ['eim', 'symmetric'], [], async (w) => {
       await setSequentialNat(w.lab, w.b, { first: 20000, size: 8192 });
-      const rules = `table inet norelay {\n  chain forward {\n    type filter hook forward priority -5;\n    iifname "${w.b.lanDev}" meta l4proto tcp reject with tcp reset;\n  }\n}\n`;
-      const r = await w.lab.exec(w.b.router, 'nft', ['-f', w.lab.file('b-norelay.nft', rules)]);
-      if (r.code !== 0) throw new Error(`nft on B's router: ${r.stderr}`);
+      await holdOffRelay(w.lab, w.b, true);
     });
     const varies = await waitFor(async () => (await status(w, w.b.iface)).natMappingVariesByDestination === true, 15_000, 200);
     t.ok(varies, 'B knows its mapping varies by destination');
-    const flows = `import socket\nfor i in range(3000):\n  s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n  s.sendto(b'x', ('${w.relayAddrs[0]}', 9))\n  s.close()\n`;
-    t.equal((await w.lab.exec(w.b.ns, 'python3', ['-c', flows])).code, 0, "3,000 other flows through B's NAT");
+    await otherFlows(w.lab, w.b, w.relayAddrs[0], 3000);
+    t.pass("3,000 other flows through B's NAT");
     t.equal((await status(w, w.b.iface)).peers[0].birthday?.attempts ?? 0, 0, 'no attempt yet (B has no relay)');
-    t.equal((await w.lab.exec(w.b.router, 'nft', ['delete', 'table', 'inet', 'norelay'])).code, 0, 'B may reach the relay now');
+    await holdOffRelay(w.lab, w.b, false);
+    t.pass('B may reach the relay now');
     const met = await untilMet(w);
     t.ok(met.ok, `direct via birthday probing (${met.how})\n${met.ok ? '' : discoLogs(w)}`);
     const told = w.logs.b.join('').split('\n').find((l) => l.includes('where a fresh socket of ours was mapped'));
