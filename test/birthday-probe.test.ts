@@ -2,7 +2,7 @@
 // are kept and close, and that nothing runs for pairs that cannot meet.
 import t from 'tap';
 import { BirthdayProber, REVIVE_GRACE_MS, publicV4, type BirthdayEvent } from '../src/transport/birthday-probe.js';
-import { DEFAULT_BIRTHDAY_LIMITS } from '../src/transport/birthday.js';
+import { DEFAULT_BIRTHDAY_LIMITS, STAGGER_PROBES, SWEEP_PROBES, pairedPorts } from '../src/transport/birthday.js';
 import type { Endpoint } from '../src/tunnel/endpoint.js';
 import type { Peer } from '../src/tunnel/peer.js';
 
@@ -295,4 +295,80 @@ t.test('hard side: the easy side met on one of our sockets and its data came the
   t.same(ev4.slice(1), [{ type: 'birthday-close', peerId: 'p8' }]);
   t.notOk(e.found(v, v.endpoint));
   t.equal(e.counters.successes, 0);
+});
+
+/** A side behind a symmetric NAT that counts its ports up, towards a peer behind another. */
+function countingHost(ownKeyFirst: boolean) {
+  const pings: Endpoint[] = [];
+  const events: BirthdayEvent[] = [];
+  let fresh: { port: number; atMs: number } | null = null;
+  const h = {
+    ping: (_: Peer, to: Endpoint) => void pings.push(to),
+    event: (e: BirthdayEvent) => void events.push(e),
+    ownMappingVaries: () => true,
+    ownPortsInOrder: () => true,
+    ownFresh: () => fresh,
+    ownKeyFirst: () => ownKeyFirst,
+  };
+  return { pings, events, h, setFresh: (port: number, atMs: number) => void (fresh = { port, atMs }) };
+}
+
+const countingTold = (fresh: number[], freshAtMs?: number) => ({
+  nat: { mappingVaries: true, birthday: true, inOrder: true },
+  candidates: [{ address: '10.2.0.2', port: 51820 }, { address: '203.0.113.2', port: 40000 }],
+  fresh,
+  freshAtMs,
+});
+
+t.test('both hard, counting NATs: each takes a fresh port, then sends every probe at once from its data socket; a pong from one is the meeting', async (t) => {
+  const { pings, events, h, setFresh } = countingHost(true);
+  const b = new BirthdayProber(h, DEFAULT_BIRTHDAY_LIMITS);
+  const q = { id: 'p9', endpoint: null } as unknown as Peer;
+  b.step(q, countingTold([]), 0, true);
+  t.same(events, [{ type: 'birthday-fresh', peerId: 'p9' }], 'the attempt asks for a fresh port of ours');
+  t.match(b.statusOf(q), { role: 'sweep', state: 'probing' });
+  setFresh(30000, 5);
+  b.step(q, countingTold([]), 250, true);
+  t.equal(pings.length, 0, 'nothing before the peer told its fresh port');
+  b.step(q, countingTold([41000], 300), 300, true);
+  t.equal(pings.length, SWEEP_PROBES, 'then every probe at once');
+  t.same(pings.slice(0, 3), [{ address: '203.0.113.2', port: 41001 }, { address: '203.0.113.2', port: 41002 }, { address: '203.0.113.2', port: 41003 }], 'the ports after its fresh one, from the data socket');
+  b.step(q, countingTold([41000], 300), 550, true);
+  t.equal(pings.length, SWEEP_PROBES, 'once');
+  b.directPath(q, { address: '203.0.113.2', port: 40000 }, countingTold([41000], 300));
+  t.match(b.statusOf(q), { state: 'probing' }, 'a path at a port we did not probe is not the attempt\'s');
+  const met = { address: '203.0.113.2', port: 41050 };
+  b.directPath(q, met, countingTold([41000], 300));
+  t.match(b.statusOf(q), { role: 'sweep', state: 'met', probesSent: SWEEP_PROBES });
+  t.ok(b.found(q, met), 'status: direct via birthday probing');
+  t.equal(events.length, 1, 'no socket opened or closed');
+});
+
+t.test('both hard, counting NATs: the staggering side probes with its own fresh port of this attempt; the peer\'s new fresh port starts an attempt in back-off', async (t) => {
+  const { pings, events, h, setFresh } = countingHost(false);
+  const b = new BirthdayProber(h, DEFAULT_BIRTHDAY_LIMITS);
+  const q = { id: 'p8', endpoint: null } as unknown as Peer;
+  setFresh(30000, -100);
+  for (let now = 0; now <= 5000; now += 250) b.step(q, countingTold([41000], 10), now, true);
+  t.equal(pings.length, 0, 'a fresh port of ours from before the attempt is not used');
+  b.step(q, countingTold([41000], 10), 5250, true);
+  t.match(b.statusOf(q), { role: 'stagger', state: 'backing-off', attempts: 1 });
+  b.step(q, countingTold([41000], 10), 5500, true);
+  t.equal(events.length, 1, 'the same fresh port again starts nothing during the back-off');
+  b.step(q, countingTold([42000], 5600), 5600, true);
+  t.equal(events.length, 2, 'the peer\'s new fresh port starts ours, back-off or not');
+  t.match(b.statusOf(q), { state: 'probing', attempts: 2 });
+  setFresh(30500, 5650);
+  b.step(q, countingTold([42000], 5600), 5700, true);
+  t.equal(pings.length, STAGGER_PROBES, 'every probe at once');
+  t.same(pings.map((p) => p.port), pairedPorts('stagger', 42000), 'the ports after the peer\'s fresh one, each shifted one more than the last');
+});
+
+t.test('both hard, one NAT picks ports at random: no attempt', async (t) => {
+  const { pings, events, h } = countingHost(true);
+  const b = new BirthdayProber(h, DEFAULT_BIRTHDAY_LIMITS);
+  const told = { ...countingTold([41000], 0), nat: { mappingVaries: true, birthday: true, inOrder: false } };
+  for (let now = 0; now < 10_000; now += 250) b.step(peer, told, now, true);
+  t.equal(pings.length + events.length, 0);
+  t.match(b.statusOf(peer).why, /do not hand out ports in order/);
 });

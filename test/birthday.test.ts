@@ -9,12 +9,17 @@ import {
   PORT_RANGE,
   PORT_RANGE_HIGH,
   PORT_RANGE_LOW,
+  PAIRED_CYCLE,
+  STAGGER_PROBES,
+  SWEEP_PROBES,
   birthdayRole,
   meetProbability,
+  pairedPorts,
   probePorts,
   randomPorts,
 } from '../src/transport/birthday.js';
-import { DISCO_CAP_BIRTHDAY, decodeDiscoMessage, encodeDiscoMessage } from '../src/wire/disco.js';
+import { portsInOrder } from '../src/transport/endpoints.js';
+import { DISCO_CAP_BIRTHDAY, DISCO_CAP_PORTS_IN_ORDER, decodeDiscoMessage, encodeDiscoMessage } from '../src/wire/disco.js';
 
 t.test('roles: only one side hard, both known and capable', async (t) => {
   const hard = { mappingVaries: true, birthday: true };
@@ -26,6 +31,70 @@ t.test('roles: only one side hard, both known and capable', async (t) => {
   t.match(birthdayRole(easy, { mappingVaries: null, birthday: true }), { role: null, why: /not known/ });
   t.match(birthdayRole(easy, { ...hard, birthday: false }), { role: null, why: /older meshd/ });
   t.match(birthdayRole({ ...easy, birthday: false }, hard), { role: null, why: /off here/ });
+});
+
+t.test('roles: two hard sides probe only when both NATs hand out ports in order; the lower key sweeps', async (t) => {
+  const counting = { mappingVaries: true, birthday: true, inOrder: true };
+  const random = { mappingVaries: true, birthday: true, inOrder: false };
+  t.same(birthdayRole(counting, counting, true), { role: 'sweep' });
+  t.same(birthdayRole(counting, counting, false), { role: 'stagger' });
+  t.match(birthdayRole(counting, random, true), { role: null, why: /do not hand out ports in order/ });
+  t.match(birthdayRole(random, counting, true), { role: null, why: /do not hand out ports in order/ });
+  t.match(birthdayRole(counting, { mappingVaries: true, birthday: true }, true), { role: null }, 'an older peer says nothing of its ports: not in order');
+  t.same(birthdayRole(counting, { mappingVaries: false, birthday: true }), { role: 'hard' }, 'one hard side: as before');
+});
+
+t.test('ports in order: two mappings on one address a few ports apart', async (t) => {
+  const r = (...ports: number[]) => ports.map((port, i) => ({ server: `s${i}`, mapped: { address: '203.0.113.2', port }, rttMs: 1 }));
+  t.ok(portsInOrder(r(20001, 20002)));
+  t.ok(portsInOrder(r(20040, 20009)), 'either order');
+  t.notOk(portsInOrder(r(20001, 20001)), 'the same port: not a symmetric NAT');
+  t.notOk(portsInOrder(r(20001, 31234)), 'far apart');
+  t.notOk(portsInOrder(r(20001)), 'one mapping');
+  t.notOk(portsInOrder([{ server: 'a', mapped: { address: '203.0.113.2', port: 1 }, rttMs: 1 }, { server: 'b', mapped: { address: '203.0.113.9', port: 2 }, rttMs: 1 }]), 'two addresses');
+});
+
+/**
+ * Two NATs that count their ports up, one probe after another from each side's data socket: sweep
+ * probe l leaves from s + 1 + l + dS(l), stagger probe k from t + 1 + k + dT(k) (d: ports other flows
+ * took since the fresh port). A meeting: a probe of each, each from the port the other aims at.
+ */
+function pairedMeets(s: number, tt: number, dS: (l: number) => number, dT: (k: number) => number): number | null {
+  const sweep = pairedPorts('sweep', tt);
+  const stagger = pairedPorts('stagger', s);
+  const sweepFrom = new Map<number, number>(); // source port -> destination port
+  sweep.forEach((dst, l) => sweepFrom.set(s + 1 + l + dS(l), dst));
+  for (let k = 0; k < stagger.length; k++) {
+    const from = tt + 1 + k + dT(k);
+    if (sweepFrom.get(stagger[k]) === from) return k;
+  }
+  return null;
+}
+
+t.test('both hard, counting NATs: the two sides\' probes meet for any drift below the cycle, steady or growing', async (t) => {
+  t.equal(SWEEP_PROBES, 189);
+  t.equal(STAGGER_PROBES, 126);
+  const sweep = pairedPorts('sweep', 30000);
+  t.same(sweep.slice(0, 3), [30001, 30002, 30003], 'the sweep: every port after the fresh one');
+  const stagger = pairedPorts('stagger', 30000);
+  t.same(stagger.slice(0, 3), [30001, 30003, 30005], 'the stagger: one more offset each probe');
+  t.equal(new Set(stagger).size, stagger.length, 'no port twice (each probe takes a mapping of its own)');
+  t.ok(stagger.every((p) => p >= PORT_RANGE_LOW && p <= PORT_RANGE_HIGH));
+  t.ok(pairedPorts('sweep', PORT_RANGE_HIGH - 5).every((p) => p >= PORT_RANGE_LOW && p <= PORT_RANGE_HIGH), 'counted past the top: from the bottom');
+  let all = 0;
+  for (let dS = 0; dS < PAIRED_CYCLE; dS++) {
+    for (let dT = 0; dS + dT < PAIRED_CYCLE; dT++) {
+      if (pairedMeets(20000, 40000, () => dS, () => dT) !== null) all++;
+      else t.fail(`no meeting for drifts ${dS} + ${dT}`);
+    }
+  }
+  t.equal(all, (PAIRED_CYCLE * (PAIRED_CYCLE + 1)) / 2, 'every steady drift below the cycle meets');
+  t.equal(pairedMeets(20000, 40000, () => PAIRED_CYCLE, () => 0), null, 'a drift of a whole cycle does not: the bound is real');
+  // Other flows keep taking ports while the probes go: one more every few probes, on both NATs.
+  // The offset catches up with such a drift while it is below the cycle: D0 / (1 − growth) < 63.
+  for (const [every, start] of [[2, 0], [3, 10], [5, 20], [4, 15], [8, 40]] as const) {
+    t.not(pairedMeets(20000, 40000, (l) => start + Math.floor(l / every), (k) => Math.floor(k / every)), null, `drift from ${start} growing one port in ${every} probes on each side`);
+  }
 });
 
 t.test('the probability figures of the defaults', async (t) => {
@@ -130,6 +199,8 @@ t.test("call-me-maybe carries the sender's NAT kind and capabilities; older ones
   const m = decodeDiscoMessage(encodeDiscoMessage({ type: 'call-me-maybe', candidates, nat: 'varies', caps: DISCO_CAP_BIRTHDAY }));
   t.same(m, { type: 'call-me-maybe', candidates, nat: 'varies', caps: DISCO_CAP_BIRTHDAY });
   t.same(decodeDiscoMessage(encodeDiscoMessage({ type: 'call-me-maybe', candidates })), { type: 'call-me-maybe', candidates }, 'without the fields');
+  const both = DISCO_CAP_BIRTHDAY | DISCO_CAP_PORTS_IN_ORDER;
+  t.same(decodeDiscoMessage(encodeDiscoMessage({ type: 'call-me-maybe', candidates, nat: 'varies', caps: both })), { type: 'call-me-maybe', candidates, nat: 'varies', caps: both }, 'ports in order: a second bit');
   const odd = encodeDiscoMessage({ type: 'call-me-maybe', candidates, nat: 'independent', caps: 0 });
   odd[odd.length - 2] = 9;
   t.match(decodeDiscoMessage(odd), { nat: 'unknown' }, 'an unknown NAT code reads as unknown');

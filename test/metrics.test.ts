@@ -25,7 +25,7 @@ function status(peers: number, names = true): DaemonStatus {
     persistentKeepalive: 0,
   }));
   return {
-    interface: 'm0', publicKey: 'pk', listenPort: 1, addresses: [], mtu: 1280, endpoints: [], natMappingVariesByDestination: null,
+    interface: 'm0', publicKey: 'pk', listenPort: 1, addresses: [], mtu: 1280, endpoints: [], natMappingVariesByDestination: null, natPortsInOrder: false,
     relays: [{ url: 'wss://r', state: 'connected', latencyMs: 12, lastError: null, reconnects: 3 }],
     peers: list,
     drops: { outside: { 'not-wireguard': 7 }, inside: {} },

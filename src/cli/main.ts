@@ -144,7 +144,7 @@ export async function main(argv: string[]): Promise<void> {
       }
       const lines = [`UDP: ${r.udp ? 'yes' : r.stun.length ? 'no (no STUN server answered)' : 'unknown (no STUN server configured)'}`];
       for (const s of r.stun) lines.push(`STUN ${s.server}: ${s.mapped ? `${s.mapped} (${s.rttMs} ms)` : s.error}`);
-      lines.push(`NAT mapping varies by destination: ${r.natMappingVariesByDestination === null ? 'unknown (needs two STUN servers)' : r.natMappingVariesByDestination ? 'yes' : 'no'}`);
+      lines.push(`NAT mapping varies by destination: ${r.natMappingVariesByDestination === null ? 'unknown (needs two STUN servers)' : r.natMappingVariesByDestination ? `yes${r.natPortsInOrder ? ' (ports handed out in order)' : ''}` : 'no'}`);
       for (const rl of r.relays) lines.push(`relay ${rl.url}: ${rl.state}${rl.latencyMs !== null ? `, ${rl.latencyMs} ms` : ''}`);
       process.stdout.write(lines.join('\n') + '\n');
     });

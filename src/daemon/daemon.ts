@@ -15,6 +15,7 @@ import { clearArray } from '../tunnel/clear-array.js';
 import { Device, type Clock } from '../tunnel/device.js';
 import { formatEndpoint, relayEndpoint, type Endpoint } from '../tunnel/endpoint.js';
 import type { Peer } from '../tunnel/peer.js';
+import { portsInOrder } from '../transport/endpoints.js';
 import { Relays } from '../transport/relays.js';
 import type { RelayClient } from '../transport/relay-client.js';
 import { choosePath, goesToUntrusted, isDirectConfirmed, type PathChoice } from '../transport/path.js';
@@ -114,6 +115,8 @@ export interface NetcheckReport {
   udp: boolean;
   stun: { server: string; mapped: string | null; rttMs: number | null; error: string | null }[];
   natMappingVariesByDestination: boolean | null;
+  /** The mapping varies and the two mappings lie a few ports apart: the NAT hands out ports in order. */
+  natPortsInOrder: boolean;
   relays: { url: string; state: string; latencyMs: number | null }[];
 }
 
@@ -232,6 +235,7 @@ export class Daemon {
     });
     this.discovery = new Discovery(this.device, () => this.stun.own.candidates(), () => this.relays?.anyConnected ?? false);
     this.discovery.ownNat = () => this.stun.own.mappingVariesByDestination();
+    this.discovery.ownPortsInOrder = () => this.stun.own.portsInOrder();
     if (!this.wireguard && config.iface.hardNatProbes === 'auto') {
       const c = config.iface;
       this.discovery.enableBirthday({ ...DEFAULT_BIRTHDAY_LIMITS, hourlyBudget: c.hardNatProbeBudget, sockets: c.hardNatSockets, probes: c.hardNatProbesPerAttempt });
@@ -669,6 +673,7 @@ export class Daemon {
       udp,
       stun: results.map((r) => ({ server: r.server, mapped: r.mapped ? formatEndpoint(r.mapped) : null, rttMs: r.rttMs, error: r.error ?? null })),
       natMappingVariesByDestination: this.stun.own.verdict(results),
+      natPortsInOrder: this.stun.own.verdict(results) === true && portsInOrder(results),
       relays: this.relays?.status() ?? [],
     };
   }
@@ -823,13 +828,7 @@ export class Daemon {
         this.log.info({ component: 'disco', peer: name, sockets: e.count }, 'birthday probing: opening sockets towards the peer');
         // Beside them, a fresh socket's port at our public address, told to the peer: behind a NAT
         // that hands out ports in order, the sockets' ports lie next to it (docs/birthday.md).
-        void this.stun.freshPort().then((port) => {
-          const p = this.device.peers.get(e.peerId);
-          if (port === null || this.stopped || !p) return;
-          this.log.info({ component: 'disco', peer: name, port }, 'birthday probing: telling the peer where a fresh socket of ours was mapped');
-          this.discovery.announceFreshPort(p, port);
-          this.flush();
-        });
+        this.announceFreshPort(e.peerId, name);
         // With a default route through the tunnel, the sockets' traffic to the peer must not enter it.
         void this.routes.bypassPeer(e.peerId, e.target).then(() => this.birthdaySocks.open(e.peerId, e.count)).then((ids) => {
           const p = this.device.peers.get(e.peerId);
@@ -837,6 +836,10 @@ export class Daemon {
           this.discovery.birthdaySocketsReady(p, ids);
           this.flush();
         });
+        break;
+      case 'birthday-fresh':
+        // Both sides hard, behind NATs that count up: each probes the ports after the other's fresh one.
+        this.announceFreshPort(e.peerId, name);
         break;
       case 'birthday-keep':
         this.log.info({ component: 'disco', peer: name, sockets: e.socks.length }, 'birthday probing: keeping the sockets that met or heard from the peer, closing the rest');
@@ -847,6 +850,17 @@ export class Daemon {
         void this.routes.unbypassPeer(e.peerId);
         break;
     }
+  }
+
+  /** Takes a fresh socket's port at our public address (StunService.freshPort) and tells the peer. */
+  private announceFreshPort(peerId: string, name: string): void {
+    void this.stun.freshPort().then((port) => {
+      const p = this.device.peers.get(peerId);
+      if (port === null || this.stopped || !p) return;
+      this.log.info({ component: 'disco', peer: name, port }, 'birthday probing: telling the peer where a fresh socket of ours was mapped');
+      this.discovery.announceFreshPort(p, port);
+      this.flush();
+    });
   }
 
   /** A run of sealed data for one peer (Outbox.runs): direct from where it lies, and/or via a relay. */
@@ -946,6 +960,7 @@ export class Daemon {
       relays: this.relays?.status() ?? [],
       endpoints: this.stun.own.list(),
       natMappingVariesByDestination: this.stun.own.mappingVariesByDestination(),
+      natPortsInOrder: this.stun.own.portsInOrder(),
       discoDrops: this.discovery.drops.snapshot(),
       counters: {
         handshakeInitiationsSent: this.handshakeInitiationsSent,

@@ -59,6 +59,8 @@ export interface DaemonStatus {
   mtu: number;
   endpoints: OwnEndpoint[];
   natMappingVariesByDestination: boolean | null;
+  /** The mapping varies and the NAT hands out ports in order (both-hard birthday probing can meet). */
+  natPortsInOrder: boolean;
   relays: RelayStatus[];
   peers: PeerStatus[];
   drops: { outside: Record<string, number>; inside: Record<string, number> };
@@ -85,6 +87,7 @@ export interface StatusContext {
   relays: RelayStatus[];
   endpoints: OwnEndpoint[];
   natMappingVariesByDestination: boolean | null;
+  natPortsInOrder: boolean;
   discoDrops: Record<string, number>;
   counters: Record<string, number>;
   dataPath: DataPathStatus;
@@ -126,6 +129,7 @@ export function buildStatus(dev: Device, ctx: StatusContext): DaemonStatus {
     mtu: dev.mtu,
     endpoints: ctx.endpoints,
     natMappingVariesByDestination: ctx.natMappingVariesByDestination,
+    natPortsInOrder: ctx.natPortsInOrder,
     relays: ctx.relays,
     peers,
     drops: {
@@ -175,7 +179,7 @@ export function formatStatus(s: DaemonStatus, nowMs: number): string {
   const dropped = Object.entries(s.drops.outside).filter(([, v]) => v > 0);
   const lost = Object.entries(s.drops.inside).filter(([, v]) => v > 0);
   for (const e of s.endpoints) out.push(`  endpoint: ${e.endpoint} (${e.source})`);
-  if (s.natMappingVariesByDestination !== null) out.push(`  NAT mapping varies by destination: ${s.natMappingVariesByDestination ? 'yes (hard NAT: peers may need the relay)' : 'no'}`);
+  if (s.natMappingVariesByDestination !== null) out.push(`  NAT mapping varies by destination: ${s.natMappingVariesByDestination ? `yes (hard NAT: peers may need the relay${s.natPortsInOrder ? '; it hands out ports in order' : ''})` : 'no'}`);
   if (s.names) out.push(...formatNames(s.names));
   if (s.mesh) {
     const refused = Object.entries(s.mesh.rejected).filter(([, v]) => v > 0);

@@ -7,17 +7,23 @@
 //    us once its attempt runs (recentre), spread over the window.
 //  - hard side: `sockets` extra sockets, each pinging the easy side's public endpoint once at once
 //    (its NAT maps each to a new random port, open towards exactly that endpoint).
+//  - both sides hard behind NATs that count their ports up (sweep / stagger): as an attempt starts
+//    each takes a fresh port and tells the other; once it has both, it pings the ports after the
+//    other's fresh one from its data socket, all at once (pairedPorts). A fresh port from the peer
+//    starts our attempt too, back-off or not, so that the two sides' attempts run together.
 // A pong is a direct path as any other (discovery makes it the peer's endpoint; on the hard side that
 // endpoint names the socket); the hard side keeps that socket and closes the rest at once.
 import { randomInt } from 'node:crypto';
 import { endpointEqual, type Endpoint } from '../tunnel/endpoint.js';
 import type { Peer } from '../tunnel/peer.js';
-import { BirthdayPlan, birthdayRole, probePorts, type BirthdayLimits, type BirthdayRole, type NatInfo } from './birthday.js';
+import { BirthdayPlan, birthdayRole, isPairedRole, pairedPorts, probePorts, type BirthdayLimits, type BirthdayRole, type NatInfo } from './birthday.js';
 
 export type BirthdayEvent =
   | { type: 'birthday-open'; peerId: string; count: number; target: { address: string; port: number } }
   | { type: 'birthday-keep'; peerId: string; socks: number[] }
-  | { type: 'birthday-close'; peerId: string };
+  | { type: 'birthday-close'; peerId: string }
+  /** Both sides hard: take a fresh port and tell the peer (Discovery.announceFreshPort). */
+  | { type: 'birthday-fresh'; peerId: string };
 
 export interface BirthdayHost {
   /** Sends a sealed disco ping to `to` (from the extra socket `to.sock` when set). */
@@ -25,6 +31,12 @@ export interface BirthdayHost {
   event(e: BirthdayEvent): void;
   /** Our own NAT kind, from STUN against two servers. */
   ownMappingVaries(): boolean | null;
+  /** Whether our NAT hands out ports in order (OwnEndpoints.portsInOrder); absent: no. */
+  ownPortsInOrder?(): boolean;
+  /** Our latest fresh port and when it was mapped (Discovery.announceFreshPort); absent: none. */
+  ownFresh?(): { port: number; atMs: number } | null;
+  /** Whether our key sorts before the peer's (both hard: the first one sweeps); absent: no. */
+  ownKeyFirst?(peer: Peer): boolean;
 }
 
 /** What the peer told us in its latest call-me-maybe. */
@@ -33,6 +45,8 @@ export interface PeerAnnouncement {
   candidates: readonly Endpoint[];
   /** Ports at its public IPv4 address a new socket of its was mapped to just now (hard side). */
   fresh: readonly number[];
+  /** When those ports first came (a call-me-maybe that carried other ports, or none, before); absent: never. */
+  freshAtMs?: number;
 }
 
 export interface BirthdayPeerStatus {
@@ -72,6 +86,9 @@ interface PeerProbe {
   /** Since when the peer has been relayed without a break (-Infinity: it is not), and the last step. */
   relayedSinceMs: number;
   lastStepMs: number;
+  /** Both sides hard: when the running attempt started, and the peer's fresh ports taken up (by freshAtMs). */
+  startMs: number;
+  answeredFreshAtMs: number;
 }
 
 /**
@@ -81,6 +98,11 @@ interface PeerProbe {
 export const REVIVE_GRACE_MS = 3000;
 /** After a meeting that kept several sockets, the ones the peer does not use close this much later. */
 export const PRUNE_AFTER_MS = 10_000;
+/**
+ * Both sides hard: a peer's fresh port that came this long before our attempt started is still its
+ * attempt's (the peer's start may have started ours), and one that came this recently starts ours.
+ */
+export const PAIRED_FRESH_SLACK_MS = 2000;
 
 const PRIVATE_V4 = [/^10\./, /^192\.168\./, /^172\.(1[6-9]|2\d|3[01])\./, /^100\.(6[4-9]|[7-9]\d|1[01]\d|12[0-7])\./, /^127\./, /^169\.254\./];
 
@@ -110,7 +132,7 @@ export class BirthdayProber {
   private probeOf(peer: Peer): PeerProbe {
     let p = this.peers.get(peer.id);
     if (!p) {
-      p = { plan: null, running: false, ports: [], sent: 0, centres: [], target: null, socks: [], heard: new Set(), kept: [], metAtMs: -Infinity, probed: new Set(), met: null, why: null, relayedSinceMs: -Infinity, lastStepMs: -Infinity };
+      p = { plan: null, running: false, ports: [], sent: 0, centres: [], target: null, socks: [], heard: new Set(), kept: [], metAtMs: -Infinity, probed: new Set(), met: null, why: null, relayedSinceMs: -Infinity, lastStepMs: -Infinity, startMs: -Infinity, answeredFreshAtMs: -Infinity };
       this.peers.set(peer.id, p);
     }
     return p;
@@ -127,7 +149,7 @@ export class BirthdayProber {
     if (!relayed || nowMs - p.lastStepMs > 2000) p.relayedSinceMs = -Infinity;
     if (relayed && p.relayedSinceMs === -Infinity) p.relayedSinceMs = nowMs;
     p.lastStepMs = nowMs;
-    const r = this.roleTowards(told);
+    const r = this.roleTowards(peer, told);
     if (r.role === null) {
       p.why = r.why;
       if (p.running) this.stop(peer, p, nowMs, false);
@@ -143,8 +165,10 @@ export class BirthdayProber {
         // for any port of its NAT's address, the ones it announced too: those map towards the STUN
         // servers, not towards us, and one of its sockets drew the same port (about one attempt in
         // 120 over a full port range; nearly every attempt behind a NAT that hands out a small block).
+        // Both hard: the same, from a port of the peer's address we probed (its data came first).
         const ep = peer.endpoint;
         if (plan.role === 'easy' && ep && this.atHardSide(p, ep)) return this.meet(peer, p, ep);
+        if (isPairedRole(plan.role) && ep && this.atHardSide(p, ep) && p.probed.has(ep.port)) return this.meet(peer, p, ep);
         // Hard side: one of our probe sockets answered an easy-side probe, the easy side met and sent
         // its data there, and our device roamed to that socket before the pong to our own ping came
         // (or our ping never passed the easy side's NAT): the meeting is this attempt's, and that
@@ -159,7 +183,7 @@ export class BirthdayProber {
       if (plan.role === 'easy') {
         this.recentre(p, told);
         this.sendProbes(peer, p, plan.take(nowMs));
-      }
+      } else if (isPairedRole(plan.role)) this.sendPaired(peer, p, plan.role, told, nowMs);
       return;
     }
     if (!relayed) {
@@ -181,7 +205,10 @@ export class BirthdayProber {
       p.why = 'the peer announced no public IPv4 address';
       return;
     }
-    if (!plan.start(nowMs)) {
+    // Both hard: the peer's attempt started (it told us a fresh port we have not answered): ours
+    // starts with it, back-off or not, or the two would run apart.
+    const peerStarted = isPairedRole(plan.role) && told.fresh.length > 0 && (told.freshAtMs ?? -Infinity) > p.answeredFreshAtMs && nowMs - (told.freshAtMs ?? -Infinity) < PAIRED_FRESH_SLACK_MS;
+    if (!plan.start(nowMs, peerStarted)) {
       p.why = null;
       return;
     }
@@ -193,8 +220,15 @@ export class BirthdayProber {
     p.heard.clear();
     p.probed.clear();
     p.target = target;
+    p.startMs = nowMs;
     this.counters.attempts++;
-    if (plan.role === 'easy') {
+    if (isPairedRole(plan.role)) {
+      p.ports = [];
+      p.sent = 0;
+      if (told.fresh.length > 0) p.answeredFreshAtMs = told.freshAtMs ?? -Infinity;
+      this.host.event({ type: 'birthday-fresh', peerId: peer.id });
+      this.sendPaired(peer, p, plan.role, told, nowMs);
+    } else if (plan.role === 'easy') {
       // Nearest the ports the peer announced at that address first (both STUN mappings), or the
       // fresh port it told us (recentre).
       const announced = told.candidates.filter((c) => c.address === target.address).map((c) => c.port);
@@ -231,18 +265,21 @@ export class BirthdayProber {
   directPath(peer: Peer, from: Endpoint, told: PeerAnnouncement): void {
     const p = this.peers.get(peer.id) ?? (told.nat ? this.probeOf(peer) : null);
     if (!p) return;
-    if (!p.target) this.awaitHardSide(p, told);
+    if (!p.target) this.awaitHardSide(peer, p, told);
     if (!p.target) return;
     // Ours: from one of the hard side's sockets, or (easy side) from its NAT's address while the
     // attempt runs (see step), from a port we probed, or from a port it announced: behind its
     // symmetric NAT those map towards the STUN servers, not towards us, so what answers there is one
     // of its sockets that drew the same port, whether or not our own attempt has started yet.
     const easy = p.plan?.role !== 'hard';
-    const ours = easy
-      ? this.atHardSide(p, from) && (p.running || p.probed.has(from.port) || announcedAt(told, from))
-      : from.sock !== undefined
-        ? p.socks.includes(from.sock) || p.kept.includes(from.sock)
-        : p.running && this.mainToTarget(p, from);
+    // Both hard: only a port we probed (the ports it announced map towards the STUN servers).
+    const ours = isPairedRole(p.plan?.role ?? null)
+      ? this.atHardSide(p, from) && p.probed.has(from.port)
+      : easy
+        ? this.atHardSide(p, from) && (p.running || p.probed.has(from.port) || announcedAt(told, from))
+        : from.sock !== undefined
+          ? p.socks.includes(from.sock) || p.kept.includes(from.sock)
+          : p.running && this.mainToTarget(p, from);
     if (!ours) return;
     // The easy side's last probes may be answered after its window closed (the attempt counted as a
     // miss): still its meeting, or status would call the path a plain one. Not the path it met on
@@ -252,17 +289,35 @@ export class BirthdayProber {
   }
 
   /** Our part towards a peer that told us `told`, from our NAT kind as STUN sees it now. */
-  private roleTowards(told: PeerAnnouncement): ReturnType<typeof birthdayRole> {
+  private roleTowards(peer: Peer, told: PeerAnnouncement): ReturnType<typeof birthdayRole> {
     this.ownVaries = this.host.ownMappingVaries() ?? this.ownVaries;
-    return told.nat ? birthdayRole({ mappingVaries: this.ownVaries, birthday: true }, told.nat) : { role: null, why: 'the peer has not said what NAT it is behind' };
+    if (!told.nat) return { role: null, why: 'the peer has not said what NAT it is behind' };
+    const own: NatInfo = { mappingVaries: this.ownVaries, birthday: true, inOrder: this.host.ownPortsInOrder?.() ?? false };
+    return birthdayRole(own, told.nat, this.host.ownKeyFirst?.(peer) ?? false);
+  }
+
+  /**
+   * Both hard, while the attempt runs: once our fresh port (taken as it started) and the peer's
+   * (from its attempt, this one's or one that came just before it) are both known, every probe goes
+   * at once: the fewer ports other flows take meanwhile, the smaller the drift to make up for.
+   */
+  private sendPaired(peer: Peer, p: PeerProbe, role: 'sweep' | 'stagger', told: PeerAnnouncement, nowMs: number): void {
+    if (p.ports.length > 0) return;
+    const own = this.host.ownFresh?.() ?? null;
+    const theirsAt = told.freshAtMs ?? -Infinity;
+    if (!own || own.atMs < p.startMs || told.fresh.length === 0 || theirsAt < p.startMs - PAIRED_FRESH_SLACK_MS) return;
+    p.answeredFreshAtMs = theirsAt;
+    p.ports = pairedPorts(role, told.fresh[0]);
+    p.sent = 0;
+    this.sendProbes(peer, p, p.plan!.take(nowMs));
   }
 
   /**
    * Easy side before its first attempt: the plan and the hard side's address, so that a direct path
    * its sockets make to us before our attempt starts is still a meeting (directPath).
    */
-  private awaitHardSide(p: PeerProbe, told: PeerAnnouncement): void {
-    if (this.roleTowards(told).role !== 'easy') return;
+  private awaitHardSide(peer: Peer, p: PeerProbe, told: PeerAnnouncement): void {
+    if (this.roleTowards(peer, told).role !== 'easy') return;
     p.plan ??= new BirthdayPlan('easy', this.limits);
     if (p.plan.role === 'easy') p.target = publicV4(told.candidates);
   }

@@ -11,7 +11,10 @@
 // the easy side's address), the socket behind it answers, and that is a direct path. With m mappings among R possible ports and p distinct probes, the chance
 // of at least one meeting is 1 − C(R−m, p) / C(R, p) ≈ 1 − (1 − m/R)^p: 256 × 256 ≈ 64 %, 256 × 1,000
 // ≈ 98 % over Linux's 64,512 ports (1024–65535) when the NAT picks at random from all of them; far
-// better when it hands the host a block of ports. Both hard: 65k probes a side — never attempted.
+// better when it hands the host a block of ports. Both hard behind NATs that pick ports at random:
+// 65k probes a side, never attempted. Both hard behind NATs that hand out ports in order (counting
+// up): each side's next mappings are predictable from a fresh port, and a few hundred probes a side
+// meet (pairedPorts).
 
 /** What a peer said about itself in its call-me-maybe (wire/disco.ts). */
 export interface NatInfo {
@@ -19,6 +22,11 @@ export interface NatInfo {
   mappingVaries: boolean | null;
   /** Whether it can take part in birthday probing (a disco capability). */
   birthday: boolean;
+  /**
+   * Whether its NAT hands out public ports in order (its two STUN mappings a few ports apart: see
+   * OwnEndpoints.portsInOrder); absent from older senders (false).
+   */
+  inOrder?: boolean;
 }
 
 /** The port range a NAT picks from when it randomises (Linux's masquerade: 1024–65535). */
@@ -59,20 +67,76 @@ export const DEFAULT_BIRTHDAY_LIMITS: BirthdayLimits = {
 export const MAX_BIRTHDAY_SOCKETS = 1024;
 export const MAX_BIRTHDAY_PROBES = 4096;
 
-export type BirthdayRole = 'hard' | 'easy';
+/**
+ * 'hard' and 'easy': one symmetric NAT (the hard side opens sockets, the easy side probes ports).
+ * 'sweep' and 'stagger': both sides behind symmetric NATs that count their ports up; each probes
+ * from its data socket, the sweeping side every port after the peer's fresh one, the staggering side
+ * those ports shifted by a growing offset (pairedPorts). Which is which: the lower key sweeps.
+ */
+export type BirthdayRole = 'hard' | 'easy' | 'sweep' | 'stagger';
+/** Both sides probe, each from its data socket towards ports after the other's fresh port. */
+export function isPairedRole(role: BirthdayRole | null): role is 'sweep' | 'stagger' {
+  return role === 'sweep' || role === 'stagger';
+}
+
+/**
+ * The offsets the staggering side tries, 0 … PAIRED_CYCLE − 1, one per probe in turn: the drift of
+ * both NATs' counters together (other flows' mappings between a fresh port and the probes) that it
+ * can make up for. Odd, so that no two of its probes go to the same port.
+ */
+export const PAIRED_CYCLE = 63;
+/** Probes of the staggering side: two turns of the cycle (a drift that grows while it sends). */
+export const STAGGER_PROBES = 2 * PAIRED_CYCLE;
+/** Probes of the sweeping side: every port the staggering side's probes can be mapped to. */
+export const SWEEP_PROBES = STAGGER_PROBES + PAIRED_CYCLE;
 /** The end of an attempt's window in which the easy side sends no more probes (their pongs may still come). */
 export const PROBE_TAIL_MS = 1000;
 
 /**
- * Our part in probing towards a peer, or why none: only one side hard, both known, both capable.
- * Two hard sides would need ~65k probes each: they stay on the relay.
+ * Our part in probing towards a peer, or why none: one side hard, both known, both capable; or both
+ * hard behind NATs that count their ports up (`ownKeyFirst`: our key sorts before the peer's, and we
+ * sweep). Two hard sides behind NATs that pick at random would need ~65k probes each: they stay on
+ * the relay.
  */
-export function birthdayRole(own: NatInfo, peer: NatInfo): { role: BirthdayRole } | { role: null; why: string } {
+export function birthdayRole(own: NatInfo, peer: NatInfo, ownKeyFirst = false): { role: BirthdayRole } | { role: null; why: string } {
   if (!own.birthday || !peer.birthday) return { role: null, why: own.birthday ? 'the peer cannot probe (older meshd)' : 'probing is off here' };
   if (own.mappingVaries === null || peer.mappingVaries === null) return { role: null, why: 'NAT kind not known on both sides (needs two STUN servers)' };
-  if (own.mappingVaries && peer.mappingVaries) return { role: null, why: 'both sides behind symmetric NATs: probing would take ~65k probes a side' };
+  if (own.mappingVaries && peer.mappingVaries) {
+    if (own.inOrder && peer.inOrder) return { role: ownKeyFirst ? 'sweep' : 'stagger' };
+    return { role: null, why: 'both sides behind symmetric NATs that do not hand out ports in order: probing would take ~65k probes a side' };
+  }
   if (!own.mappingVaries && !peer.mappingVaries) return { role: null, why: 'neither side behind a symmetric NAT' };
   return { role: own.mappingVaries ? 'hard' : 'easy' };
+}
+
+/**
+ * Both sides behind NATs that count up: the ports of the peer's public address to probe, in sending
+ * order, from its fresh port `fresh` (a new socket's mapping, taken as its attempt started).
+ *
+ * Each probe goes to a new destination, so each takes the next port of our own NAT. The sweeping
+ * side's probe l leaves from port s + 1 + l + dS (s its fresh port, dS the mappings other flows took
+ * on its NAT since) towards the staggering side's port t + 1 + l; the staggering side's probe k leaves
+ * from t + 1 + k + dT towards s + 1 + k + (k mod PAIRED_CYCLE). Probe k of one and probe l = k + dT of
+ * the other are made for each other (each leaves from the port the other aims at) when k mod
+ * PAIRED_CYCLE = dS + dT: whichever arrives second passes the other's NAT, whose mapping the first
+ * opened. So any steady drift below PAIRED_CYCLE meets within one turn of the cycle. One that grows
+ * while the probes go (other flows keep taking ports) is caught up with too, since the offset grows
+ * by one each probe and the drift by less, as long as that happens before the offset turns over;
+ * the second turn is for a drift that jumped past the offset.
+ */
+export function pairedPorts(role: 'sweep' | 'stagger', fresh: number): number[] {
+  const out: number[] = [];
+  const n = role === 'sweep' ? SWEEP_PROBES : STAGGER_PROBES;
+  for (let k = 0; k < n; k++) {
+    const port = wrapPort(fresh + 1 + k + (role === 'stagger' ? k % PAIRED_CYCLE : 0));
+    out.push(port);
+  }
+  return out;
+}
+
+/** A port counted past the top of the NAT's range goes on from its bottom (as the lab's NAT and Linux's do). */
+function wrapPort(n: number): number {
+  return PORT_RANGE_LOW + ((((n - PORT_RANGE_LOW) % PORT_RANGE) + PORT_RANGE) % PORT_RANGE);
 }
 
 /** The chance that `probes` distinct random ports hit at least one of `mappings` open ones among `range`. */
@@ -154,6 +218,8 @@ export class BirthdayPlan {
 
   /** Datagrams one attempt costs this side. */
   private attemptCost(): number {
+    if (this.role === 'sweep') return SWEEP_PROBES;
+    if (this.role === 'stagger') return STAGGER_PROBES;
     return this.role === 'easy' ? this.limits.probes : this.limits.sockets;
   }
 
@@ -166,9 +232,13 @@ export class BirthdayPlan {
     return nowMs - this.attemptStartMs < this.limits.windowMs;
   }
 
-  /** Whether a new attempt may start now (none running, back-off over, budget left); starts it if so. */
-  start(nowMs: number): boolean {
-    if (this.active(nowMs) || nowMs < this.nextAttemptMs) return false;
+  /**
+   * Whether a new attempt may start now (none running, back-off over or `peerStarted`, budget left);
+   * starts it if so. `peerStarted`: both sides hard, the peer's attempt has started, and ours must run
+   * with it whatever our back-off says (the budget still holds).
+   */
+  start(nowMs: number, peerStarted = false): boolean {
+    if (this.active(nowMs) || (nowMs < this.nextAttemptMs && !peerStarted)) return false;
     if (this.spentInLastHour(nowMs) + this.attemptCost() > this.limits.hourlyBudget) return false;
     this.attemptStartMs = nowMs;
     this.sentThisAttempt = 0;
@@ -179,14 +249,15 @@ export class BirthdayPlan {
   /**
    * How many probes (easy) or sockets (hard) are due by `nowMs` in the running attempt: spread evenly
    * over the window for the easy side, all at once for the hard side (its mappings must be open
-   * before the probes arrive). Counts them against the budget.
+   * before the probes arrive) and for both paired roles (the fewer other flows take ports of the
+   * NAT between them, the smaller the drift). Counts them against the budget.
    */
   take(nowMs: number): number {
     if (!this.active(nowMs)) return 0;
     const total = this.attemptCost();
     // The easy side's probes go out over the window but its last second, which is left for the pongs.
     const spread = Math.max(1, this.limits.windowMs - PROBE_TAIL_MS);
-    const due = this.role === 'hard' ? total : Math.min(total, Math.ceil((total * (nowMs - this.attemptStartMs + 1)) / spread));
+    const due = this.role !== 'easy' ? total : Math.min(total, Math.ceil((total * (nowMs - this.attemptStartMs + 1)) / spread));
     const n = Math.max(0, due - this.sentThisAttempt);
     if (n > 0) {
       this.sentThisAttempt += n;

@@ -14,6 +14,7 @@ import { keyId } from '../crypto/keys.js';
 import { discoKey, openDisco, sealDisco } from '../crypto/disco-box.js';
 import {
   DISCO_CAP_BIRTHDAY,
+  DISCO_CAP_PORTS_IN_ORDER,
   DISCO_OVERHEAD,
   DISCO_TXID_LEN,
   decodeDiscoEnvelope,
@@ -144,6 +145,8 @@ export class Discovery {
   pathMtu = false;
   /** Our NAT kind from STUN (true: the mapping varies by destination), told to peers in call-me-maybe. */
   ownNat: () => boolean | null = () => null;
+  /** Whether our NAT hands out ports in order (OwnEndpoints.portsInOrder), told to peers in call-me-maybe. */
+  ownPortsInOrder: () => boolean = () => false;
   /** Birthday probing towards relayed peers across one symmetric NAT (enableBirthday); null: off. */
   birthday: BirthdayProber | null = null;
   /** Path MTU probes sent (padded pings; also counted in sent.ping). */
@@ -214,10 +217,15 @@ export class Discovery {
           // A peer's NAT kind as last known: one call-me-maybe sent before its STUN round finished
           // (unknown) does not make it unknown again.
           const varies = msg.nat === 'varies' ? true : msg.nat === 'independent' ? false : (st.told.nat?.mappingVaries ?? null);
+          const caps = msg.caps ?? 0;
+          const fresh = msg.fresh ?? [];
+          // When these fresh ports first came: the same ones told again are not news.
+          const same = fresh.length > 0 && fresh.length === st.told.fresh.length && fresh.every((port, i) => port === st.told.fresh[i]);
           st.told = {
-            nat: msg.nat === undefined ? null : { mappingVaries: varies, birthday: ((msg.caps ?? 0) & DISCO_CAP_BIRTHDAY) !== 0 },
+            nat: msg.nat === undefined ? null : { mappingVaries: varies, birthday: (caps & DISCO_CAP_BIRTHDAY) !== 0, inOrder: (caps & DISCO_CAP_PORTS_IN_ORDER) !== 0 },
             candidates: msg.candidates,
-            fresh: msg.fresh ?? [],
+            fresh,
+            freshAtMs: fresh.length === 0 ? undefined : same ? st.told.freshAtMs : now,
           };
         }
         // Answer with our own candidates when this one told us something new (so both sides
@@ -230,6 +238,9 @@ export class Discovery {
         }
         if (news || now - st.lastCallMeMaybeSentMs > CALL_ME_MAYBE_MIN_INTERVAL_MS) this.sendCallMeMaybe(peer, st, now);
         this.punch(peer, st, now);
+        // A fresh port just told: when both sides are hard, our attempt starts (or probes) now, not
+        // at the next tick (the sooner the probes, the fewer ports other flows take meanwhile).
+        if (st.told.freshAtMs === now && from.relay && !isDirectConfirmed(peer, now)) this.birthday?.step(peer, st.told, now, true);
         return;
       }
       default:
@@ -340,6 +351,9 @@ export class Discovery {
         ping: (peer, to) => this.ping(peer, to),
         event: (e) => this.events.push(e),
         ownMappingVaries: () => this.ownNat(),
+        ownPortsInOrder: () => this.ownPortsInOrder(),
+        ownFresh: () => this.freshPort,
+        ownKeyFirst: (peer) => keyId(this.dev.publicKey) < peer.id,
       },
       limits,
     );
@@ -351,15 +365,19 @@ export class Discovery {
   }
 
   /**
-   * Hard side: a new socket of ours was just mapped to `port` of our public address (a STUN answer
-   * from a fresh socket as an attempt starts). Tells the peer at once, and in every call-me-maybe
-   * for FRESH_PORT_TTL_MS: behind a NAT that hands out ports in order, the probing sockets' ports
-   * lie beside it, and the easy side probes there first.
+   * Hard side (or both, when both NATs count up): a new socket of ours was just mapped to `port` of
+   * our public address (a STUN answer from a fresh socket as an attempt starts). Tells the peer at
+   * once, and in every call-me-maybe for FRESH_PORT_TTL_MS: behind a NAT that hands out ports in
+   * order, the probing sockets' ports lie beside it, and the easy side probes there first; when both
+   * sides are hard, each probes the ports after the other's (birthday.ts, pairedPorts).
    */
   announceFreshPort(peer: Peer, port: number): void {
     const now = this.dev.clock.now();
     this.freshPort = { port, atMs: now };
-    this.sendCallMeMaybe(peer, this.stateOf(peer), now);
+    const st = this.stateOf(peer);
+    this.sendCallMeMaybe(peer, st, now);
+    // Both hard: the peer's fresh port may be here already; the probes need not wait for a tick.
+    if (this.relayAvailable() && !isDirectConfirmed(peer, now)) this.birthday?.step(peer, st.told, now, true);
   }
 
   /** Forgets keys and candidates (after our private key changed). */
@@ -440,7 +458,7 @@ export class Discovery {
     st.lastCallMeMaybeSentMs = now;
     const nat = this.ownNat();
     const fresh = this.freshPort && now - this.freshPort.atMs < FRESH_PORT_TTL_MS ? [this.freshPort.port] : undefined;
-    this.send(peer, { type: 'call-me-maybe', candidates: this.ownCandidates(), nat: nat === null ? 'unknown' : nat ? 'varies' : 'independent', caps: this.birthday ? DISCO_CAP_BIRTHDAY : 0, fresh }, null);
+    this.send(peer, { type: 'call-me-maybe', candidates: this.ownCandidates(), nat: nat === null ? 'unknown' : nat ? 'varies' : 'independent', caps: this.birthday ? DISCO_CAP_BIRTHDAY | (this.ownPortsInOrder() ? DISCO_CAP_PORTS_IN_ORDER : 0) : 0, fresh }, null);
   }
 
   /** `probe`: a path MTU probe of that size (the datagram is as long as a data packet carrying it). */

@@ -21,7 +21,8 @@
 //                  receiver said it holds: a host whose relays missed a change learns it from a peer
 //   call-me-maybe  2  1 count | count × address   (the sender's candidate endpoints)
 //                  [| nat u8 (0 unknown, 1 endpoint-independent mapping, 2 varies by destination)
-//                   | caps u8 (bit 0: takes part in birthday probing, transport/birthday.ts)
+//                   | caps u8 (bit 0: takes part in birthday probing, transport/birthday.ts;
+//                     bit 1: the sender's NAT hands out ports in order, counting up)
 //                   [| fresh count u8 (at most 4) | count × port u16: ports of the sender's public
 //                      IPv4 address that a new socket of its was just mapped to, where its probing
 //                      sockets' ports lie behind a NAT that hands out ports in order]]
@@ -71,6 +72,8 @@ export type DiscoNat = 'unknown' | 'independent' | 'varies';
 const NAT_CODES: readonly DiscoNat[] = ['unknown', 'independent', 'varies'];
 /** caps bit: the sender can take part in birthday probing. */
 export const DISCO_CAP_BIRTHDAY = 1;
+/** caps bit: the sender's NAT hands out public ports in order (both-hard birthday probing, transport/birthday.ts). */
+export const DISCO_CAP_PORTS_IN_ORDER = 2;
 
 export interface DiscoEnvelope {
   sender: Uint8Array;

@@ -7,7 +7,7 @@ import t, { type Test } from 'tap';
 import { Lab, labUnavailable, sleep, waitFor } from '../helpers/lab.js';
 import { transfer } from '../helpers/two-hosts.js';
 import { holdOffRelay, natConfig, natWorld, otherFlows, relayArgs, setPortBlockNat, setSequentialNat, type NatKind, type NatWorld } from '../../src/lab/nat-world.js';
-import { DEFAULT_BIRTHDAY_LIMITS } from '../../src/transport/birthday.js';
+import { DEFAULT_BIRTHDAY_LIMITS, SWEEP_PROBES } from '../../src/transport/birthday.js';
 
 const why = labUnavailable(['nft', 'conntrack', 'openssl', 'ping']);
 
@@ -19,6 +19,7 @@ interface StatusJson {
   peers: PeerJson[];
   counters: Record<string, number>;
   natMappingVariesByDestination: boolean | null;
+  natPortsInOrder: boolean;
 }
 
 async function world(t: Test, kinds: [NatKind, NatKind], extra: string[] = [], before?: (w: NatWorld) => Promise<void>): Promise<NatWorld & { logs: { a: string[]; b: string[] } }> {
@@ -183,6 +184,36 @@ else {
     const port = Number(/"port":(\d+)/.exec(told ?? '')?.[1]);
     t.ok(port >= 22000, `B told A a fresh port past the flows (some of them reuse a source port): ${told}`);
     t.equal((await status(w, w.a.iface)).peers[0].birthday?.attempts, 1, 'on the first attempt');
+  });
+
+  t.test('both sides behind NATs that hand out ports in order, moved on since STUN: each probes after the other\'s fresh port, and they meet', async (t) => {
+    // Both routers give every new mapping the next port of their own range. The daemons learn their
+    // STUN mappings, then 3,000 other flows from each network move both counters on, and only then
+    // may they reach the relay. Each takes a fresh port as its attempt starts and tells the other;
+    // each then probes the ports after the other's from its data socket.
+    const w = await world(t, ['symmetric', 'symmetric'], [], async (w) => {
+      await setSequentialNat(w.lab, w.a, { first: 20000, size: 8192 });
+      await setSequentialNat(w.lab, w.b, { first: 40000, size: 8192 });
+      await holdOffRelay(w.lab, w.a, true);
+      await holdOffRelay(w.lab, w.b, true);
+    });
+    for (const h of [w.a, w.b]) {
+      const known = await waitFor(async () => (await status(w, h.iface)).natPortsInOrder, 15_000, 200);
+      t.ok(known, `${h.ns} knows its NAT hands out ports in order`);
+    }
+    await Promise.all([otherFlows(w.lab, w.a, w.relayAddrs[0], 3000), otherFlows(w.lab, w.b, w.relayAddrs[0], 3000)]);
+    t.pass("3,000 other flows through each side's NAT");
+    await holdOffRelay(w.lab, w.a, false);
+    await holdOffRelay(w.lab, w.b, false);
+    const met = await untilBirthdayDirect(w, 15_000);
+    t.ok(met, `direct via birthday probing, both sides\n${met ? '' : discoLogs(w)}`);
+    const [a, b] = [await status(w, w.a.iface), await status(w, w.b.iface)];
+    t.same([a.peers[0].birthday?.role, b.peers[0].birthday?.role].sort(), ['stagger', 'sweep'], 'one sweeps, the other staggers');
+    t.equal(a.peers[0].path.kind, 'direct');
+    t.ok((a.counters.birthdayProbesSent ?? 0) <= 2 * SWEEP_PROBES && (b.counters.birthdayProbesSent ?? 0) <= 2 * SWEEP_PROBES, `a few hundred probes a side: ${a.counters.birthdayProbesSent}, ${b.counters.birthdayProbesSent}`);
+    t.equal(a.counters.birthdaySocketsOpened + b.counters.birthdaySocketsOpened, 0, 'no extra socket on either side');
+    const r = await w.lab.exec(w.a.ns, 'ping', ['-c', '5', '-i', '0.2', '-W', '2', w.b.mesh4], 30_000);
+    t.match(r.stdout, /5 received/, 'pings take the path');
   });
 
   t.test('FwMark: the probing sockets mark their packets as the data socket does', async (t) => {
