@@ -12,11 +12,15 @@
 // that hands out FIRST, FIRST+1, … in order, and FLOWS other flows through it after the hard side's
 // STUN mappings and before the hard side may reach the relay (no attempt runs before; the timer
 // starts after them). BENCH_MESHD_BIN runs another tree's daemons (an A/B of two commits).
+// BENCH_CASES "paired": both sides behind NATs that hand out ports in order (symmetric ⇄ symmetric),
+// BENCH_PAIRED_FLOWS other flows through each after the STUN mappings (default 3000), and other hosts
+// behind each opening new flows all along at each of BENCH_PAIRED_RATES flows a second (default
+// "0,50,200"): BENCH_BIRTHDAY_RUNS worlds per rate, the same figures as the birthday case.
 // Writes bench/results/nat-*.json.
 import { Lab, labUnavailable } from '../src/lab/netns-lab.js';
 import { iperf3, machine, median as medianOf, writeResult } from './common.js';
 import type { NatKind, NatWorld } from '../src/lab/nat-world.js';
-import { holdOffRelay, natConfig, natWorld, otherFlows, relayArgs, setPortBlockNat, setSequentialNat } from '../src/lab/nat-world.js';
+import { holdOffRelay, natConfig, natWorld, otherFlows, relayArgs, setPortBlockNat, setSequentialNat, steadyFlows } from '../src/lab/nat-world.js';
 import { controlRequest } from '../src/control/control.js';
 import type { DaemonStatus } from '../src/daemon/status.js';
 import { meetProbability } from '../src/transport/birthday.js';
@@ -168,6 +172,77 @@ async function birthdayRun(sockets: number, probes: number): Promise<BirthdayRun
   }, BIRTHDAY_BLOCK ? birthdayNat : undefined);
 }
 
+const PAIRED_FLOWS = Number(process.env.BENCH_PAIRED_FLOWS ?? 3000);
+const PAIRED_RATES = (process.env.BENCH_PAIRED_RATES ?? '0,50,200').split(',').map(Number);
+
+interface PairedRun {
+  ms: number | null;
+  probes: [number, number];
+  attempts: [number, number];
+}
+
+/**
+ * One fresh world, both sides behind NATs that count their ports up: A's from 20000, B's from
+ * 40000. The daemons learn their STUN mappings without a relay; PAIRED_FLOWS other flows move both
+ * counters on; then they may reach the relay, and `rate` new flows a second keep moving them. The
+ * timer starts when the relay is let through.
+ */
+async function pairedRun(rate: number): Promise<PairedRun> {
+  const before = async (w: NatWorld, lab: Lab) => {
+    await setSequentialNat(lab, w.a, { first: 20000, size: 8192 });
+    await setSequentialNat(lab, w.b, { first: 40000, size: 8192 });
+    await holdOffRelay(lab, w.a, true);
+    await holdOffRelay(lab, w.b, true);
+  };
+  return inWorld(['symmetric', 'symmetric'], [], async (w, lab, logs) => {
+    const st = async (iface: string) => (await controlRequest(iface, { cmd: 'status' })) as DaemonStatus;
+    for (let i = 0; i < 150 && !((await st(w.a.iface)).natPortsInOrder && (await st(w.b.iface)).natPortsInOrder); i++) await new Promise((res) => setTimeout(res, 100));
+    await Promise.all([otherFlows(lab, w.a, w.relayAddrs[0], PAIRED_FLOWS), otherFlows(lab, w.b, w.relayAddrs[0], PAIRED_FLOWS)]);
+    const steady = rate > 0 ? [steadyFlows(lab, w.a, w.relayAddrs[0], rate), steadyFlows(lab, w.b, w.relayAddrs[0], rate)] : [];
+    await holdOffRelay(lab, w.a, false);
+    await holdOffRelay(lab, w.b, false);
+    const up = Date.now();
+    const pinger = lab.spawn(w.a.ns, 'ping', ['-i', '0.2', '-W', '1', w.b.mesh4]);
+    let ms: number | null = null;
+    while (Date.now() - up < BIRTHDAY_LIMIT_MS) {
+      const [a, b] = [await st(w.a.iface), await st(w.b.iface)];
+      const viaProbing = (p: DaemonStatus['peers'][number]['path']) => p.kind === 'direct' && p.via === 'birthday probing';
+      if (viaProbing(a.peers[0].path) && viaProbing(b.peers[0].path)) {
+        ms = Date.now() - up;
+        break;
+      }
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    pinger.kill();
+    for (const p of steady) p.kill();
+    const [a, b] = [await st(w.a.iface), await st(w.b.iface)];
+    if (ms === null) process.stderr.write(`paired: no direct path in ${BIRTHDAY_LIMIT_MS} ms; paths ${JSON.stringify(a.peers[0].path)} / ${JSON.stringify(b.peers[0].path)}\n${logs()}\n`);
+    return { ms, probes: [a.counters.birthdayProbesSent ?? 0, b.counters.birthdayProbesSent ?? 0], attempts: [a.counters.birthdayAttempts ?? 0, b.counters.birthdayAttempts ?? 0] };
+  }, before);
+}
+
+async function pairedBench(): Promise<unknown[]> {
+  const out = [];
+  for (const rate of PAIRED_RATES) {
+    const runs: PairedRun[] = [];
+    for (let i = 0; i < BIRTHDAY_RUNS; i++) {
+      const r = await pairedRun(rate);
+      process.stderr.write(`paired, ${rate} flows/s, run ${i + 1}/${BIRTHDAY_RUNS}: ${r.ms === null ? 'no direct path in 15 s' : `direct after ${r.ms} ms`}, probes ${r.probes.join(' + ')}, attempts ${r.attempts.join(' / ')}\n`);
+      runs.push(r);
+    }
+    const met = runs.filter((r) => r.ms !== null);
+    const times = met.map((r) => r.ms!).sort((x, y) => x - y);
+    out.push({
+      otherFlowsPerSecond: rate,
+      successRate: met.length / runs.length,
+      timeToDirectMs: { median: pct(times, 0.5), p90: pct(times, 0.9) },
+      probesPerSuccess: met.length ? Math.round(met.reduce((n, r) => n + r.probes[0] + r.probes[1], 0) / met.length) : null,
+      runs,
+    });
+  }
+  return out;
+}
+
 const pct = (sorted: number[], q: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] : null);
 
 async function birthdayBench(): Promise<unknown[]> {
@@ -228,6 +303,7 @@ async function main(): Promise<void> {
   const median = sorted[Math.floor(sorted.length / 2)] ?? null;
   const birthday = CASES.has('birthday') ? await birthdayBench() : [];
   const paths = CASES.has('paths') ? await pathThroughput() : [];
+  const paired = CASES.has('paired') ? await pairedBench() : [];
   const result = {
     date: new Date().toISOString(),
     machine: machine(),
@@ -236,6 +312,7 @@ async function main(): Promise<void> {
     packetCountsAtFirstDirect: runs.map((r) => ({ alice: r.a, bob: r.b })),
     birthday: { nat: birthdayNatName(), runsPerBudget: BIRTHDAY_RUNS, limitMs: BIRTHDAY_LIMIT_MS, budgets: birthday },
     pathThroughput: { seconds: SECONDS, reps: REPS, paths },
+    paired: { nat: `symmetric ⇄ symmetric, both handing out ports in order (nftables numgen); ${PAIRED_FLOWS} other flows each after STUN`, runsPerRate: BIRTHDAY_RUNS, limitMs: BIRTHDAY_LIMIT_MS, rates: paired },
   };
   process.stdout.write(JSON.stringify(result, null, 2) + '\n');
   writeResult('nat', result);

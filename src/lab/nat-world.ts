@@ -2,6 +2,7 @@
 // a relay host with two addresses (two STUN servers), and hosts A and B each behind its own NAT
 // router (nftables). Used by the NAT tests, the benchmarks and `meshd demo`.
 import { randomBytes } from 'node:crypto';
+import type { ChildProcess } from 'node:child_process';
 import { generatePrivateKey, keyToBase64, publicKeyOf } from '../crypto/keys.js';
 import type { Lab } from './netns-lab.js';
 
@@ -209,6 +210,15 @@ export async function holdOffRelay(lab: Lab, h: NatHost, hold: boolean): Promise
 export async function otherFlows(lab: Lab, h: NatHost, to: string, count: number): Promise<void> {
   const script = `import socket\nfor i in range(${count}):\n  s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n  s.sendto(b'x', ('${to}', 9))\n  s.close()\n`;
   await must(lab.exec(h.ns, 'python3', ['-c', script]), `python3 in ${h.ns}`);
+}
+
+/**
+ * Other hosts behind `h`'s NAT opening new flows all the time: `perSecond` one-datagram UDP flows a
+ * second, each from a new socket, to port 9 of `to`, until the process returned is killed.
+ */
+export function steadyFlows(lab: Lab, h: NatHost, to: string, perSecond: number): ChildProcess {
+  const script = `import socket, time\nwhile True:\n  s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n  s.sendto(b'x', ('${to}', 9))\n  s.close()\n  time.sleep(${1 / perSecond})\n`;
+  return lab.spawn(h.ns, 'python3', ['-c', script]);
 }
 
 /** Cuts (or restores) UDP between the two routers' WAN addresses, as a path failure. */
