@@ -15,12 +15,13 @@
 // BENCH_CASES "paired": both sides behind NATs that hand out ports in order (symmetric ⇄ symmetric),
 // BENCH_PAIRED_FLOWS other flows through each after the STUN mappings (default 3000), and other hosts
 // behind each opening new flows all along at each of BENCH_PAIRED_RATES flows a second (default
-// "0,50,200"): BENCH_BIRTHDAY_RUNS worlds per rate, the same figures as the birthday case.
+// "0,50,200"): BENCH_BIRTHDAY_RUNS worlds per rate, the same figures as the birthday case;
+// BENCH_PAIRED_RELAY_DELAY_MS holds the relay's traffic that long each way (a proxy: no netem here).
 // Writes bench/results/nat-*.json.
 import { Lab, labUnavailable } from '../src/lab/netns-lab.js';
 import { iperf3, machine, median as medianOf, writeResult } from './common.js';
 import type { NatKind, NatWorld } from '../src/lab/nat-world.js';
-import { holdOffRelay, natConfig, natWorld, otherFlows, relayArgs, setPortBlockNat, setSequentialNat, steadyFlows } from '../src/lab/nat-world.js';
+import { holdOffRelay, natConfig, natWorld, otherFlows, relayArgs, setPortBlockNat, setSequentialNat, slowRelay, steadyFlows } from '../src/lab/nat-world.js';
 import { controlRequest } from '../src/control/control.js';
 import type { DaemonStatus } from '../src/daemon/status.js';
 import { meetProbability } from '../src/transport/birthday.js';
@@ -174,6 +175,7 @@ async function birthdayRun(sockets: number, probes: number): Promise<BirthdayRun
 
 const PAIRED_FLOWS = Number(process.env.BENCH_PAIRED_FLOWS ?? 3000);
 const PAIRED_RATES = (process.env.BENCH_PAIRED_RATES ?? '0,50,200').split(',').map(Number);
+const PAIRED_RELAY_DELAY_MS = Number(process.env.BENCH_PAIRED_RELAY_DELAY_MS ?? 0);
 
 interface PairedRun {
   ms: number | null;
@@ -193,6 +195,7 @@ async function pairedRun(rate: number): Promise<PairedRun> {
     await setSequentialNat(lab, w.b, { first: 40000, size: 8192 });
     await holdOffRelay(lab, w.a, true);
     await holdOffRelay(lab, w.b, true);
+    if (PAIRED_RELAY_DELAY_MS > 0) slowRelay(w, PAIRED_RELAY_DELAY_MS); // killed with the lab
   };
   return inWorld(['symmetric', 'symmetric'], [], async (w, lab, logs) => {
     const st = async (iface: string) => (await controlRequest(iface, { cmd: 'status' })) as DaemonStatus;
@@ -312,7 +315,7 @@ async function main(): Promise<void> {
     packetCountsAtFirstDirect: runs.map((r) => ({ alice: r.a, bob: r.b })),
     birthday: { nat: birthdayNatName(), runsPerBudget: BIRTHDAY_RUNS, limitMs: BIRTHDAY_LIMIT_MS, budgets: birthday },
     pathThroughput: { seconds: SECONDS, reps: REPS, paths },
-    paired: { nat: `symmetric ⇄ symmetric, both handing out ports in order (nftables numgen); ${PAIRED_FLOWS} other flows each after STUN`, runsPerRate: BIRTHDAY_RUNS, limitMs: BIRTHDAY_LIMIT_MS, rates: paired },
+    paired: { nat: `symmetric ⇄ symmetric, both handing out ports in order (nftables numgen); ${PAIRED_FLOWS} other flows each after STUN`, relayDelayMsEachWay: PAIRED_RELAY_DELAY_MS, runsPerRate: BIRTHDAY_RUNS, limitMs: BIRTHDAY_LIMIT_MS, rates: paired },
   };
   process.stdout.write(JSON.stringify(result, null, 2) + '\n');
   writeResult('nat', result);

@@ -331,8 +331,14 @@ t.test('both hard, counting NATs: each takes a fresh port, then sends every prob
   b.step(q, countingTold([]), 250, true);
   t.equal(pings.length, 0, 'nothing before the peer told its fresh port');
   b.step(q, countingTold([41000], 300), 300, true);
+  t.equal(pings.length, 0, 'both fresh ports known: first our own counter is measured');
+  t.same(events[1], { type: 'birthday-measure', peerId: 'p9' });
+  b.step(q, countingTold([41000], 300), 320, true);
+  t.equal(events.length, 2, 'once');
+  b.measured(q, 30040, 330);
   t.equal(pings.length, SWEEP_PROBES, 'then every probe at once');
-  t.same(pings.slice(0, 3), [{ address: '203.0.113.2', port: 41001 }, { address: '203.0.113.2', port: 41002 }, { address: '203.0.113.2', port: 41003 }], 'the ports after its fresh one, from the data socket');
+  t.same(pings.slice(0, 3), [{ address: '203.0.113.2', port: 41041 }, { address: '203.0.113.2', port: 41042 }, { address: '203.0.113.2', port: 41043 }], 'the ports after its fresh one, shifted by the 40 ports our counter moved, from the data socket');
+  b.measured(q, 30041, 340);
   b.step(q, countingTold([41000], 300), 550, true);
   t.equal(pings.length, SWEEP_PROBES, 'once');
   b.directPath(q, { address: '203.0.113.2', port: 40000 }, countingTold([41000], 300));
@@ -341,7 +347,7 @@ t.test('both hard, counting NATs: each takes a fresh port, then sends every prob
   b.directPath(q, met, countingTold([41000], 300));
   t.match(b.statusOf(q), { role: 'sweep', state: 'met', probesSent: SWEEP_PROBES });
   t.ok(b.found(q, met), 'status: direct via birthday probing');
-  t.equal(events.length, 1, 'no socket opened or closed');
+  t.equal(events.length, 2, 'no socket opened or closed');
 });
 
 t.test('both hard, counting NATs: the staggering side probes with its own fresh port of this attempt; the peer\'s new fresh port starts an attempt in back-off', async (t) => {
@@ -360,8 +366,11 @@ t.test('both hard, counting NATs: the staggering side probes with its own fresh 
   t.match(b.statusOf(q), { state: 'probing', attempts: 2 });
   setFresh(30500, 5650);
   b.step(q, countingTold([42000], 5600), 5700, true);
-  t.equal(pings.length, STAGGER_PROBES, 'every probe at once');
+  t.same(events[2], { type: 'birthday-measure', peerId: 'p8' });
+  b.measured(q, null, 5710);
+  t.equal(pings.length, STAGGER_PROBES, 'every probe at once (no measure: no shift)');
   t.same(pings.map((p) => p.port), pairedPorts('stagger', 42000), 'the ports after the peer\'s fresh one, each shifted one more than the last');
+  t.same(pairedPorts('stagger', 42000, 7).slice(0, 2), [42008, 42010]);
 });
 
 t.test('both hard, one NAT picks ports at random: no attempt', async (t) => {
@@ -371,4 +380,15 @@ t.test('both hard, one NAT picks ports at random: no attempt', async (t) => {
   for (let now = 0; now < 10_000; now += 250) b.step(peer, told, now, true);
   t.equal(pings.length + events.length, 0);
   t.match(b.statusOf(peer).why, /do not hand out ports in order/);
+});
+
+t.test('both hard: a measure that moved thousands of ports is not believed (no shift)', async (t) => {
+  const { pings, h, setFresh } = countingHost(true);
+  const b = new BirthdayProber(h, DEFAULT_BIRTHDAY_LIMITS);
+  const q = { id: 'p7', endpoint: null } as unknown as Peer;
+  b.step(q, countingTold([]), 0, true);
+  setFresh(30000, 5);
+  b.step(q, countingTold([41000], 10), 10, true);
+  b.measured(q, 30000 - 7, 20);
+  t.same(pings.slice(0, 2).map((p) => p.port), [41001, 41002], 'a counter that went back 7 ports: not a measure');
 });

@@ -15,6 +15,7 @@ import {
   birthdayRole,
   meetProbability,
   pairedPorts,
+  portDistance,
   probePorts,
   randomPorts,
 } from '../src/transport/birthday.js';
@@ -56,14 +57,15 @@ t.test('ports in order: two mappings on one address a few ports apart', async (t
 
 /**
  * Two NATs that count their ports up, one probe after another from each side's data socket: sweep
- * probe l leaves from s + 1 + l + dS(l), stagger probe k from t + 1 + k + dT(k) (d: ports other flows
- * took since the fresh port). A meeting: a probe of each, each from the port the other aims at.
+ * probe j leaves from s + 1 + j + dS(j), stagger probe k from t + 1 + k + dT(k) (d: ports other flows
+ * took since the fresh port); each aims as pairedPorts says, shifted by what it measured of its own
+ * drift (shiftS, shiftT). A meeting: a probe of each, each from the port the other aims at.
  */
-function pairedMeets(s: number, tt: number, dS: (l: number) => number, dT: (k: number) => number): number | null {
-  const sweep = pairedPorts('sweep', tt);
-  const stagger = pairedPorts('stagger', s);
+function pairedMeets(s: number, tt: number, dS: (j: number) => number, dT: (k: number) => number, shiftS = 0, shiftT = 0): number | null {
+  const sweep = pairedPorts('sweep', tt, shiftS);
+  const stagger = pairedPorts('stagger', s, shiftT);
   const sweepFrom = new Map<number, number>(); // source port -> destination port
-  sweep.forEach((dst, l) => sweepFrom.set(s + 1 + l + dS(l), dst));
+  sweep.forEach((dst, j) => sweepFrom.set(s + 1 + j + dS(j), dst));
   for (let k = 0; k < stagger.length; k++) {
     const from = tt + 1 + k + dT(k);
     if (sweepFrom.get(stagger[k]) === from) return k;
@@ -72,8 +74,8 @@ function pairedMeets(s: number, tt: number, dS: (l: number) => number, dT: (k: n
 }
 
 t.test('both hard, counting NATs: the two sides\' probes meet for any drift below the cycle, steady or growing', async (t) => {
-  t.equal(SWEEP_PROBES, 189);
-  t.equal(STAGGER_PROBES, 126);
+  t.equal(SWEEP_PROBES, 381);
+  t.equal(STAGGER_PROBES, 381);
   const sweep = pairedPorts('sweep', 30000);
   t.same(sweep.slice(0, 3), [30001, 30002, 30003], 'the sweep: every port after the fresh one');
   const stagger = pairedPorts('stagger', 30000);
@@ -91,10 +93,31 @@ t.test('both hard, counting NATs: the two sides\' probes meet for any drift belo
   t.equal(all, (PAIRED_CYCLE * (PAIRED_CYCLE + 1)) / 2, 'every steady drift below the cycle meets');
   t.equal(pairedMeets(20000, 40000, () => PAIRED_CYCLE, () => 0), null, 'a drift of a whole cycle does not: the bound is real');
   // Other flows keep taking ports while the probes go: one more every few probes, on both NATs.
-  // The offset catches up with such a drift while it is below the cycle: D0 / (1 − growth) < 63.
-  for (const [every, start] of [[2, 0], [3, 10], [5, 20], [4, 15], [8, 40]] as const) {
+  // The offset catches up with such a drift while it is below the cycle: D0 / (1 − growth) < 127.
+  for (const [every, start] of [[2, 0], [3, 10], [5, 40], [4, 30], [8, 90]] as const) {
     t.not(pairedMeets(20000, 40000, (l) => start + Math.floor(l / every), (k) => Math.floor(k / every)), null, `drift from ${start} growing one port in ${every} probes on each side`);
   }
+});
+
+t.test('both hard, counting NATs: each side measures its own drift before its probes go; what is left is what the cycle makes up for', async (t) => {
+  t.equal(portDistance(40000, 40123), 123);
+  t.equal(portDistance(PORT_RANGE_HIGH - 1, PORT_RANGE_LOW + 1), 3, 'across the top of the range');
+  // The side that waited for the other's fresh port saw many other flows meanwhile: far more than
+  // the cycle. Measured, only the drift while each measured (a STUN round trip) is left.
+  let checked = 0;
+  // A wait up to a turn, with any drift left below the cycle; up to two turns, with a little left.
+  for (const waited of [0, 60, 127, 200, 250]) {
+    for (const [left1, left2] of waited <= 127 ? [[0, 0], [3, 5], [2, 2], [60, 66], [120, 6]] : [[0, 0], [3, 5], [2, 2]]) {
+      const sweepWaited = pairedMeets(20000, 40000, () => waited + left1, () => left2, waited, 0);
+      t.not(sweepWaited, null, `the sweeping side waited (${waited} ports) and measured; ${left1} + ${left2} left`);
+      const staggerWaited = pairedMeets(20000, 40000, () => left1, () => waited + left2, 0, waited);
+      t.not(staggerWaited, null, `the staggering side waited (${waited} ports) and measured; ${left1} + ${left2} left`);
+      checked += 2;
+    }
+  }
+  t.equal(checked, 42);
+  t.equal(pairedMeets(20000, 40000, () => 300, () => 0, 0, 0), null, 'unmeasured, a drift of 300 does not meet');
+  t.not(pairedMeets(20000, 40000, () => 100, () => 150, 100, 150), null, 'both measured: both drifts made up for');
 });
 
 t.test('the probability figures of the defaults', async (t) => {

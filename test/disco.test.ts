@@ -271,3 +271,47 @@ t.test('birthday probing: the hard side tells a fresh port over the relay, and t
   }
   t.same(probes.slice(0, 4), [52001, 51999, 52002, 51998], "A's next probes go beside the fresh port");
 });
+
+t.test('birthday probing, both sides behind NATs that count up: a fresh port told starts the other side at once; each measures, then probes after the other\'s', async (t) => {
+  const p = makePair();
+  p.a.setEndpoint(p.peerOfA, null);
+  p.b.setEndpoint(p.peerOfB, null);
+  const net: Net = { udpUp: false, delivered: 0 };
+  const da = new Discovery(p.a, () => [{ address: '203.0.113.1', port: 20001 }], () => true);
+  const db = new Discovery(p.b, () => [{ address: '203.0.113.2', port: 40001 }], () => true);
+  for (const d of [da, db]) {
+    d.ownNat = () => true;
+    d.ownPortsInOrder = () => true;
+    d.enableBirthday({ sockets: 8, probes: 100, windowMs: 5000, hourlyBudget: 10_000, firstRetryMs: 2000, backoffMs: 30_000, maxBackoffMs: 60_000 });
+  }
+  // The daemon's part: a fresh port for 'birthday-fresh' (told), another for 'birthday-measure'.
+  const next = { a: 23000, b: 45000 };
+  const serve = (d: Discovery, peer: typeof p.peerOfA, side: 'a' | 'b') => {
+    for (let e = d.events.shift(); e; e = d.events.shift()) {
+      if (e.type === 'birthday-fresh') d.announceFreshPort(peer, next[side]++);
+      if (e.type === 'birthday-measure') d.birthdayMeasured(peer, (next[side] += 10));
+    }
+  };
+  const probesOf = (d: Discovery, to: string) => d.out.filter((m) => m.to && !m.to.relay && m.to.address === to && m.to.sock === undefined).map((m) => m.to!.port);
+  // Only A ticks: B's attempt can start only from what A tells it.
+  for (let i = 0; i < 100 && !da.events.some((e) => e.type === 'birthday-fresh'); i++) {
+    p.clock.advance(100);
+    da.tick();
+    wire(p, da, db, net); // each learns the other's NAT (caps) from their call-me-maybes
+  }
+  t.ok(da.events.some((e) => e.type === 'birthday-fresh'), "A's attempt starts: it asks for a fresh port");
+  t.equal(db.birthday!.statusOf(p.peerOfB).state, 'idle', 'B has not started');
+  serve(da, p.peerOfA, 'a');
+  t.ok(da.out.some((m) => m.to === null), 'the fresh port goes out over the relay');
+  wire(p, da, db, net);
+  t.ok(db.events.some((e) => e.type === 'birthday-fresh'), "B's attempt starts at once, without a tick of its own");
+  serve(db, p.peerOfB, 'b'); // its fresh port, then (it knows both) its measure: its probes go
+  const fromB = probesOf(db, '203.0.113.1');
+  t.equal(fromB.length, 381, 'B probes at once, from its data socket');
+  wire(p, da, db, net);
+  serve(da, p.peerOfA, 'a'); // A hears B's fresh port: measures, then probes
+  const fromA = probesOf(da, '203.0.113.2');
+  t.equal(fromA.length, 381, 'so does A');
+  t.equal(Math.min(...fromA), 45000 + 1 + 11, "A aims past B's fresh port, shifted by the 11 ports its own counter moved");
+  t.equal(Math.min(...fromB), 23000 + 1 + 11, 'and B past A\'s');
+});

@@ -841,6 +841,16 @@ export class Daemon {
         // Both sides hard, behind NATs that count up: each probes the ports after the other's fresh one.
         this.announceFreshPort(e.peerId, name);
         break;
+      case 'birthday-measure':
+        // Both sides hard: how far our NAT's counter moved since the fresh port the peer aims at.
+        void this.stun.freshPort().then((port) => {
+          const p = this.device.peers.get(e.peerId);
+          if (this.stopped || !p) return;
+          this.log.info({ component: 'disco', peer: name, port }, 'birthday probing: measured where our NAT hands out ports now');
+          this.discovery.birthdayMeasured(p, port);
+          this.flush();
+        });
+        break;
       case 'birthday-keep':
         this.log.info({ component: 'disco', peer: name, sockets: e.socks.length }, 'birthday probing: keeping the sockets that met or heard from the peer, closing the rest');
         this.birthdaySocks.keep(e.peerId, e.socks);

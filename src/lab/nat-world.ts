@@ -221,6 +221,29 @@ export function steadyFlows(lab: Lab, h: NatHost, to: string, perSecond: number)
   return lab.spawn(h.ns, 'python3', ['-c', script]);
 }
 
+/**
+ * A relay farther away: a TCP proxy in the relay's namespace, on port RELAY_PORT + 1 of its first
+ * address, that holds every chunk `delayMs` each way before passing it on (this kernel has no netem).
+ * The world's relay URL points at it from now on; start the daemons after.
+ */
+export function slowRelay(w: NatWorld, delayMs: number): ChildProcess {
+  const script = `
+const net = require('node:net');
+const pipe = (from, to) => {
+  from.on('data', (d) => setTimeout(() => to.destroyed || to.write(d), ${delayMs}));
+  from.on('end', () => setTimeout(() => to.end(), ${delayMs}));
+  from.on('error', () => to.destroy());
+};
+net.createServer((c) => {
+  const r = net.connect(${RELAY_PORT}, '${w.relayAddrs[0]}');
+  pipe(c, r);
+  pipe(r, c);
+}).listen(${RELAY_PORT + 1}, '${w.relayAddrs[0]}');
+`;
+  w.relayUrl = `wss://${w.relayAddrs[0]}:${RELAY_PORT + 1}/`;
+  return w.lab.spawn(w.relayNs, process.execPath, ['-e', script]);
+}
+
 /** Cuts (or restores) UDP between the two routers' WAN addresses, as a path failure. */
 export async function cutUdpBetweenRouters(w: NatWorld, cut: boolean): Promise<void> {
   const r = w.a.router;

@@ -8,22 +8,25 @@
 //  - hard side: `sockets` extra sockets, each pinging the easy side's public endpoint once at once
 //    (its NAT maps each to a new random port, open towards exactly that endpoint).
 //  - both sides hard behind NATs that count their ports up (sweep / stagger): as an attempt starts
-//    each takes a fresh port and tells the other; once it has both, it pings the ports after the
-//    other's fresh one from its data socket, all at once (pairedPorts). A fresh port from the peer
-//    starts our attempt too, back-off or not, so that the two sides' attempts run together.
+//    each takes a fresh port and tells the other; once it has both, it takes one more fresh port
+//    (not told: how far its own counter moved meanwhile) and pings the ports after the other's fresh
+//    one from its data socket, all at once (pairedPorts). A fresh port from the peer starts our
+//    attempt too, back-off or not, so that the two sides' attempts run together.
 // A pong is a direct path as any other (discovery makes it the peer's endpoint; on the hard side that
 // endpoint names the socket); the hard side keeps that socket and closes the rest at once.
 import { randomInt } from 'node:crypto';
 import { endpointEqual, type Endpoint } from '../tunnel/endpoint.js';
 import type { Peer } from '../tunnel/peer.js';
-import { BirthdayPlan, birthdayRole, isPairedRole, pairedPorts, probePorts, type BirthdayLimits, type BirthdayRole, type NatInfo } from './birthday.js';
+import { BirthdayPlan, birthdayRole, isPairedRole, pairedPorts, portDistance, probePorts, type BirthdayLimits, type BirthdayRole, type NatInfo } from './birthday.js';
 
 export type BirthdayEvent =
   | { type: 'birthday-open'; peerId: string; count: number; target: { address: string; port: number } }
   | { type: 'birthday-keep'; peerId: string; socks: number[] }
   | { type: 'birthday-close'; peerId: string }
   /** Both sides hard: take a fresh port and tell the peer (Discovery.announceFreshPort). */
-  | { type: 'birthday-fresh'; peerId: string };
+  | { type: 'birthday-fresh'; peerId: string }
+  /** Both sides hard: take one more fresh port, not told, and hand it back (BirthdayProber.measured). */
+  | { type: 'birthday-measure'; peerId: string };
 
 export interface BirthdayHost {
   /** Sends a sealed disco ping to `to` (from the extra socket `to.sock` when set). */
@@ -89,6 +92,8 @@ interface PeerProbe {
   /** Both sides hard: when the running attempt started, and the peer's fresh ports taken up (by freshAtMs). */
   startMs: number;
   answeredFreshAtMs: number;
+  /** Both sides hard: the probes wait for our counter's measure (birthday-measure): our fresh port and the peer's. */
+  measuring: { own: number; theirs: number } | null;
 }
 
 /**
@@ -103,6 +108,8 @@ export const PRUNE_AFTER_MS = 10_000;
  * attempt's (the peer's start may have started ours), and one that came this recently starts ours.
  */
 export const PAIRED_FRESH_SLACK_MS = 2000;
+/** The largest move of our NAT's counter between two fresh ports that is taken as measured. */
+export const MAX_MEASURED_SHIFT = 4096;
 
 const PRIVATE_V4 = [/^10\./, /^192\.168\./, /^172\.(1[6-9]|2\d|3[01])\./, /^100\.(6[4-9]|[7-9]\d|1[01]\d|12[0-7])\./, /^127\./, /^169\.254\./];
 
@@ -132,7 +139,7 @@ export class BirthdayProber {
   private probeOf(peer: Peer): PeerProbe {
     let p = this.peers.get(peer.id);
     if (!p) {
-      p = { plan: null, running: false, ports: [], sent: 0, centres: [], target: null, socks: [], heard: new Set(), kept: [], metAtMs: -Infinity, probed: new Set(), met: null, why: null, relayedSinceMs: -Infinity, lastStepMs: -Infinity, startMs: -Infinity, answeredFreshAtMs: -Infinity };
+      p = { plan: null, running: false, ports: [], sent: 0, centres: [], target: null, socks: [], heard: new Set(), kept: [], metAtMs: -Infinity, probed: new Set(), met: null, why: null, relayedSinceMs: -Infinity, lastStepMs: -Infinity, startMs: -Infinity, answeredFreshAtMs: -Infinity, measuring: null };
       this.peers.set(peer.id, p);
     }
     return p;
@@ -183,7 +190,7 @@ export class BirthdayProber {
       if (plan.role === 'easy') {
         this.recentre(p, told);
         this.sendProbes(peer, p, plan.take(nowMs));
-      } else if (isPairedRole(plan.role)) this.sendPaired(peer, p, plan.role, told, nowMs);
+      } else if (isPairedRole(plan.role)) this.sendPaired(peer, p, told);
       return;
     }
     if (!relayed) {
@@ -225,9 +232,10 @@ export class BirthdayProber {
     if (isPairedRole(plan.role)) {
       p.ports = [];
       p.sent = 0;
+      p.measuring = null;
       if (told.fresh.length > 0) p.answeredFreshAtMs = told.freshAtMs ?? -Infinity;
       this.host.event({ type: 'birthday-fresh', peerId: peer.id });
-      this.sendPaired(peer, p, plan.role, told, nowMs);
+      this.sendPaired(peer, p, told);
     } else if (plan.role === 'easy') {
       // Nearest the ports the peer announced at that address first (both STUN mappings), or the
       // fresh port it told us (recentre).
@@ -298,16 +306,36 @@ export class BirthdayProber {
 
   /**
    * Both hard, while the attempt runs: once our fresh port (taken as it started) and the peer's
-   * (from its attempt, this one's or one that came just before it) are both known, every probe goes
-   * at once: the fewer ports other flows take meanwhile, the smaller the drift to make up for.
+   * (from its attempt, this one's or one that came just before it) are both known, we measure how
+   * far our own NAT's counter moved since ours (birthday-measure; the side that waited for the other
+   * may have seen many other flows meanwhile), and then every probe goes at once (measured).
    */
-  private sendPaired(peer: Peer, p: PeerProbe, role: 'sweep' | 'stagger', told: PeerAnnouncement, nowMs: number): void {
-    if (p.ports.length > 0) return;
+  private sendPaired(peer: Peer, p: PeerProbe, told: PeerAnnouncement): void {
+    if (p.ports.length > 0 || p.measuring) return;
     const own = this.host.ownFresh?.() ?? null;
     const theirsAt = told.freshAtMs ?? -Infinity;
     if (!own || own.atMs < p.startMs || told.fresh.length === 0 || theirsAt < p.startMs - PAIRED_FRESH_SLACK_MS) return;
     p.answeredFreshAtMs = theirsAt;
-    p.ports = pairedPorts(role, told.fresh[0]);
+    p.measuring = { own: own.port, theirs: told.fresh[0] };
+    this.host.event({ type: 'birthday-measure', peerId: peer.id });
+  }
+
+  /**
+   * Both hard: the port a fresh socket of ours was just mapped to (null: no answer), after our fresh
+   * port and the peer's were known. Our probes are shifted by how far our counter moved since the
+   * fresh port the peer aims at (pairedPorts), and go at once.
+   */
+  measured(peer: Peer, port: number | null, nowMs: number): void {
+    const p = this.peers.get(peer.id);
+    const role = p?.plan?.role ?? null;
+    if (!p || !p.running || !p.measuring || p.ports.length > 0 || !isPairedRole(role)) return;
+    const { own, theirs } = p.measuring;
+    const moved = port === null ? 0 : portDistance(own, port);
+    // A counter that moved more than a few thousand ports is not one we measured (a NAT that
+    // restarted, or picks at random after all): no shift.
+    const shift = moved <= MAX_MEASURED_SHIFT ? moved : 0;
+    p.measuring = null;
+    p.ports = pairedPorts(role, theirs, shift);
     p.sent = 0;
     this.sendProbes(peer, p, p.plan!.take(nowMs));
   }

@@ -81,14 +81,19 @@ export function isPairedRole(role: BirthdayRole | null): role is 'sweep' | 'stag
 
 /**
  * The offsets the staggering side tries, 0 … PAIRED_CYCLE − 1, one per probe in turn: the drift of
- * both NATs' counters together (other flows' mappings between a fresh port and the probes) that it
- * can make up for. Odd, so that no two of its probes go to the same port.
+ * both NATs' counters together (other flows' mappings between a fresh port and the probes, less
+ * what each side measured) that it can make up for. Odd, so that no two of its probes go to the same
+ * port.
  */
-export const PAIRED_CYCLE = 63;
-/** Probes of the staggering side: two turns of the cycle (a drift that grows while it sends). */
-export const STAGGER_PROBES = 2 * PAIRED_CYCLE;
-/** Probes of the sweeping side: every port the staggering side's probes can be mapped to. */
-export const SWEEP_PROBES = STAGGER_PROBES + PAIRED_CYCLE;
+export const PAIRED_CYCLE = 127;
+/**
+ * Probes of each side: three turns of the cycle. The side whose attempt started first waited a relay
+ * round trip for the other's fresh port before it measured and sent; the other side sent at once,
+ * aimed at ports past that first side's fresh one, some of which other flows took meanwhile. Those
+ * of its probes are lost, and two turns are left for up to 2 × PAIRED_CYCLE ports taken so.
+ */
+export const STAGGER_PROBES = 3 * PAIRED_CYCLE;
+export const SWEEP_PROBES = 3 * PAIRED_CYCLE;
 /** The end of an attempt's window in which the easy side sends no more probes (their pongs may still come). */
 export const PROBE_TAIL_MS = 1000;
 
@@ -111,27 +116,35 @@ export function birthdayRole(own: NatInfo, peer: NatInfo, ownKeyFirst = false): 
 
 /**
  * Both sides behind NATs that count up: the ports of the peer's public address to probe, in sending
- * order, from its fresh port `fresh` (a new socket's mapping, taken as its attempt started).
+ * order, from its fresh port `fresh` (a new socket's mapping, taken as its attempt started), shifted
+ * by `shift`: how far our own NAT's counter moved since our fresh port (measured with one more fresh
+ * socket just before the probes go; 0 unknown).
  *
- * Each probe goes to a new destination, so each takes the next port of our own NAT. The sweeping
- * side's probe l leaves from port s + 1 + l + dS (s its fresh port, dS the mappings other flows took
- * on its NAT since) towards the staggering side's port t + 1 + l; the staggering side's probe k leaves
- * from t + 1 + k + dT towards s + 1 + k + (k mod PAIRED_CYCLE). Probe k of one and probe l = k + dT of
- * the other are made for each other (each leaves from the port the other aims at) when k mod
- * PAIRED_CYCLE = dS + dT: whichever arrives second passes the other's NAT, whose mapping the first
- * opened. So any steady drift below PAIRED_CYCLE meets within one turn of the cycle. One that grows
- * while the probes go (other flows keep taking ports) is caught up with too, since the offset grows
- * by one each probe and the drift by less, as long as that happens before the offset turns over;
- * the second turn is for a drift that jumped past the offset.
+ * Each probe goes to a new destination, so each takes the next port of our own NAT. Say other flows
+ * took dS ports of the sweeping side's NAT since its fresh port s, and dT of the staggering side's
+ * since its fresh port t. The sweeping side's probe j leaves from s + 1 + j + dS towards
+ * t + 1 + j + σ; the staggering side's probe k leaves from t + 1 + k + dT towards
+ * s + 1 + k + τ + (k mod PAIRED_CYCLE) (σ and τ their shifts). Probe k and probe j = k + dT − σ are
+ * made for each other (each leaves from the port the other aims at) when
+ * k mod PAIRED_CYCLE = (dS − σ) + (dT − τ): whichever arrives second passes the other's NAT, whose
+ * mapping the first opened. With the shifts measured, what is left is the drift while each side
+ * measured, however long it waited for the other's fresh port; so any steady drift left below
+ * PAIRED_CYCLE meets within one turn of the cycle, as long as j falls among the sweep's probes (it
+ * has a turn more than the stagger for that). One that grows while the probes go (other flows keep
+ * taking ports) is caught up with too, since the offset grows by one each probe and the drift by
+ * less, as long as that happens before the offset turns over; the stagger's second turn is for a
+ * drift that jumped past the offset.
  */
-export function pairedPorts(role: 'sweep' | 'stagger', fresh: number): number[] {
+export function pairedPorts(role: 'sweep' | 'stagger', fresh: number, shift = 0): number[] {
   const out: number[] = [];
   const n = role === 'sweep' ? SWEEP_PROBES : STAGGER_PROBES;
-  for (let k = 0; k < n; k++) {
-    const port = wrapPort(fresh + 1 + k + (role === 'stagger' ? k % PAIRED_CYCLE : 0));
-    out.push(port);
-  }
+  for (let k = 0; k < n; k++) out.push(wrapPort(fresh + 1 + k + shift + (role === 'stagger' ? k % PAIRED_CYCLE : 0)));
   return out;
+}
+
+/** How far a NAT's counter moved from `from` to `to` (both ports it handed out, in that order). */
+export function portDistance(from: number, to: number): number {
+  return (((to - from) % PORT_RANGE) + PORT_RANGE) % PORT_RANGE;
 }
 
 /** A port counted past the top of the NAT's range goes on from its bottom (as the lab's NAT and Linux's do). */

@@ -380,6 +380,14 @@ export class Discovery {
     if (this.relayAvailable() && !isDirectConfirmed(peer, now)) this.birthday?.step(peer, st.told, now, true);
   }
 
+  /**
+   * Both sides hard: a fresh socket of ours was just mapped to `port` (null: no answer), asked for by
+   * a 'birthday-measure' event; the attempt's probes go now (BirthdayProber.measured).
+   */
+  birthdayMeasured(peer: Peer, port: number | null): void {
+    this.birthday?.measured(peer, port, this.dev.clock.now());
+  }
+
   /** Forgets keys and candidates (after our private key changed). */
   reset(): void {
     for (const id of this.state.keys()) this.birthday?.forget(id);

@@ -1,6 +1,7 @@
 // Birthday probing (issue: direct paths through symmetric NATs), in the lab's NAT world: A behind an
 // endpoint-independent NAT, B behind a symmetric one (nftables masquerade fully-random), a relay,
-// nothing else configured. Probing finds a direct path; two symmetric sides never probe; the path
+// nothing else configured. Probing finds a direct path; two symmetric sides never probe, unless both
+// NATs hand out ports in order, and then they meet; the path
 // found survives idle and falls back to the relay when B's router forgets its mappings; each attempt
 // stays within its probe bound.
 import t, { type Test } from 'tap';
