@@ -150,6 +150,20 @@ t.test('hard side: sockets open at once, each pings the easy side; the one that 
   t.same(events[4], { type: 'birthday-close', peerId: 'p1' }, 'sockets that come up after the attempt ended are closed');
 });
 
+t.test('hard side: a socket met, then the data socket\'s own mapping met too and won on RTT: still the attempt\'s path, the sockets close', async (t) => {
+  const { events, b, q } = hardAttempt('p6', [1, 2, 3]);
+  b.directPath(q, { address: '203.0.113.1', port: 51820, sock: 2 }, easyTold);
+  t.same(events[1], { type: 'birthday-keep', peerId: 'p6', socks: [2] });
+  const data = { address: '203.0.113.1', port: 51820 };
+  b.directPath(q, data, easyTold);
+  t.same(events[2], { type: 'birthday-close', peerId: 'p6' }, 'the kept socket closes');
+  t.ok(b.found(q, data), 'status: via birthday probing, on the data socket');
+  t.match(b.statusOf(q), { state: 'met', sockets: 0 });
+  t.equal(b.counters.successes, 1, 'one meeting, not two');
+  b.directPath(q, { address: '203.0.113.9', port: 51820 }, easyTold);
+  t.equal(events.length, 3, 'a path elsewhere is not the attempt\'s');
+});
+
 t.test('no attempt for two hard sides, two easy ones, an unknown NAT, or a peer that cannot probe', async (t) => {
   for (const [own, told, why] of [
     [true, hardTold, /both sides behind symmetric NATs/],

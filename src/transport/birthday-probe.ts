@@ -287,13 +287,26 @@ export class BirthdayProber {
         ? this.atHardSide(p, from) && (p.running || p.probed.has(from.port) || announcedAt(told, from))
         : from.sock !== undefined
           ? p.socks.includes(from.sock) || p.kept.includes(from.sock)
-          : p.running && this.mainToTarget(p, from);
+          : (p.running || p.kept.length > 0) && this.mainToTarget(p, from);
     if (!ours) return;
     // The easy side's last probes may be answered after its window closed (the attempt counted as a
     // miss): still its meeting, or status would call the path a plain one. Not the path it met on
     // before coming back after idle (no second meeting). The hard side's sockets close with its attempt.
     const metHere = endpointEqual(p.met, from);
     if (p.running || (easy && !metHere)) this.meet(peer, p, from);
+    else if (!easy && from.sock === undefined) this.toDataSocket(peer, p, from);
+  }
+
+  /**
+   * Hard side: the easy side's probes met one of our sockets and, in the same batch, our data
+   * socket's own mapping towards it; the data socket's path won on its RTT after the attempt had
+   * ended on the socket's. The path is still the attempt's: it stays "via birthday probing", and the
+   * kept sockets close, as after a meeting on the data socket.
+   */
+  private toDataSocket(peer: Peer, p: PeerProbe, from: Endpoint): void {
+    p.met = from;
+    p.kept = [];
+    this.host.event({ type: 'birthday-close', peerId: peer.id });
   }
 
   /** Our part towards a peer that told us `told`, from our NAT kind as STUN sees it now. */
