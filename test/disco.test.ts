@@ -245,13 +245,19 @@ t.test('birthday probing: a relay that drops mid-attempt is not a direct path; t
   t.equal(state().state, 'backing-off', 'the window passed without a meeting: a miss, with the quick retry');
 });
 
-t.test('birthday probing: the hard side tells a fresh port over the relay, and the easy side probes beside it next', async (t) => {
+/** Two engines with no UDP path and a relay up, A announcing `portA` and B `portB` at their public addresses. */
+function relayedPair(portA: number, portB: number) {
   const p = makePair();
   p.a.setEndpoint(p.peerOfA, null);
   p.b.setEndpoint(p.peerOfB, null);
   const net: Net = { udpUp: false, delivered: 0 };
-  const da = new Discovery(p.a, () => [{ address: '203.0.113.1', port: 51820 }], () => true);
-  const db = new Discovery(p.b, () => [{ address: '203.0.113.2', port: 40000 }], () => true);
+  const da = new Discovery(p.a, () => [{ address: '203.0.113.1', port: portA }], () => true);
+  const db = new Discovery(p.b, () => [{ address: '203.0.113.2', port: portB }], () => true);
+  return { p, net, da, db };
+}
+
+t.test('birthday probing: the hard side tells a fresh port over the relay, and the easy side probes beside it next', async (t) => {
+  const { p, net, da, db } = relayedPair(51820, 40000);
   da.ownNat = () => false;
   db.ownNat = () => true;
   for (const d of [da, db]) d.enableBirthday({ sockets: 8, probes: 100, windowMs: 5000, hourlyBudget: 10_000, firstRetryMs: 2000, backoffMs: 30_000, maxBackoffMs: 60_000 });
@@ -273,12 +279,7 @@ t.test('birthday probing: the hard side tells a fresh port over the relay, and t
 });
 
 t.test('birthday probing, both sides behind NATs that count up: a fresh port told starts the other side at once; each measures, then probes after the other\'s', async (t) => {
-  const p = makePair();
-  p.a.setEndpoint(p.peerOfA, null);
-  p.b.setEndpoint(p.peerOfB, null);
-  const net: Net = { udpUp: false, delivered: 0 };
-  const da = new Discovery(p.a, () => [{ address: '203.0.113.1', port: 20001 }], () => true);
-  const db = new Discovery(p.b, () => [{ address: '203.0.113.2', port: 40001 }], () => true);
+  const { p, net, da, db } = relayedPair(20001, 40001);
   for (const d of [da, db]) {
     d.ownNat = () => true;
     d.ownPortsInOrder = () => true;
