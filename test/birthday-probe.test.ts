@@ -393,7 +393,7 @@ t.test('both hard, one NAT picks ports at random: no attempt', async (t) => {
   const told = { ...countingTold([41000], 0), nat: { mappingVaries: true, birthday: true, inOrder: false } };
   for (let now = 0; now < 10_000; now += 250) b.step(peer, told, now, true);
   t.equal(pings.length + events.length, 0);
-  t.match(b.statusOf(peer).why, /do not hand out ports in order/);
+  t.match(b.statusOf(peer).why, /does not hand out ports in order/);
 });
 
 t.test('both hard: a measure that moved thousands of ports is not believed (no shift)', async (t) => {

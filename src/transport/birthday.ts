@@ -108,7 +108,8 @@ export function birthdayRole(own: NatInfo, peer: NatInfo, ownKeyFirst = false): 
   if (own.mappingVaries === null || peer.mappingVaries === null) return { role: null, why: 'NAT kind not known on both sides (needs two STUN servers)' };
   if (own.mappingVaries && peer.mappingVaries) {
     if (own.inOrder && peer.inOrder) return { role: ownKeyFirst ? 'sweep' : 'stagger' };
-    return { role: null, why: 'both sides behind symmetric NATs that do not hand out ports in order: probing would take ~65k probes a side' };
+    const which = own.inOrder ? "the peer's does not hand out ports in order (or its meshd does not say)" : 'ours does not hand out ports in order';
+    return { role: null, why: `both sides behind symmetric NATs and ${which}: probing would take ~65k probes a side` };
   }
   if (!own.mappingVaries && !peer.mappingVaries) return { role: null, why: 'neither side behind a symmetric NAT' };
   return { role: own.mappingVaries ? 'hard' : 'easy' };
