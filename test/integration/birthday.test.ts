@@ -7,7 +7,7 @@
 import t, { type Test } from 'tap';
 import { Lab, labUnavailable, sleep, waitFor } from '../helpers/lab.js';
 import { transfer } from '../helpers/two-hosts.js';
-import { holdOffRelay, natConfig, natWorld, otherFlows, relayArgs, setPortBlockNat, setSequentialNat, type NatKind, type NatWorld } from '../../src/lab/nat-world.js';
+import { holdOffRelay, natConfig, natWorld, otherFlows, relayArgs, setPortBlockNat, setSequentialNat, slowRelay, steadyFlows, type NatKind, type NatWorld } from '../../src/lab/nat-world.js';
 import { DEFAULT_BIRTHDAY_LIMITS, SWEEP_PROBES } from '../../src/transport/birthday.js';
 
 const why = labUnavailable(['nft', 'conntrack', 'openssl', 'ping']);
@@ -215,6 +215,29 @@ else {
     t.equal(a.counters.birthdaySocketsOpened + b.counters.birthdaySocketsOpened, 0, 'no extra socket on either side');
     const r = await w.lab.exec(w.a.ns, 'ping', ['-c', '5', '-i', '0.2', '-W', '2', w.b.mesh4], 30_000);
     t.match(r.stdout, /5 received/, 'pings take the path');
+  });
+
+  t.test('both sides behind NATs that count up, the relay 100 ms away, 800 new flows a second behind each: the side that waited measures its counter, and they meet', async (t) => {
+    // A side waits up to a round trip through the relay (400 ms here: 100 ms on each link, each way)
+    // for the other's fresh port; meanwhile the other hosts take 130-250 ports of its NAT, more than
+    // the cycle of 127 makes up for. Each measures how far its counter moved and aims shifted by that
+    // (with the shift forced to 0 this fails 3 of 3).
+    const w = await world(t, ['symmetric', 'symmetric'], [], async (w) => {
+      await setSequentialNat(w.lab, w.a, { first: 20000, size: 8192 });
+      await setSequentialNat(w.lab, w.b, { first: 40000, size: 8192 });
+      await holdOffRelay(w.lab, w.a, true);
+      await holdOffRelay(w.lab, w.b, true);
+      slowRelay(w, 100);
+    });
+    for (const h of [w.a, w.b]) t.ok(await waitFor(async () => (await status(w, h.iface)).natPortsInOrder, 15_000, 200), `${h.ns}: ports in order`);
+    const flows = [steadyFlows(w.lab, w.a, w.relayAddrs[0], 800), steadyFlows(w.lab, w.b, w.relayAddrs[0], 800)];
+    await holdOffRelay(w.lab, w.a, false);
+    await holdOffRelay(w.lab, w.b, false);
+    const met = await untilBirthdayDirect(w, 20_000);
+    for (const f of flows) f.kill();
+    t.ok(met, `direct via birthday probing, both sides\n${met ? '' : discoLogs(w)}`);
+    const measured = [...w.logs.a, ...w.logs.b].join('').split('\n').filter((l) => l.includes('measured where our NAT hands out ports now'));
+    t.ok(measured.length >= 2, `each side measured before its probes went: ${measured.length}`);
   });
 
   t.test('FwMark: the probing sockets mark their packets as the data socket does', async (t) => {
