@@ -16,6 +16,7 @@ import { Device, type Clock } from '../tunnel/device.js';
 import { formatEndpoint, relayEndpoint, type Endpoint } from '../tunnel/endpoint.js';
 import type { Peer } from '../tunnel/peer.js';
 import { portsInOrder } from '../transport/endpoints.js';
+import { openDgramSocket, type FreshSocket } from '../transport/mapping-check.js';
 import { Relays } from '../transport/relays.js';
 import type { RelayClient } from '../transport/relay-client.js';
 import { choosePath, goesToUntrusted, isDirectConfirmed, type PathChoice } from '../transport/path.js';
@@ -232,7 +233,7 @@ export class Daemon {
       // With a default route through the tunnel only the data socket and relay addresses bypass it.
       const bypass = !this.routes.hasDefaultRoute || addrs.every((a) => this.relayAddrs.includes(a));
       return bypass ? this.routes.policyEpoch : null;
-    });
+    }, (onMessage) => this.openFreshSocket(onMessage));
     this.discovery = new Discovery(this.device, () => this.stun.own.candidates(), () => this.relays?.anyConnected ?? false);
     this.discovery.ownNat = () => this.stun.own.mappingVariesByDestination();
     this.discovery.ownPortsInOrder = () => this.stun.own.portsInOrder();
@@ -558,6 +559,23 @@ export class Daemon {
     } catch (err) {
       this.log.warn({ component: 'disco', sock: id, err: (err as Error).message }, 'birthday socket through node:dgram');
       return null;
+    }
+  }
+
+  /**
+   * A throwaway socket for STUN from a fresh port (mapping-check.ts): with FwMark set, the addon's,
+   * marked as the data socket is, so that rules routing by mark see its requests as they see the
+   * probes; node:dgram otherwise (or when the addon cannot bind).
+   */
+  private async openFreshSocket(onMessage: (b: Uint8Array) => void): Promise<FreshSocket | null> {
+    const mark = this.udp?.fwMark ?? this.config.iface.fwMark;
+    if (!this.fastPath || mark === 0 || this.stopped) return openDgramSocket(onMessage);
+    try {
+      const conn = NativeUdpConn.bind(0, { onMessage: (m) => onMessage(m), onBatchEnd: () => undefined }, mark, undefined, SMALL_SIZES);
+      return { send: (data, to) => conn.send(data, to), close: () => conn.close() };
+    } catch (err) {
+      this.log.warn({ component: 'stun', err: (err as Error).message }, 'fresh STUN socket through node:dgram (no FwMark)');
+      return openDgramSocket(onMessage);
     }
   }
 

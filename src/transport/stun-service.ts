@@ -7,7 +7,7 @@ import type { Endpoint } from '../tunnel/endpoint.js';
 import { OwnEndpoints } from './endpoints.js';
 import type { NetworkWatch } from './network-watch.js';
 import { StunProber, type StunResult } from './stun-client.js';
-import { freshSocketMapping, mappingVariesFromFreshSocket } from './mapping-check.js';
+import { freshSocketMapping, mappingVariesFromFreshSocket, openDgramSocket, type OpenFreshSocket } from './mapping-check.js';
 import { publicV4 } from './birthday-probe.js';
 
 /** STUN refresh: often enough to notice a NAT rebinding well before UDP conntrack (30 s) forgets us. */
@@ -43,6 +43,8 @@ export class StunService {
      * that stays the same while the routes do: a check the routes changed under is not believed.
      */
     private readonly freshSocketRoute: (addrs: string[]) => number | null = () => 0,
+    /** Opens the throwaway sockets of freshPort and the second opinion (the daemon's carry its FwMark). */
+    private readonly openFresh: OpenFreshSocket = openDgramSocket,
   ) {
     this.own = new OwnEndpoints(iface, port);
   }
@@ -110,7 +112,7 @@ export class StunService {
     if (!server || !own) return null;
     const routes = this.freshSocketRoute([server.ep.address]);
     if (routes === null) return null;
-    const mapped = await freshSocketMapping(server, STUN_TIMEOUT_MS, this.stopped.signal);
+    const mapped = await freshSocketMapping(server, STUN_TIMEOUT_MS, this.stopped.signal, this.openFresh);
     if (!mapped || mapped.address !== own.address || this.freshSocketRoute([server.ep.address]) !== routes) return null;
     return mapped.port;
   }
@@ -125,7 +127,7 @@ export class StunService {
     const addrs = this.servers.map((s) => s.ep.address);
     const routes = this.freshSocketRoute(addrs);
     if (routes === null) return false;
-    const varies = await mappingVariesFromFreshSocket(this.servers, STUN_TIMEOUT_MS, this.stopped.signal);
+    const varies = await mappingVariesFromFreshSocket(this.servers, STUN_TIMEOUT_MS, this.stopped.signal, this.openFresh);
     if (varies === null || key !== this.own.mappingKey() || this.freshSocketRoute(addrs) !== routes) return false;
     this.own.noteSecondOpinion(key, varies);
     if (!varies) return false;

@@ -65,8 +65,10 @@ async function untilMet(w: NatWorld): Promise<{ ok: boolean; how: string }> {
     return { ok: true, how: `in ${Date.now() - start} ms, attempt ${attempts}` };
   }
   const late = await untilBirthdayDirect(w, 20_000);
-  const attempts = (await status(w, w.a.iface)).peers[0].birthday?.attempts ?? 0;
-  return { ok: late && attempts >= 2, how: `after ${Date.now() - start} ms, attempt ${attempts}` };
+  const [a, b] = [await status(w, w.a.iface), await status(w, w.b.iface)];
+  const attempts = a.peers[0].birthday?.attempts ?? 0;
+  const paths = `A ${JSON.stringify(a.peers[0].path)} ${JSON.stringify(a.peers[0].birthday)}, B ${JSON.stringify(b.peers[0].path)} ${JSON.stringify(b.peers[0].birthday)}`;
+  return { ok: late && attempts >= 2, how: `after ${Date.now() - start} ms, attempt ${attempts}; ${paths}` };
 }
 
 if (why) t.plan(0, why);
@@ -240,16 +242,19 @@ else {
     t.ok(measured.length >= 2, `each side measured before its probes went: ${measured.length}`);
   });
 
-  t.test('FwMark: the probing sockets mark their packets as the data socket does', async (t) => {
+  t.test('FwMark: the probing sockets, and the fresh socket that asks STUN, mark their packets as the data socket does', async (t) => {
     const mark = '0x5e5';
     const w = await world(t, ['eim', 'symmetric'], [`FwMark = ${mark}`], async (w) => {
-      // On B's host: count B's UDP packets to A's public address from any port but the data
-      // socket's, marked and not.
+      // On B's host: count B's UDP packets to A's public address, and to the STUN servers, from
+      // any port but the data socket's, marked and not.
+      const stun = `{ ${w.relayAddrs.join(', ')} }`;
       const rules = `table inet marks {
   chain out {
     type filter hook output priority 0;
     ip daddr ${w.a.wanAddr} udp sport != 51820 meta mark ${mark} counter;
     ip daddr ${w.a.wanAddr} udp sport != 51820 meta mark != ${mark} counter;
+    ip daddr ${stun} udp dport 3478 udp sport != 51820 meta mark ${mark} counter;
+    ip daddr ${stun} udp dport 3478 udp sport != 51820 meta mark != ${mark} counter;
   }
 }
 `;
@@ -259,9 +264,11 @@ else {
     const met = await untilMet(w);
     t.ok(met.ok, `direct via birthday probing (${met.how})\n${met.ok ? '' : discoLogs(w)}`);
     const listed = (await w.lab.exec(w.b.ns, 'nft', ['list', 'chain', 'inet', 'marks', 'out'])).stdout;
-    const [marked, unmarked] = [...listed.matchAll(/counter packets (\d+)/g)].map((m) => Number(m[1]));
+    const [marked, unmarked, stunMarked, stunUnmarked] = [...listed.matchAll(/counter packets (\d+)/g)].map((m) => Number(m[1]));
     t.ok(marked >= 1, `the probing sockets' packets carry the mark: ${marked}`);
     t.equal(unmarked, 0, 'none without it');
+    t.ok(stunMarked >= 1, `the fresh socket's STUN request carries it too: ${stunMarked}`);
+    t.equal(stunUnmarked, 0, 'no STUN from another socket without it');
   });
 
   t.test('the path found survives 60 s idle; when the hard side\'s router forgets it, a transfer finishes via the relay', async (t) => {
