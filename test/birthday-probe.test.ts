@@ -1,7 +1,7 @@
 // BirthdayProber (transport/birthday-probe.ts) with a fake host: who sends what, when sockets open,
 // are kept and close, and that nothing runs for pairs that cannot meet.
 import t from 'tap';
-import { BirthdayProber, REVIVE_GRACE_MS, publicV4, type BirthdayEvent } from '../src/transport/birthday-probe.js';
+import { BirthdayProber, PRUNE_AFTER_MS, REVIVE_GRACE_MS, publicV4, type BirthdayEvent } from '../src/transport/birthday-probe.js';
 import { DEFAULT_BIRTHDAY_LIMITS, STAGGER_PROBES, SWEEP_PROBES, pairedPorts } from '../src/transport/birthday.js';
 import type { Endpoint } from '../src/tunnel/endpoint.js';
 import type { Peer } from '../src/tunnel/peer.js';
@@ -127,7 +127,8 @@ t.test('hard side: sockets open at once, each pings the easy side; the one that 
   t.same(events[1], { type: 'birthday-keep', peerId: 'p1', socks: [2] }, 'the meeting socket kept, the rest closed');
   t.match(b.statusOf(peer), { state: 'met', sockets: 1 });
   t.ok(b.found(peer, { address: '203.0.113.1', port: 51820, sock: 2 }));
-  t.notOk(b.found(peer, { address: '203.0.113.1', port: 51820 }), 'not the same path from the data socket');
+  t.notOk(b.found(peer, { address: '203.0.113.1', port: 51820, sock: 3 }), 'not the same path from a socket that was closed');
+  t.notOk(b.found(peer, { address: '203.0.113.9', port: 51820 }), 'nor a path to anywhere else');
   // Steps every tick (250 ms) from `from` to `to`.
   const run = (from: number, to: number, relayed: boolean) => {
     for (let now = from; now <= to; now += 250) b.step(peer, easyTold, now, relayed);
@@ -162,6 +163,21 @@ t.test('hard side: a socket met, then the data socket\'s own mapping met too and
   t.equal(b.counters.successes, 1, 'one meeting, not two');
   b.directPath(q, { address: '203.0.113.9', port: 51820 }, easyTold);
   t.equal(events.length, 3, 'a path elsewhere is not the attempt\'s');
+});
+
+t.test('hard side: a socket met, but the peer\'s data went to our data socket\'s mapping (our endpoint roamed there): via probing at once, the sockets close later', async (t) => {
+  const { events, b, q } = hardAttempt('p5', [1, 2, 3]);
+  b.directPath(q, { address: '203.0.113.1', port: 51820, sock: 2 }, easyTold);
+  t.same(events[1], { type: 'birthday-keep', peerId: 'p5', socks: [2] });
+  const data = { address: '203.0.113.1', port: 51820 };
+  (q as { endpoint: Endpoint | null }).endpoint = data; // WireGuard roaming, no pong
+  t.ok(b.found(q, data), 'status: via birthday probing on the data socket at once');
+  b.step(q, easyTold, 1000, false);
+  t.equal(events.length, 2, 'the socket stays a while (the peer may still settle on it)');
+  b.step(q, easyTold, 1000 + PRUNE_AFTER_MS + 250, false);
+  t.same(events[2], { type: 'birthday-close', peerId: 'p5' }, 'then it closes');
+  t.ok(b.found(q, data), 'still via birthday probing');
+  t.equal(b.counters.successes, 1);
 });
 
 t.test('no attempt for two hard sides, two easy ones, an unknown NAT, or a peer that cannot probe', async (t) => {

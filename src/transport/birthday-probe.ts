@@ -196,10 +196,14 @@ export class BirthdayProber {
     if (!relayed) {
       // Two sockets met at once: once the peer has settled on one (our endpoint is where its data
       // comes from), the other closes.
+      // The same when it settled on our data socket: an easy-side probe drew its mapping in the same
+      // batch as a socket's, and the peer's data goes there (WireGuard roamed our endpoint to it).
       const settled = peer.endpoint?.sock;
       if (p.kept.length > 1 && settled !== undefined && p.kept.includes(settled) && nowMs - p.metAtMs > PRUNE_AFTER_MS) {
         p.kept = [settled];
         this.host.event({ type: 'birthday-keep', peerId: peer.id, socks: p.kept });
+      } else if (plan.role === 'hard' && p.kept.length > 0 && this.mainToTarget(p, peer.endpoint) && nowMs - p.metAtMs > PRUNE_AFTER_MS) {
+        this.toDataSocket(peer, p, peer.endpoint!);
       }
       return;
     }
@@ -299,9 +303,9 @@ export class BirthdayProber {
 
   /**
    * Hard side: the easy side's probes met one of our sockets and, in the same batch, our data
-   * socket's own mapping towards it; the data socket's path won on its RTT after the attempt had
-   * ended on the socket's. The path is still the attempt's: it stays "via birthday probing", and the
-   * kept sockets close, as after a meeting on the data socket.
+   * socket's own mapping towards it; the data socket's path won (on its RTT, after the attempt had
+   * ended on the socket's, or the peer's data went there). The path is still the attempt's: it stays
+   * "via birthday probing", and the kept sockets close, as after a meeting on the data socket.
    */
   private toDataSocket(peer: Peer, p: PeerProbe, from: Endpoint): void {
     p.met = from;
@@ -401,7 +405,12 @@ export class BirthdayProber {
   found(peer: Peer, ep: Endpoint | null): boolean {
     const p = this.peers.get(peer.id);
     if (!p?.met || !ep) return false;
-    if (p.plan?.role === 'hard') return ep.sock !== undefined ? p.kept.includes(ep.sock) : p.met.sock === undefined && endpointEqual(p.met, ep);
+    if (p.plan?.role === 'hard') {
+      if (ep.sock !== undefined) return p.kept.includes(ep.sock);
+      // Our data socket: the path met there, or the peer settled there while sockets that met are
+      // kept (an easy-side probe drew the data socket's mapping too: see step).
+      return (p.met.sock === undefined && endpointEqual(p.met, ep)) || (p.kept.length > 0 && this.mainToTarget(p, ep));
+    }
     return this.atHardSide(p, ep) && (p.probed.has(ep.port) || endpointEqual(p.met, ep));
   }
 
