@@ -71,6 +71,23 @@ async function untilMet(w: NatWorld): Promise<{ ok: boolean; how: string }> {
   return { ok: late && attempts >= 2, how: `after ${Date.now() - start} ms, attempt ${attempts}; ${paths}` };
 }
 
+/**
+ * Both routers hand out ports in order (A's from 20000, B's from 40000), the relay `relayDelayMs`
+ * from each daemon (0: as it is); the daemons are up and know their NATs count up, and neither can
+ * reach the relay until the caller lets it (holdOffRelay).
+ */
+async function countingWorld(t: Test, relayDelayMs: number): Promise<NatWorld & { logs: { a: string[]; b: string[] } }> {
+  const w = await world(t, ['symmetric', 'symmetric'], [], async (w) => {
+    await setSequentialNat(w.lab, w.a, { first: 20000, size: 8192 });
+    await setSequentialNat(w.lab, w.b, { first: 40000, size: 8192 });
+    await holdOffRelay(w.lab, w.a, true);
+    await holdOffRelay(w.lab, w.b, true);
+    if (relayDelayMs > 0) slowRelay(w, relayDelayMs);
+  });
+  for (const h of [w.a, w.b]) t.ok(await waitFor(async () => (await status(w, h.iface)).natPortsInOrder, 15_000, 200), `${h.ns} knows its NAT hands out ports in order`);
+  return w;
+}
+
 if (why) t.plan(0, why);
 else {
   t.test('one side symmetric: a direct path by birthday probing, pings and a transfer take it', async (t) => {
@@ -194,16 +211,7 @@ else {
     // STUN mappings, then 3,000 other flows from each network move both counters on, and only then
     // may they reach the relay. Each takes a fresh port as its attempt starts and tells the other;
     // each then probes the ports after the other's from its data socket.
-    const w = await world(t, ['symmetric', 'symmetric'], [], async (w) => {
-      await setSequentialNat(w.lab, w.a, { first: 20000, size: 8192 });
-      await setSequentialNat(w.lab, w.b, { first: 40000, size: 8192 });
-      await holdOffRelay(w.lab, w.a, true);
-      await holdOffRelay(w.lab, w.b, true);
-    });
-    for (const h of [w.a, w.b]) {
-      const known = await waitFor(async () => (await status(w, h.iface)).natPortsInOrder, 15_000, 200);
-      t.ok(known, `${h.ns} knows its NAT hands out ports in order`);
-    }
+    const w = await countingWorld(t, 0);
     await Promise.all([otherFlows(w.lab, w.a, w.relayAddrs[0], 3000), otherFlows(w.lab, w.b, w.relayAddrs[0], 3000)]);
     t.pass("3,000 other flows through each side's NAT");
     await holdOffRelay(w.lab, w.a, false);
@@ -224,14 +232,7 @@ else {
     // for the other's fresh port; meanwhile the other hosts take up to ~200 ports of its NAT, more than
     // the cycle of 127 makes up for. Each measures how far its counter moved and aims shifted by that
     // (with the shift forced to 0 this fails 3 of 3).
-    const w = await world(t, ['symmetric', 'symmetric'], [], async (w) => {
-      await setSequentialNat(w.lab, w.a, { first: 20000, size: 8192 });
-      await setSequentialNat(w.lab, w.b, { first: 40000, size: 8192 });
-      await holdOffRelay(w.lab, w.a, true);
-      await holdOffRelay(w.lab, w.b, true);
-      slowRelay(w, 100);
-    });
-    for (const h of [w.a, w.b]) t.ok(await waitFor(async () => (await status(w, h.iface)).natPortsInOrder, 15_000, 200), `${h.ns}: ports in order`);
+    const w = await countingWorld(t, 100);
     const flows = [steadyFlows(w.lab, w.a, w.relayAddrs[0], 500), steadyFlows(w.lab, w.b, w.relayAddrs[0], 500)];
     await holdOffRelay(w.lab, w.a, false);
     await holdOffRelay(w.lab, w.b, false);
