@@ -861,12 +861,9 @@ export class Daemon {
         break;
       case 'birthday-measure':
         // Both sides hard: how far our NAT's counter moved since the fresh port the peer aims at.
-        void this.stun.freshPort().then((port) => {
-          const p = this.device.peers.get(e.peerId);
-          if (this.stopped || !p) return;
+        this.withFreshPort(e.peerId, (p, port) => {
           this.log.info({ component: 'disco', peer: name, port }, 'birthday probing: measured where our NAT hands out ports now');
           this.discovery.birthdayMeasured(p, port);
-          this.flush();
         });
         break;
       case 'birthday-keep':
@@ -882,11 +879,19 @@ export class Daemon {
 
   /** Takes a fresh socket's port at our public address (StunService.freshPort) and tells the peer. */
   private announceFreshPort(peerId: string, name: string): void {
-    void this.stun.freshPort().then((port) => {
-      const p = this.device.peers.get(peerId);
-      if (port === null || this.stopped || !p) return;
+    this.withFreshPort(peerId, (p, port) => {
+      if (port === null) return;
       this.log.info({ component: 'disco', peer: name, port }, 'birthday probing: telling the peer where a fresh socket of ours was mapped');
       this.discovery.announceFreshPort(p, port);
+    });
+  }
+
+  /** A fresh socket's port (null: no answer) handed to `use` while the daemon runs and the peer is there, then a flush. */
+  private withFreshPort(peerId: string, use: (p: Peer, port: number | null) => void): void {
+    void this.stun.freshPort().then((port) => {
+      const p = this.device.peers.get(peerId);
+      if (this.stopped || !p) return;
+      use(p, port);
       this.flush();
     });
   }
