@@ -1,10 +1,9 @@
 // The tunnel pairs the data-path benchmarks compare (bench/throughput.ts, bench/rtt.ts), set up
 // between the two hosts of test/helpers/two-hosts: a second meshd pair with its own settings
 // (BENCH_MESHD_B, for an A/B within one run) and a wireguard-go pair of a given build.
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../src/package-root.js';
-import { waitFor } from '../src/lab/netns-lab.js';
 import { meshConfig, type Host, type TwoHosts } from '../test/helpers/two-hosts.js';
 
 /** The shared upstream build (../shared/bin, see its README). */
@@ -64,10 +63,8 @@ export async function wireguardGoPair(h: TwoHosts, b: WgBuild): Promise<number[]
   const pids: number[] = [];
   const setup = async (self: Host, other: Host) => {
     const iface = `${self.iface}${b.suffix}`;
-    mkdirSync('/var/run/wireguard', { recursive: true, mode: 0o755 });
-    const p = lab.spawn(self.ns, b.bin, [iface], { WG_PROCESS_FOREGROUND: '1', LOG_LEVEL: 'error' });
+    const p = await lab.wireguardGo(self.ns, iface, b.bin);
     pids.push(p.pid!);
-    if (!(await waitFor(async () => (await lab.run('wg', ['show', iface])).code === 0, 10_000))) throw new Error(`${b.bin} did not start`);
     const last = (host: Host) => host.underlay.split('.')[3];
     const conf = lab.file(
       `${iface}.conf`,

@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { sleep, waitFor } from '../src/lab/netns-lab.js';
+import { sleep } from '../src/lab/netns-lab.js';
 import { packageRoot } from '../src/package-root.js';
 import { meshConfig, twoHosts, type Host } from '../test/helpers/two-hosts.js';
 import { median, withBenchLab } from './common.js';
@@ -38,8 +38,7 @@ async function main(): Promise<void> {
     if (existsSync(UPSTREAM)) {
       const setup = async (self: Host, other: Host, n: string) => {
         const iface = `${self.iface}u`;
-        lab.spawn(self.ns, UPSTREAM, [iface], { WG_PROCESS_FOREGROUND: '1', LOG_LEVEL: 'error' });
-        await waitFor(async () => (await lab.run('wg', ['show', iface])).code === 0, 10_000);
+        await lab.wireguardGo(self.ns, iface, UPSTREAM);
         const conf = lab.file(`${iface}.conf`, `[Interface]\nPrivateKey = ${self.keys.priv}\nListenPort = 51822\n[Peer]\nPublicKey = ${other.keys.pub}\nAllowedIPs = 10.79.0.${other === h.a ? 1 : 2}/32\nEndpoint = ${other.underlay}:51822\n`);
         await lab.exec(self.ns, 'wg', ['setconf', iface, conf]);
         await lab.exec(self.ns, 'ip', ['addr', 'add', `10.79.0.${n}/24`, 'dev', iface]);

@@ -6,6 +6,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { connect } from 'node:net';
 import { packageRoot } from '../package-root.js';
 import { shebangFlags } from '../ops/systemd.js';
 
@@ -181,6 +182,27 @@ export class Lab {
     return p;
   }
 
+  /**
+   * Starts a wireguard-go build (Debian's by default) for IFACE in a namespace and waits until its
+   * UAPI socket accepts a connection. wireguard-go binds that socket before it listens on it, and
+   * any wg(8) that meets it in between (`wg show`, or `wg show interfaces` in a concurrent test's
+   * wg-quick down) gets a refusal and unlinks it; wireguard-go then cannot watch its socket and exits
+   * ("Failed to listen on uapi socket"). So the wait connects itself instead of polling with
+   * `wg show`, and a start lost that way is tried again (twice at most).
+   */
+  async wireguardGo(ns: string, iface: string, bin = 'wireguard-go', timeoutMs = 10_000): Promise<ChildProcess & { log: string[] }> {
+    mkdirSync('/var/run/wireguard', { recursive: true, mode: 0o755 });
+    const sock = `/var/run/wireguard/${iface}.sock`;
+    for (let attempt = 1; ; attempt++) {
+      const p = this.spawn(ns, bin, [iface], { WG_PROCESS_FOREGROUND: '1', LOG_LEVEL: 'error' });
+      const up = await waitFor(async () => p.exitCode !== null || (existsSync(sock) && (await accepts(sock))), timeoutMs, 20);
+      if (up && p.exitCode === null) return p;
+      if (p.exitCode !== null) await exited(p); // its last output is in the log
+      const lostSocket = /uapi/i.test(p.log.join(''));
+      if (!lostSocket || attempt === 3) throw new Error(`${bin} ${iface} did not start: ${p.log.join('')}`);
+    }
+  }
+
   /** Runs `meshd up CONFIG` in a namespace and waits until its control socket answers. */
   async meshd(ns: string, config: string, iface: string, env: Record<string, string> = {}): Promise<ChildProcess & { log: string[] }> {
     // MESHD_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the daemons a bench starts.
@@ -263,6 +285,18 @@ export function exited(p: ChildProcess): Promise<number | null> {
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Whether a Unix stream socket at PATH accepts a connection (a refusal leaves the file alone). */
+function accepts(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = connect(path);
+    c.once('connect', () => {
+      c.destroy();
+      resolve(true);
+    });
+    c.once('error', () => resolve(false));
+  });
 }
 
 /** Polls `check` until it returns true or the time runs out. */

@@ -3,7 +3,7 @@
 // removal reaches every host and the relay within seconds; bad rosters change nothing; the roster
 // survives a relay restart and carries across two relays.
 import t from 'tap';
-import { appendFileSync, copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { Lab, labUnavailable, MESHD_BIN, waitFor, sleep, exited } from '../helpers/lab.js';
@@ -112,9 +112,7 @@ else {
     const wgNs = await lab.ns('wg');
     await lab.attach(wgNs, '203.0.113.50/24', m.inet);
     const wgIf = `${lab.id}wg`;
-    mkdirSync('/var/run/wireguard', { recursive: true, mode: 0o755 });
-    lab.spawn(wgNs, 'wireguard-go', [wgIf], { WG_PROCESS_FOREGROUND: '1', LOG_LEVEL: 'error' });
-    t.ok(await waitFor(async () => (await lab.run('wg', ['show', wgIf])).code === 0, 10_000), 'wireguard-go runs');
+    await lab.wireguardGo(wgNs, wgIf);
     const wgConf = lab.file('wg.conf', `[Interface]\nPrivateKey = ${wg.priv}\nListenPort = 51820\n[Peer]\nPublicKey = ${h1.pub}\nAllowedIPs = ${h1.mesh4}/32\n`);
     t.equal((await lab.exec(wgNs, 'wg', ['setconf', wgIf, wgConf])).code, 0, 'wg setconf');
     await lab.exec(wgNs, 'ip', ['addr', 'add', '10.99.0.1/24', 'dev', wgIf]);

@@ -1,8 +1,7 @@
 // meshd ⇄ Debian's wireguard-go (configured with wg setconf): each side initiates in turn,
 // ping both ways, and an iperf3 run across the tunnel.
 import t, { type Test } from 'tap';
-import { mkdirSync } from 'node:fs';
-import { Lab, labUnavailable, waitFor } from '../helpers/lab.js';
+import { Lab, labUnavailable } from '../helpers/lab.js';
 import { meshConfig, twoHosts, type Host, type TwoHosts } from '../helpers/two-hosts.js';
 
 const why = labUnavailable(['wireguard-go', 'wg', 'ping', 'iperf3']);
@@ -10,10 +9,7 @@ const why = labUnavailable(['wireguard-go', 'wg', 'ping', 'iperf3']);
 /** Starts wireguard-go as host `self`, configured like wg-quick would, with `other` as peer. */
 async function wireguardGo(h: TwoHosts, self: Host, other: Host, withEndpoint: boolean) {
   const { lab } = h;
-  mkdirSync('/var/run/wireguard', { recursive: true, mode: 0o755 }); // its UAPI socket's directory
-  const proc = lab.spawn(self.ns, 'wireguard-go', [self.iface], { WG_PROCESS_FOREGROUND: '1', LOG_LEVEL: 'error' });
-  const up = await waitFor(async () => (await lab.run('wg', ['show', self.iface])).code === 0, 10_000);
-  if (!up) throw new Error(`wireguard-go did not start: ${proc.log.join('')}`);
+  const proc = await lab.wireguardGo(self.ns, self.iface);
   const conf = lab.file(
     `${self.iface}-wg.conf`,
     [
