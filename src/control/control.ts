@@ -1,6 +1,6 @@
 // meshd's own control socket: newline-delimited JSON requests/answers for status and down.
 import net from 'node:net';
-import { chmodSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { MeshdError } from '../errors.js';
 import { listenUnix } from './unix-socket.js';
 
@@ -20,7 +20,7 @@ export async function startControlServer(
 ): Promise<net.Server> {
   mkdirSync(CONTROL_DIR, { recursive: true, mode: 0o755 });
   const path = controlSocketPath(iface);
-  const server = await listenUnix(path, (sock) => {
+  const server = await listenUnix(path, 0o600, (sock) => {
     let buf = '';
     sock.setEncoding('utf8');
     sock.on('error', () => sock.destroy());
@@ -34,7 +34,6 @@ export async function startControlServer(
       void answer(line).then((a) => sock.write(JSON.stringify(a) + '\n'));
     });
   });
-  chmodSync(path, 0o600);
   return server;
 
   async function answer(line: string): Promise<ControlAnswer> {

@@ -1,7 +1,8 @@
 // Unix socket listening that survives a previous daemon's kill -9: a stale socket file
-// (nobody answers) is removed; a live one means another daemon owns the name.
+// (nobody answers) is replaced; a live one means another daemon owns the name.
 import net from 'node:net';
-import { existsSync, unlinkSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, linkSync, unlinkSync } from 'node:fs';
 import { MeshdError } from '../errors.js';
 
 export function socketInUse(path: string): Promise<boolean> {
@@ -16,17 +17,35 @@ export function socketInUse(path: string): Promise<boolean> {
   });
 }
 
-export async function listenUnix(path: string, onConnection: (s: net.Socket) => void): Promise<net.Server> {
+/**
+ * Listens on PATH with the socket file made MODE. The socket is bound under a temporary name and
+ * linked into place once it listens, with its mode already set, so whoever finds PATH finds a
+ * listener. A socket bound but not yet listening refuses connections, and wg(8) unlinks a socket that
+ * refuses it (it takes it for a dead daemon's): a `wg show` from a monitoring job at that instant
+ * would leave the daemon running with no UAPI socket. The temporary name does not end in `.sock`,
+ * so `wg show interfaces` never lists it.
+ */
+export async function listenUnix(path: string, mode: number, onConnection: (s: net.Socket) => void): Promise<net.Server> {
   if (await socketInUse(path)) throw new MeshdError('EINUSE', `${path} is in use: is another daemon running for this interface?`);
-  if (existsSync(path)) unlinkSync(path);
+  const tmp = `${path}.${process.pid}-${randomBytes(4).toString('hex')}`;
   const server = net.createServer(onConnection);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(path, () => {
+    server.listen(tmp, () => {
       server.off('error', reject);
       resolve();
     });
   });
+  try {
+    chmodSync(tmp, mode);
+    if (existsSync(path)) unlinkSync(path); // stale: nobody answered on it
+    linkSync(tmp, path); // fails if another daemon linked its socket there meanwhile
+  } catch (err) {
+    closeUnix(server, tmp);
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new MeshdError('EINUSE', `${path} is in use: is another daemon running for this interface?`);
+    throw err;
+  }
+  unlinkSync(tmp);
   return server;
 }
 

@@ -1,6 +1,6 @@
 // Serves the UAPI on /var/run/wireguard/IFACE.sock so wg(8) works against meshd.
 import net from 'node:net';
-import { chmodSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { EPROTO } from './uapi.js';
 import { listenUnix } from '../control/unix-socket.js';
 
@@ -23,9 +23,7 @@ export function uapiSocketPath(iface: string): string {
 export async function startUapiServer(iface: string, handler: UapiHandler): Promise<net.Server> {
   mkdirSync(UAPI_DIR, { recursive: true, mode: 0o755 });
   const path = uapiSocketPath(iface);
-  const server = await listenUnix(path, (sock) => serve(sock, handler));
-  chmodSync(path, 0o600);
-  return server;
+  return listenUnix(path, 0o600, (sock) => serve(sock, handler));
 }
 
 function serve(sock: net.Socket, handler: UapiHandler): void {
