@@ -1,92 +1,18 @@
 // Birthday probing (issue: direct paths through symmetric NATs), in the lab's NAT world: A behind an
 // endpoint-independent NAT, B behind a symmetric one (nftables masquerade fully-random), a relay,
-// nothing else configured. Probing finds a direct path; two symmetric sides never probe, unless both
-// NATs hand out ports in order, and then they meet; the path
-// found survives idle and falls back to the relay when B's router forgets its mappings; each attempt
-// stays within its probe bound.
-import t, { type Test } from 'tap';
-import { Lab, labUnavailable, sleep, waitFor } from '../helpers/lab.js';
+// nothing else configured. Probing finds a direct path, also behind port-block NATs and a symmetric
+// NAT whose two STUN mappings agree by chance; its sockets carry FwMark; two symmetric sides whose
+// NATs pick ports at random never probe; each attempt stays within its probe bound.
+// Siblings: birthday-in-order.test.ts (NATs that hand out ports in order), birthday-idle.test.ts
+// (the path after idle and after the router forgets it).
+import t from 'tap';
+import { waitFor } from '../helpers/lab.js';
 import { transfer } from '../helpers/two-hosts.js';
-import { holdOffRelay, natConfig, natWorld, otherFlows, relayArgs, setPortBlockNat, setSequentialNat, slowRelay, steadyFlows, type NatKind, type NatWorld } from '../../src/lab/nat-world.js';
-import { DEFAULT_BIRTHDAY_LIMITS, SWEEP_PROBES } from '../../src/transport/birthday.js';
+import { birthdayLabMissing, world, discoLogs, status, untilBirthdayDirect, untilMet } from '../helpers/birthday-world.js';
+import { setPortBlockNat } from '../../src/lab/nat-world.js';
+import { DEFAULT_BIRTHDAY_LIMITS } from '../../src/transport/birthday.js';
 
-const why = labUnavailable(['nft', 'conntrack', 'openssl', 'ping']);
-
-interface PeerJson {
-  path: { kind: string; endpoint?: string; via?: string };
-  birthday: { role: string | null; why: string | null; state: string; attempts: number; probesSent: number; sockets: number } | null;
-}
-interface StatusJson {
-  peers: PeerJson[];
-  counters: Record<string, number>;
-  natMappingVariesByDestination: boolean | null;
-  natPortsInOrder: boolean;
-}
-
-async function world(t: Test, kinds: [NatKind, NatKind], extra: string[] = [], before?: (w: NatWorld) => Promise<void>): Promise<NatWorld & { logs: { a: string[]; b: string[] } }> {
-  const lab = new Lab(t);
-  const w = await natWorld(lab, kinds);
-  await before?.(w);
-  await lab.relay(w.relayNs, relayArgs(w));
-  const a = await lab.meshd(w.a.ns, lab.file('a.conf', natConfig(w, w.a, w.b, extra)), w.a.iface);
-  const b = await lab.meshd(w.b.ns, lab.file('b.conf', natConfig(w, w.b, w.a, extra)), w.b.iface);
-  return { ...w, logs: { a: a.log, b: b.log } };
-}
-
-/** Both daemons' disco log lines, for a failure's diagnostics. */
-function discoLogs(w: { logs: { a: string[]; b: string[] } }): string {
-  const pick = (log: string[]) => log.join('').split('\n').filter((l) => l.includes('"disco"')).join('\n');
-  return `A (easy):\n${pick(w.logs.a)}\nB (hard):\n${pick(w.logs.b)}`;
-}
-
-async function status(w: NatWorld, iface: string): Promise<StatusJson> {
-  return JSON.parse((await w.lab.cli(['status', iface, '--json'])).stdout) as StatusJson;
-}
-
-/** Pings from A until both sides report a direct path found by birthday probing, or `ms` pass. */
-async function untilBirthdayDirect(w: NatWorld, ms: number): Promise<boolean> {
-  return waitFor(async () => {
-    await w.lab.exec(w.a.ns, 'ping', ['-c', '1', '-W', '1', w.b.mesh4]);
-    const [a, b] = [await status(w, w.a.iface), await status(w, w.b.iface)];
-    return a.peers[0].path.via === 'birthday probing' && b.peers[0].path.via === 'birthday probing';
-  }, ms, 200);
-}
-
-/**
- * Waits for a path found by birthday probing within 15 s: the first attempt, or the quick retry after
- * a first attempt that met nobody (1.8 % of attempts with the default probes: docs/birthday.md).
- * A path that comes within 20 s more counts only if the easy side's status shows that retry (a
- * slow start can push the retry's meeting past 15 s); both missing (0.03 %) fails the test.
- */
-async function untilMet(w: NatWorld): Promise<{ ok: boolean; how: string }> {
-  const start = Date.now();
-  if (await untilBirthdayDirect(w, 15_000)) {
-    const attempts = (await status(w, w.a.iface)).peers[0].birthday?.attempts ?? 0;
-    return { ok: true, how: `in ${Date.now() - start} ms, attempt ${attempts}` };
-  }
-  const late = await untilBirthdayDirect(w, 20_000);
-  const [a, b] = [await status(w, w.a.iface), await status(w, w.b.iface)];
-  const attempts = a.peers[0].birthday?.attempts ?? 0;
-  const paths = `A ${JSON.stringify(a.peers[0].path)} ${JSON.stringify(a.peers[0].birthday)}, B ${JSON.stringify(b.peers[0].path)} ${JSON.stringify(b.peers[0].birthday)}`;
-  return { ok: late && attempts >= 2, how: `after ${Date.now() - start} ms, attempt ${attempts}; ${paths}` };
-}
-
-/**
- * Both routers hand out ports in order (A's from 20000, B's from 40000), the relay `relayDelayMs`
- * from each daemon (0: as it is); the daemons are up and know their NATs count up, and neither can
- * reach the relay until the caller lets it (holdOffRelay).
- */
-async function countingWorld(t: Test, relayDelayMs: number): Promise<NatWorld & { logs: { a: string[]; b: string[] } }> {
-  const w = await world(t, ['symmetric', 'symmetric'], [], async (w) => {
-    await setSequentialNat(w.lab, w.a, { first: 20000, size: 8192 });
-    await setSequentialNat(w.lab, w.b, { first: 40000, size: 8192 });
-    await holdOffRelay(w.lab, w.a, true);
-    await holdOffRelay(w.lab, w.b, true);
-    if (relayDelayMs > 0) slowRelay(w, relayDelayMs);
-  });
-  for (const h of [w.a, w.b]) t.ok(await waitFor(async () => (await status(w, h.iface)).natPortsInOrder, 15_000, 200), `${h.ns} knows its NAT hands out ports in order`);
-  return w;
-}
+const why = birthdayLabMissing();
 
 if (why) t.plan(0, why);
 else {
@@ -181,68 +107,6 @@ else {
     t.equal(nc.natMappingVariesByDestination, true, 'meshd netcheck says so too');
   });
 
-  t.test('a NAT that hands out ports in order, moved on since STUN: a fresh port tells the easy side where to probe', async (t) => {
-    // B's router gives every new mapping the next port from 20000. B's STUN mappings take the first
-    // ones; then 3,000 other flows from B's network move the counter on, and only then can B reach
-    // the relay (its TCP is refused until then), so no attempt runs before. B's probing sockets get
-    // ports past 22000, farther from the announced ones than the easy side's 1,000 probes reach. As
-    // its attempt starts B asks STUN from a fresh socket, tells A that port, and A probes beside it.
-    const w = await world(t, ['eim', 'symmetric'], [], async (w) => {
-      await setSequentialNat(w.lab, w.b, { first: 20000, size: 8192 });
-      await holdOffRelay(w.lab, w.b, true);
-    });
-    const varies = await waitFor(async () => (await status(w, w.b.iface)).natMappingVariesByDestination === true, 15_000, 200);
-    t.ok(varies, 'B knows its mapping varies by destination');
-    await otherFlows(w.lab, w.b, w.relayAddrs[0], 3000);
-    t.pass("3,000 other flows through B's NAT");
-    t.equal((await status(w, w.b.iface)).peers[0].birthday?.attempts ?? 0, 0, 'no attempt yet (B has no relay)');
-    await holdOffRelay(w.lab, w.b, false);
-    t.pass('B may reach the relay now');
-    const met = await untilMet(w);
-    t.ok(met.ok, `direct via birthday probing (${met.how})\n${met.ok ? '' : discoLogs(w)}`);
-    const told = w.logs.b.join('').split('\n').find((l) => l.includes('where a fresh socket of ours was mapped'));
-    const port = Number(/"port":(\d+)/.exec(told ?? '')?.[1]);
-    t.ok(port >= 22000, `B told A a fresh port past the flows (some of them reuse a source port): ${told}`);
-    t.equal((await status(w, w.a.iface)).peers[0].birthday?.attempts, 1, 'on the first attempt');
-  });
-
-  t.test('both sides behind NATs that hand out ports in order, moved on since STUN: each probes after the other\'s fresh port, and they meet', async (t) => {
-    // Both routers give every new mapping the next port of their own range. The daemons learn their
-    // STUN mappings, then 3,000 other flows from each network move both counters on, and only then
-    // may they reach the relay. Each takes a fresh port as its attempt starts and tells the other;
-    // each then probes the ports after the other's from its data socket.
-    const w = await countingWorld(t, 0);
-    await Promise.all([otherFlows(w.lab, w.a, w.relayAddrs[0], 3000), otherFlows(w.lab, w.b, w.relayAddrs[0], 3000)]);
-    t.pass("3,000 other flows through each side's NAT");
-    await holdOffRelay(w.lab, w.a, false);
-    await holdOffRelay(w.lab, w.b, false);
-    const met = await untilBirthdayDirect(w, 15_000);
-    t.ok(met, `direct via birthday probing, both sides\n${met ? '' : discoLogs(w)}`);
-    const [a, b] = [await status(w, w.a.iface), await status(w, w.b.iface)];
-    t.same([a.peers[0].birthday?.role, b.peers[0].birthday?.role].sort(), ['stagger', 'sweep'], 'one sweeps, the other staggers');
-    t.equal(a.peers[0].path.kind, 'direct');
-    t.ok((a.counters.birthdayProbesSent ?? 0) <= 2 * SWEEP_PROBES && (b.counters.birthdayProbesSent ?? 0) <= 2 * SWEEP_PROBES, `a few hundred probes a side: ${a.counters.birthdayProbesSent}, ${b.counters.birthdayProbesSent}`);
-    t.equal(a.counters.birthdaySocketsOpened + b.counters.birthdaySocketsOpened, 0, 'no extra socket on either side');
-    const r = await w.lab.exec(w.a.ns, 'ping', ['-c', '5', '-i', '0.2', '-W', '2', w.b.mesh4], 30_000);
-    t.match(r.stdout, /5 received/, 'pings take the path');
-  });
-
-  t.test('both sides behind NATs that count up, the relay 100 ms away, 500 new flows a second behind each: the side that waited measures its counter, and they meet', async (t) => {
-    // A side waits up to a round trip through the relay (400 ms here: 100 ms on each link, each way)
-    // for the other's fresh port; meanwhile the other hosts take up to ~200 ports of its NAT, more than
-    // the cycle of 127 makes up for. Each measures how far its counter moved and aims shifted by that
-    // (with the shift forced to 0 this fails 3 of 3).
-    const w = await countingWorld(t, 100);
-    const flows = [steadyFlows(w.lab, w.a, w.relayAddrs[0], 500), steadyFlows(w.lab, w.b, w.relayAddrs[0], 500)];
-    await holdOffRelay(w.lab, w.a, false);
-    await holdOffRelay(w.lab, w.b, false);
-    const met = await untilBirthdayDirect(w, 20_000);
-    for (const f of flows) f.kill();
-    t.ok(met, `direct via birthday probing, both sides\n${met ? '' : discoLogs(w)}`);
-    const measured = [...w.logs.a, ...w.logs.b].join('').split('\n').filter((l) => l.includes('measured where our NAT hands out ports now'));
-    t.ok(measured.length >= 2, `each side measured before its probes went: ${measured.length}`);
-  });
-
   t.test('FwMark: the probing sockets, and the fresh socket that asks STUN, mark their packets as the data socket does', async (t) => {
     const mark = '0x5e5';
     const w = await world(t, ['eim', 'symmetric'], [`FwMark = ${mark}`], async (w) => {
@@ -270,28 +134,6 @@ else {
     t.equal(unmarked, 0, 'none without it');
     t.ok(stunMarked >= 1, `the fresh socket's STUN request carries it too: ${stunMarked}`);
     t.equal(stunUnmarked, 0, 'no STUN from another socket without it');
-  });
-
-  t.test('the path found survives 60 s idle; when the hard side\'s router forgets it, a transfer finishes via the relay', async (t) => {
-    const w = await world(t, ['eim', 'symmetric']);
-    const met = await untilMet(w);
-    t.ok(met.ok, `direct via birthday probing (${met.how})`);
-    await sleep(60_000);
-    const r = await w.lab.exec(w.a.ns, 'ping', ['-c', '10', '-i', '0.2', '-W', '2', w.b.mesh4], 30_000);
-    t.match(r.stdout, /10 received/, 'after 60 s without traffic every ping is answered');
-    const [a, b] = [await status(w, w.a.iface), await status(w, w.b.iface)];
-    t.equal(a.peers[0].path.via, 'birthday probing', 'on the same path (A)');
-    t.equal(b.peers[0].path.via, 'birthday probing', '(B)');
-    t.equal(b.counters.birthdaySocketsOpen, b.peers[0].birthday?.sockets === 0 ? 0 : 1, 'no new attempt: still the one socket (none when met on the data socket)');
-
-    const sending = transfer(w.lab, w.a.ns, w.b.ns, w.b.mesh4, 30_000_000);
-    await sleep(1500);
-    t.equal((await w.lab.exec(w.b.router, 'conntrack', ['-F'])).code, 0, "B's router forgets every mapping mid-transfer");
-    const done = await sending;
-    t.equal(done.sent.split(' ')[0], '30000000', `the transfer completes: ${done.sendErr}`);
-    t.equal(done.received, done.sent, 'intact');
-    const after = await status(w, w.a.iface);
-    t.ok(['relay', 'direct'].includes(after.peers[0].path.kind), `then relayed or direct again: ${JSON.stringify(after.peers[0].path)}`);
   });
 
   t.test('both symmetric: nothing probes, the relay carries the traffic', async (t) => {
