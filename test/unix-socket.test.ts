@@ -2,7 +2,7 @@
 // them, a stale file replaced, a live one refused, nothing left behind.
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Socket } from 'node:net';
 import { closeUnix, listenUnix, socketInUse } from '../src/control/unix-socket.js';
@@ -45,4 +45,18 @@ t.test('a stale socket file is replaced; a live one is refused', async (t) => {
   await t.rejects(listenUnix(path, 0o600, hangUp), /wg9\.sock is in use/, 'a second daemon for the name is refused');
   t.same(readdirSync(dir), ['wg9.sock'], 'and leaves no file of its own');
   t.ok(await socketInUse(path), 'the first one still answers');
+});
+
+t.test("a temporary name left by a daemon killed while it started is removed; a live one's is not", async (t) => {
+  const dir = tempDir('meshd-sock-');
+  const path = join(dir, 'wg9.sock');
+  // A pid no process has (above the kernel's pid_max), and this process's own (alive).
+  const dead = `wg9.sock.${Number(readFileSync('/proc/sys/kernel/pid_max', 'utf8')) + 1}-0123abcd`;
+  const live = `wg9.sock.${process.pid}-89abcdef`;
+  boundNotListening(join(dir, dead));
+  boundNotListening(join(dir, live));
+  writeFileSync(join(dir, 'wg9.sock.notes'), ''); // not a temporary name: left alone
+  const server = await listenUnix(path, 0o600, hangUp);
+  t.teardown(() => closeUnix(server, path));
+  t.same(readdirSync(dir).sort(), [live, 'wg9.sock', 'wg9.sock.notes'].sort(), "the dead daemon's temporary name is gone, the others stay");
 });

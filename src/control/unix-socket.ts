@@ -2,7 +2,8 @@
 // (nobody answers) is replaced; a live one means another daemon owns the name.
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, linkSync, unlinkSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { chmodSync, existsSync, linkSync, readdirSync, unlinkSync } from 'node:fs';
 import { MeshdError } from '../errors.js';
 
 export function socketInUse(path: string): Promise<boolean> {
@@ -27,6 +28,7 @@ export function socketInUse(path: string): Promise<boolean> {
  */
 export async function listenUnix(path: string, mode: number, onConnection: (s: net.Socket) => void): Promise<net.Server> {
   if (await socketInUse(path)) throw new MeshdError('EINUSE', `${path} is in use: is another daemon running for this interface?`);
+  removeLeftTemporaries(path);
   const tmp = `${path}.${process.pid}-${randomBytes(4).toString('hex')}`;
   const server = net.createServer(onConnection);
   await new Promise<void>((resolve, reject) => {
@@ -47,6 +49,38 @@ export async function listenUnix(path: string, mode: number, onConnection: (s: n
   }
   unlinkSync(tmp);
   return server;
+}
+
+/**
+ * Removes the temporary names of PATH that a daemon killed while it started left behind (named
+ * `PATH.PID-HEX`, whose process is gone).
+ */
+function removeLeftTemporaries(path: string): void {
+  const prefix = `${basename(path)}.`;
+  let names: string[];
+  try {
+    names = readdirSync(dirname(path));
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const m = name.startsWith(prefix) ? /^(\d+)-[0-9a-f]{8}$/.exec(name.slice(prefix.length)) : null;
+    if (!m || processAlive(Number(m[1]))) continue;
+    try {
+      unlinkSync(join(dirname(path), name));
+    } catch {
+      // gone meanwhile
+    }
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /** Closes a server and removes its socket file. */
