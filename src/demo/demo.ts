@@ -24,7 +24,7 @@ export async function demo(): Promise<void> {
   const why = labUnavailable(['nft', 'conntrack', 'openssl']);
   if (why) throw new MeshdError('EDEMO', `demo ${why}`);
   const teardowns: (() => unknown)[] = [];
-  const lab = new Lab({ teardown: (fn) => teardowns.push(fn) });
+  const lab = new Lab({ teardown: (fn) => teardowns.push(fn) }, { onSignals: false }); // its own handlers below say what they removed
   let cleaning: Promise<void> | null = null;
   const cleanup = () =>
     (cleaning ??= (async () => {

@@ -2,7 +2,7 @@
 // Used by the integration tests, the benchmarks and `meshd demo`. Everything it creates is removed
 // at teardown, and again on process exit if the owner died.
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -47,13 +47,95 @@ process.on('exit', () => {
   for (const l of liveLabs) l.destroySync();
 });
 
+/**
+ * A signal that ends the process (tap's SIGALRM at a file's timeout, ^C, `pkill` of a bench) emits no
+ * 'exit': the labs are removed here first, then the signal goes on as it came (tap still reports its
+ * timeout). Installed while a lab lives, so a process without one keeps its usual handling.
+ */
+const ENDING_SIGNALS = ['SIGALRM', 'SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+/** Live labs that want ending signals handled. */
+let signalLabs = 0;
+function onEndingSignal(sig: NodeJS.Signals): void {
+  for (const l of liveLabs) l.destroySync();
+  watchSignals(false);
+  process.kill(process.pid, sig);
+}
+function watchSignals(on: boolean): void {
+  for (const s of ENDING_SIGNALS) {
+    process.removeListener(s, onEndingSignal);
+    if (on) process.on(s, onEndingSignal);
+  }
+}
+
+/** The file in a lab namespace's /etc/netns directory naming the process that made it, and its lab dir. */
+const OWNER_FILE = 'meshd-lab-owner';
+
+/**
+ * Removes what labs of processes that are gone left (a SIGKILL runs no handler): their namespaces,
+ * with anything still running inside, /etc/netns entries and lab directories.
+ */
+export function removeDeadLabs(): void {
+  let names: string[];
+  try {
+    names = readdirSync('/etc/netns');
+  } catch {
+    return;
+  }
+  for (const ns of names) {
+    let owner: { pid: number; dir: string };
+    try {
+      owner = JSON.parse(readFileSync(join('/etc/netns', ns, OWNER_FILE), 'utf8')) as { pid: number; dir: string };
+    } catch {
+      continue; // not a lab's, or being made
+    }
+    if (processAlive(owner.pid)) continue;
+    removeNamespace(ns);
+    if (owner.dir.startsWith(join(tmpdir(), 'meshd-lab-'))) rmSync(owner.dir, { recursive: true, force: true });
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Kills anything still inside namespace NS (e.g. a daemonised iperf3), deletes it and its /etc/netns entry. */
+function removeNamespace(ns: string): void {
+  try {
+    execFileSync('ip', ['netns', 'pids', ns]).toString().split(/\s+/).filter(Boolean).forEach((pid) => {
+      try {
+        process.kill(Number(pid), 'SIGKILL');
+      } catch {
+        // gone
+      }
+    });
+    execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
+  } catch {
+    // already gone
+  }
+  rmSync(`/etc/netns/${ns}`, { recursive: true, force: true });
+}
+
 export class Lab {
   readonly id = 'm' + randomBytes(3).toString('hex');
   readonly dir = mkdtempSync(join(tmpdir(), 'meshd-lab-'));
   private readonly namespaces: string[] = [];
   private readonly procs: ChildProcess[] = [];
 
-  constructor(t: Teardownable) {
+  private readonly onSignals: boolean;
+
+  /**
+   * `onSignals` false: the caller handles SIGINT and SIGTERM itself and runs the teardown (the demo
+   * does, to say what it removed); otherwise an ending signal removes the lab at once.
+   */
+  constructor(t: Teardownable, { onSignals = true }: { onSignals?: boolean } = {}) {
+    if (liveLabs.size === 0) removeDeadLabs();
+    this.onSignals = onSignals;
+    if (onSignals && ++signalLabs === 1) watchSignals(true);
     liveLabs.add(this);
     t.teardown(() => this.destroy());
   }
@@ -77,6 +159,7 @@ export class Lab {
   private resolverSandbox(name: string): void {
     const etc = `/etc/netns/${name}`;
     mkdirSync(etc, { recursive: true });
+    writeFileSync(join(etc, OWNER_FILE), JSON.stringify({ pid: process.pid, dir: this.dir }));
     const conf = this.resolvConf(name);
     writeFileSync(conf, `# ${name}: lab namespace resolver (src/lab/netns-lab.ts)\n`);
     symlinkSync(conf, join(etc, 'resolv.conf'));
@@ -250,24 +333,9 @@ export class Lab {
 
   destroySync(): void {
     for (const p of this.procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
-    for (const ns of this.namespaces.splice(0)) {
-      // Kill anything still inside the namespace (e.g. a daemonised iperf3), then remove it.
-      try {
-        execFileSync('ip', ['netns', 'pids', ns]).toString().split(/\s+/).filter(Boolean).forEach((pid) => {
-          try {
-            process.kill(Number(pid), 'SIGKILL');
-          } catch {
-            // gone
-          }
-        });
-        execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
-      } catch {
-        // already gone
-      }
-      rmSync(`/etc/netns/${ns}`, { recursive: true, force: true });
-    }
+    for (const ns of this.namespaces.splice(0)) removeNamespace(ns);
     rmSync(this.dir, { recursive: true, force: true });
-    liveLabs.delete(this);
+    if (liveLabs.delete(this) && this.onSignals && --signalLabs === 0) watchSignals(false);
   }
 }
 
