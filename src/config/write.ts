@@ -5,17 +5,9 @@ import { closeSync, fsyncSync, openSync, readFileSync, renameSync, statSync, unl
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { MeshdError } from '../errors.js';
+import { processAlive } from '../ops/process-alive.js';
 
 export const LOCK_TIMEOUT_MS = 10_000;
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** Runs `fn` holding `FILE.lock`; a lock left by a dead process is taken over. */
 export async function withFileLock<T>(file: string, fn: () => T | Promise<T>): Promise<T> {
@@ -37,7 +29,7 @@ export async function withFileLock<T>(file: string, fn: () => T | Promise<T>): P
       } catch {
         continue; // just released
       }
-      if (Number.isInteger(holder) && holder > 0 && !alive(holder)) {
+      if (Number.isInteger(holder) && holder > 0 && !processAlive(holder)) {
         try {
           unlinkSync(lock);
         } catch {

@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import { chmodSync, existsSync, linkSync, readdirSync, unlinkSync } from 'node:fs';
 import { MeshdError } from '../errors.js';
+import { processAlive } from '../ops/process-alive.js';
 
 export function socketInUse(path: string): Promise<boolean> {
   if (!existsSync(path)) return Promise.resolve(false);
@@ -71,15 +72,6 @@ function removeLeftTemporaries(path: string): void {
     } catch {
       // gone meanwhile
     }
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -1,6 +1,7 @@
 // A throwaway network lab: network namespaces, veth links, bridges and processes inside them.
 // Used by the integration tests, the benchmarks and `meshd demo`. Everything it creates is removed
-// at teardown, and again on process exit if the owner died.
+// at teardown, on exit, and on a signal that ends the process; what a SIGKILLed owner left goes at
+// the next lab.
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
 import { packageRoot } from '../package-root.js';
 import { shebangFlags } from '../ops/systemd.js';
+import { processAlive } from '../ops/process-alive.js';
 
 export const MESHD_BIN = join(packageRoot(), 'bin', 'meshd.js');
 export const RELAY_BIN = join(packageRoot(), 'bin', 'meshd-relay.js');
@@ -91,15 +93,6 @@ export function removeDeadLabs(): void {
     if (processAlive(owner.pid)) continue;
     removeNamespace(ns);
     if (owner.dir.startsWith(join(tmpdir(), 'meshd-lab-'))) rmSync(owner.dir, { recursive: true, force: true });
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
