@@ -69,8 +69,11 @@ function watchSignals(on: boolean): void {
   }
 }
 
-/** The file in a lab namespace's /etc/netns directory naming the process that made it, and its lab dir. */
-const OWNER_FILE = 'meshd-lab-owner';
+/**
+ * Per lab namespace, a file naming the process that made it and its lab dir. Not in /etc/netns/NAME:
+ * `ip netns exec` bind-mounts every file there over /etc and complains of one /etc lacks.
+ */
+const OWNERS_DIR = '/var/run/meshd-lab';
 
 /**
  * Removes what labs of processes that are gone left (a SIGKILL runs no handler): their namespaces,
@@ -79,14 +82,14 @@ const OWNER_FILE = 'meshd-lab-owner';
 export function removeDeadLabs(): void {
   let names: string[];
   try {
-    names = readdirSync('/etc/netns');
+    names = readdirSync(OWNERS_DIR);
   } catch {
     return;
   }
   for (const ns of names) {
     let owner: { pid: number; dir: string };
     try {
-      owner = JSON.parse(readFileSync(join('/etc/netns', ns, OWNER_FILE), 'utf8')) as { pid: number; dir: string };
+      owner = JSON.parse(readFileSync(join(OWNERS_DIR, ns), 'utf8')) as { pid: number; dir: string };
     } catch {
       continue; // not a lab's, or being made
     }
@@ -111,6 +114,7 @@ function removeNamespace(ns: string): void {
     // already gone
   }
   rmSync(`/etc/netns/${ns}`, { recursive: true, force: true });
+  rmSync(join(OWNERS_DIR, ns), { force: true });
 }
 
 export class Lab {
@@ -118,6 +122,8 @@ export class Lab {
   readonly dir = mkdtempSync(join(tmpdir(), 'meshd-lab-'));
   private readonly namespaces: string[] = [];
   private readonly procs: ChildProcess[] = [];
+  /** Socket files of the daemons started here: a daemon killed at teardown cannot remove its own. */
+  private readonly sockets: string[] = [];
 
   private readonly onSignals: boolean;
 
@@ -138,6 +144,8 @@ export class Lab {
     const name = this.id + suffix;
     await this.run('ip', ['netns', 'add', name]);
     this.namespaces.push(name);
+    mkdirSync(OWNERS_DIR, { recursive: true });
+    writeFileSync(join(OWNERS_DIR, name), JSON.stringify({ pid: process.pid, dir: this.dir }));
     this.resolverSandbox(name);
     await this.exec(name, 'ip', ['link', 'set', 'lo', 'up']);
     await this.exec(name, 'sysctl', ['-qw', 'net.ipv4.conf.all.rp_filter=0', 'net.ipv4.conf.default.rp_filter=0']);
@@ -152,7 +160,6 @@ export class Lab {
   private resolverSandbox(name: string): void {
     const etc = `/etc/netns/${name}`;
     mkdirSync(etc, { recursive: true });
-    writeFileSync(join(etc, OWNER_FILE), JSON.stringify({ pid: process.pid, dir: this.dir }));
     const conf = this.resolvConf(name);
     writeFileSync(conf, `# ${name}: lab namespace resolver (src/lab/netns-lab.ts)\n`);
     symlinkSync(conf, join(etc, 'resolv.conf'));
@@ -269,6 +276,7 @@ export class Lab {
   async wireguardGo(ns: string, iface: string, bin = 'wireguard-go', timeoutMs = 10_000): Promise<ChildProcess & { log: string[] }> {
     mkdirSync('/var/run/wireguard', { recursive: true, mode: 0o755 });
     const sock = `/var/run/wireguard/${iface}.sock`;
+    this.sockets.push(sock);
     for (let attempt = 1; ; attempt++) {
       const p = this.spawn(ns, bin, [iface], { WG_PROCESS_FOREGROUND: '1', LOG_LEVEL: 'error' });
       const up = await waitFor(async () => p.exitCode !== null || (existsSync(sock) && (await accepts(sock))), timeoutMs, 20);
@@ -288,6 +296,7 @@ export class Lab {
     const bin = env.MESHD_BIN ?? MESHD_BIN;
     const p = this.spawn(ns, process.execPath, [...shebangFlags(bin), ...nodeArgs, bin, 'up', config, '--interface', iface], { MESHD_LOG_FORMAT: 'json', ...env });
     const sock = `/var/run/meshd/${iface}.sock`;
+    this.sockets.push(sock, `/var/run/wireguard/${iface}.sock`);
     for (let i = 0; i < 200; i++) {
       if (p.exitCode !== null) throw new Error(`meshd exited ${p.exitCode}: ${p.log.join('')}`);
       if (existsSync(sock) && p.log.join('').includes('interface up')) return p;
@@ -327,6 +336,7 @@ export class Lab {
   destroySync(): void {
     for (const p of this.procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
     for (const ns of this.namespaces.splice(0)) removeNamespace(ns);
+    for (const f of this.sockets.splice(0)) rmSync(f, { force: true });
     rmSync(this.dir, { recursive: true, force: true });
     if (liveLabs.delete(this) && this.onSignals && --signalLabs === 0) watchSignals(false);
   }
