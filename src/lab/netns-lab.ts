@@ -7,10 +7,10 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { connect } from 'node:net';
 import { packageRoot } from '../package-root.js';
 import { shebangFlags } from '../ops/systemd.js';
 import { processAlive } from '../ops/process-alive.js';
+import { socketInUse } from '../control/unix-socket.js';
 
 export const MESHD_BIN = join(packageRoot(), 'bin', 'meshd.js');
 export const RELAY_BIN = join(packageRoot(), 'bin', 'meshd-relay.js');
@@ -279,7 +279,7 @@ export class Lab {
     this.sockets.push(sock);
     for (let attempt = 1; ; attempt++) {
       const p = this.spawn(ns, bin, [iface], { WG_PROCESS_FOREGROUND: '1', LOG_LEVEL: 'error' });
-      const up = await waitFor(async () => p.exitCode !== null || (existsSync(sock) && (await accepts(sock))), timeoutMs, 20);
+      const up = await waitFor(async () => p.exitCode !== null || (await socketInUse(sock)), timeoutMs, 20); // connects: a refusal leaves the file alone
       if (up && p.exitCode === null) return p;
       if (p.exitCode !== null) await exited(p); // its last output is in the log
       const lostSocket = /uapi/i.test(p.log.join(''));
@@ -356,18 +356,6 @@ export function exited(p: ChildProcess): Promise<number | null> {
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
-}
-
-/** Whether a Unix stream socket at PATH accepts a connection (a refusal leaves the file alone). */
-function accepts(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const c = connect(path);
-    c.once('connect', () => {
-      c.destroy();
-      resolve(true);
-    });
-    c.once('error', () => resolve(false));
-  });
 }
 
 /** Polls `check` until it returns true or the time runs out. */
