@@ -30,7 +30,7 @@ function status(peers: number, names = true): DaemonStatus {
     peers: list,
     drops: { outside: { 'not-wireguard': 7 }, inside: {} },
     counters: { handshakeInitiationsSent: 4, handshakesCompletedAsInitiator: 2 },
-    dataPath: { udp: 'native', tunOffload: true, aead: 'native' },
+    dataPath: { udp: 'native', tunOffload: true, tunUso: true, aead: 'native' },
     mesh: null,
     names: null,
   };

@@ -43,27 +43,30 @@ Napi::Value TunOpenJs(const Napi::CallbackInfo& info) {
   }
   std::string actual;
   bool offloaded = false;
-  int fd = meshd::TunOpen(info[0].As<Napi::String>().Utf8Value(), info.Length() > 1 && info[1].ToBoolean().Value(), &actual, &offloaded);
+  bool uso = false;
+  int fd = meshd::TunOpen(info[0].As<Napi::String>().Utf8Value(), info.Length() > 1 && info[1].ToBoolean().Value(), &actual, &offloaded, &uso);
   Napi::Object out = Napi::Object::New(env);
   out.Set("fd", Napi::Number::New(env, fd));
   out.Set("name", Napi::String::New(env, actual));
   out.Set("error", Napi::String::New(env, fd < 0 ? strerror(-fd) : ""));
   out.Set("offload", Napi::Boolean::New(env, offloaded));
+  out.Set("uso", Napi::Boolean::New(env, uso));
   return out;
 }
 
-// tunWriteBatch(fd, packets: Uint8Array[], count, offload) -> { writes, errors } packed as
+// tunWriteBatch(fd, packets: Uint8Array[], count, offload, uso?) -> { writes, errors } packed as
 // writes * 65536 + errors. With offload, TCP segments of one flow are merged (GRO) and every packet
-// gets a virtio-net header.
+// gets a virtio-net header; with uso too (the TUN took USO), datagrams of one UDP flow as well.
 Napi::Value TunWriteBatchJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = I32(info, 0);
   auto packets = info[1].As<Napi::Array>();
   uint32_t count = U32(info, 2);
   bool offload = info[3].ToBoolean().Value();
+  bool uso = info.Length() > 4 && info[4].ToBoolean().Value();
   int errors = 0;
   int writes = 0;
-  meshd::TunCoalescer co(fd);
+  meshd::TunCoalescer co(fd, uso);
   for (uint32_t i = 0; i < count; i++) {
     Napi::Value v = packets[i];
     if (!v.IsTypedArray()) continue;

@@ -1,5 +1,6 @@
 // GRO on the way into the kernel: see vnet.h. Consecutive segments of one TCP flow in a batch become
-// one GSO superpacket with a virtio-net header; everything else is written as it is.
+// one GSO superpacket with a virtio-net header, and (when the TUN took USO) so do datagrams of one
+// UDP flow; everything else is written as it is.
 #include <errno.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -43,6 +44,19 @@ bool ParseCandidate(const uint8_t* p, int len, Candidate* c, bool* isTcp) {
   return c->payload > 0;
 }
 
+// A UDP datagram that may be merged: IPv4 without options, not a fragment, with a checksum that
+// is there and right (the merged packet's checksum is left to the kernel, which would otherwise
+// take a corrupted datagram for a good one). Returns its IP header length (20 or 40), or 0.
+int UdpCandidate(const uint8_t* p, int len, int* version, int* payload) {
+  int iphl = ParseUdp(p, len, version);
+  if (iphl == 0 || (*version == 4 && iphl != 20)) return 0;
+  const uint8_t* udp = p + iphl;
+  if (udp[6] == 0 && udp[7] == 0) return 0;  // IPv4's "no checksum" (IPv6 must have one)
+  if (Fold(Sum(udp, len - iphl, PseudoSum(p, *version, kProtoUdp, len - iphl))) != 0xffff) return 0;
+  *payload = len - iphl - kUdpHeader;
+  return *payload > 0 ? iphl : 0;
+}
+
 bool SameFlow(const uint8_t* a, const uint8_t* b, const TcpLayout& t) {
   if ((a[0] >> 4) != (b[0] >> 4)) return false;
   if (t.version == 4) {
@@ -57,6 +71,7 @@ bool SameFlow(const uint8_t* a, const uint8_t* b, const TcpLayout& t) {
 
 struct TunCoalescer::Group {
   bool active = false;
+  bool udp = false;     // a UDP flow (t.tcphl is then the UDP header's 8 bytes)
   bool closed = false;  // a short or PSH segment ended it
   bool copied = false;  // the first packet is in buf (else it is still at `first`)
   bool psh = false;
@@ -104,6 +119,10 @@ void TunCoalescer::WriteGroup(Group& g) {
   uint8_t* p = g.buf + kVnetHdrLen;
   const int hdr = g.t.iphl + g.t.tcphl;
   const int len = hdr + g.total;
+  if (g.udp) {
+    WriteUdpGroup(g, p, hdr, len);
+    return;
+  }
   if (g.t.version == 4) {
     WriteBe16(p + 2, static_cast<uint16_t>(len));
     Ipv4HeaderChecksum(p, g.t.iphl);
@@ -123,8 +142,101 @@ void TunCoalescer::WriteGroup(Group& g) {
   if (write(fd_, g.buf, kVnetHdrLen + len) < 0) errors_++;
 }
 
+void TunCoalescer::WriteUdpGroup(Group& g, uint8_t* p, int hdr, int len) {
+  if (g.t.version == 4) {
+    WriteBe16(p + 2, static_cast<uint16_t>(len));
+    Ipv4HeaderChecksum(p, g.t.iphl);
+  } else {
+    WriteBe16(p + 4, static_cast<uint16_t>(kUdpHeader + g.total));
+  }
+  uint8_t* udp = p + g.t.iphl;
+  WriteBe16(udp + 4, static_cast<uint16_t>(kUdpHeader + g.total));
+  // CHECKSUM_PARTIAL, as for TCP: the kernel completes each datagram's checksum when it splits them.
+  Store16(udp + 6, Fold(PseudoSum(p, g.t.version, kProtoUdp, kUdpHeader + g.total)));
+  uint8_t* h = g.buf;
+  h[0] = kNeedsCsum;
+  h[1] = kGsoUdpL4;
+  uint16_t fields[4] = {static_cast<uint16_t>(hdr), static_cast<uint16_t>(g.segSize), static_cast<uint16_t>(g.t.iphl), 6};
+  memcpy(h + 2, fields, sizeof(fields));
+  writes_++;
+  if (write(fd_, g.buf, kVnetHdrLen + len) < 0) errors_++;
+}
+
+// One UDP datagram: appended to its flow's group when it fits (no larger than the group's first, no
+// more after a shorter one, the same IP header fields), else it starts a new group; see Add.
+void TunCoalescer::AddUdp(const uint8_t* pkt, int len, int version, int iphl, int payload) {
+  Group* gs = groups();
+  TcpLayout t{version, iphl, kUdpHeader};
+  Group* same = nullptr;
+  Group* empty = nullptr;
+  for (int i = 0; i < kMaxGroups; i++) {
+    if (!gs[i].active) {
+      if (!empty) empty = &gs[i];
+    } else if (gs[i].udp && SameFlow(gs[i].head(), pkt, t)) {
+      same = &gs[i];
+    }
+  }
+  if (same) {
+    const uint8_t* h = same->head();
+    const int hdr = iphl + kUdpHeader;
+    bool ok = !same->closed && same->t.iphl == iphl && same->count < kMaxUdpSegments && payload <= same->segSize &&
+              hdr + same->total + payload <= kMaxIpPacket;
+    if (ok && version == 4) ok = pkt[1] == h[1] && (pkt[6] & 0xe0) == (h[6] & 0xe0) && pkt[8] == h[8];  // TOS, DF, TTL
+    if (ok && version == 6) ok = memcmp(pkt, h, 4) == 0 && pkt[7] == h[7];                              // class/flow, hops
+    if (ok) {
+      if (!same->copied) {
+        memcpy(same->buf + kVnetHdrLen, same->first, same->firstLen);
+        same->copied = true;
+      }
+      memcpy(same->buf + kVnetHdrLen + hdr + same->total, pkt + hdr, payload);
+      same->total += payload;
+      same->count++;
+      if (payload < same->segSize) same->closed = true;
+      return;
+    }
+    WriteGroup(*same);
+    empty = same;
+  }
+  if (!empty) {
+    for (int i = 0; i < kMaxGroups; i++) WriteGroup(gs[i]);
+    empty = &gs[0];
+  }
+  Group& g = *empty;
+  g.active = true;
+  g.udp = true;
+  g.closed = false;
+  g.psh = false;
+  g.copied = false;
+  g.first = pkt;
+  g.firstLen = len;
+  g.t = t;
+  g.segSize = payload;
+  g.total = payload;
+  g.count = 1;
+  g.nextSeq = 0;
+}
+
 void TunCoalescer::Add(const uint8_t* pkt, int len) {
   Group* gs = groups();
+  if (udp_) {
+    int version = 0;
+    int payload = 0;
+    int iphl = UdpCandidate(pkt, len, &version, &payload);
+    if (iphl > 0) {
+      AddUdp(pkt, len, version, iphl, payload);
+      return;
+    }
+    iphl = ParseUdp(pkt, len, &version);
+    if (iphl > 0) {
+      // A UDP datagram we leave as it is: after what its flow has pending, to keep the order.
+      TcpLayout t{version, iphl, kUdpHeader};
+      for (int i = 0; i < kMaxGroups; i++) {
+        if (gs[i].active && gs[i].udp && gs[i].t.iphl == iphl && SameFlow(gs[i].head(), pkt, t)) WriteGroup(gs[i]);
+      }
+      WritePlain(pkt, len);
+      return;
+    }
+  }
   Candidate c{};
   bool isTcp = false;
   bool candidate = ParseCandidate(pkt, len, &c, &isTcp);
@@ -134,7 +246,7 @@ void TunCoalescer::Add(const uint8_t* pkt, int len) {
     for (int i = 0; i < kMaxGroups; i++) {
       if (!gs[i].active) {
         if (!empty) empty = &gs[i];
-      } else if (SameFlow(gs[i].head(), pkt, c.t)) {
+      } else if (!gs[i].udp && SameFlow(gs[i].head(), pkt, c.t)) {
         same = &gs[i];
       }
     }
@@ -181,6 +293,7 @@ void TunCoalescer::Add(const uint8_t* pkt, int len) {
   }
   Group& g = *empty;
   g.active = true;
+  g.udp = false;
   g.closed = (c.flags & kTcpPsh) != 0;
   g.psh = (c.flags & kTcpPsh) != 0;
   g.copied = false;

@@ -14,6 +14,7 @@ inline constexpr uint8_t kNeedsCsum = 1;  // VIRTIO_NET_HDR_F_NEEDS_CSUM
 inline constexpr uint8_t kGsoNone = 0;
 inline constexpr uint8_t kGsoTcpV4 = 1;
 inline constexpr uint8_t kGsoTcpV6 = 4;
+inline constexpr uint8_t kGsoUdpL4 = 5;  // VIRTIO_NET_HDR_GSO_UDP_L4 (USO, Linux 6.2+), IPv4 and IPv6
 inline constexpr uint8_t kGsoEcn = 0x80;
 inline constexpr uint8_t kProtoTcp = 6;
 inline constexpr uint8_t kProtoUdp = 17;
@@ -22,6 +23,10 @@ inline constexpr uint8_t kTcpPsh = 0x08;
 inline constexpr uint8_t kTcpAck = 0x10;
 inline constexpr uint8_t kTcpCwr = 0x80;
 inline constexpr int kMaxIpPacket = 65535;
+inline constexpr int kUdpHeader = 8;
+// Segments in one UDP GSO packet the kernel takes from a TUN: its UDP_MAX_SEGMENTS, 64 in older
+// kernels (newer ones allow more); the smaller, so no kernel refuses the write.
+inline constexpr int kMaxUdpSegments = 64;
 
 inline uint64_t Sum(const uint8_t* p, size_t n, uint64_t acc) {
   while (n >= 4) {
@@ -106,6 +111,27 @@ inline bool ParseTcp(const uint8_t* p, int len, TcpLayout* out) {
   out->iphl = iphl;
   out->tcphl = tcphl;
   return true;
+}
+
+// The IP header length of a UDP packet (IPv4 with or without options, IPv6 without extension
+// headers) whose IP and UDP lengths agree with `len`; 0 when it is not one, or is a fragment.
+inline int ParseUdp(const uint8_t* p, int len, int* version) {
+  if (len < 20) return 0;
+  int v = p[0] >> 4;
+  int iphl;
+  if (v == 4) {
+    iphl = (p[0] & 0x0f) * 4;
+    if (iphl < 20 || p[9] != kProtoUdp || ((p[2] << 8) | p[3]) != len) return 0;
+    if ((p[6] & 0x3f) != 0 || p[7] != 0) return 0;  // MF or a fragment offset
+  } else if (v == 6) {
+    iphl = 40;
+    if (len < 40 || p[6] != kProtoUdp || ((p[4] << 8) | p[5]) + 40 != len) return 0;
+  } else {
+    return 0;
+  }
+  if (iphl + kUdpHeader > len || ((p[iphl + 4] << 8) | p[iphl + 5]) != len - iphl) return 0;
+  *version = v;
+  return iphl;
 }
 
 }  // namespace pkt

@@ -120,7 +120,8 @@ class TunReader : public PollReader<TunReader> {
   static constexpr int kReadMax = 65535;
   // Idle for longer than this since the last wakeup was handled: traffic is sparse (see ReadBatch).
   static constexpr int64_t kIdleNs = 200 * 1000;
-  // Room kept free before each read: the most segments one 64 KiB superpacket can become.
+  // Room kept free before each read: the most segments one 64 KiB superpacket can become (TCP at an
+  // MSS of 410 or more; a UDP_SEGMENT send is at most the kernel's UDP_MAX_SEGMENTS, 128).
   static constexpr int kReserveSegments = 160;
   Napi::Reference<Napi::Object> refs_[4];
   SegmentSink sink_{};

@@ -22,6 +22,55 @@ uint8_t* Reserve(SegmentSink* s, int len) {
   return s->base + pos + s->headroom;
 }
 
+// A UDP GSO packet (USO): the datagrams it stands for, each with its own IP and UDP lengths, IPv4
+// ID (counting up from the first, as the kernel's own segmentation does) and full checksum.
+int SegmentUdp(const VnetHdr& h, const uint8_t* pkt, int len, SegmentSink* sink) {
+  if (len < 20 || h.gsoSize == 0) return -1;
+  const int version = pkt[0] >> 4;
+  int iphl;
+  if (version == 4) {
+    iphl = (pkt[0] & 0x0f) * 4;
+    if (iphl < 20 || pkt[9] != kProtoUdp) return -1;
+  } else if (version == 6) {
+    iphl = 40;
+    if (len < 40 || pkt[6] != kProtoUdp) return -1;  // extension headers: the kernel sets none here
+  } else {
+    return -1;
+  }
+  const int hdr = iphl + kUdpHeader;
+  const int payload = len - hdr;
+  if (payload <= 0) return -1;
+  const int mss = h.gsoSize;
+  const uint16_t id0 = version == 4 ? static_cast<uint16_t>((pkt[4] << 8) | pkt[5]) : 0;
+  const int segments = (payload + mss - 1) / mss;
+  const int before = sink->count;
+  for (int k = 0; k < segments; k++) {
+    const int off = k * mss;
+    const int plen = payload - off < mss ? payload - off : mss;
+    uint8_t* out = Reserve(sink, hdr + plen);
+    if (!out) {
+      sink->count = before;
+      return -2;
+    }
+    memcpy(out, pkt, hdr);
+    memcpy(out + hdr, pkt + hdr + off, plen);
+    if (version == 4) {
+      WriteBe16(out + 2, static_cast<uint16_t>(hdr + plen));
+      WriteBe16(out + 4, static_cast<uint16_t>(id0 + k));
+      Ipv4HeaderChecksum(out, iphl);
+    } else {
+      WriteBe16(out + 4, static_cast<uint16_t>(kUdpHeader + plen));
+    }
+    uint8_t* udp = out + iphl;
+    WriteBe16(udp + 4, static_cast<uint16_t>(kUdpHeader + plen));
+    udp[6] = 0;
+    udp[7] = 0;
+    uint16_t c = static_cast<uint16_t>(~Fold(Sum(udp, kUdpHeader + plen, PseudoSum(out, version, kProtoUdp, kUdpHeader + plen))));
+    Store16(udp + 6, c == 0 ? 0xffff : c);
+  }
+  return segments;
+}
+
 }  // namespace
 
 VnetHdr ParseVnetHdr(const uint8_t* p) {
@@ -53,6 +102,7 @@ int SegmentPacket(const VnetHdr& h, const uint8_t* pkt, int len, SegmentSink* si
     }
     return 1;
   }
+  if (type == kGsoUdpL4) return SegmentUdp(h, pkt, len, sink);
   if (type != kGsoTcpV4 && type != kGsoTcpV6) return -1;
   TcpLayout t;
   if (!ParseTcp(pkt, len, &t) || (t.version == 4) != (type == kGsoTcpV4) || h.gsoSize == 0) return -1;

@@ -15,6 +15,10 @@ namespace meshd {
 
 namespace {
 
+// TUN_F_USO4 / TUN_F_USO6 (linux/if_tun.h since 6.2; older headers lack them).
+constexpr unsigned int kTunUso4 = 0x20;
+constexpr unsigned int kTunUso6 = 0x40;
+
 int OpenWith(const std::string& name, short flags, std::string* actual) {
   int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return -errno;
@@ -33,17 +37,26 @@ int OpenWith(const std::string& name, short flags, std::string* actual) {
 
 }  // namespace
 
-int TunOpen(const std::string& name, bool offload, std::string* actual, bool* offloaded) {
+int TunOpen(const std::string& name, bool offload, std::string* actual, bool* offloaded, bool* uso) {
   *offloaded = false;
+  *uso = false;
   if (name.size() >= IFNAMSIZ) return -ENAMETOOLONG;
   if (offload) {
     int fd = OpenWith(name, IFF_TUN | IFF_NO_PI | IFF_VNET_HDR, actual);
     if (fd >= 0) {
       int hdrLen = kVnetHdrLen;
       unsigned int features = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
-      if (ioctl(fd, TUNSETVNETHDRSZ, &hdrLen) == 0 && ioctl(fd, TUNSETOFFLOAD, features) == 0) {
-        *offloaded = true;
-        return fd;
+      if (ioctl(fd, TUNSETVNETHDRSZ, &hdrLen) == 0) {
+        // USO first; a kernel before 6.2 refuses the flags it does not know (EINVAL): TCP only then.
+        if (ioctl(fd, TUNSETOFFLOAD, features | kTunUso4 | kTunUso6) == 0) {
+          *offloaded = true;
+          *uso = true;
+          return fd;
+        }
+        if (ioctl(fd, TUNSETOFFLOAD, features) == 0) {
+          *offloaded = true;
+          return fd;
+        }
       }
       close(fd);  // an old kernel: fall back to plain packets
     } else if (fd != -EINVAL) {

@@ -1,8 +1,10 @@
 // TUN offloads (IFF_VNET_HDR): every packet crossing the TUN carries a 10-byte virtio-net header.
-//  - Reading: the kernel hands us TCP "superpackets" of up to 64 KiB (TSO) and packets whose
-//    checksum is only partly computed (CSUM); SegmentPacket turns one into wire-ready IP packets.
+//  - Reading: the kernel hands us TCP "superpackets" of up to 64 KiB (TSO), UDP ones (USO, Linux
+//    6.2+: a socket's UDP_SEGMENT sends) and packets whose checksum is only partly computed (CSUM);
+//    SegmentPacket turns one into wire-ready IP packets.
 //  - Writing: TunCoalescer merges consecutive segments of one TCP flow into one superpacket (GRO),
-//    so the kernel's TCP stack sees one packet instead of dozens.
+//    so the kernel's TCP stack sees one packet instead of dozens; with USO, datagrams of one UDP
+//    flow too (one write for a run of them; a socket with UDP_GRO gets them as one).
 // Splitting lives in tso.cc, merging in gro.cc, the header helpers they share in packet.h. Pure
 // functions over buffers, except TunCoalescer::Flush, which writes to the fd.
 #pragma once
@@ -49,7 +51,8 @@ int SegmentPacket(const VnetHdr& h, const uint8_t* pkt, int len, SegmentSink* si
 // header. Add() packets in order, then Flush(); packets of one flow keep their order.
 class TunCoalescer {
  public:
-  explicit TunCoalescer(int fd) : fd_(fd) {}
+  // udp: the TUN took USO (TUN_F_USO4/6), so UDP datagrams of one flow are merged too.
+  explicit TunCoalescer(int fd, bool udp = false) : fd_(fd), udp_(udp) {}
   // The packet must stay valid until Flush() returns.
   void Add(const uint8_t* pkt, int len);
   // Writes all pending packets; returns how many writes failed.
@@ -59,8 +62,11 @@ class TunCoalescer {
 
  private:
   void WriteGroup(Group& g);
+  void WriteUdpGroup(Group& g, uint8_t* p, int hdr, int len);
+  void AddUdp(const uint8_t* pkt, int len, int version, int iphl, int payload);
   void WritePlain(const uint8_t* pkt, int len);
   int fd_;
+  bool udp_;
   int errors_ = 0;
   int writes_ = 0;
 };

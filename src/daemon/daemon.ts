@@ -444,6 +444,7 @@ export class Daemon {
         aead: this.device.aead.name,
         udp: this.udp.kind,
         tunOffload: this.tun.offload,
+        tunUso: this.tun.uso,
       },
       'interface up',
     );
@@ -1021,7 +1022,7 @@ export class Daemon {
             }
           : {}),
       },
-      dataPath: { udp: this.udp?.kind ?? 'none', tunOffload: this.tun?.offload ?? false, aead: this.device.aead.name },
+      dataPath: { udp: this.udp?.kind ?? 'none', tunOffload: this.tun?.offload ?? false, tunUso: this.tun?.uso ?? false, aead: this.device.aead.name },
       ioDrops: {
         outside: this.udp?.drops().outside ?? {},
         inside: { ...this.udp?.drops().inside, ...this.tun?.drops() },

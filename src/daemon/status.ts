@@ -77,6 +77,8 @@ export interface DaemonStatus {
 export interface DataPathStatus {
   udp: string;
   tunOffload: boolean;
+  /** The TUN takes UDP segmentation offload too (Linux 6.2+). */
+  tunUso: boolean;
   aead: string;
 }
 
@@ -175,7 +177,7 @@ export function formatStatus(s: DaemonStatus, nowMs: number): string {
   out.push(`  public key: ${s.publicKey}`);
   out.push(`  listening port: ${s.listenPort}`);
   out.push(`  addresses: ${s.addresses.join(', ') || '(none)'}`);
-  out.push(`  data path: UDP ${s.dataPath.udp}; TUN ${s.dataPath.tunOffload ? 'with TSO/GRO offload' : 'without offload'}; AEAD ${s.dataPath.aead}`);
+  out.push(`  data path: UDP ${s.dataPath.udp}; TUN ${s.dataPath.tunOffload ? `with TSO/GRO offload${s.dataPath.tunUso ? ', UDP too' : ''}` : 'without offload'}; AEAD ${s.dataPath.aead}`);
   const dropped = Object.entries(s.drops.outside).filter(([, v]) => v > 0);
   const lost = Object.entries(s.drops.inside).filter(([, v]) => v > 0);
   for (const e of s.endpoints) out.push(`  endpoint: ${e.endpoint} (${e.source})`);

@@ -11,6 +11,8 @@ export interface TunOpenResult {
   error: string;
   /** The kernel agreed to a virtio-net header with TSO/checksum offload on every packet. */
   offload: boolean;
+  /** And to UDP segmentation offload too (Linux 6.2+). */
+  uso: boolean;
 }
 
 export interface UdpOpenResult {
@@ -33,8 +35,8 @@ export interface ReaderHandle {
 
 export interface NativeAddon {
   tunOpen(name: string, offload: boolean): TunOpenResult;
-  /** Returns writes * 65536 + failed writes. */
-  tunWriteBatch(fd: number, packets: readonly Uint8Array[], count: number, offload: boolean): number;
+  /** Returns writes * 65536 + failed writes. `uso`: merge UDP datagrams of one flow too. */
+  tunWriteBatch(fd: number, packets: readonly Uint8Array[], count: number, offload: boolean, uso?: boolean): number;
   closeFd(fd: number): number;
   /** A route netlink socket notified of link and address changes (native/src/netwatch.h): fd or -errno. */
   netwatchOpen(): number;

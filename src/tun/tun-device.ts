@@ -19,6 +19,8 @@ export interface TunDevice {
   readonly name: string;
   /** TSO on reads and GRO on writes (IFF_VNET_HDR) are in use. */
   readonly offload: boolean;
+  /** And for UDP (USO): UDP GSO packets on reads, a flow's datagrams merged on writes. */
+  readonly uso: boolean;
   /**
    * Starts delivering packets: `onPacket(buf, offset, length)` per packet, then `onBatchEnd()` once
    * per batch read, the moment to flush what they queued. Each packet has TUN_HEADROOM bytes free
@@ -26,7 +28,7 @@ export interface TunDevice {
    * place); the buffer is reused after onBatchEnd returns.
    */
   start(handlers: TunHandlers): void;
-  /** Writes packets (views; merged into TCP superpackets when offloading). Returns failed writes. */
+  /** Writes packets (views; merged into TCP, and with USO UDP, superpackets when offloading). Returns failed writes. */
   writeBatch(packets: readonly Uint8Array[], count: number): number;
   /**
    * Reads what is queued now, without waiting for the next poll, and hands it to the handlers as a
@@ -76,6 +78,7 @@ export class LinuxTun implements TunDevice {
     readonly name: string,
     private readonly fd: number,
     readonly offload: boolean,
+    readonly uso: boolean,
   ) {}
 
   /** Opens `name`; with `offload`, asks the kernel for TSO/checksum offload (falls back silently). */
@@ -83,7 +86,7 @@ export class LinuxTun implements TunDevice {
     const addon = loadNative();
     const r = addon.tunOpen(name, offload);
     if (r.fd < 0) throw new MeshdError('ETUN', `cannot create TUN device ${name}: ${r.error}`);
-    return new LinuxTun(r.name, r.fd, r.offload);
+    return new LinuxTun(r.name, r.fd, r.offload, r.uso);
   }
 
   start(h: TunHandlers): void {
@@ -114,7 +117,7 @@ export class LinuxTun implements TunDevice {
 
   writeBatch(packets: readonly Uint8Array[], count: number): number {
     if (this.closed || count === 0) return 0;
-    const r = loadNative().tunWriteBatch(this.fd, packets, count, this.offload);
+    const r = loadNative().tunWriteBatch(this.fd, packets, count, this.offload, this.uso);
     const errors = r % 65536;
     this.writes += Math.floor(r / 65536);
     this.writeErrors += errors;

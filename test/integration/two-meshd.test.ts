@@ -2,10 +2,61 @@
 // IPv6, a 100 MB TCP transfer with matching checksum, status, and clean shutdown.
 import t from 'tap';
 import { existsSync } from 'node:fs';
+import { release } from 'node:os';
 import { exited, Lab, labUnavailable, MESHD_BIN } from '../helpers/lab.js';
 import { meshConfig, meshdBoth, transfer, twoHosts, udpEcho } from '../helpers/two-hosts.js';
 
-const why = labUnavailable(['ping']);
+const [major, minor] = release().split('.').map(Number);
+const kernelHasUso = major > 6 || (major === 6 && minor >= 2);
+
+// Three UDP_SEGMENT sends of 1,200-byte segments (40, 40, then 39 and a 700-byte last) from
+// `fromNs` to a socket at `toAddr` in `toNs`: the sizes and SHA-256 sent and received.
+const SEG_SEND = `import socket, sys, hashlib, json, time
+fam = socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET
+s = socket.socket(fam, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_UDP, 103, 1200)
+sizes, h = [], hashlib.sha256()
+for n, k in enumerate([48000, 48000, 47500]):
+    data = bytes((n * 7 + i) % 253 for i in range(k))
+    s.sendto(data, (sys.argv[1], 5401))
+    for off in range(0, k, 1200):
+        sizes.append(min(1200, k - off))
+    h.update(data)
+    time.sleep(0.05)
+print(json.dumps({'sizes': sizes, 'sha': h.hexdigest()}))
+`;
+const SEG_RECV = `import socket, sys, hashlib, json
+fam = socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET
+s = socket.socket(fam, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, 33, 4 << 20)  # SO_RCVBUFFORCE: room for every datagram at once
+s.bind((sys.argv[1], 5401))
+s.settimeout(5)
+print('listening', flush=True)
+sizes, h = [], hashlib.sha256()
+try:
+    while len(sizes) < 120:
+        d = s.recv(65535)
+        sizes.append(len(d))
+        h.update(d)
+except socket.timeout:
+    pass
+print(json.dumps({'sizes': sizes, 'sha': h.hexdigest()}), flush=True)
+`;
+async function udpSegmentThrough(lab: Lab, fromNs: string, toNs: string, toAddr: string) {
+  const server = lab.spawn(toNs, 'python3', ['-c', SEG_RECV, toAddr]);
+  for (let i = 0; i < 100 && !server.log.join('').includes('listening'); i++) await new Promise((r) => setTimeout(r, 50));
+  const sent = await lab.exec(fromNs, 'python3', ['-c', SEG_SEND, toAddr], 30_000);
+  for (let i = 0; i < 200 && server.exitCode === null; i++) await new Promise((r) => setTimeout(r, 50));
+  const lines = server.log.join('').split('\n').filter((l) => l.startsWith('{'));
+  const none = { sizes: [] as number[], sha: '' };
+  return {
+    sent: sent.code === 0 ? (JSON.parse(sent.stdout) as typeof none) : none,
+    got: lines.length > 0 ? (JSON.parse(lines[0]) as typeof none) : none,
+    err: sent.stderr.trim(),
+  };
+}
+
+const why = labUnavailable(['ping', 'python3']);
 if (why) t.plan(0, why);
 else {
   t.test('two meshd hosts reach each other over the mesh', async (t) => {
@@ -40,6 +91,14 @@ else {
       t.match(f.sent, /^16777216 [0-9a-f]{64}$/, `flow ${i + 1} sender finished: ${f.sendErr}`);
       t.equal(f.received, f.sent, `flow ${i + 1} of 4 concurrent (v4/v6, both ways): same SHA-256`);
     });
+
+    // A socket's UDP_SEGMENT sends (one superpacket each into A's TUN, with USO) arrive at B's
+    // socket as the datagrams they stand for, whole and in order, over IPv4 and IPv6.
+    for (const to of [h.b.mesh4, h.b.mesh6]) {
+      const u = await udpSegmentThrough(lab, h.a.ns, h.b.ns, to);
+      t.same(u.got.sizes, u.sent.sizes, `UDP_SEGMENT to ${to}: ${u.sent.sizes.length} datagrams of the sizes sent (${u.err})`);
+      t.equal(u.got.sha, u.sent.sha, `UDP_SEGMENT to ${to}: the same bytes, in order`);
+    }
 
     const st = await lab.cli(['status', h.a.iface, '--json']);
     t.equal(st.code, 0, st.stderr);
@@ -132,9 +191,10 @@ if (!why) {
     await lab.meshd(h.a.ns, lab.file('a.conf', meshConfig(h.a, h.b)), h.a.iface, { MESHD_AEAD: 'noble', MESHD_FASTPATH: 'off' });
     await lab.meshd(h.b.ns, lab.file('b.conf', meshConfig(h.b, h.a)), h.b.iface);
     const sa = JSON.parse((await lab.cli(['status', h.a.iface, '--json'])).stdout) as { dataPath: { udp: string; tunOffload: boolean; aead: string } };
-    const sb = JSON.parse((await lab.cli(['status', h.b.iface, '--json'])).stdout) as { dataPath: { udp: string; tunOffload: boolean; aead: string } };
-    t.same(sa.dataPath, { udp: 'dgram', tunOffload: false, aead: 'noble' }, 'A runs the fallback');
+    const sb = JSON.parse((await lab.cli(['status', h.b.iface, '--json'])).stdout) as { dataPath: { udp: string; tunOffload: boolean; tunUso: boolean; aead: string } };
+    t.same(sa.dataPath, { udp: 'dgram', tunOffload: false, tunUso: false, aead: 'noble' }, 'A runs the fallback');
     t.equal(sb.dataPath.tunOffload, true, 'B offloads TCP segmentation to and from its TUN');
+    t.equal(sb.dataPath.tunUso, kernelHasUso, `B offloads UDP segmentation too where the kernel can (Linux ${release()})`);
     t.match(sb.dataPath.udp, /^native/, 'B batches UDP in the addon');
     const bytes = 8 * 1024 * 1024;
     for (const [label, toB, toA] of [['IPv4', h.b.mesh4, h.a.mesh4], ['IPv6', h.b.mesh6, h.a.mesh6]] as const) {
