@@ -67,6 +67,63 @@ export async function iperf3Udp(lab: Lab, client: string, server: string, addr: 
   return { bitsPerSecond: sum.bits_per_second, packetsPerSecond: packets / secs, lostPercent: sum.lost_percent ?? 0 };
 }
 
+const GSO_SEND = `import socket, sys, time
+fam = socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET
+s = socket.socket(fam, socket.SOCK_DGRAM)
+seg = int(sys.argv[3])
+s.setsockopt(socket.SOL_UDP, 103, seg)  # UDP_SEGMENT
+buf = bytes(seg * 40)
+end = time.monotonic() + float(sys.argv[4])
+sent = 0
+while time.monotonic() < end:
+    try:
+        s.sendto(buf, (sys.argv[1], int(sys.argv[2])))
+        sent += len(buf)
+    except OSError:
+        pass  # ENOBUFS: the device queue was full; not sent
+print(sent)
+`;
+const GSO_RECV = `import socket, sys, time, json
+fam = socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET
+s = socket.socket(fam, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_UDP, 104, 1)  # UDP_GRO: a receive may hold many datagrams
+s.setsockopt(socket.SOL_SOCKET, 33, 8 << 20)  # SO_RCVBUFFORCE
+s.bind((sys.argv[1], int(sys.argv[2])))
+print('listening', flush=True)
+s.settimeout(10)
+got, first, last = 0, None, None
+try:
+    while True:
+        n = len(s.recv(65535))
+        last = time.monotonic()
+        if first is None:
+            first = last
+            s.settimeout(1)
+        got += n
+except socket.timeout:
+    pass
+print(json.dumps({'bytes': got, 'seconds': (last - first) if first is not None and last > first else 0}), flush=True)
+`;
+
+/**
+ * Bulk UDP as QUIC stacks send it: one socket sends 40 `segment`-byte datagrams per `sendto` with
+ * UDP_SEGMENT (GSO) for `seconds`, as fast as it can; the receiver reads with UDP_GRO. What arrived
+ * per second, and the share of what was sent that did not.
+ */
+export async function udpGso(lab: Lab, client: string, server: string, addr: string, seconds: number, segment: number, port = 5402): Promise<IperfUdpSample> {
+  const rx = lab.spawn(server, 'python3', ['-c', GSO_RECV, addr, String(port)]);
+  for (let i = 0; i < 100 && !rx.log.join('').includes('listening'); i++) await sleep(50);
+  const tx = await lab.exec(client, 'python3', ['-c', GSO_SEND, addr, String(port), String(segment), String(seconds)], (seconds + 30) * 1000);
+  if (tx.code !== 0) throw new Error(`UDP GSO sender failed: ${tx.stderr}`);
+  for (let i = 0; i < 100 && rx.exitCode === null; i++) await sleep(50);
+  const line = rx.log.join('').split('\n').find((l) => l.startsWith('{'));
+  if (!line) throw new Error(`UDP GRO receiver gave nothing: ${rx.log.join('').slice(0, 300)}`);
+  const r = JSON.parse(line) as { bytes: number; seconds: number };
+  const sent = Number(tx.stdout.trim());
+  const secs = r.seconds || seconds;
+  return { bitsPerSecond: (8 * r.bytes) / secs, packetsPerSecond: r.bytes / segment / secs, lostPercent: sent > 0 ? Math.max(0, 100 * (1 - r.bytes / sent)) : 0 };
+}
+
 /** CPU seconds (user + system, all threads) a process has used so far. */
 export function cpuSeconds(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');

@@ -7,6 +7,8 @@
 //          both directions; this kernel has no netem)
 //   udp    iperf3 UDP, 1,392-byte datagrams offered at 1 Gbit/s (MTU 1420): what arrives, and loss
 //   small  iperf3 UDP, 64-byte payloads as fast as the client sends: datagrams per second arriving
+//   gso    bulk UDP as QUIC stacks send it (bench/common.ts udpGso): 1,392-byte datagrams, 40 per
+//          UDP_SEGMENT send, as fast as one socket sends; received with UDP_GRO: what arrives, and loss
 //   loaded ping 10 ms apart through the same path while one iperf3 TCP stream fills it (MTU 1420):
 //          the RTT's median, 99th percentile and largest (queueing and pauses under load), and
 //          what the stream moved; not in the default list
@@ -15,7 +17,7 @@
 // round, its median and a 95 % interval for that median), and each pair's memory at the end (resident and
 // largest). Prints tables, writes bench/results/throughput-*.json.
 //   BENCH_SECONDS (default 10), BENCH_REPS (default 3), BENCH_MTUS (default "1280,1420"),
-//   BENCH_STREAMS (default "1,4"), BENCH_CASES (default "tcp,loss,udp,small"; also "loaded"; "none"
+//   BENCH_STREAMS (default "1,4"), BENCH_CASES (default "tcp,loss,udp,small,gso"; also "loaded"; "none"
 //   measures RTT only),
 //   BENCH_RTT_ROUNDS (default 20: the per-round difference from upstream moves by ±0.1 ms, so it takes
 //   about 20 rounds to tell a few hundredths of a millisecond from nothing),
@@ -29,14 +31,14 @@
 import { execFileSync } from 'node:child_process';
 import { sleep, type Lab } from '../src/lab/netns-lab.js';
 import { meshConfig, twoHosts, type TwoHosts } from '../test/helpers/two-hosts.js';
-import { cpuSeconds, iperf3, iperf3Udp, machine, median, medianInterval, peakRssMiB, percentile, rssMiB, withBenchLab, writeResult } from './common.js';
+import { cpuSeconds, iperf3, iperf3Udp, udpGso, machine, median, medianInterval, peakRssMiB, percentile, rssMiB, withBenchLab, writeResult } from './common.js';
 import { meshdBFromEnv, meshdPairB, MESHD_B_PORT, MESHD_B_SUFFIX, wireguardGoPair, type WgBuild, upstreamWireguardGo } from './pairs.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const REPS = Number(process.env.BENCH_REPS ?? 3);
 const MTUS = (process.env.BENCH_MTUS ?? '1280,1420').split(',').map(Number);
 const STREAMS = (process.env.BENCH_STREAMS ?? '1,4').split(',').map(Number);
-const CASES = new Set((process.env.BENCH_CASES ?? 'tcp,loss,udp,small').split(','));
+const CASES = new Set((process.env.BENCH_CASES ?? 'tcp,loss,udp,small,gso').split(','));
 const LOSS_PER_MILLE = 10;
 const PINGS = 100;
 const RTT_ROUNDS = Number(process.env.BENCH_RTT_ROUNDS ?? 20);
@@ -143,7 +145,7 @@ interface Cell {
   rtts: number[];
 }
 
-type CaseKind = 'tcp' | 'udp' | 'small' | 'loaded';
+type CaseKind = 'tcp' | 'udp' | 'small' | 'gso' | 'loaded';
 
 interface Case {
   key: string;
@@ -159,12 +161,13 @@ function cases(): Case[] {
   if (CASES.has('loss')) for (const streams of STREAMS) out.push({ key: `tcp-mtu1420-streams${streams}-loss1%`, kind: 'tcp', mtu: 1420, streams, loss: true });
   if (CASES.has('udp')) out.push({ key: 'udp-mtu1420-1392B-at-1G', kind: 'udp', mtu: 1420, streams: 1, loss: false });
   if (CASES.has('small')) out.push({ key: 'udp-mtu1420-64B-flood', kind: 'small', mtu: 1420, streams: 1, loss: false });
+  if (CASES.has('gso')) out.push({ key: 'udp-mtu1420-1392B-gso-flood', kind: 'gso', mtu: 1420, streams: 1, loss: false });
   if (CASES.has('loaded')) out.push({ key: 'ping-under-tcp-mtu1420', kind: 'loaded', mtu: 1420, streams: 1, loss: false });
   return out;
 }
 
 async function main(): Promise<void> {
-  await withBenchLab(['iperf3', 'wg', 'ping', 'nft', ...BUILDS.map((b) => b.bin)], async (lab) => {
+  await withBenchLab(['iperf3', 'wg', 'ping', 'nft', ...(CASES.has('gso') ? ['python3'] : []), ...BUILDS.map((b) => b.bin)], async (lab) => {
     const h = await twoHosts(lab);
     const extra = 'MTU = 1420';
     const ma = await lab.meshd(h.a.ns, lab.file('a.conf', meshConfig(h.a, h.b, { extraInterface: extra })), h.a.iface);
@@ -209,6 +212,11 @@ async function main(): Promise<void> {
             cell.gbps.push(sample.bitsPerSecond / 1e9);
             cell.retransmits.push(sample.retransmits);
             cell.rtts.push(...rtts);
+          } else if (c.kind === 'gso') {
+            const s = await udpGso(lab, h.a.ns, h.b.ns, addr[p]!, SECONDS, c.mtu - 28);
+            cell.gbps.push(s.bitsPerSecond / 1e9);
+            cell.pps.push(s.packetsPerSecond);
+            cell.lostPercent.push(s.lostPercent);
           } else {
             const s = await iperf3Udp(lab, h.a.ns, h.b.ns, addr[p]!, SECONDS, c.kind === 'udp' ? c.mtu - 28 : 64, c.kind === 'udp' ? '1G' : '0');
             cell.gbps.push(s.bitsPerSecond / 1e9);
