@@ -44,17 +44,14 @@ bool ParseCandidate(const uint8_t* p, int len, Candidate* c, bool* isTcp) {
   return c->payload > 0;
 }
 
-// A UDP datagram that may be merged: IPv4 without options, not a fragment, with a checksum that
-// is there and right (the merged packet's checksum is left to the kernel, which would otherwise
-// take a corrupted datagram for a good one). Returns its IP header length (20 or 40), or 0.
-int UdpCandidate(const uint8_t* p, int len, int* version, int* payload) {
-  int iphl = ParseUdp(p, len, version);
-  if (iphl == 0 || (*version == 4 && iphl != 20)) return 0;
+// Whether a UDP datagram (ParseUdp: `iphl`, `version`) may be merged: IPv4 without options, some
+// payload, and a checksum that is there and right (the merged packet's checksum is left to the
+// kernel, which would otherwise take a corrupted datagram for a good one).
+bool UdpCandidate(const uint8_t* p, int len, int version, int iphl) {
+  if ((version == 4 && iphl != 20) || len - iphl <= kUdpHeader) return false;
   const uint8_t* udp = p + iphl;
-  if (udp[6] == 0 && udp[7] == 0) return 0;  // IPv4's "no checksum" (IPv6 must have one)
-  if (Fold(Sum(udp, len - iphl, PseudoSum(p, *version, kProtoUdp, len - iphl))) != 0xffff) return 0;
-  *payload = len - iphl - kUdpHeader;
-  return *payload > 0 ? iphl : 0;
+  if (udp[6] == 0 && udp[7] == 0) return false;  // IPv4's "no checksum" (IPv6 must have one)
+  return Fold(Sum(udp, len - iphl, PseudoSum(p, version, kProtoUdp, len - iphl))) == 0xffff;
 }
 
 bool SameFlow(const uint8_t* a, const uint8_t* b, const TcpLayout& t) {
@@ -197,13 +194,19 @@ void TunCoalescer::AddUdp(const uint8_t* pkt, int len, int version, int iphl, in
     WriteGroup(*same);
     empty = same;
   }
+  StartGroup(empty, pkt, len, t, payload, true);
+}
+
+// A new group for `pkt` in the free slot `empty` (none: every group is written out first).
+TunCoalescer::Group& TunCoalescer::StartGroup(Group* empty, const uint8_t* pkt, int len, const TcpLayout& t, int payload, bool udp) {
   if (!empty) {
+    Group* gs = groups();
     for (int i = 0; i < kMaxGroups; i++) WriteGroup(gs[i]);
     empty = &gs[0];
   }
   Group& g = *empty;
   g.active = true;
-  g.udp = true;
+  g.udp = udp;
   g.closed = false;
   g.psh = false;
   g.copied = false;
@@ -214,28 +217,25 @@ void TunCoalescer::AddUdp(const uint8_t* pkt, int len, int version, int iphl, in
   g.total = payload;
   g.count = 1;
   g.nextSeq = 0;
+  return g;
 }
 
 void TunCoalescer::Add(const uint8_t* pkt, int len) {
   Group* gs = groups();
-  if (udp_) {
-    int version = 0;
-    int payload = 0;
-    int iphl = UdpCandidate(pkt, len, &version, &payload);
-    if (iphl > 0) {
-      AddUdp(pkt, len, version, iphl, payload);
-      return;
-    }
-    iphl = ParseUdp(pkt, len, &version);
-    if (iphl > 0) {
+  int version = 0;
+  int iphl = udp_ ? ParseUdp(pkt, len, &version) : 0;
+  if (iphl > 0) {
+    if (UdpCandidate(pkt, len, version, iphl)) {
+      AddUdp(pkt, len, version, iphl, len - iphl - kUdpHeader);
+    } else {
       // A UDP datagram we leave as it is: after what its flow has pending, to keep the order.
       TcpLayout t{version, iphl, kUdpHeader};
       for (int i = 0; i < kMaxGroups; i++) {
         if (gs[i].active && gs[i].udp && gs[i].t.iphl == iphl && SameFlow(gs[i].head(), pkt, t)) WriteGroup(gs[i]);
       }
       WritePlain(pkt, len);
-      return;
     }
+    return;
   }
   Candidate c{};
   bool isTcp = false;
@@ -287,22 +287,9 @@ void TunCoalescer::Add(const uint8_t* pkt, int len) {
     WriteGroup(*same);
     empty = same;
   }
-  if (!empty) {
-    for (int i = 0; i < kMaxGroups; i++) WriteGroup(gs[i]);
-    empty = &gs[0];
-  }
-  Group& g = *empty;
-  g.active = true;
-  g.udp = false;
+  Group& g = StartGroup(empty, pkt, len, c.t, c.payload, false);
   g.closed = (c.flags & kTcpPsh) != 0;
-  g.psh = (c.flags & kTcpPsh) != 0;
-  g.copied = false;
-  g.first = pkt;
-  g.firstLen = len;
-  g.t = c.t;
-  g.segSize = c.payload;
-  g.total = c.payload;
-  g.count = 1;
+  g.psh = g.closed;
   g.nextSeq = c.seq + static_cast<uint32_t>(c.payload);
 }
 

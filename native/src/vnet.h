@@ -13,6 +13,10 @@
 
 namespace meshd {
 
+namespace pkt {
+struct TcpLayout;  // packet.h
+}
+
 constexpr int kVnetHdrLen = 10;
 
 struct VnetHdr {
@@ -64,6 +68,7 @@ class TunCoalescer {
   void WriteGroup(Group& g);
   void WriteUdpGroup(Group& g, uint8_t* p, int hdr, int len);
   void AddUdp(const uint8_t* pkt, int len, int version, int iphl, int payload);
+  Group& StartGroup(Group* empty, const uint8_t* pkt, int len, const pkt::TcpLayout& t, int payload, bool udp);
   void WritePlain(const uint8_t* pkt, int len);
   int fd_;
   bool udp_;
