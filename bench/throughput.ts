@@ -315,8 +315,10 @@ async function main(): Promise<void> {
           return `; ${p} − upstream per round: ${d.map((x) => x.toFixed(3)).join(', ')} (median ${signed(m)} ms${said})`;
         })
         .join('');
-    process.stdout.write(`ping RTT, 10 ms apart (median of ${RTT_ROUNDS} rounds of ${PINGS}): ${line(rtt)}${excess(rounds)}\n`);
-    process.stdout.write(`ping RTT, 1 ms apart (median of ${RTT_ROUNDS} rounds of ${PINGS * 10}): ${line(fast.rtt)}${excess(fast.rounds)}\n`);
+    if (RTT_ROUNDS > 0) {
+      process.stdout.write(`ping RTT, 10 ms apart (median of ${RTT_ROUNDS} rounds of ${PINGS}): ${line(rtt)}${excess(rounds)}\n`);
+      process.stdout.write(`ping RTT, 1 ms apart (median of ${RTT_ROUNDS} rounds of ${PINGS * 10}): ${line(fast.rtt)}${excess(fast.rounds)}\n`);
+    }
     process.stdout.write(`wrote ${writeResult('throughput', result)}\n`);
   });
 }
