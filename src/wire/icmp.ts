@@ -10,6 +10,7 @@
 // The answer comes from the original destination (it is routed through the TUN, so the kernel
 // accepts it where an answer from its own address would be a martian) to the original source.
 import { IPV4_DST_OFF, IPV4_HEADER_MIN, IPV4_SRC_OFF, IPV6_DST_OFF, IPV6_HEADER_LEN, IPV6_SRC_OFF } from './ip.js';
+import { checksum, sum16 } from './checksum.js';
 
 /** The smallest MTU an IPv6 link may have (RFC 8200 §5): IPv6 packets up to it are never refused. */
 export const IPV6_MIN_MTU = 1280;
@@ -20,19 +21,6 @@ const PROTO_ICMPV6 = 58;
 const IPV4_DF = 0x40;
 const IPV4_MF = 0x20;
 
-/** The Internet checksum (RFC 1071) of b[off, off+len), continuing from `sum`. */
-function sum16(b: Uint8Array, off: number, len: number, sum = 0): number {
-  let i = 0;
-  for (; i + 1 < len; i += 2) sum += (b[off + i] << 8) | b[off + i + 1];
-  if (i < len) sum += b[off + i] << 8;
-  return sum;
-}
-
-function fold(sum: number): number {
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  return ~sum & 0xffff;
-}
-
 function put16(b: Uint8Array, off: number, v: number): void {
   b[off] = v >>> 8;
   b[off + 1] = v & 0xff;
@@ -41,7 +29,7 @@ function put16(b: Uint8Array, off: number, v: number): void {
 /** An IPv4 header's checksum field, recomputed. */
 function setIpv4Checksum(b: Uint8Array, off: number, headerLen: number): void {
   put16(b, off + 10, 0);
-  put16(b, off + 10, fold(sum16(b, off, headerLen)));
+  put16(b, off + 10, checksum(sum16(b, off, headerLen)));
 }
 
 /** Whether an IPv4 packet forbids fragmentation (DF). */
@@ -93,7 +81,7 @@ export function packetTooBig(b: Uint8Array, off: number, len: number, mtu: numbe
     out[icmp + 1] = 4;
     put16(out, icmp + 6, Math.min(mtu, 0xffff));
     out.set(b.subarray(off, off + quoted), icmp + 8);
-    put16(out, icmp + 2, fold(sum16(out, icmp, out.length - icmp)));
+    put16(out, icmp + 2, checksum(sum16(out, icmp, out.length - icmp)));
     return out;
   }
   if (v === 6 && len >= IPV6_HEADER_LEN) {
@@ -119,7 +107,7 @@ export function packetTooBig(b: Uint8Array, off: number, len: number, mtu: numbe
     let s = sum16(out, IPV6_SRC_OFF, 32);
     s += 8 + quoted;
     s += PROTO_ICMPV6;
-    put16(out, icmp + 2, fold(sum16(out, icmp, out.length - icmp, s)));
+    put16(out, icmp + 2, checksum(sum16(out, icmp, out.length - icmp, s)));
     return out;
   }
   return null;

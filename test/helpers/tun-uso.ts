@@ -12,6 +12,7 @@
 import dgram from 'node:dgram';
 import { execFileSync } from 'node:child_process';
 import { LinuxTun, TUN_HEADROOM, TUN_TAILROOM } from '../../src/tun/tun-device.js';
+import { checksum, foldSum, sum16 } from '../../src/wire/checksum.js';
 
 const [, , name] = process.argv;
 const tun = LinuxTun.open(name, true);
@@ -24,20 +25,12 @@ const SENT = 9_500;
 const SEGMENT = 1_000;
 const PORT_SEG = 7001; // the UDP_SEGMENT sends' destination port: what the reader looks for
 
-function sum(b: Uint8Array, from: number, to: number, acc = 0): number {
-  for (let i = from; i < to; i += 2) acc += (b[i] << 8) | (i + 1 < to ? b[i + 1] : 0);
-  return acc;
-}
-function fold(acc: number): number {
-  while (acc > 0xffff) acc = (acc & 0xffff) + Math.floor(acc / 0x10000);
-  return acc;
-}
 /** The pseudo-header sum of an IP packet at `p` carrying `l4len` bytes of UDP. */
 function pseudo(p: Uint8Array, v6: boolean, l4len: number): number {
-  return (v6 ? sum(p, 8, 40) : sum(p, 12, 20)) + 17 + l4len;
+  return (v6 ? sum16(p, 8, 32) : sum16(p, 12, 8)) + 17 + l4len;
 }
 function udpChecksumOk(p: Uint8Array, iphl: number, v6: boolean): boolean {
-  return fold(sum(p, iphl, p.length, pseudo(p, v6, p.length - iphl))) === 0xffff;
+  return foldSum(sum16(p, iphl, p.length - iphl, pseudo(p, v6, p.length - iphl))) === 0xffff;
 }
 
 interface Seen {
@@ -61,7 +54,7 @@ tun.start({
       if (((p[iphl + 2] << 8) | p[iphl + 3]) !== PORT_SEG) continue;
       ours++;
       const fam = v6 ? 'v6' : 'v4';
-      seen[fam].push({ len: p.length - iphl - 8, ipOk: v6 || fold(sum(p, 0, iphl)) === 0xffff, udpOk: udpChecksumOk(p, iphl, v6), id: v6 ? 0 : (p[4] << 8) | p[5] });
+      seen[fam].push({ len: p.length - iphl - 8, ipOk: v6 || foldSum(sum16(p, 0, iphl)) === 0xffff, udpOk: udpChecksumOk(p, iphl, v6), id: v6 ? 0 : (p[4] << 8) | p[5] });
       payloads[fam].push(Buffer.from(p.subarray(iphl + 8)));
     }
     if (ours > 0) batches.push(ours);
@@ -106,14 +99,14 @@ function datagram(v6: boolean, src: string, dst: string, port: number, payload: 
     p.set([0x45, 0, total >> 8, total & 255, 0x12, fill, 0x40, 0, 64, 17, 0, 0]);
     p.set(addr(src), 12);
     p.set(addr(dst), 16);
-    const c = ~fold(sum(p, 0, 20)) & 0xffff;
+    const c = checksum(sum16(p, 0, 20));
     p[10] = c >> 8;
     p[11] = c & 255;
   }
   const u = iphl;
   p.set([5000 >> 8, 5000 & 255, port >> 8, port & 255, (8 + payload) >> 8, (8 + payload) & 255, 0, 0], u);
   p.fill(fill, u + 8);
-  let c = ~fold(sum(p, u, p.length, pseudo(p, v6, 8 + payload))) & 0xffff;
+  let c = checksum(sum16(p, u, p.length - u, pseudo(p, v6, 8 + payload)));
   if (c === 0) c = 0xffff;
   if (bad) c ^= 0x0101;
   p[u + 6] = c >> 8;
